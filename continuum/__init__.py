@@ -1,0 +1,1 @@
+"""Continuum reaction-drift-diffusion-Poisson model, its parameters and the Onsager theory."""

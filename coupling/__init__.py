@@ -1,0 +1,1 @@
+"""kMC -> continuum coupling: parameters, comparisons, campaigns and the ``ionwire`` CLI."""

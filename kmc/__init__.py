@@ -1,0 +1,1 @@
+"""Lattice kinetic Monte Carlo of halide-vacancy hops (bulk and device)."""
