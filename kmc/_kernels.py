@@ -1,0 +1,455 @@
+"""Shared numba primitives of the lattice kMC (bulk and device): sum tree, hop rates, RNG, bulk loop.
+
+Everything here is ``@numba.njit(cache=True)`` over arrays and scalars (no objects, no I/O, no
+globals other than the constant geometry tables below).  The device kMC imports the primitives
+marked [shared]; their signatures are stable.
+
+Conventions
+-----------
+- Occupancy codes: 0 = Br, 1 = Cl, 2 = vacancy (uint8).
+- Site numbering and half-unit positions as in :mod:`structures.lattice`:
+  ``site = ((k * ny + j) * nx + i) * 3 + s``; a cell coordinate quadruple is ``(i, j, k, s)``.
+- A vacancy occupies event slot ``v``; its 8 possible hops are the sum-tree leaves
+  ``8 * v + d`` (d = 0..7 the direction of :data:`structures.lattice.NEIGHBOUR_OFFSETS`).
+- ``dz`` of a hop is the z displacement *of the vacancy* (i -> j) in half-units (a/2): -1, 0, +1.
+
+Local environment ("local10") [shared]
+--------------------------------------
+Every rate of a vacancy on site v depends only on 10 sites: its 8 neighbours (local index
+l = d, the hop targets) and the two sites opposite to v in its two PbX6 octahedra (l = 8: cell
+-1 along the site's axis, l = 9: cell +1).  The 4 environment sites of hop d are the local
+indices ``ENV_LOCAL[s, d, :]`` (one opposite site and three neighbours).  Conversely, the rates of
+a vacancy change only if one of its 10 local sites changes occupancy, so after a hop i -> j the
+vacancies among the local10 of i and of j are the only ones to update.
+
+- ``local_coords(i, j, k, s, l, nx, ny, nz, periodic_z) -> (i2, j2, k2, s2, valid)``: coordinates
+  of local site l (0..9) of a site, with compare-and-wrap instead of integer division.
+- ``coords_site(i, j, k, s, nx, ny) -> site``;  ``site_coords(site, nx, ny) -> (i, j, k, s)``
+  (divisions; use once per vacancy and keep the coordinates).
+- ``local_sites(i, j, k, s, nx, ny, nz, periodic_z, out)``: fills ``out`` (int64[>=10]) with the
+  10 local site indices, -1 where a bounded z end cuts them.
+- ``plane_of(k, s) -> p = 2 k + (s == 2)``.
+
+Hop-rate logic [shared]
+-----------------------
+- ``rate_table(barriers_eV, nu0_per_s, kT_eV, field_half_eV=0.0) -> float64[3, 5, 3]`` (Python):
+  ``table[species, n_cl, dz + 1] = nu0 exp(-(E_a(species, n_cl) - dz * field_half_eV) / kT)`` for
+  species 0 (Br) and 1 (Cl); row 2 (target is a vacancy) is 0, so the hot loop indexes the table
+  by the target's occupancy with no branch and no exp.  ``field_half_eV = e E (a/2) / 2`` in eV
+  (E in V/m along z) gives MODEL.md's factor exp(+e E (z_j - z_i) / 2kT) for a vacancy i -> j.
+  For a non-uniform potential (device) build one table per anion plane with ``field_half_eV = 0``
+  times the per-plane factor exp(-(phi(p+dz) - phi(p)) e / 2kT), or compose rates as you like.
+- ``hop_rates8(occ, local, s, table, out)``: the 8 hop rates (1/s) of a vacancy on sublattice s
+  with local10 sites ``local`` into ``out`` (float64[8]); a missing target (-1) or a vacant target
+  gives 0; missing environment sites count as not Cl.  ``table`` is a [3, 5, 3] table (a per-plane
+  slice ``tables[p]`` works).
+
+Sum tree [shared] (flat binary tree, power-of-two leaves, float64)
+-----------------------------------------------------------------
+``tree`` is float64[2 * cap], cap = ``tree_capacity(n_leaves)`` (a power of two >= 8); leaf ``q``
+is stored at ``tree[cap + q]``, node n has children 2n, 2n+1 and ``tree[1]`` is the total.
+Internal nodes are recomputed as the sum of their children (never by adding differences), so
+no round-off drifts in however long a run.
+
+- ``tree_capacity(n_leaves) -> int``;  ``tree_new(n_leaves) -> float64[2 cap]`` (Python, zeros)
+- ``tree_build(tree)``: recompute all internal nodes from the leaves (O(cap)).
+- ``tree_update(tree, leaf, rate)``: set one leaf, O(log cap).
+- ``tree_update8(tree, first_leaf, rates8)``: set the 8 leaves ``first_leaf .. first_leaf+7``
+  (first_leaf a multiple of 8: one vacancy), 7 + log2(cap/8) node sums.
+- ``tree_select(tree, u) -> leaf``: the leaf whose cumulative interval contains ``u * total``,
+  u in [0, 1); never returns a zero-rate leaf while the total is positive.
+- ``tree_total(tree) -> float``;  ``tree_leaf(tree, leaf) -> float``.
+
+Random numbers [shared] (xoshiro256++, state = uint64[4])
+--------------------------------------------------------
+The hot loops draw from a xoshiro256++ generator whose whole state is a uint64[4] array that the
+kernel advances in place.  ``rng_state_from_seed(seed) -> uint64[4]`` seeds it from
+:class:`numpy.random.SeedSequence` (an int, a SeedSequence, or None).  Same seed -> same stream;
+a checkpoint is ``state.copy()`` and restoring it (``state[:] = saved``) continues the stream
+exactly.  ``rng_next(state) -> uint64``; ``rng_uniform(state) -> float64 in [0, 1)`` (53 bits).
+Each bulk event consumes exactly two uniforms (selection, then waiting time), so a trajectory
+does not depend on how it is chunked into kernel calls.
+
+Bulk event loop
+---------------
+``run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
+n_events, rng, collective, hops, clock) -> status``: see its docstring.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from structures.lattice import ENVIRONMENT_OFFSETS, HOP_HALF_UNITS, NEIGHBOUR_OFFSETS
+
+VACANCY = 2
+N_LOCAL = 10
+
+
+def _build_local_tables():
+    """LOCAL_OFFSETS[s, l] = (di, dj, dk, s') of local site l; ENV_LOCAL[s, d, m] = local index of
+    environment site m of hop d."""
+    local = np.zeros((3, N_LOCAL, 4), dtype=np.int64)
+    local[:, :8] = NEIGHBOUR_OFFSETS
+    for s in range(3):
+        for l, sign in ((8, -1), (9, 1)):
+            local[s, l, s] = sign
+            local[s, l, 3] = s
+    env_local = np.full((3, 8, 4), -1, dtype=np.int64)
+    for s in range(3):
+        rows = [tuple(r) for r in local[s]]
+        for d in range(8):
+            for m in range(4):
+                env_local[s, d, m] = rows.index(tuple(ENVIRONMENT_OFFSETS[s, d, m]))
+    return local, env_local
+
+
+LOCAL_OFFSETS, ENV_LOCAL = _build_local_tables()
+HOP_DZ = np.ascontiguousarray(HOP_HALF_UNITS[:, :, 2])
+HOP_VEC = np.ascontiguousarray(HOP_HALF_UNITS)
+for _t in (LOCAL_OFFSETS, ENV_LOCAL, HOP_DZ, HOP_VEC):
+    _t.setflags(write=False)
+
+# status codes of the event loops
+STATUS_OK = 0
+STATUS_NO_EVENT = 1  # total rate is zero: no hop possible
+
+
+# ---------------------------------------------------------------------------------------------
+# site arithmetic
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True, inline="always")
+def site_coords(site, nx, ny):
+    """(i, j, k, s) of a site index (uses integer division: call once, then keep coordinates)."""
+    s = site % 3
+    c = site // 3
+    i = c % nx
+    c2 = c // nx
+    j = c2 % ny
+    k = c2 // ny
+    return i, j, k, s
+
+
+@numba.njit(cache=True, inline="always")
+def coords_site(i, j, k, s, nx, ny):
+    return ((k * ny + j) * nx + i) * 3 + s
+
+
+@numba.njit(cache=True, inline="always")
+def plane_of(k, s):
+    """Anion plane index along z: 2k + (s == 2)."""
+    return 2 * k + (1 if s == 2 else 0)
+
+
+@numba.njit(cache=True, inline="always")
+def local_coords(i, j, k, s, l, nx, ny, nz, periodic_z):
+    """Coordinates of local site l (0..7 neighbours, 8/9 octahedron-opposite) of site (i,j,k,s).
+
+    Returns (i2, j2, k2, s2, valid); valid is False beyond a bounded z end."""
+    i2 = i + LOCAL_OFFSETS[s, l, 0]
+    j2 = j + LOCAL_OFFSETS[s, l, 1]
+    k2 = k + LOCAL_OFFSETS[s, l, 2]
+    s2 = LOCAL_OFFSETS[s, l, 3]
+    if i2 < 0:
+        i2 += nx
+    elif i2 >= nx:
+        i2 -= nx
+    if j2 < 0:
+        j2 += ny
+    elif j2 >= ny:
+        j2 -= ny
+    valid = True
+    if k2 < 0:
+        if periodic_z:
+            k2 += nz
+        else:
+            valid = False
+    elif k2 >= nz:
+        if periodic_z:
+            k2 -= nz
+        else:
+            valid = False
+    return i2, j2, k2, s2, valid
+
+
+@numba.njit(cache=True, inline="always")
+def local_sites(i, j, k, s, nx, ny, nz, periodic_z, out):
+    """Fill out[0:10] with the local10 site indices of (i, j, k, s); -1 where cut by a z end."""
+    for l in range(N_LOCAL):
+        i2, j2, k2, s2, valid = local_coords(i, j, k, s, l, nx, ny, nz, periodic_z)
+        if valid:
+            out[l] = ((k2 * ny + j2) * nx + i2) * 3 + s2
+        else:
+            out[l] = -1
+
+
+# ---------------------------------------------------------------------------------------------
+# rates
+# ---------------------------------------------------------------------------------------------
+def rate_table(barriers_eV, nu0_per_s: float, kT_eV: float, field_half_eV: float = 0.0) -> np.ndarray:
+    """float64[3, 5, 3]: rate (1/s) of a hop by species (0 Br, 1 Cl; 2 -> 0) with n_cl Cl among the
+    4 environment sites and vacancy z step dz (index dz + 1).
+
+    barriers_eV: float64[2, 2] [species, octahedron end member (0 Br-rich, 1 Cl-rich)], i.e.
+    ``continuum.parameters.Barriers.as_array()``; E_a(X, n) = E[X,0] + (E[X,1] - E[X,0]) n / 4.
+    field_half_eV = e E (a/2) / 2 (eV) for a uniform field E along z (MODEL.md section 4).
+    """
+    b = np.asarray(barriers_eV, dtype=np.float64)
+    if b.shape != (2, 2):
+        raise ValueError(f"barriers_eV must have shape (2, 2), got {b.shape}")
+    if not (nu0_per_s > 0 and kT_eV > 0):
+        raise ValueError("nu0_per_s and kT_eV must be positive")
+    table = np.zeros((3, 5, 3), dtype=np.float64)
+    n = np.arange(5)
+    for x in range(2):
+        ea = b[x, 0] + (b[x, 1] - b[x, 0]) * n / 4.0
+        for dz in (-1, 0, 1):
+            table[x, :, dz + 1] = nu0_per_s * np.exp(-(ea - dz * field_half_eV) / kT_eV)
+    return table
+
+
+@numba.njit(cache=True, inline="always")
+def hop_rates8(occ, local, s, table, out):
+    """Rates (1/s) of the 8 hops of a vacancy on sublattice s with local10 sites ``local``."""
+    for d in range(8):
+        t = local[d]
+        if t < 0:
+            out[d] = 0.0
+            continue
+        n_cl = 0
+        for m in range(4):
+            e = local[ENV_LOCAL[s, d, m]]
+            if e >= 0 and occ[e] == 1:
+                n_cl += 1
+        out[d] = table[occ[t], n_cl, HOP_DZ[s, d] + 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# sum tree
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def tree_capacity(n_leaves):
+    cap = 8
+    while cap < n_leaves:
+        cap *= 2
+    return cap
+
+
+def tree_new(n_leaves: int) -> np.ndarray:
+    """Zero sum tree with room for n_leaves leaves: float64[2 * tree_capacity(n_leaves)]."""
+    return np.zeros(2 * tree_capacity(int(n_leaves)), dtype=np.float64)
+
+
+@numba.njit(cache=True)
+def tree_build(tree):
+    cap = tree.shape[0] >> 1
+    tree[0] = 0.0
+    for n in range(cap - 1, 0, -1):
+        tree[n] = tree[2 * n] + tree[2 * n + 1]
+
+
+@numba.njit(cache=True, inline="always")
+def tree_update(tree, leaf, rate):
+    cap = tree.shape[0] >> 1
+    n = cap + leaf
+    tree[n] = rate
+    n >>= 1
+    while n >= 1:
+        tree[n] = tree[2 * n] + tree[2 * n + 1]
+        n >>= 1
+
+
+@numba.njit(cache=True, inline="always")
+def tree_update8(tree, first_leaf, rates8):
+    cap = tree.shape[0] >> 1
+    b = cap + first_leaf
+    for q in range(8):
+        tree[b + q] = rates8[q]
+    p = b >> 1
+    for q in range(4):
+        tree[p + q] = tree[b + 2 * q] + tree[b + 2 * q + 1]
+    p2 = p >> 1
+    tree[p2] = tree[p] + tree[p + 1]
+    tree[p2 + 1] = tree[p + 2] + tree[p + 3]
+    n = p2 >> 1
+    while n >= 1:
+        tree[n] = tree[2 * n] + tree[2 * n + 1]
+        n >>= 1
+
+
+@numba.njit(cache=True, inline="always")
+def tree_select(tree, u):
+    cap = tree.shape[0] >> 1
+    x = u * tree[1]
+    n = 1
+    while n < cap:
+        left = 2 * n
+        tl = tree[left]
+        if x < tl:
+            n = left
+        elif tree[left + 1] > 0.0:
+            x -= tl
+            n = left + 1
+        else:  # round-off pushed x past the end: stay inside the non-empty subtree
+            n = left
+    return n - cap
+
+
+@numba.njit(cache=True, inline="always")
+def tree_total(tree):
+    return tree[1]
+
+
+@numba.njit(cache=True, inline="always")
+def tree_leaf(tree, leaf):
+    return tree[(tree.shape[0] >> 1) + leaf]
+
+
+# ---------------------------------------------------------------------------------------------
+# xoshiro256++
+# ---------------------------------------------------------------------------------------------
+def rng_state_from_seed(seed=None) -> np.ndarray:
+    """uint64[4] xoshiro256++ state from an int seed / SeedSequence / None (never all zero)."""
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    state = ss.generate_state(4, dtype=np.uint64)
+    if not state.any():  # pragma: no cover - probability 2^-256
+        state[0] = np.uint64(1)
+    return state
+
+
+_U17 = np.uint64(17)
+_U23 = np.uint64(23)
+_U41 = np.uint64(41)
+_U45 = np.uint64(45)
+_U19 = np.uint64(19)
+_U11 = np.uint64(11)
+_U53_INV = 1.0 / 9007199254740992.0
+
+
+@numba.njit(cache=True, inline="always")
+def rng_next(state):
+    s0 = state[0]
+    s1 = state[1]
+    s2 = state[2]
+    s3 = state[3]
+    x = s0 + s3
+    result = ((x << _U23) | (x >> _U41)) + s0
+    t = s1 << _U17
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = (s3 << _U45) | (s3 >> _U19)
+    state[0] = s0
+    state[1] = s1
+    state[2] = s2
+    state[3] = s3
+    return result
+
+
+@numba.njit(cache=True, inline="always")
+def rng_uniform(state):
+    return np.float64(rng_next(state) >> _U11) * _U53_INV
+
+
+# ---------------------------------------------------------------------------------------------
+# bulk
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def init_bulk_rates(occ, vac_cell, tree, table, nx, ny, nz, periodic_z):
+    """Fill the leaves of all vacancies (slot v -> leaves 8v..8v+7) and build the tree."""
+    local = np.empty(N_LOCAL, dtype=np.int64)
+    rates = np.empty(8, dtype=np.float64)
+    cap = tree.shape[0] >> 1
+    tree[:] = 0.0
+    for v in range(vac_cell.shape[0]):
+        local_sites(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], vac_cell[v, 3], nx, ny, nz, periodic_z, local)
+        hop_rates8(occ, local, vac_cell[v, 3], table, rates)
+        for d in range(8):
+            tree[cap + 8 * v + d] = rates[d]
+    tree_build(tree)
+
+
+@numba.njit(cache=True, inline="always")
+def _refresh_vacancy(occ, vac_cell, v, tree, table, nx, ny, nz, periodic_z, local, rates):
+    local_sites(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], vac_cell[v, 3], nx, ny, nz, periodic_z, local)
+    hop_rates8(occ, local, vac_cell[v, 3], table, rates)
+    tree_update8(tree, 8 * v, rates)
+
+
+@numba.njit(cache=True)
+def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
+                    n_events, rng, collective, hops, clock):
+    """Advance a periodic bulk system by ``n_events`` hops (BKL, rejection-free).
+
+    occ: uint8[n_sites] occupancy; disp: int32[n_sites, 3] displacement (half-units) of the atom
+    on each site since the start, and for a vacancy site disp[site, 0] = its slot;
+    vac_site: int64[n_vac]; vac_cell: int64[n_vac, 4] (i, j, k, s) of each vacancy;
+    vac_disp: int64[n_vac, 3] vacancy displacements (half-units); tree: the sum tree with leaves
+    8v + d (already built); table: float64[3, 5, 3] (see ``rate_table``); rng: uint64[4];
+    collective: int64[2, 3] summed displacement of all Br / Cl atoms (half-units);
+    hops: int64[2] hops made by Br / Cl; clock: float64[1] simulated time (s).
+    All arrays are updated in place.  Returns the number of events done; fewer than n_events
+    only if the total rate became zero (then nothing more can happen).
+    """
+    local = np.empty(N_LOCAL, dtype=np.int64)
+    scan = np.empty(N_LOCAL, dtype=np.int64)
+    rates = np.empty(8, dtype=np.float64)
+    t = clock[0]
+    for ev in range(n_events):
+        total = tree[1]
+        if not total > 0.0:
+            clock[0] = t
+            return ev
+        leaf = tree_select(tree, rng_uniform(rng))
+        v = leaf >> 3
+        d = leaf & 7
+        src = vac_site[v]
+        ci = vac_cell[v, 0]
+        cj = vac_cell[v, 1]
+        ck = vac_cell[v, 2]
+        cs = vac_cell[v, 3]
+        i2, j2, k2, s2, valid = local_coords(ci, cj, ck, cs, d, nx, ny, nz, True)
+        dst = ((k2 * ny + j2) * nx + i2) * 3 + s2
+        x = occ[dst]
+        # the atom moves dst -> src: opposite to the vacancy's hop vector
+        hx = HOP_VEC[cs, d, 0]
+        hy = HOP_VEC[cs, d, 1]
+        hz = HOP_VEC[cs, d, 2]
+        occ[src] = x
+        occ[dst] = VACANCY
+        disp[src, 0] = disp[dst, 0] - hx
+        disp[src, 1] = disp[dst, 1] - hy
+        disp[src, 2] = disp[dst, 2] - hz
+        disp[dst, 0] = v
+        collective[x, 0] -= hx
+        collective[x, 1] -= hy
+        collective[x, 2] -= hz
+        hops[x] += 1
+        vac_disp[v, 0] += hx
+        vac_disp[v, 1] += hy
+        vac_disp[v, 2] += hz
+        vac_site[v] = dst
+        vac_cell[v, 0] = i2
+        vac_cell[v, 1] = j2
+        vac_cell[v, 2] = k2
+        vac_cell[v, 3] = s2
+        t += -np.log(1.0 - rng_uniform(rng)) / total
+        # rates of the moved vacancy (its local10 is the scan set of dst)
+        local_sites(i2, j2, k2, s2, nx, ny, nz, True, local)
+        hop_rates8(occ, local, s2, table, rates)
+        tree_update8(tree, 8 * v, rates)
+        # other vacancies whose local10 contains dst ...
+        for l in range(N_LOCAL):
+            q = local[l]
+            if occ[q] == VACANCY:
+                _refresh_vacancy(occ, vac_cell, disp[q, 0], tree, table, nx, ny, nz, True, scan, rates)
+        # ... or src (dst itself is among src's neighbours: skip it)
+        local_sites(ci, cj, ck, cs, nx, ny, nz, True, scan)
+        for l in range(N_LOCAL):
+            q = scan[l]
+            if q != dst and occ[q] == VACANCY:
+                _refresh_vacancy(occ, vac_cell, disp[q, 0], tree, table, nx, ny, nz, True, local, rates)
+    clock[0] = t
+    return n_events
