@@ -1,0 +1,272 @@
+"""Atomistic CsPbX3 structures as :class:`ase.Atoms` (pure factories: no file I/O, like ``ase.build``).
+
+The full pseudo-cubic perovskite supercell of an :class:`~structures.lattice.AnionLattice`
+(MODEL.md section 2), a = ``lattice.lattice_constant_A`` (5.8 Angstrom by default):
+
+- Pb at the cell corners ``a (i, j, k)``, Cs at the cell centres ``a (i+1/2, j+1/2, k+1/2)``,
+  one of each per cell;
+- halides on the anion sites, at exactly ``lattice.positions_A()``; the species of each site comes
+  from an occupancy array ``uint8[n_sites]`` with the codes used everywhere in ionwire:
+  0 = Br, 1 = Cl, 2 = vacancy.
+
+Atom order: the ``n_cells`` Pb (cell order), then the ``n_cells`` Cs (cell order), then the
+halides in site order (``site = ((k ny + j) nx + i) 3 + s``).  Cell vectors are the orthorhombic
+box ``lattice.cell_A``; ``pbc = (True, True, lattice.periodic_z)``.
+
+Vacancies.  ``vacancies="omit"`` (default) leaves vacant sites empty: the file then holds a real
+crystal, which any viewer shows correctly.  ``vacancies="mark"`` puts ASE's dummy element ``X``
+(atomic number 0, what ``ase gui`` shows as a ghost atom and extxyz writes as ``X``) on every vacant
+site, so vacancies can be seen and counted.  In both cases the per-atom array ``anion_site``
+(int64) holds the anion-site index of every halide/``X`` and -1 for Pb and Cs; it is written to
+extxyz files.  Formats that drop custom arrays (ASE ``.traj``) lose nothing: the site of a halide
+follows from its position (:func:`occupancy_from_atoms`).
+
+Metadata in ``atoms.info``: ``time_s`` (simulated time, s) when given, ``lattice_nxnynz`` and
+``lattice_constant_A``.
+
+Heterojunctions and continuum profiles.  :func:`occupancy_from_profile` samples an occupancy
+consistent with per-plane site fractions x_Br(z), x_V(z) (x_Cl = 1 - x_Br - x_V) by stratified
+sampling per anion plane (see there); :func:`heterojunction` builds a CsPbBr3 | CsPbCl3 wire with
+a step profile; :func:`sample_continuum_window` builds a thin atomistic wire in a z-window of a
+continuum profile x_Br(z), x_V(z) given in micrometres.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Union
+
+import numpy as np
+from ase import Atoms
+
+from .lattice import AnionLattice
+
+BR, CL, VACANCY = 0, 1, 2
+HALIDE_SYMBOLS = ("Br", "Cl")
+VACANCY_SYMBOL = "X"  # ASE's dummy element (atomic number 0)
+VACANCY_MODES = ("omit", "mark")
+ANGSTROM_PER_UM = 1.0e4
+
+Profile = Union[float, np.ndarray, Callable[[np.ndarray], np.ndarray]]
+
+
+def check_occupancy(lattice: AnionLattice, occupancy) -> np.ndarray:
+    """Return ``occupancy`` as a uint8[n_sites] array after checking its shape and codes (0, 1, 2)."""
+    occ = np.asarray(occupancy)
+    if occ.shape != (lattice.n_sites,):
+        raise ValueError(f"occupancy must have shape ({lattice.n_sites},) for a {lattice.nx}x{lattice.ny}x"
+                         f"{lattice.nz} lattice, got {occ.shape}")
+    if occ.dtype.kind not in "iu":
+        raise ValueError(f"occupancy must be an integer array (0 Br, 1 Cl, 2 vacancy), got dtype {occ.dtype}")
+    if occ.size and (occ.min() < 0 or occ.max() > VACANCY):
+        raise ValueError(f"occupancy codes must be 0 (Br), 1 (Cl) or 2 (vacancy); found {int(occ.min())}.."
+                         f"{int(occ.max())}")
+    return occ.astype(np.uint8, copy=False)
+
+
+def cation_positions_A(lattice: AnionLattice) -> tuple[np.ndarray, np.ndarray]:
+    """(Pb, Cs) positions in Angstrom, each float64[n_cells, 3], in cell order."""
+    a = lattice.lattice_constant_A
+    c = np.arange(lattice.n_cells)
+    ijk = np.stack([c % lattice.nx, (c // lattice.nx) % lattice.ny, c // (lattice.nx * lattice.ny)], axis=1)
+    pb = a * ijk.astype(float)
+    return pb, pb + 0.5 * a
+
+
+def perovskite_atoms(lattice: AnionLattice, occupancy, *, vacancies: str = "omit",
+                     time_s: float | None = None) -> Atoms:
+    """The CsPbX3 supercell of ``lattice`` with halides from ``occupancy`` (uint8[n_sites]).
+
+    Returns an :class:`ase.Atoms` with ``2 n_cells + n_halides`` atoms (``+ n_vacancies`` dummy
+    ``X`` atoms with ``vacancies="mark"``); see the module docstring for order, cell and metadata.
+    """
+    if vacancies not in VACANCY_MODES:
+        raise ValueError(f"vacancies must be one of {VACANCY_MODES}, got {vacancies!r}")
+    occ = check_occupancy(lattice, occupancy)
+    pb, cs = cation_positions_A(lattice)
+    sites = np.arange(lattice.n_sites, dtype=np.int64)
+    if vacancies == "omit":
+        sites = sites[occ != VACANCY]
+    # atomic numbers: Br 35, Cl 17, X 0 (lookup by occupancy code)
+    anion_numbers = np.array([35, 17, 0], dtype=np.int64)[occ[sites]]
+    n_cells = lattice.n_cells
+    numbers = np.concatenate([np.full(n_cells, 82), np.full(n_cells, 55), anion_numbers])
+    positions = np.concatenate([pb, cs, lattice.positions_A()[sites]])
+    atoms = Atoms(numbers=numbers, positions=positions, cell=np.diag(lattice.cell_A),
+                  pbc=(True, True, bool(lattice.periodic_z)))
+    atoms.set_array("anion_site", np.concatenate([np.full(2 * n_cells, -1, dtype=np.int64), sites]))
+    atoms.info["lattice_nxnynz"] = np.array([lattice.nx, lattice.ny, lattice.nz])
+    atoms.info["lattice_constant_A"] = float(lattice.lattice_constant_A)
+    if time_s is not None:
+        atoms.info["time_s"] = float(time_s)
+    return atoms
+
+
+def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: float = 0.05) -> np.ndarray:
+    """Inverse of :func:`perovskite_atoms`: uint8[n_sites] occupancy read from halide positions.
+
+    Every Br / Cl / X atom must sit within ``tolerance_A`` of an anion site of ``lattice``
+    (positions are wrapped along periodic axes); sites without a halide are vacancies (2),
+    sites with an ``X`` too.  Raises ValueError for an atom off the lattice or two on one site.
+    """
+    symbols = np.array(atoms.get_chemical_symbols())
+    mask = np.isin(symbols, HALIDE_SYMBOLS + (VACANCY_SYMBOL,))
+    half = 0.5 * lattice.lattice_constant_A
+    u = atoms.positions[mask] / half
+    h = np.rint(u).astype(np.int64)
+    off = np.abs(u - h).max(axis=1) * half if len(u) else np.zeros(0)
+    n_half = 2 * np.array([lattice.nx, lattice.ny, lattice.nz])
+    h[:, 0] %= n_half[0]
+    h[:, 1] %= n_half[1]
+    if lattice.periodic_z:
+        h[:, 2] %= n_half[2]
+    odd = h % 2
+    bad = (off > tolerance_A) | (odd.sum(axis=1) != 1) | (h[:, 2] < 0) | (h[:, 2] >= n_half[2])
+    if np.any(bad):
+        first = np.flatnonzero(mask)[np.flatnonzero(bad)[0]]
+        raise ValueError(f"atom {first} ({symbols[first]} at {atoms.positions[first].round(3).tolist()} A) "
+                         f"is not on an anion site of the {lattice.nx}x{lattice.ny}x{lattice.nz} lattice "
+                         f"(a = {lattice.lattice_constant_A} A)")
+    s = np.argmax(odd, axis=1)
+    ijk = (h - odd) // 2
+    site = ((ijk[:, 2] * lattice.ny + ijk[:, 1]) * lattice.nx + ijk[:, 0]) * 3 + s
+    if len(np.unique(site)) != len(site):
+        raise ValueError("two halides sit on the same anion site")
+    occ = np.full(lattice.n_sites, VACANCY, dtype=np.uint8)
+    code = {"Br": BR, "Cl": CL, VACANCY_SYMBOL: VACANCY}
+    occ[site] = np.array([code[x] for x in symbols[mask]], dtype=np.uint8)
+    return occ
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling from composition profiles
+
+def _per_plane(lattice: AnionLattice, profile: Profile, name: str) -> np.ndarray:
+    z = lattice.plane_z_A()
+    if callable(profile):
+        values = np.asarray(profile(z), dtype=float)
+    else:
+        values = np.asarray(profile, dtype=float)
+    values = np.broadcast_to(values, z.shape) if values.ndim == 0 else values
+    if values.shape != z.shape:
+        raise ValueError(f"{name} must be a scalar, a float[{lattice.n_planes}] per anion plane or a "
+                         f"function of z (Angstrom); got shape {values.shape}")
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+        raise ValueError(f"{name} must be site fractions in [0, 1]")
+    return values
+
+
+def occupancy_from_profile(lattice: AnionLattice, x_br: Profile, x_v: Profile = 0.0, *,
+                           rng: np.random.Generator | int | None = None) -> np.ndarray:
+    """Sample a uint8[n_sites] occupancy with per-plane site fractions x_Br, x_V (x_Cl = rest).
+
+    ``x_br`` and ``x_v`` are scalars, float64[n_planes] (anion plane p at z = p a/2) or functions
+    of z in Angstrom evaluated at the plane positions; x_Br + x_V <= 1.
+
+    Stratified sampling per plane of n sites: with one uniform u per plane,
+    n_V = floor(x_V n + u) and n_V + n_Br = floor((x_V + x_Br) n + u), so each count is the floor or
+    the ceiling of its target, its expectation is exactly x n, and n_Br, n_Cl >= 0; the species are
+    then put on a uniformly random permutation of the plane's sites.  Every plane therefore matches
+    the profile to within one site, unlike independent per-site draws.
+    """
+    rng = np.random.default_rng(rng)
+    xb = _per_plane(lattice, x_br, "x_br")
+    xv = _per_plane(lattice, x_v, "x_v")
+    if np.any(xb + xv > 1 + 1e-12):
+        raise ValueError("x_br + x_v must not exceed 1 (site fractions)")
+    plane = lattice.plane_index()
+    order = np.argsort(plane, kind="stable")
+    counts = lattice.sites_per_plane()
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    occ = np.full(lattice.n_sites, CL, dtype=np.uint8)
+    u = rng.random(lattice.n_planes)
+    n_v = np.floor(xv * counts + u).astype(np.int64)
+    n_vbr = np.minimum(np.floor((xv + xb) * counts + u).astype(np.int64), counts)
+    for p in range(lattice.n_planes):
+        sites = rng.permutation(order[starts[p]:starts[p + 1]])
+        occ[sites[:n_v[p]]] = VACANCY
+        occ[sites[n_v[p]:n_vbr[p]]] = BR
+    return occ
+
+
+def heterojunction(nx: int, ny: int, nz_br: int, nz_cl: int, *, x_v_br: float = 0.0, x_v_cl: float = 0.0,
+                   periodic_z: bool = False, lattice_constant_A: float = 5.8, vacancies: str = "omit",
+                   rng: np.random.Generator | int | None = None) -> Atoms:
+    """A CsPbBr3 | CsPbCl3 wire along z: ``nz_br`` cells of Br, then ``nz_cl`` cells of Cl.
+
+    Vacancy site fractions ``x_v_br`` / ``x_v_cl`` in each segment are sampled as in
+    :func:`occupancy_from_profile`.  The interface lies between the anion planes 2 nz_br - 1 and
+    2 nz_br (at z = nz_br a): the Pb layer at the interface has Cl apices on its z+ side.
+    Returns the Atoms of :func:`perovskite_atoms` (:func:`occupancy_from_atoms` recovers the
+    occupancy).
+    """
+    lattice = AnionLattice(nx, ny, nz_br + nz_cl, periodic_z=periodic_z, lattice_constant_A=lattice_constant_A)
+    p = np.arange(lattice.n_planes)
+    in_br = p < 2 * nz_br
+    x_v = np.where(in_br, x_v_br, x_v_cl)
+    x_br = np.where(in_br, 1.0 - x_v, 0.0)
+    occ = occupancy_from_profile(lattice, x_br, x_v, rng=rng)
+    return perovskite_atoms(lattice, occ, vacancies=vacancies)
+
+
+def front_position_um(z_um: np.ndarray, x_br: np.ndarray, level: float = 0.55) -> float:
+    """z (um) where x_Br(z) first crosses ``level`` (linear interpolation); the middle of the
+    profile if it never does."""
+    z = np.asarray(z_um, dtype=float)
+    x = np.asarray(x_br, dtype=float) - level
+    cross = np.flatnonzero(np.sign(x[:-1]) != np.sign(x[1:]))
+    if len(cross) == 0:
+        return float(0.5 * (z[0] + z[-1]))
+    i = cross[0]
+    if x[i + 1] == x[i]:
+        return float(z[i])
+    return float(z[i] - x[i] * (z[i + 1] - z[i]) / (x[i + 1] - x[i]))
+
+
+def sample_continuum_window(z_um, x_br, x_v, *, z_window_um: tuple[float, float] | None = None,
+                            n_cells_z: int = 40, cross_section: tuple[int, int] = (4, 4),
+                            lattice_constant_A: float = 5.8, vacancies: str = "omit", time_s: float | None = None,
+                            rng: np.random.Generator | int | None = None) -> Atoms:
+    """Atomistic thin wire consistent with a continuum profile x_Br(z), x_V(z) in a z-window.
+
+    ``z_um``: float64[nz] grid (um); ``x_br``, ``x_v``: float64[nz] site fractions on it.
+    The wire has ``cross_section = (nx, ny)`` cells (periodic x, y) and spans
+    ``z_window_um = (z0, z1)``: nz = round((z1 - z0) / a) cells (at least 1), bounded along z,
+    with cell 0 starting at z0.  Without a window, ``n_cells_z`` cells centred on the composition
+    front (x_Br = 0.55, :func:`front_position_um`) are used, clipped to the grid.  The profile is
+    linearly interpolated at each anion plane (z = z0 + p a/2) and sampled by
+    :func:`occupancy_from_profile`.  Note the scales: 1 um is about 1724 cells, so a continuum
+    front a few 10 nm wide looks like a mixed alloy in a 40-cell window.
+
+    ``atoms.info`` gets ``z0_um`` (the wire origin on the continuum axis) and ``time_s``.
+    """
+    z = np.asarray(z_um, dtype=float)
+    xb = np.asarray(x_br, dtype=float)
+    xv = np.asarray(x_v, dtype=float)
+    if z.ndim != 1 or z.shape != xb.shape or z.shape != xv.shape or len(z) < 2:
+        raise ValueError(f"z_um, x_br, x_v must be 1-D arrays of one length >= 2, got {z.shape}, {xb.shape}, "
+                         f"{xv.shape}")
+    if np.any(np.diff(z) <= 0):
+        raise ValueError("z_um must be strictly increasing")
+    a_um = lattice_constant_A / ANGSTROM_PER_UM
+    if z_window_um is None:
+        if n_cells_z < 1:
+            raise ValueError(f"n_cells_z must be >= 1, got {n_cells_z}")
+        width = n_cells_z * a_um
+        z0 = front_position_um(z, xb) - 0.5 * width
+        z0 = min(max(z0, z[0]), max(z[-1] - width, z[0]))
+        nz = n_cells_z
+    else:
+        z0, z1 = (float(v) for v in z_window_um)
+        if not (z[0] <= z0 < z1 <= z[-1]):
+            raise ValueError(f"z window ({z0}, {z1}) um must be increasing and inside the profile's "
+                             f"range [{z[0]}, {z[-1]}] um")
+        nz = max(1, int(round((z1 - z0) / a_um)))
+    nx, ny = (int(v) for v in cross_section)
+    lattice = AnionLattice(nx, ny, nz, periodic_z=False, lattice_constant_A=lattice_constant_A)
+    z_planes_um = z0 + lattice.plane_z_A() / ANGSTROM_PER_UM
+    xv_p = np.clip(np.interp(z_planes_um, z, xv), 0.0, 1.0)
+    xb_p = np.clip(np.interp(z_planes_um, z, xb), 0.0, 1.0 - xv_p)
+    occ = occupancy_from_profile(lattice, xb_p, xv_p, rng=rng)
+    atoms = perovskite_atoms(lattice, occ, vacancies=vacancies, time_s=time_s)
+    atoms.info["z0_um"] = float(z0)
+    return atoms
