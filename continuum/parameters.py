@@ -220,3 +220,209 @@ class Material:
         """x_V^eq(x_Cl) / x_V^eq(pure Br): exp(-(E_f(x_Cl) - E_f(Br)) / kT), E_f linear in x_Cl."""
         dE = (self.formation_energy_Cl_eV - self.formation_energy_Br_eV) * np.asarray(x_cl)
         return np.exp(-dE / self.kT_eV)
+
+
+# --------------------------------------------------------------------------------------------
+# the device: vacancies, geometry, electrode reactions (MODEL.md sections 1, 3, 5, 7, 8)
+# read by the continuum model (continuum/) AND the device kMC (kmc/)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Vacancies:
+    """Equilibrium halide-vacancy site fraction of the wire.
+
+    x_V^eq(x_Cl) = equilibrium_fraction_Br * Material.vacancy_fraction_ratio(x_Cl)
+    (formation energy linear in x_Cl: the Cl segment holds ~100x fewer vacancies at 300 K).
+
+    Default 1e-7 / 3 per anion site: the paper's "typical halide vacancy concentrations ~1e-7 per
+    unit cell" with 3 anion sites per cell; with eps = 25 eps0 its Debye length is 0.26 um, the
+    scale MODEL.md section 5 quotes.
+    """
+
+    equilibrium_fraction_Br: float = 1e-7 / 3.0
+
+    def __post_init__(self):
+        v = self.equilibrium_fraction_Br
+        require(math.isfinite(v) and 0.0 < v < 1.0,
+                f"equilibrium_fraction_Br must be a site fraction in (0, 1), got {v!r}")
+
+    def equilibrium_fraction(self, material: "Material", x_cl):
+        """x_V^eq at halide composition x_cl (Cl fraction of the halide sites), same shape as x_cl."""
+        return self.equilibrium_fraction_Br * material.vacancy_fraction_ratio(x_cl)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """1D wire along z (um): Br segment on the left (z < junction), Cl segment on the right.
+
+    Two contact regions of width ``contact_width_um`` lie on the wire, separated by ``gap_um`` and
+    centred on it; the wire overhangs each by (wire_length - gap - 2 contact_width) / 2 >= 0.
+    The left contact touches the Br segment, the right one the Cl segment.  Forward bias
+    (field > 0) puts the higher potential on the left (Br) contact.
+
+    ``potential_imposed_at``: "outer" (default, MODEL.md section 5: the outer edges of the contact
+    regions, away from the gap, so the applied field also crosses the contacts) or "inner" (the
+    edges facing the gap).  The applied voltage is field * (distance between the two points where
+    the potential is imposed), so the initial (unscreened) field there equals the nominal field.
+
+    Defaults: contact width 1.5 um (paper, Fig. 3 caption); gap 5 um and wire length 10 um are a
+    choice (the paper does not give them; its wires are up to 20 um long, Fig. S1, and its
+    PL images span ~10 um, Fig. 1d); junction in the middle of the gap (None) is also a choice.
+    """
+
+    wire_length_um: float = 10.0
+    contact_width_um: float = 1.5
+    gap_um: float = 5.0
+    junction_position_um: float | None = None
+    potential_imposed_at: typing.Literal["outer", "inner"] = "outer"
+
+    def __post_init__(self):
+        _positive(self, "wire_length_um", "contact_width_um", "gap_um")
+        require(self.gap_um + 2.0 * self.contact_width_um <= self.wire_length_um + 1e-12,
+                f"wire_length_um ({self.wire_length_um}) must be >= gap_um + 2 contact_width_um "
+                f"({self.gap_um + 2.0 * self.contact_width_um})")
+        if self.junction_position_um is not None:
+            lo, hi = self.gap_um_interval
+            j = self.junction_position_um
+            require(math.isfinite(j) and lo < j < hi,
+                    f"junction_position_um must lie inside the gap ({lo}, {hi}) um, got {j!r}")
+        require(self.potential_imposed_at in ("outer", "inner"),
+                f"potential_imposed_at must be 'outer' or 'inner', got {self.potential_imposed_at!r}")
+
+    @property
+    def overhang_um(self) -> float:
+        return 0.5 * (self.wire_length_um - self.gap_um) - self.contact_width_um
+
+    @property
+    def gap_um_interval(self) -> tuple[float, float]:
+        """(start, end) of the gap between the contacts, um."""
+        mid = 0.5 * self.wire_length_um
+        return mid - 0.5 * self.gap_um, mid + 0.5 * self.gap_um
+
+    @property
+    def junction_um(self) -> float:
+        """Initial Br | Cl interface position, um."""
+        if self.junction_position_um is None:
+            return 0.5 * self.wire_length_um
+        return self.junction_position_um
+
+    def contacts_um(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((left_start, left_end), (right_start, right_end)) of the contact regions, um."""
+        g0, g1 = self.gap_um_interval
+        w = self.contact_width_um
+        return (g0 - w, g0), (g1, g1 + w)
+
+    def imposed_positions_um(self) -> tuple[float, float]:
+        """(left, right) positions where the electrode potentials are imposed, um."""
+        (l0, l1), (r0, r1) = self.contacts_um()
+        return (l0, r1) if self.potential_imposed_at == "outer" else (l1, r0)
+
+    def applied_voltage_V(self, field_V_per_um: float) -> float:
+        """phi(left) - phi(right) = field * distance between the imposed positions (V)."""
+        zl, zr = self.imposed_positions_um()
+        return field_V_per_um * (zr - zl)
+
+
+@dataclass(frozen=True)
+class Electrodes:
+    """Linearised reversible vacancy creation / annihilation on the contact regions (MODEL.md 7).
+
+    S_V = r_c (1 - x_V) - r_d x_V;  S_X = -r_c x_X + r_d x_V x_X / (x_Br + x_Cl)  (X = Br, Cl).
+
+    Creation rate r_c = alpha(x_Cl) |E| (alpha in um V^-1 s^-1, E in V/um, r_c in 1/s), with
+    - alpha_Br_um_per_V_s = 1.3e-5 and alpha_Cl_um_per_V_s = 3.8e-7: the paper's fitted values
+      (Fig. 3 caption) at the vacancy-depleted (positive, the paper's "cathode") electrode on the
+      Br and on the Cl segment; ``ionwire continuum`` re-fits both to MODEL.md section 1
+      (continuum.experiment.calibrate) and records the fit;
+    - composition_dependence "log_linear" (default): ln alpha linear in x_Cl between the two, i.e.
+      a formation barrier linear in composition (MODEL.md section 7: the natural choice);
+      "linear": alpha linear in x_Cl;
+    - r_d_form "detailed_balance" (default, MODEL.md 7): r_d = r_c (1 - x_V^eq) / x_V^eq with
+      x_V^eq of the local composition, so a contact at equilibrium is at rest; "zero": r_d = 0
+      (irreversible injection);
+    - the other (negative, vacancy-accumulating) electrode: the paper does not say.  Default
+      negative_electrode = "same": the same rate law with the local composition, multiplied by
+      negative_electrode_factor (default 1) -- it then acts as the sink of the vacancies the field
+      piles up there (without a sink they would screen the whole gap within minutes);
+      "inert": no reactions there.  positive_electrode_factor (default 1) scales both rates at the
+      vacancy-depleted electrode (used for the Fig. S16 sensitivity study).
+    - enabled = false switches all reactions off (Fig. S10).
+    At zero field both rates vanish (r_c is linear in |E|).
+    """
+
+    enabled: bool = True
+    alpha_Br_um_per_V_s: float = 1.3e-5
+    alpha_Cl_um_per_V_s: float = 3.8e-7
+    composition_dependence: typing.Literal["log_linear", "linear"] = "log_linear"
+    r_d_form: typing.Literal["detailed_balance", "zero"] = "detailed_balance"
+    negative_electrode: typing.Literal["same", "inert"] = "same"
+    negative_electrode_factor: float = 1.0
+    positive_electrode_factor: float = 1.0
+
+    def __post_init__(self):
+        _positive(self, "alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s")
+        for n in ("negative_electrode_factor", "positive_electrode_factor"):
+            v = getattr(self, n)
+            require(math.isfinite(v) and v >= 0.0, f"{n} must be a number >= 0, got {v!r}")
+        require(self.composition_dependence in ("log_linear", "linear"),
+                f"composition_dependence must be 'log_linear' or 'linear', got {self.composition_dependence!r}")
+        require(self.r_d_form in ("detailed_balance", "zero"),
+                f"r_d_form must be 'detailed_balance' or 'zero', got {self.r_d_form!r}")
+        require(self.negative_electrode in ("same", "inert"),
+                f"negative_electrode must be 'same' or 'inert', got {self.negative_electrode!r}")
+
+    def alpha_um_per_V_s(self, x_cl):
+        """alpha(x_Cl) (um V^-1 s^-1), same shape as x_cl (clipped to [0, 1])."""
+        x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
+        if self.composition_dependence == "log_linear":
+            return np.exp((1.0 - x) * math.log(self.alpha_Br_um_per_V_s) + x * math.log(self.alpha_Cl_um_per_V_s))
+        return (1.0 - x) * self.alpha_Br_um_per_V_s + x * self.alpha_Cl_um_per_V_s
+
+
+@dataclass(frozen=True)
+class DeviceParameters:
+    """Everything both models need to simulate the biased heterojunction wire.
+
+    TOML: tables [material] (and [material.barriers]), [vacancies], [geometry], [electrodes];
+    build with ``from_mapping(DeviceParameters, table)``.
+    """
+
+    material: Material = field(default_factory=Material)
+    vacancies: Vacancies = field(default_factory=Vacancies)
+    geometry: Geometry = field(default_factory=Geometry)
+    electrodes: Electrodes = field(default_factory=Electrodes)
+
+
+ELECTRODES = ("positive", "negative")
+
+
+def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, electrode: str):
+    """Vacancy creation and annihilation rates (r_c, r_d) in 1/s on a contact site.
+
+    Signature: ``electrode_rates(params, x_cl, field_V_per_um, electrode) -> (r_c_per_s, r_d_per_s)``
+
+    params: :class:`DeviceParameters`;
+    x_cl: local Cl fraction of the halide sites, x_Cl / (x_Br + x_Cl), float or float64 array
+      (values outside [0, 1] are clipped);
+    field_V_per_um: the applied (nominal) field, V/um; only |field| enters (rates linear in it);
+    electrode: "positive" (the higher-potential, vacancy-depleted electrode -- the paper's
+      "cathode") or "negative" (the lower-potential, vacancy-accumulating one).  Under forward
+      bias (field > 0) the positive electrode is the left (Br-side) contact.
+    Returns two float64 arrays (0-d for scalar x_cl) broadcast to x_cl's shape:
+      r_c = factor * alpha(x_cl) * |field|,  r_d = r_c (1 - x_V^eq(x_cl)) / x_V^eq(x_cl)
+      ("detailed_balance") or 0 ("zero"); both 0 if reactions are disabled or the negative
+      electrode is "inert".  See :class:`Electrodes` for the choices and their sources.
+    Pure: no state, no I/O; used by the continuum model and the device kMC alike.
+    """
+    if electrode not in ELECTRODES:
+        raise ParameterError(f"electrode must be 'positive' or 'negative', got {electrode!r}")
+    el = params.electrodes
+    x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
+    if not el.enabled or (electrode == "negative" and el.negative_electrode == "inert"):
+        zero = np.zeros_like(x)
+        return zero, zero.copy()
+    factor = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
+    r_c = factor * el.alpha_um_per_V_s(x) * abs(float(field_V_per_um))
+    if el.r_d_form == "zero":
+        return r_c, np.zeros_like(r_c)
+    x_eq = params.vacancies.equilibrium_fraction(params.material, x)
+    return r_c, r_c * (1.0 - x_eq) / x_eq
