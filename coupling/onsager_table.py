@@ -1,0 +1,321 @@
+"""Onsager coefficients l_ab(x_Cl) measured by bulk kMC, as a table the continuum model reads.
+
+What is stored (MODEL.md section 6): for each halide composition x_Cl = n_Cl / (n_Br + n_Cl)
+of a bulk kMC run at vacancy site fraction x_V, the replica mean and standard error of
+l_BrBr, l_BrCl, l_ClCl (1/s, normalisation L_ab kT = c_s (z s^2/6) x_V l_ab), every replica's
+value and seed, and the campaign's provenance (:mod:`coupling.io` has the HDF5 layout).
+
+Interpolation (:meth:`OnsagerTable.interpolator`).  The 2x2 Onsager matrix must stay symmetric
+and positive (semi-)definite at every composition the continuum model asks for, and it has exact
+end-member limits (no Cl: l_ClCl = l_BrCl = 0).  The table is therefore interpolated in the
+normalised coordinates
+
+    a = l_BrBr / (1 - x),   b = l_BrCl / (x (1 - x)),   d = l_ClCl / x        (x = x_Cl)
+
+which are smooth and finite on [0, 1] (in the Moleko-Allnatt-Allnatt theory they are rational in
+x), with a shape-preserving monotone cubic (PCHIP) through the measured points and constant
+extrapolation outside them, so the end-member limits are exact.  Symmetry holds by construction
+(one l_BrCl), and positive definiteness is enforced by clipping: a, d >= 0 and
+b^2 x (1 - x) <= (1 - 1e-9) a d, i.e. l_BrCl^2 < l_BrBr l_ClCl, strictly positive definite for
+0 < x < 1 whenever a, d > 0 there (semi-definite at the end members, where it is singular by
+physics).  Measured points that violate the bound by noise are clipped the same way (reported by
+:meth:`OnsagerTable.clipped_points`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+from continuum.onsager import onsager_coefficients
+from continuum.parameters import ParameterError
+
+COLUMNS = ("BrBr", "BrCl", "ClCl")
+# relative margin that makes the clipped matrices strictly positive definite
+_PD_MARGIN = 1e-9
+_END_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class OnsagerTable:
+    """l_ab(x_Cl) of one barrier preset, measured by bulk kMC.
+
+    x_cl: float64[n] strictly increasing halide compositions in [0, 1];
+    l_per_s, l_err_per_s: float64[n, 3] mean and standard error (columns BrBr, BrCl, ClCl; 1/s);
+    l_replicas_per_s: float64[n, R, 3]; seeds: int64[n, R]; events_per_replica: int64[n];
+    wall_s: float64[n]; x_v: vacancy site fraction of the runs; w_per_s: (w_Br, w_Cl) pure-
+    environment jump frequencies; f0: tracer correlation factor used by the theory comparison;
+    material: the continuum.parameters.Material of the runs as a plain mapping.
+    """
+
+    preset: str
+    x_cl: np.ndarray
+    l_per_s: np.ndarray
+    l_err_per_s: np.ndarray
+    x_v: float
+    w_per_s: tuple[float, float]
+    f0: float
+    material: dict = field(default_factory=dict)
+    l_replicas_per_s: np.ndarray | None = None
+    seeds: np.ndarray | None = None
+    events_per_replica: np.ndarray | None = None
+    wall_s: np.ndarray | None = None
+
+    def __post_init__(self):
+        x = np.asarray(self.x_cl, dtype=np.float64)
+        l = np.asarray(self.l_per_s, dtype=np.float64)
+        e = np.asarray(self.l_err_per_s, dtype=np.float64)
+        n = x.size
+        if x.ndim != 1 or n < 2:
+            raise ParameterError(f"Onsager table: need at least 2 compositions, got x_cl shape {x.shape}")
+        if not (np.all(np.isfinite(x)) and np.all(x >= 0) and np.all(x <= 1) and np.all(np.diff(x) > 0)):
+            raise ParameterError("Onsager table: x_cl must be strictly increasing within [0, 1]")
+        if l.shape != (n, 3) or e.shape != (n, 3):
+            raise ParameterError(f"Onsager table: l_per_s and l_err_per_s must have shape ({n}, 3), "
+                                 f"got {l.shape} and {e.shape}")
+        if not (np.all(np.isfinite(l)) and np.all(np.isfinite(e)) and np.all(e >= 0)):
+            raise ParameterError("Onsager table: l_per_s / l_err_per_s must be finite, errors >= 0")
+        if not (0.0 <= self.x_v < 1.0):
+            raise ParameterError(f"Onsager table: x_v must be in [0, 1), got {self.x_v!r}")
+        object.__setattr__(self, "x_cl", x)
+        object.__setattr__(self, "l_per_s", l)
+        object.__setattr__(self, "l_err_per_s", e)
+        if self.l_replicas_per_s is None:
+            object.__setattr__(self, "l_replicas_per_s", l[:, None, :].copy())
+        if self.seeds is None:
+            object.__setattr__(self, "seeds", np.zeros((n, 1), dtype=np.int64))
+        if self.events_per_replica is None:
+            object.__setattr__(self, "events_per_replica", np.zeros(n, dtype=np.int64))
+        if self.wall_s is None:
+            object.__setattr__(self, "wall_s", np.zeros(n))
+        object.__setattr__(self, "w_per_s", tuple(float(w) for w in self.w_per_s))
+
+    # ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_replicas(cls, preset: str, x_cl, l_replicas_per_s, x_v: float, w_per_s, f0: float,
+                      material: dict | None = None, seeds=None, events_per_replica=None,
+                      wall_s=None) -> "OnsagerTable":
+        """Table from every replica's l_ab: float64[n, R, 3] (R >= 2); mean and standard error."""
+        reps = np.asarray(l_replicas_per_s, dtype=np.float64)
+        if reps.ndim != 3 or reps.shape[2] != 3 or reps.shape[1] < 2:
+            raise ParameterError(f"Onsager table: replicas must have shape (n, R>=2, 3), got {reps.shape}")
+        mean = reps.mean(axis=1)
+        sem = reps.std(axis=1, ddof=1) / np.sqrt(reps.shape[1])
+        return cls(preset=preset, x_cl=np.asarray(x_cl, dtype=float), l_per_s=mean, l_err_per_s=sem,
+                   x_v=float(x_v), w_per_s=tuple(w_per_s), f0=float(f0), material=dict(material or {}),
+                   l_replicas_per_s=reps, seeds=seeds, events_per_replica=events_per_replica,
+                   wall_s=wall_s)
+
+    @property
+    def n_replicas(self) -> int:
+        return int(self.l_replicas_per_s.shape[1])
+
+    # ---------------------------------------------------------------------------------------
+    def normalised(self) -> np.ndarray:
+        """float64[n, 3]: (a, b, d) = (l_BrBr/(1-x), l_BrCl/(x(1-x)), l_ClCl/x) at the table points.
+
+        At an end member the 0/0 entries are taken from the nearest interior point (their limit).
+        """
+        return _normalise(self.x_cl, self.l_per_s)
+
+    def clipped_points(self) -> np.ndarray:
+        """int indices of table points whose measured l_BrCl^2 > l_BrBr l_ClCl (clipped on use)."""
+        l = self.l_per_s
+        return np.nonzero(l[:, 1] ** 2 > l[:, 0] * l[:, 2] * (1 - _PD_MARGIN))[0]
+
+    def interpolator(self) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """A function x_Cl (any shape, clipped to [0, 1]) -> (l_BrBr, l_BrCl, l_ClCl) in 1/s.
+
+        Symmetric and positive semi-definite for every x_Cl in [0, 1], positive definite inside
+        (0, 1) (see the module docstring); passes through every table point that satisfies the
+        bound.  The continuum model accepts this callable as its l_ab.
+        """
+        return make_interpolator(self.x_cl, self.l_per_s)
+
+    def error_interpolator(self) -> Callable[[np.ndarray], np.ndarray]:
+        """x_Cl -> float64[..., 3]: standard errors interpolated linearly (for plots/bands)."""
+        x, e = self.x_cl, self.l_err_per_s
+
+        def err(xq):
+            xq = np.clip(np.asarray(xq, dtype=float), x[0], x[-1])
+            return np.stack([np.interp(xq, x, e[:, k]) for k in range(3)], axis=-1)
+
+        return err
+
+    def theory(self, x_cl=None, f0: float | None = None) -> np.ndarray:
+        """Moleko-Allnatt-Allnatt l_ab (float64[n, 3], 1/s) at the table's x_V and w.
+
+        Valid for the random_alloy preset; for host it is the random-alloy reference that the
+        measured table departs from.  Fractions: c_V = x_v, c_Cl = (1 - x_v) x_Cl.
+        """
+        x = self.x_cl if x_cl is None else np.asarray(x_cl, dtype=float)
+        f0 = self.f0 if f0 is None else f0
+        c_v = self.x_v
+        c_cl = (1.0 - c_v) * x
+        c_br = (1.0 - c_v) * (1.0 - x)
+        l = onsager_coefficients(c_br, c_cl, c_v, self.w_per_s[0], self.w_per_s[1], f0)
+        return np.stack([np.asarray(v, dtype=float) for v in l], axis=-1)
+
+    def deviation_from_theory(self, f0: float | None = None) -> dict[str, Any]:
+        """Measured minus theory, per point and column: z = (l - l_MAA)/sigma and relative error.
+
+        Returns {"z": float64[n, 3], "relative": float64[n, 3], "max_abs_z": float,
+        "chi2_per_dof": float (sum z^2 / (3 n))} -- theory uncertainty not included.
+        """
+        th = self.theory(f0=f0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(self.l_err_per_s > 0, (self.l_per_s - th) / self.l_err_per_s, 0.0)
+            rel = np.where(th != 0, (self.l_per_s - th) / np.abs(th), 0.0)
+        return {"z": z, "relative": rel, "max_abs_z": float(np.max(np.abs(z))),
+                "chi2_per_dof": float(np.sum(z**2) / z.size)}
+
+    def check_material(self, material) -> None:
+        """Raise ParameterError unless ``material`` (continuum.parameters.Material) has the
+        barriers, attempt frequency, temperature and lattice constant the table was measured with."""
+        if not self.material:
+            return
+        from continuum.parameters import to_mapping
+
+        mine = self.material
+        theirs = to_mapping(material)
+        for key in ("lattice_constant_A", "attempt_frequency_per_s", "temperature_K", "barriers"):
+            if key in mine and mine[key] != theirs.get(key):
+                raise ParameterError(
+                    f"Onsager table ({self.preset}) was measured with material.{key} = {mine[key]!r}, "
+                    f"the run uses {theirs.get(key)!r}")
+
+    def as_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x_cl, l_BrBr, l_BrCl, l_ClCl) at the table points, the matrices clipped to PSD."""
+        f = self.interpolator()
+        lbb, lbc, lcc = f(self.x_cl)
+        return self.x_cl.copy(), lbb, lbc, lcc
+
+    def summary(self) -> dict:
+        dev = self.deviation_from_theory()
+        return {"preset": self.preset, "x_cl": self.x_cl.tolist(), "x_v": self.x_v,
+                "replicas": self.n_replicas, "l_per_s": self.l_per_s.tolist(),
+                "l_err_per_s": self.l_err_per_s.tolist(),
+                "theory_per_s": self.theory().tolist(), "max_abs_z_vs_theory": dev["max_abs_z"],
+                "chi2_per_dof_vs_theory": dev["chi2_per_dof"],
+                "max_relative_deviation_vs_theory": float(np.max(np.abs(dev["relative"]))),
+                "clipped_points": self.clipped_points().tolist()}
+
+
+# --------------------------------------------------------------------------------------------
+# interpolation that keeps symmetry and positive definiteness
+# --------------------------------------------------------------------------------------------
+def _normalise(x: np.ndarray, l: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    l = np.asarray(l, dtype=float)
+    out = np.empty_like(l)
+    # compositions within _END_TOL of an end member count as that end member (their normalised
+    # values are limits, taken from the neighbours)
+    has_br = (1.0 - x) > _END_TOL
+    has_cl = x > _END_TOL
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out[:, 0] = np.where(has_br, l[:, 0] / (1 - x), np.nan)
+        out[:, 1] = np.where(has_br & has_cl, l[:, 1] / (x * (1 - x)), np.nan)
+        out[:, 2] = np.where(has_cl, l[:, 2] / x, np.nan)
+    # end members: the normalised quantity is a limit -> take the nearest defined neighbour
+    for k in range(3):
+        good = np.isfinite(out[:, k])
+        if not good.any():
+            raise ParameterError("Onsager table: need at least one composition strictly inside (0, 1)")
+        idx = np.nonzero(good)[0]
+        for i in np.nonzero(~good)[0]:
+            out[i, k] = out[idx[np.argmin(np.abs(idx - i))], k]
+    return out
+
+
+def clip_positive_definite(x, a, b, d):
+    """Clip normalised (a, b, d) at compositions x so that the 2x2 matrix is PSD (PD inside (0,1)).
+
+    Returns (l_BrBr, l_BrCl, l_ClCl) = ((1-x) a, x(1-x) b, x d) with a, d >= 0 and
+    l_BrCl^2 <= (1 - 1e-9) l_BrBr l_ClCl.
+    """
+    a = np.maximum(a, 0.0)
+    d = np.maximum(d, 0.0)
+    lbb = (1.0 - x) * a
+    lcc = x * d
+    lbc = x * (1.0 - x) * b
+    bound = np.sqrt((1.0 - _PD_MARGIN) * lbb * lcc)
+    lbc = np.clip(lbc, -bound, bound)
+    return lbb, lbc, lcc
+
+
+def make_interpolator(x_cl, l_per_s):
+    """PSD-preserving interpolator through (x_cl float64[n], l_per_s float64[n, 3]); see module doc."""
+    x = np.asarray(x_cl, dtype=float)
+    norm = _normalise(x, l_per_s)
+    if x.size >= 3:
+        splines = [PchipInterpolator(x, norm[:, k], extrapolate=False) for k in range(3)]
+    else:
+        splines = [lambda q, k=k: np.interp(q, x, norm[:, k]) for k in range(3)]
+
+    def onsager_of_composition(x_q):
+        xq = np.clip(np.asarray(x_q, dtype=float), 0.0, 1.0)
+        # constant extrapolation of the normalised quantities keeps the end-member limits exact
+        xe = np.clip(xq, x[0], x[-1])
+        a, b, d = (np.asarray(s(xe), dtype=float) for s in splines)
+        return clip_positive_definite(xq, a, b, d)
+
+    return onsager_of_composition
+
+
+def tables_from_file(path, allow_incomplete: bool = False) -> tuple[dict[str, OnsagerTable], dict]:
+    """Read an ``ionwire parameterize`` file: ({preset: OnsagerTable}, provenance)."""
+    from .io import read_onsager_tables
+
+    raw, prov = read_onsager_tables(path, allow_incomplete=allow_incomplete)
+    tables = {}
+    for preset, d in raw.items():
+        tables[preset] = OnsagerTable(
+            preset=d["preset"], x_cl=d["x_cl"], l_per_s=d["l_per_s"], l_err_per_s=d["l_err_per_s"],
+            x_v=float(d["x_v"]), w_per_s=(float(d["w_Br_per_s"]), float(d["w_Cl_per_s"])),
+            f0=float(d["f0"]), material=d["material"], l_replicas_per_s=d["l_replicas_per_s"],
+            seeds=d["seeds"], events_per_replica=d["events_per_replica"], wall_s=d["wall_s"])
+    return tables, prov
+
+
+def load_table(path, preset: str) -> OnsagerTable:
+    """The table of ``preset`` in the file ``path`` (ParameterError if the file lacks it)."""
+    tables, _ = tables_from_file(path)
+    if preset not in tables:
+        raise ParameterError(f"{path}: no Onsager table for preset {preset!r} "
+                             f"(has {', '.join(sorted(tables))})")
+    return tables[preset]
+
+
+def plot_tables(tables: dict[str, OnsagerTable], path) -> None:
+    """PNG: kMC l_ab(x_Cl)/w_Br with error bars against the MAA theory, one panel per preset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(tables)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+    xs = np.linspace(0.0, 1.0, 201)
+    colours = {"BrBr": "tab:blue", "BrCl": "tab:green", "ClCl": "tab:red"}
+    for ax, (preset, t) in zip(axes[0], tables.items()):
+        scale = t.w_per_s[0]
+        th = t.theory(xs)
+        interp = np.stack(t.interpolator()(xs), axis=-1)
+        for k, name in enumerate(COLUMNS):
+            ax.errorbar(t.x_cl, t.l_per_s[:, k] / scale, yerr=2 * t.l_err_per_s[:, k] / scale, fmt="o",
+                        ms=4, capsize=2, color=colours[name], label=f"kMC $l_{{{name}}}$ (±2σ)")
+            ax.plot(xs, th[:, k] / scale, "-", color=colours[name], lw=1, alpha=0.7,
+                    label=f"MAA theory" if k == 0 else None)
+            ax.plot(xs, interp[:, k] / scale, ":", color=colours[name], lw=1,
+                    label="table interpolation" if k == 0 else None)
+        ax.set_xlabel("x_Cl")
+        ax.set_ylabel("l_ab / w_Br")
+        ax.set_title(f"{preset}: x_V = {t.x_v:.3g}, {t.n_replicas} replicas")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,164 @@
+"""Agreement measures between an ensemble of kMC replicas and the continuum model.
+
+Everything here is pure numpy on arrays; shapes are stated per function.  Conventions:
+
+- profiles are compared on bins of whole unit cells along z (both models averaged over the same
+  bins; the kMC average is site-weighted, which for whole cells is the plain length average);
+- the kMC uncertainty of a bin is the standard error of the replica mean, sigma = s / sqrt(R)
+  (s: sample standard deviation over the R independent replicas), combined in quadrature with a
+  floor that is the quantisation of the measured quantity (1 site of the bin for fractions,
+  ``PHI_FLOOR_KT`` kT/e for the potential), so that bins where every replica happens to agree
+  exactly (far from the front, at the imposed-potential edges) do not divide by zero;
+- reduced chi^2 = (1/N) sum_i (m_i - k_i)^2 / sigma_i^2 over the N compared bins: no parameter is
+  fitted to the kMC, so the number of degrees of freedom is N.  Because sigma_i is itself estimated
+  from R replicas, each term is (for a perfect model) a squared Student t with R-1 degrees of
+  freedom, whose mean is (R-1)/(R-3), not 1: :func:`expected_chi2_per_dof` gives it, and the
+  acceptance threshold 2 is meaningful only for R >= 8 (expectation <= 1.4).
+- the front is where x_Br crosses 0.55 (MODEL.md section 1); with noisy kMC profiles there may be
+  several crossings, and the one nearest the integral front (the position of a sharp step holding
+  the same amount of Br) is taken, for kMC replicas and continuum alike.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FRONT_LEVEL = 0.55
+# potential floor in units of kT/e (0.026 mV at 300 K): far below the kMC noise of any bin
+PHI_FLOOR_KT = 1e-3
+
+
+def replica_mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """values float[R, ...] of R independent replicas -> (mean, standard error), each float[...]."""
+    v = np.asarray(values, dtype=float)
+    if v.shape[0] < 2:
+        raise ValueError("need at least 2 replicas for a standard error")
+    return v.mean(axis=0), v.std(axis=0, ddof=1) / np.sqrt(v.shape[0])
+
+
+def bin_planes(plane_values: np.ndarray, plane_weights: np.ndarray, planes_per_bin: int) -> np.ndarray:
+    """Weighted average of per-plane values over consecutive groups of ``planes_per_bin`` planes.
+
+    plane_values float[..., P]; plane_weights float[P] (sites per plane); the trailing P mod
+    planes_per_bin planes are dropped.  Returns float[..., P // planes_per_bin].
+    """
+    v = np.asarray(plane_values, dtype=float)
+    w = np.asarray(plane_weights, dtype=float)
+    nb = v.shape[-1] // planes_per_bin
+    if nb < 1:
+        raise ValueError(f"planes_per_bin = {planes_per_bin} exceeds the {v.shape[-1]} planes")
+    n = nb * planes_per_bin
+    vw = (v[..., :n] * w[:n]).reshape(*v.shape[:-1], nb, planes_per_bin).sum(axis=-1)
+    ww = w[:n].reshape(nb, planes_per_bin).sum(axis=-1)
+    return vw / ww
+
+
+def bin_average_piecewise_linear(z: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Exact bin averages of the piecewise-linear interpolant of nodal values.
+
+    z float[nz] increasing node positions; values float[..., nz]; edges float[nb + 1] inside
+    [z[0], z[-1]] (clipped to it).  Returns float[..., nb].
+    """
+    z = np.asarray(z, dtype=float)
+    vals = np.asarray(values, dtype=float)
+    e = np.clip(np.asarray(edges, dtype=float), z[0], z[-1])
+    zz = np.union1d(z, e)
+    flat = vals.reshape(-1, z.size)
+    out = np.empty((flat.shape[0], e.size - 1))
+    for r in range(flat.shape[0]):
+        vv = np.interp(zz, z, flat[r])
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (vv[1:] + vv[:-1]) * np.diff(zz))])
+        ce = np.interp(e, zz, cum)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            width = np.diff(e)
+            out[r] = np.where(width > 0, np.diff(ce) / np.where(width > 0, width, 1.0),
+                              np.interp(e[:-1], z, flat[r]))
+    return out.reshape(*vals.shape[:-1], e.size - 1)
+
+
+def fraction_floor(sites_per_bin: np.ndarray, replicas: int) -> np.ndarray:
+    """Quantisation floor of a bin-averaged site fraction: 1/(N sqrt(12 R)) for N sites, R replicas."""
+    return 1.0 / (np.asarray(sites_per_bin, dtype=float) * np.sqrt(12.0 * replicas))
+
+
+def reduced_chi2(model: np.ndarray, kmc_mean: np.ndarray, kmc_sem: np.ndarray, floor=0.0,
+                 mask: np.ndarray | None = None) -> np.ndarray:
+    """Reduced chi^2 along the last axis: mean over bins of (model - mean)^2 / (sem^2 + floor^2).
+
+    model, kmc_mean, kmc_sem: float[..., nb]; floor broadcastable to them; mask bool[..., nb]
+    selects compared bins (default all).  Returns float[...] (one value per leading index, e.g.
+    per output time).  No parameter is fitted, so dof = number of compared bins.
+    """
+    m = np.asarray(model, dtype=float)
+    k = np.asarray(kmc_mean, dtype=float)
+    var = np.asarray(kmc_sem, dtype=float) ** 2 + np.asarray(floor, dtype=float) ** 2
+    terms = (m - k) ** 2 / var
+    if mask is None:
+        mask = np.ones(terms.shape, dtype=bool)
+    mask = np.broadcast_to(mask, terms.shape)
+    n = mask.sum(axis=-1)
+    return np.where(n > 0, np.where(mask, terms, 0.0).sum(axis=-1) / np.maximum(n, 1), np.nan)
+
+
+def expected_chi2_per_dof(replicas: int) -> float:
+    """Mean of a squared Student t with R-1 dof, (R-1)/(R-3): the reduced chi^2 of a perfect
+    model when the variances come from R replicas (inf for R <= 3)."""
+    return (replicas - 1) / (replicas - 3) if replicas > 3 else float("inf")
+
+
+def integral_front(z_edges: np.ndarray, x_br: np.ndarray, br_side: str) -> np.ndarray:
+    """Position of the sharp step holding the same Br as the binned profile.
+
+    z_edges float[nb + 1]; x_br float[..., nb]; br_side "left" (Br at small z) or "right".
+    """
+    width = np.diff(np.asarray(z_edges, dtype=float))
+    amount = (np.asarray(x_br, dtype=float) * width).sum(axis=-1)
+    return z_edges[0] + amount if br_side == "left" else z_edges[-1] - amount
+
+
+def front_position(z_centres: np.ndarray, z_edges: np.ndarray, x_br: np.ndarray, br_side: str,
+                   level: float = FRONT_LEVEL) -> np.ndarray:
+    """Where the binned x_Br profile crosses ``level`` (linear interpolation between bin centres).
+
+    z_centres float[nb], z_edges float[nb + 1], x_br float[..., nb].  Among several crossings the
+    one nearest :func:`integral_front` is taken; no crossing gives the wire end on the side the
+    profile is entirely on (Br side if everywhere above ``level``).  Returns float[...].
+    """
+    if br_side not in ("left", "right"):
+        raise ValueError(f"br_side must be 'left' or 'right', got {br_side!r}")
+    zc = np.asarray(z_centres, dtype=float)
+    xb = np.asarray(x_br, dtype=float)
+    flat = xb.reshape(-1, zc.size)
+    ref = integral_front(z_edges, flat, br_side)
+    out = np.empty(flat.shape[0])
+    for r in range(flat.shape[0]):
+        y = flat[r] - level
+        idx = np.nonzero(np.sign(y[:-1]) * np.sign(y[1:]) <= 0)[0]
+        idx = idx[~((y[idx] == 0) & (y[idx + 1] == 0))]
+        if idx.size == 0:
+            above = bool(np.all(y > 0))
+            at_right = above == (br_side == "left")
+            out[r] = z_edges[-1] if at_right else z_edges[0]
+            continue
+        y0, y1 = y[idx], y[idx + 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.where(y1 != y0, y0 / (y0 - y1), 0.0)
+        zs = zc[idx] + frac * (zc[idx + 1] - zc[idx])
+        out[r] = zs[np.argmin(np.abs(zs - ref[r]))]
+    return out.reshape(xb.shape[:-1])
+
+
+def front_agreement(kmc_fronts: np.ndarray, continuum_front: np.ndarray, n_sigma: float = 2.0) -> dict:
+    """kmc_fronts float[R, t] per-replica fronts, continuum_front float[t] (same unit).
+
+    Returns {"kmc_mean", "kmc_sem", "continuum", "difference", "z_score", "within_n_sigma" (list of
+    bool), "all_within" (bool), "n_sigma"}; sem is floored at 1e-12 so identical replicas give
+    a finite z-score.
+    """
+    mean, sem = replica_mean_sem(kmc_fronts)
+    diff = np.asarray(continuum_front, dtype=float) - mean
+    z = diff / np.maximum(sem, 1e-12)
+    within = np.abs(z) <= n_sigma
+    return {"kmc_mean": mean.tolist(), "kmc_sem": sem.tolist(),
+            "continuum": np.asarray(continuum_front, dtype=float).tolist(),
+            "difference": diff.tolist(), "z_score": z.tolist(),
+            "within_n_sigma": within.tolist(), "all_within": bool(np.all(within)), "n_sigma": n_sigma}
