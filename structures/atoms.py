@@ -194,8 +194,9 @@ def heterojunction(nx: int, ny: int, nz_br: int, nz_cl: int, *, x_v_br: float = 
     """A CsPbBr3 | CsPbCl3 wire along z: ``nz_br`` cells of Br, then ``nz_cl`` cells of Cl.
 
     Vacancy site fractions ``x_v_br`` / ``x_v_cl`` in each segment are sampled as in
-    :func:`occupancy_from_profile`.  The interface lies between the anion planes 2 nz_br - 1 and
-    2 nz_br (at z = nz_br a): the Pb layer at the interface has Cl apices on its z+ side.
+    :func:`occupancy_from_profile`.  Anion planes 0 .. 2 nz_br - 1 (z <= (nz_br - 1/2) a) are Br,
+    the rest Cl: the first Cl plane is the PbX2 plane at z = nz_br a, so the Pb layer there has
+    Br apices below and Cl in its plane and above.
     Returns the Atoms of :func:`perovskite_atoms` (:func:`occupancy_from_atoms` recovers the
     occupancy).
     """
@@ -270,3 +271,58 @@ def sample_continuum_window(z_um, x_br, x_v, *, z_window_um: tuple[float, float]
     atoms = perovskite_atoms(lattice, occ, vacancies=vacancies, time_s=time_s)
     atoms.info["z0_um"] = float(z0)
     return atoms
+
+
+# ---------------------------------------------------------------------------------------------
+# trajectories (duck-typed on kmc.h5md.Trajectory: .lattice, .n_frames, .times_s, .species(i))
+
+def select_frames(spec: str | int | None, n_frames: int) -> np.ndarray:
+    """Frame indices (int64[m], m >= 1) chosen by ``spec`` among ``n_frames`` frames.
+
+    ``spec``: None or ":" (all), an integer N (negative counts from the end, -1 = last) or a
+    Python slice ``START:STOP[:STEP]`` (each part optional, integers).  Raises ValueError naming
+    the problem for malformed text, an out-of-range integer or a slice that selects nothing.
+    """
+    if n_frames < 1:
+        raise ValueError("the trajectory has no frames")
+    if spec is None:
+        return np.arange(n_frames)
+    text = str(spec).strip()
+    if ":" not in text:
+        try:
+            i = int(text)
+        except ValueError:
+            raise ValueError(f"bad frame selection {text!r}: expected an integer N or a slice START:STOP[:STEP]") \
+                from None
+        if not -n_frames <= i < n_frames:
+            raise ValueError(f"frame {i} is out of range: the trajectory has {n_frames} frames "
+                             f"(0..{n_frames - 1}, or -{n_frames}..-1 from the end)")
+        return np.array([i % n_frames])
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise ValueError(f"bad frame slice {text!r}: expected START:STOP[:STEP]")
+    try:
+        values = [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise ValueError(f"bad frame slice {text!r}: START, STOP and STEP must be integers") from None
+    if len(values) == 3 and values[2] == 0:
+        raise ValueError(f"bad frame slice {text!r}: STEP must not be zero")
+    chosen = np.arange(n_frames)[slice(*values)]
+    if len(chosen) == 0:
+        raise ValueError(f"frame slice {text!r} selects no frames of the {n_frames} in the trajectory")
+    return chosen
+
+
+def trajectory_atoms(trajectory, frames=None, *, vacancies: str = "omit"):
+    """Yield one :class:`ase.Atoms` per selected frame of a kMC trajectory (lazily, frame by frame).
+
+    ``trajectory`` is a :class:`kmc.h5md.Trajectory` (or anything with ``.lattice``, ``.n_frames``,
+    ``.times_s`` and ``.species(i)``); ``frames`` an iterable of frame indices (default: all).
+    Each Atoms carries ``info["time_s"]`` (simulated time of the frame, s) and ``info["frame"]``.
+    """
+    lattice = trajectory.lattice
+    times = np.asarray(trajectory.times_s, dtype=float)
+    for i in (range(trajectory.n_frames) if frames is None else frames):
+        atoms = perovskite_atoms(lattice, trajectory.species(int(i)), vacancies=vacancies, time_s=times[int(i)])
+        atoms.info["frame"] = int(i)
+        yield atoms
