@@ -1,0 +1,620 @@
+"""Campaigns: fan the runs of one config out over local processes or a dask cluster, resumably.
+
+A campaign config is a TOML file whose top-level ``run = "<run type>"`` names a run type
+(:mod:`coupling.runtypes`); the rest of the file is that run type's config, usually with a
+``[sweep]`` table.  Every run gets a stable id, a hash of its canonical parameters (run type,
+fingerprint of the config, point), so the same run has the same id in every invocation.
+
+Campaign folder (default ``runs/out/<config stem>/``)::
+
+    campaign.json       what this campaign is: run type, the config as read, its fingerprint
+    prepare.json        the cached result of the run type's prepare() (e.g. a calibration fit)
+    runs/<id>/          one finished run: result.json + the files the run wrote
+    runs/.partial/      runs in progress; leftovers of a killed campaign are removed and redone
+    failed/<id>.txt     the traceback of a failed run (retried on --resume)
+    index.json          every run in expand order: id, point, status, result, wall time
+    summary.json        the run type's reduce() once all runs are done (+ its figures and data)
+
+Why a campaign killed at any moment (even SIGKILL) resumes without losing or duplicating a run:
+a run counts as done iff ``runs/<id>/`` exists, and that folder appears by one atomic
+``os.rename`` of a complete temporary folder (a second copy of the same run cannot rename over
+it and is discarded); every JSON file is written to a temporary name and ``os.replace``-d;
+``index.json`` is derived data, rebuilt from ``runs/`` on resume; a lock file stops two
+campaigns from sharing one folder.
+
+Execution: a local process pool (forkserver/spawn context) by default, or dask.distributed with
+``scheduler="local"`` (a LocalCluster) or ``scheduler="tcp://host:port"`` (a running cluster,
+e.g. one started by dask-jobqueue; its workers must see the campaign folder, as on any cluster
+with a shared file system).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import tomllib
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from continuum.parameters import ParameterError
+
+from . import runtypes
+
+FORMAT = "ionwire-campaign"
+FORMAT_VERSION = 1
+ID_LENGTH = 12  # hex digits of sha256: 48 bits, collisions are checked anyway
+
+
+class CampaignError(Exception):
+    """A campaign cannot start or continue (folder in use, config changed, ...): one line."""
+
+
+class CampaignInterrupted(Exception):
+    """Ctrl-C / SIGTERM: pending runs were cancelled; the campaign folder is resumable."""
+
+    def __init__(self, done: int, total: int, outdir: Path):
+        super().__init__(f"interrupted: {done} of {total} runs done in {outdir}")
+        self.done, self.total, self.outdir = done, total, outdir
+
+
+# --------------------------------------------------------------------------------------------
+# ids and atomic files
+# --------------------------------------------------------------------------------------------
+def canonical_json(obj: Any) -> str:
+    """Key-sorted, compact JSON: the byte string ids are hashed from (floats as shortest repr)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def run_id(run_name: str, fingerprint_sha: str, point: Mapping[str, Any]) -> str:
+    """The stable id of one run: sha256 of (run type, config fingerprint, point), 12 hex digits."""
+    blob = canonical_json({"run": run_name, "config": fingerprint_sha, "point": dict(point)})
+    return hashlib.sha256(blob.encode()).hexdigest()[:ID_LENGTH]
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` so that readers see the old or the new file, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=1, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# the campaign spec: run type + validated config + points with ids
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunPoint:
+    """One run of a campaign: its stable id, position in expand order and point dict."""
+
+    id: str
+    index: int
+    point: dict
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A loaded, validated campaign config (nothing executed yet)."""
+
+    path: Path
+    run_name: str
+    run_type: Any
+    config: Any
+    raw: dict
+    fingerprint: Any
+    fingerprint_sha: str
+    points: tuple[RunPoint, ...]
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+
+def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None) -> CampaignSpec:
+    """Read a campaign config (TOML), validate it through its run type and expand the sweep.
+
+    Bad input raises ParameterError naming the key (unknown keys, wrong types, out-of-range
+    values are checked by the run type's ``load`` and by :func:`coupling.runtypes.sweep_points`).
+    """
+    path = Path(path)
+    if mapping is None:
+        with open(path, "rb") as fh:
+            mapping = tomllib.load(fh)
+    if "run" not in mapping:
+        known = ", ".join(sorted(runtypes.REGISTRY)) or "none registered"
+        raise ParameterError(f"run: missing; a campaign config starts with run = \"<run type>\" ({known})")
+    run_name = mapping["run"]
+    run_type = runtypes.get(run_name)
+    body = {k: v for k, v in mapping.items() if k != "run"}
+    config = run_type.load(body)
+    points = run_type.expand(config)
+    if not isinstance(points, list) or not points:
+        raise ParameterError("sweep: expands to no runs")
+    fp = runtypes.fingerprint(run_type, config)
+    fp_sha = hashlib.sha256(canonical_json(fp).encode()).hexdigest()
+    out, seen = [], {}
+    for i, point in enumerate(points):
+        if not isinstance(point, dict) or not all(isinstance(k, str) for k in point):
+            raise TypeError(f"run type {run_name!r}: expand() must return dicts with str keys, got {point!r}")
+        rid = run_id(run_name, fp_sha, point)
+        if rid in seen:
+            raise ParameterError(f"sweep: points {seen[rid]} and {i} are the same run ({point})")
+        seen[rid] = i
+        out.append(RunPoint(rid, i, json.loads(canonical_json(point))))
+    return CampaignSpec(path, run_name, run_type, config, json.loads(json.dumps(dict(mapping), default=str)),
+                        fp, fp_sha, tuple(out))
+
+
+def default_outdir(spec: CampaignSpec) -> Path:
+    """runs/out/<config stem>/ next to the config's folder when it lives in a ``runs`` folder,
+    else ./runs/out/<stem>/."""
+    parent = spec.path.resolve().parent
+    base = parent if parent.name == "runs" else Path("runs")
+    return base / "out" / spec.stem
+
+
+# --------------------------------------------------------------------------------------------
+# the worker side
+# --------------------------------------------------------------------------------------------
+PARTIAL = ".partial"
+
+
+def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) -> dict:
+    """Run one point in a fresh temp folder and rename it to OUT/runs/<rid>/ when complete.
+
+    Returns the run record ({"id", "point", "status": "done"|"failed", "result" or "error",
+    "wall_s", ...}).  Exceptions of the run become a "failed" record (the temp folder is
+    removed), so nothing half-written is ever taken for a result.
+    """
+    os.environ[runtypes.WORKER_ENV] = "1"
+    runs = Path(outdir) / "runs"
+    final = runs / rid
+    existing = _read_json(final / "result.json")
+    if existing is not None:  # another worker finished it first (duplicate submission)
+        return existing
+    tmp = runs / PARTIAL / f"{rid}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    started = time.time()
+    t0 = time.perf_counter()
+    base = {"id": rid, "point": point, "host": socket.gethostname(), "pid": os.getpid(),
+            "started_unix": started}
+    try:
+        result = run_type.run(config, dict(point), tmp)
+        json.dumps(result)  # a run type must return JSON-able data
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
+    record = {**base, "status": "done", "result": result, "wall_s": time.perf_counter() - t0}
+    with open(tmp / "result.json", "w") as fh:
+        json.dump(record, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.rename(tmp, final)  # atomic: the run is done exactly when this succeeds
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        existing = _read_json(final / "result.json")
+        if existing is None:
+            raise
+        return existing
+    return record
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a killed parent not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _worker_init(main_pid: int) -> None:
+    """Local pool workers: Ctrl-C is the campaign process's business (it cancels and terminates
+    us), and a worker whose campaign process died (SIGKILL) exits instead of lingering (with
+    forkserver the worker's parent is the fork server, so watch the campaign process itself)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ[runtypes.WORKER_ENV] = "1"
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if not _process_alive(main_pid):
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="ionwire-parent-watch").start()
+
+
+# --------------------------------------------------------------------------------------------
+# executors: the local process pool and dask.distributed behind one small interface
+# --------------------------------------------------------------------------------------------
+class LocalPool:
+    """concurrent.futures process pool; forkserver (or spawn) so workers start clean."""
+
+    def __init__(self, workers: int):
+        import concurrent.futures as cf
+
+        self._cf = cf
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),),
+                                           mp_context=multiprocessing.get_context(method))
+        self.workers = workers
+        self.window = 2 * workers  # tasks in flight: keeps "stop submitting" meaningful
+        self.description = f"{workers} local process{'es' if workers > 1 else ''}"
+
+    def submit(self, fn: Callable, *args, key: str = "") -> Any:
+        return self.pool.submit(fn, *args)
+
+    def wait(self, futures: list, timeout: float) -> list:
+        done, _ = self._cf.wait(futures, timeout=timeout, return_when=self._cf.FIRST_COMPLETED)
+        return list(done)
+
+    @staticmethod
+    def outcome(fut) -> dict | str:
+        exc = fut.exception()
+        return f"{type(exc).__name__}: {exc}" if exc is not None else fut.result()
+
+    def abort(self, futures: list) -> None:
+        for f in futures:
+            f.cancel()
+        # running runs are stopped now rather than waited for (they may take hours); their temp
+        # folders are removed and the runs redone on --resume.  _processes is private but has
+        # been there since Python 3.2; without it shutdown() would wait for the running runs.
+        procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(timeout=5)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class DaskPool:
+    """dask.distributed: ``"local"`` starts a LocalCluster, anything else is a scheduler address."""
+
+    def __init__(self, address: str, workers: int):
+        import logging
+
+        import distributed
+
+        self._d = distributed
+        self.cluster = None
+        try:
+            if address == "local":
+                self.cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None, silence_logs=logging.ERROR)
+                self.client = distributed.Client(self.cluster)
+                self.description = f"dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}"
+            else:
+                self.client = distributed.Client(address, timeout="30s")
+                n = len(self.client.scheduler_info().get("workers", {}))
+                self.description = f"dask scheduler {address} ({n} workers now)"
+        except OSError as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise CampaignError(f"cannot reach dask scheduler {address}: {exc}") from None
+        self.window = 1 << 30  # submit everything: the scheduler balances (and jobqueue scales)
+
+    def submit(self, fn: Callable, *args, key: str = "") -> Any:
+        return self.client.submit(fn, *args, key=f"ionwire-{key}-{uuid.uuid4().hex[:8]}", pure=False)
+
+    def wait(self, futures: list, timeout: float) -> list:
+        try:
+            done, _ = self._d.wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return []
+        return list(done)
+
+    @staticmethod
+    def outcome(fut) -> dict | str:
+        if fut.status == "finished":
+            return fut.result()
+        try:
+            exc = fut.exception()
+        except Exception as e:  # cancelled futures raise on .exception()
+            exc = e
+        return f"{type(exc).__name__}: {exc}"
+
+    def abort(self, futures: list) -> None:
+        with contextlib.suppress(Exception):
+            self.client.cancel(futures, force=True)
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+
+# --------------------------------------------------------------------------------------------
+# the campaign folder
+# --------------------------------------------------------------------------------------------
+@dataclass
+class CampaignReport:
+    """What a campaign invocation did."""
+
+    outdir: Path
+    n_runs: int
+    n_resumed: int  # already done before this invocation
+    n_new: int  # finished by this invocation
+    failed: dict[str, str]  # id -> error of runs that failed in this invocation
+    wall_s: float
+    run_wall_s: float  # sum of the wall times of the new runs (measured inside the workers)
+    prepare_wall_s: float
+    executor: str
+    summary_path: Path | None = None
+    summary: Any = None
+    records: list = field(default_factory=list)
+
+
+class CampaignFolder:
+    """The on-disk state of one campaign (layout in the module docstring)."""
+
+    def __init__(self, outdir: Path):
+        self.root = Path(outdir)
+        self.runs = self.root / "runs"
+        self.partial = self.runs / PARTIAL
+        self.failed = self.root / "failed"
+        self._lock = None
+
+    def lock(self) -> None:
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / ".lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise CampaignError(f"{self.root} is in use by another running campaign") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock = fh  # held until unlock() or process death (flock dies with the process)
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def finished(self, ids: set[str]) -> dict[str, dict]:
+        """Records of the finished runs among ``ids`` (runs/<id>/result.json)."""
+        out = {}
+        if not self.runs.is_dir():
+            return out
+        for entry in os.scandir(self.runs):
+            if entry.name in ids and entry.is_dir():
+                rec = _read_json(Path(entry.path) / "result.json")
+                if rec is not None and rec.get("id") == entry.name and rec.get("status") == "done":
+                    out[entry.name] = rec
+                else:  # cannot happen through execute_run; do not trust it, redo the run
+                    self.partial.mkdir(parents=True, exist_ok=True)
+                    os.rename(entry.path, self.partial / f"{entry.name}.invalid.{uuid.uuid4().hex[:8]}")
+        return out
+
+    def clear_partial(self) -> int:
+        """Remove temp folders of runs that never completed; returns how many."""
+        if not self.partial.is_dir():
+            return 0
+        n = 0
+        for entry in os.scandir(self.partial):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            n += 1
+        return n
+
+    def write_index(self, spec: CampaignSpec, records: Mapping[str, dict], failed: Mapping[str, str]) -> None:
+        rows = []
+        for rp in spec.points:
+            rec = records.get(rp.id)
+            if rec is not None:
+                rows.append({"id": rp.id, "point": rp.point, "status": "done", "result": rec.get("result"),
+                             "wall_s": rec.get("wall_s")})
+            elif rp.id in failed:
+                rows.append({"id": rp.id, "point": rp.point, "status": "failed", "error": failed[rp.id]})
+            else:
+                rows.append({"id": rp.id, "point": rp.point, "status": "pending"})
+        atomic_write_json(self.root / "index.json", {
+            "format": FORMAT, "version": FORMAT_VERSION, "run": spec.run_name, "config": str(spec.path),
+            "n_runs": len(rows), "n_done": sum(r["status"] == "done" for r in rows),
+            "n_failed": sum(r["status"] == "failed" for r in rows), "runs": rows})
+
+
+def _describe_change(old: Any, new: Any, prefix: str = "") -> str:
+    """The first dotted key where two fingerprints differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            if old.get(k, "<missing>") != new.get(k, "<missing>"):
+                return _describe_change(old.get(k), new.get(k), f"{prefix}{k}.")
+    return prefix.rstrip(".") or "config"
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a batch system's time limit, ``kill``) stops a campaign like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *, workers: int | None = None,
+                 scheduler: str | None = None, resume: bool = False, progress: bool = True,
+                 index_interval_s: float = 2.0) -> CampaignReport:
+    """Run every not-yet-finished point of ``spec``; then reduce if all runs are done.
+
+    ``workers``: local processes (default: the usable CPU count) or LocalCluster workers;
+    ``scheduler``: None (local process pool), "local" (dask LocalCluster) or a dask scheduler
+    address.  Raises CampaignError if the folder already holds this campaign and ``resume`` is
+    false, or if it holds a campaign with a different config; CampaignInterrupted on Ctrl-C or
+    SIGTERM (pending runs cancelled, running ones stopped, the folder resumable).
+    """
+    t_start = time.perf_counter()
+    out = Path(outdir) if outdir is not None else default_outdir(spec)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if workers < 1:
+        raise ParameterError(f"--workers: must be >= 1, got {workers}")
+    folder = CampaignFolder(out)
+    folder.lock()
+    try:
+        return _run_locked(spec, folder, workers, scheduler, resume, progress, index_interval_s, t_start)
+    finally:
+        folder.unlock()
+
+
+def _run_locked(spec, folder, workers, scheduler, resume, progress, index_interval_s, t_start):
+    out = folder.root
+    meta_path = out / "campaign.json"
+    meta = _read_json(meta_path)
+    ids = {rp.id for rp in spec.points}
+    if meta is not None:
+        if not resume:
+            n_done = len(folder.finished(ids))
+            raise CampaignError(f"{out} already holds a campaign ({n_done} of {len(ids)} runs of this config "
+                                "done): add --resume to continue it, or choose another folder with -o")
+        if meta.get("run") != spec.run_name or meta.get("fingerprint_sha") != spec.fingerprint_sha:
+            where = ("run" if meta.get("run") != spec.run_name
+                     else _describe_change(meta.get("fingerprint"), json.loads(canonical_json(spec.fingerprint))))
+            raise CampaignError(f"{out} holds a campaign with a different config ({where} changed): "
+                                "choose another folder with -o (only [sweep] may change on --resume)")
+    else:
+        atomic_write_json(meta_path, {
+            "format": FORMAT, "version": FORMAT_VERSION, "run": spec.run_name, "config_file": str(spec.path),
+            "config": spec.raw, "fingerprint": json.loads(canonical_json(spec.fingerprint)),
+            "fingerprint_sha": spec.fingerprint_sha, "created_unix": time.time()})
+    folder.runs.mkdir(parents=True, exist_ok=True)
+    folder.clear_partial()
+    records = folder.finished(ids)
+    n_resumed = len(records)
+
+    # prepare once per campaign; cached (keyed by the config fingerprint) for --resume
+    config = spec.config
+    prepare_wall = 0.0
+    if callable(getattr(spec.run_type, "prepare", None)):
+        cache = _read_json(out / "prepare.json")
+        if cache is not None and cache.get("fingerprint_sha") == spec.fingerprint_sha:
+            prepared = cache["prepared"]
+        else:
+            t0 = time.perf_counter()
+            prepared = spec.run_type.prepare(config)
+            prepare_wall = time.perf_counter() - t0
+            atomic_write_json(out / "prepare.json", {"fingerprint_sha": spec.fingerprint_sha,
+                                                     "prepared": prepared, "wall_s": prepare_wall})
+            prepared = json.loads(json.dumps(prepared))  # the cached form, identical on resume
+        config = spec.run_type.bind(config, prepared)
+
+    todo = [rp for rp in spec.points if rp.id not in records]
+    failed: dict[str, str] = {}
+    run_wall = 0.0
+    executor = "nothing to run"
+    bar = None
+    if todo:
+        from tqdm.auto import tqdm
+
+        pool = DaskPool(scheduler, workers) if scheduler else LocalPool(workers)
+        executor = pool.description
+        bar = tqdm(total=len(spec.points), initial=n_resumed, desc=f"{spec.stem} [{spec.run_name}]",
+                   unit="run", file=sys.stderr, disable=None if progress else True, dynamic_ncols=True)
+        pending: dict[Any, RunPoint] = {}
+        queue = iter(todo)
+        last_index = 0.0
+        try:
+            with _sigterm_as_interrupt():
+                exhausted = False
+                while True:
+                    while not exhausted and len(pending) < pool.window:
+                        rp = next(queue, None)
+                        if rp is None:
+                            exhausted = True
+                            break
+                        fut = pool.submit(execute_run, spec.run_type, config, rp.id, rp.point, str(out), key=rp.id)
+                        pending[fut] = rp
+                    if not pending:
+                        break
+                    for fut in pool.wait(list(pending), timeout=0.5):
+                        rp = pending.pop(fut)
+                        rec = pool.outcome(fut)
+                        if isinstance(rec, dict) and rec.get("status") == "done":
+                            records[rp.id] = rec
+                            run_wall += float(rec.get("wall_s", 0.0))
+                            with contextlib.suppress(FileNotFoundError):
+                                os.remove(folder.failed / f"{rp.id}.txt")
+                        else:
+                            err = rec.get("error", "unknown error") if isinstance(rec, dict) else str(rec)
+                            failed[rp.id] = err
+                            folder.failed.mkdir(exist_ok=True)
+                            detail = rec.get("traceback", err) if isinstance(rec, dict) else err
+                            with open(folder.failed / f"{rp.id}.txt", "w") as fh:
+                                fh.write(f"point: {canonical_json(rp.point)}\n{detail}\n")
+                        bar.update(1)
+                    if time.monotonic() - last_index > index_interval_s:
+                        folder.write_index(spec, records, failed)
+                        last_index = time.monotonic()
+        except KeyboardInterrupt:
+            bar.leave = False
+            bar.close()
+            pool.abort(list(pending))
+            folder.clear_partial()
+            folder.write_index(spec, records, failed)
+            raise CampaignInterrupted(len(records), len(spec.points), out) from None
+        pool.close()
+        bar.close()
+    folder.write_index(spec, records, failed)
+
+    report = CampaignReport(outdir=out, n_runs=len(spec.points), n_resumed=n_resumed,
+                            n_new=len(records) - n_resumed, failed=failed, wall_s=0.0,
+                            run_wall_s=run_wall, prepare_wall_s=prepare_wall, executor=executor)
+    report.records = [records.get(rp.id) for rp in spec.points]
+    if not failed and len(records) == len(spec.points):
+        results = [records[rp.id]["result"] for rp in spec.points]
+        summary = spec.run_type.reduce(config, [rp.point for rp in spec.points], results, out)
+        atomic_write_json(out / "summary.json", summary)
+        report.summary, report.summary_path = summary, out / "summary.json"
+    report.wall_s = time.perf_counter() - t_start
+    return report

@@ -1,0 +1,280 @@
+"""Run types: what ``ionwire campaign`` fans out (interface 6 of the team contract).
+
+A *run type* is any object (usually a class with static methods) with these attributes::
+
+    name: str                                   the value of ``run = "..."`` in a config
+    load(mapping) -> config                     validate the TOML mapping (without its top-level
+                                                ``run`` key) into a frozen config; bad input raises
+                                                ParameterError naming the key
+    expand(config) -> list[dict]                one JSON-able point per run (e.g.
+                                                {"field_V_per_um": 2.0}); order = presentation order
+    run(config, point, outdir) -> dict          one run; a JSON-able result; may write files into
+                                                ``outdir`` (a fresh folder that becomes
+                                                OUT/runs/<id>/ once ``run`` returns)
+    reduce(config, points, results, outdir)     the campaign summary (JSON-able dict) from all
+                                                results in expand order; may write figures/data
+                                                into ``outdir`` (the campaign folder)
+  optional:
+    prepare(config) -> dict                     once per campaign, before any run (e.g. the
+                                                continuum calibration fit); JSON-able; cached in
+                                                OUT/prepare.json and reused on ``--resume``
+    bind(config, prepared) -> config            required with ``prepare``: the config the runs and
+                                                ``reduce`` see (e.g. with the fitted rates filled in)
+    fingerprint(config) -> mapping              the parameters that identify a run besides its
+                                                point (default: ``to_mapping(config)`` without its
+                                                ``sweep``); part of every run id
+
+Runs execute in other processes (a local process pool or dask workers), so the run type and the
+config must pickle (module-level classes and frozen dataclasses do) and ``run`` must not rely on
+state set up in the parent process.
+
+A run type is named in a config either by its registered name (``run = "continuum"``; see
+:data:`REGISTRY`) or as ``"package.module:attribute"`` for run types that live outside ionwire.
+
+:func:`sweep_points` is the shared sweep grammar; a run type's ``expand`` usually just calls it::
+
+    [sweep]
+    field_V_per_um = [-4.0, -3.5, 4.0]  # every list is an axis; a scalar is a one-value axis
+    x_cl = [0.2, 0.5]
+    combine = "product"                 # "product" (default: all combinations) or "zip"
+    replicas = 4                        # optional: every point repeated, with "replica" = 0..3
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import itertools
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from continuum.parameters import ParameterError, to_mapping
+
+# --------------------------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------------------------
+#: registered run types: name -> "module:attribute" (imported on first use, so a run type whose
+#: library is missing from an installation only fails when a config asks for it)
+REGISTRY: dict[str, str] = {}
+_LOADED: dict[str, Any] = {}
+
+_REQUIRED = ("load", "expand", "run", "reduce")
+
+
+def register(name: str, target: str | Any) -> None:
+    """Register a run type under ``name``: an object or a ``"module:attribute"`` string."""
+    if isinstance(target, str):
+        REGISTRY[name] = target
+        _LOADED.pop(name, None)
+    else:
+        check_run_type(target, name)
+        REGISTRY[name] = f"{target.__module__}:{getattr(target, '__qualname__', name)}"
+        _LOADED[name] = target
+
+
+def check_run_type(obj: Any, name: str) -> Any:
+    """Raise ParameterError unless ``obj`` has the run-type attributes (see module docstring)."""
+    missing = [a for a in _REQUIRED if not callable(getattr(obj, a, None))]
+    if missing:
+        raise ParameterError(f"run = {name!r}: not a run type (missing {', '.join(missing)})")
+    if callable(getattr(obj, "prepare", None)) and not callable(getattr(obj, "bind", None)):
+        raise ParameterError(f"run = {name!r}: a run type with prepare() must also define bind()")
+    return obj
+
+
+def _import_target(spec: str, name: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ParameterError(f"run = {name!r}: cannot import {module_name} ({exc})") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ParameterError(f"run = {name!r}: {module_name} has no attribute {attr}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def get(name: str) -> Any:
+    """The run type called ``name`` (a registered name or ``"module:attribute"``)."""
+    if not isinstance(name, str) or not name:
+        raise ParameterError(f"run: expected the name of a run type, got {name!r}")
+    if name in _LOADED:
+        return _LOADED[name]
+    if name in REGISTRY:
+        obj = check_run_type(_import_target(REGISTRY[name], name), name)
+    elif ":" in name:
+        obj = check_run_type(_import_target(name, name), name)
+    else:
+        known = ", ".join(sorted(REGISTRY)) or "none"
+        raise ParameterError(f"run: unknown run type {name!r} (available: {known}; "
+                             "or 'package.module:attribute')")
+    _LOADED[name] = obj
+    return obj
+
+
+def available() -> list[str]:
+    """Names of the registered run types whose library imports in this installation."""
+    out = []
+    for name in sorted(REGISTRY):
+        try:
+            get(name)
+        except ParameterError:
+            continue
+        out.append(name)
+    return out
+
+
+def fingerprint(run_type: Any, config: Any) -> Any:
+    """The JSON-able parameters that identify the runs of ``config`` besides their points."""
+    fn = getattr(run_type, "fingerprint", None)
+    if callable(fn):
+        return fn(config)
+    if dataclasses.is_dataclass(config):
+        data = to_mapping(config)
+        data.pop("sweep", None)
+        return data
+    if isinstance(config, Mapping):
+        return {k: v for k, v in config.items() if k != "sweep"}
+    raise TypeError(f"run type {getattr(run_type, 'name', run_type)!r}: define fingerprint(config)")
+
+
+# --------------------------------------------------------------------------------------------
+# the sweep grammar
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Axis:
+    """One sweepable parameter: its type, allowed range (inclusive) or choices, and unit."""
+
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    unit: str = ""
+    choices: tuple | None = None
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(map(repr, self.choices))
+        unit = f" {self.unit}" if self.unit else ""
+        if self.low is not None and self.high is not None:
+            return f"in [{self.low:g}, {self.high:g}]{unit}"
+        if self.low is not None:
+            return f">= {self.low:g}{unit}"
+        if self.high is not None:
+            return f"<= {self.high:g}{unit}"
+        return {float: "a number", int: "an integer", str: "a string", bool: "true or false"}[self.kind]
+
+    def check(self, value: Any, where: str) -> Any:
+        """The validated value (ints become floats on float axes) or ParameterError."""
+        bad = ParameterError(f"{where}: must be {self.describe()}, got {value!r}")
+        if self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise bad
+            value = float(value)
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad
+        elif not isinstance(value, self.kind):
+            raise bad
+        if self.choices is not None and value not in self.choices:
+            raise bad
+        if self.low is not None and value < self.low:
+            raise bad
+        if self.high is not None and value > self.high:
+            raise bad
+        return value
+
+
+_SWEEP_OPTIONS = ("combine", "replicas")
+MAX_REPLICAS = 100_000
+
+
+def sweep_points(sweep: Mapping[str, Any] | None, axes: Mapping[str, Axis],
+                 where: str = "sweep", required: Sequence[str] = ()) -> list[dict]:
+    """Expand a ``[sweep]`` table into point dicts (see the module docstring for the grammar).
+
+    ``axes`` declares which keys may be swept and their ranges; unknown keys, empty or duplicate
+    lists, values out of range and zip axes of unequal length raise ParameterError naming the key.
+    An empty/missing sweep gives one point ``{}`` (a single run).
+    """
+    if sweep is None:
+        sweep = {}
+    if not isinstance(sweep, Mapping):
+        raise ParameterError(f"{where}: expected a table, got {sweep!r}")
+    allowed = list(axes) + list(_SWEEP_OPTIONS)
+    for key in sweep:
+        if key not in allowed:
+            raise ParameterError(f"unknown key {where}.{key} (allowed in [{where}]: {', '.join(allowed)})")
+    for key in required:
+        if key not in sweep:
+            raise ParameterError(f"{where}.{key}: missing (a list of values, {axes[key].describe()})")
+    combine = sweep.get("combine", "product")
+    if combine not in ("product", "zip"):
+        raise ParameterError(f"{where}.combine: must be 'product' or 'zip', got {combine!r}")
+    replicas = sweep.get("replicas", 1)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= MAX_REPLICAS:
+        raise ParameterError(f"{where}.replicas: must be an integer in [1, {MAX_REPLICAS}], got {replicas!r}")
+
+    names, values = [], []
+    for key, raw in sweep.items():
+        if key in _SWEEP_OPTIONS:
+            continue
+        items = raw if isinstance(raw, list) else [raw]
+        if not items:
+            raise ParameterError(f"{where}.{key}: empty list (give at least one value, {axes[key].describe()})")
+        checked = [axes[key].check(v, f"{where}.{key}[{i}]" if isinstance(raw, list) else f"{where}.{key}")
+                   for i, v in enumerate(items)]
+        seen = set()
+        for i, v in enumerate(checked):
+            if v in seen:
+                raise ParameterError(f"{where}.{key}[{i}]: duplicate value {v!r} (runs would repeat)")
+            seen.add(v)
+        names.append(key)
+        values.append(checked)
+
+    if combine == "zip" and values:
+        lengths = {len(v) for v in values}
+        if len(lengths) > 1:
+            detail = ", ".join(f"{n}: {len(v)}" for n, v in zip(names, values))
+            raise ParameterError(f"{where}: combine = 'zip' needs lists of equal length ({detail})")
+        combos = list(zip(*values))
+    else:
+        combos = list(itertools.product(*values))
+    points = [dict(zip(names, combo)) for combo in combos]
+    if combine == "zip" and len({tuple(p.items()) for p in points}) != len(points):
+        raise ParameterError(f"{where}: combine = 'zip' gives duplicate points")
+    if "replicas" in sweep:
+        points = [{**p, "replica": r} for p in points for r in range(replicas)]
+    return points
+
+
+# --------------------------------------------------------------------------------------------
+# progress bars for long single runs
+# --------------------------------------------------------------------------------------------
+#: set in campaign worker processes: per-run bars would garble the campaign's own bar
+WORKER_ENV = "IONWIRE_CAMPAIGN_WORKER"
+
+
+def progress(iterable=None, total: float | None = None, desc: str | None = None, unit: str = "it",
+             **kwargs):
+    """A tqdm progress bar on stderr for a long single run; silent inside campaign workers and
+    when stderr is not a terminal (tqdm ``disable=None``)."""
+    from tqdm.auto import tqdm
+
+    disable = True if os.environ.get(WORKER_ENV) else kwargs.pop("disable", None)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, disable=disable,
+                dynamic_ncols=True, **kwargs)
+
+
+def seed_for(base_seed: int, run_point: Mapping[str, Any]) -> int:
+    """A 63-bit seed derived from a base seed and a point (for example its replica number), so
+    replicas are independent and a resumed run draws the same stream."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"seed": base_seed, "point": dict(run_point)}, sort_keys=True).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") >> 1
+
