@@ -5,10 +5,12 @@ Everything here is pure numpy on arrays; shapes are stated per function.  Conven
 - profiles are compared on bins of whole unit cells along z (both models averaged over the same
   bins; the kMC average is site-weighted, which for whole cells is the plain length average);
 - the kMC uncertainty of a bin is the standard error of the replica mean, sigma = s / sqrt(R)
-  (s: sample standard deviation over the R independent replicas), combined in quadrature with a
-  floor that is the quantisation of the measured quantity (1 site of the bin for fractions,
-  ``PHI_FLOOR_KT`` kT/e for the potential), so that bins where every replica happens to agree
-  exactly (far from the front, at the imposed-potential edges) do not divide by zero;
+  (s: sample standard deviation over the R independent replicas), raised to a floor where it is
+  smaller: the quantisation of the measured quantity (rounding noise of one site of the bin,
+  1/(N sqrt(12 R)), for fractions; ``PHI_FLOOR_KT`` kT/e for the potential), so that bins where
+  every replica happens to agree exactly (far from the front, in the vacancy-poor Cl segment, at
+  the imposed-potential edges) do not divide by zero.  The floor is below the binomial noise of a
+  bin whenever it holds more than ~1/12 vacancy on average, so it does not deflate chi^2 there;
 - reduced chi^2 = (1/N) sum_i (m_i - k_i)^2 / sigma_i^2 over the N compared bins: no parameter is
   fitted to the kMC, so the number of degrees of freedom is N.  Because sigma_i is itself estimated
   from R replicas, each term is (for a perfect model) a squared Student t with R-1 degrees of
@@ -82,7 +84,7 @@ def fraction_floor(sites_per_bin: np.ndarray, replicas: int) -> np.ndarray:
 
 def reduced_chi2(model: np.ndarray, kmc_mean: np.ndarray, kmc_sem: np.ndarray, floor=0.0,
                  mask: np.ndarray | None = None) -> np.ndarray:
-    """Reduced chi^2 along the last axis: mean over bins of (model - mean)^2 / (sem^2 + floor^2).
+    """Reduced chi^2 along the last axis: mean over bins of (model - mean)^2 / max(sem, floor)^2.
 
     model, kmc_mean, kmc_sem: float[..., nb]; floor broadcastable to them; mask bool[..., nb]
     selects compared bins (default all).  Returns float[...] (one value per leading index, e.g.
@@ -90,7 +92,7 @@ def reduced_chi2(model: np.ndarray, kmc_mean: np.ndarray, kmc_sem: np.ndarray, f
     """
     m = np.asarray(model, dtype=float)
     k = np.asarray(kmc_mean, dtype=float)
-    var = np.asarray(kmc_sem, dtype=float) ** 2 + np.asarray(floor, dtype=float) ** 2
+    var = np.maximum(np.asarray(kmc_sem, dtype=float), np.asarray(floor, dtype=float)) ** 2
     terms = (m - k) ** 2 / var
     if mask is None:
         mask = np.ones(terms.shape, dtype=bool)
@@ -103,6 +105,18 @@ def expected_chi2_per_dof(replicas: int) -> float:
     """Mean of a squared Student t with R-1 dof, (R-1)/(R-3): the reduced chi^2 of a perfect
     model when the variances come from R replicas (inf for R <= 3)."""
     return (replicas - 1) / (replicas - 3) if replicas > 3 else float("inf")
+
+
+def chi2_per_dof_spread(replicas: int, n_bins: int) -> float:
+    """Standard deviation of the reduced chi^2 of a perfect model over n_bins independent bins
+    with R-replica variances: sqrt(var(t^2_nu) / N), nu = R - 1,
+    var(t^2_nu) = 3 nu^2 / ((nu-2)(nu-4)) - (nu/(nu-2))^2 (inf for R <= 5).  Correlated bins
+    and few-count (Poisson) bins widen it further."""
+    nu = replicas - 1
+    if nu <= 4:
+        return float("inf")
+    var = 3.0 * nu**2 / ((nu - 2) * (nu - 4)) - (nu / (nu - 2)) ** 2
+    return float(np.sqrt(var / n_bins))
 
 
 def integral_front(z_edges: np.ndarray, x_br: np.ndarray, br_side: str) -> np.ndarray:

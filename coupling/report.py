@@ -1,0 +1,167 @@
+"""Atomistic-vs-continuum agreement of one biased run: statistics, JSON summary, HDF5 and PNGs.
+
+Input of :func:`analyse_direction` (one bias direction, e.g. forward):
+  z_edges_nm float64[b + 1] bin edges along the wire; times_s float64[t] compared times;
+  kmc: {field: float64[R, t, b]} per-replica bin averages; continuum: {field: float64[t, b]}
+  the continuum model averaged over the same bins; fields are "x_br", "x_v", "phi_V";
+  sites_per_bin float64[b]; br_side "left"|"right"; kT_eV.
+Output: a dict of arrays (for HDF5) and a JSON-able summary: reduced chi^2 per field and time
+(:func:`coupling.statistics.reduced_chi2`), its expectation for R replicas, the front position
+(x_Br = 0.55) per replica and of the continuum, and the 2-sigma front agreement.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import statistics as S
+
+FIELDS = ("x_br", "x_v", "phi_V")
+FIELD_LABELS = {"x_br": "x_Br", "x_v": "x_V", "phi_V": "phi (V)"}
+#: the fields whose reduced chi^2 is held to the acceptance threshold (issue 5)
+ACCEPTANCE_FIELDS = ("x_br", "x_v")
+CHI2_THRESHOLD = 2.0
+
+
+def analyse_direction(z_edges_nm, times_s, kmc: Mapping[str, np.ndarray], continuum: Mapping[str, np.ndarray],
+                      sites_per_bin, br_side: str, kT_eV: float, field_V_per_um: float,
+                      n_sigma: float = 2.0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Statistics of one direction: (arrays for HDF5, JSON-able summary).  See module doc."""
+    z_edges = np.asarray(z_edges_nm, dtype=float)
+    zc = 0.5 * (z_edges[1:] + z_edges[:-1])
+    times = np.asarray(times_s, dtype=float)
+    arrays: dict[str, Any] = {"z_nm": zc, "z_edges_nm": z_edges, "times_s": times,
+                              "sites_per_bin": np.asarray(sites_per_bin, dtype=float),
+                              "field_V_per_um": float(field_V_per_um), "br_side": br_side}
+    summary: dict[str, Any] = {"field_V_per_um": float(field_V_per_um), "times_s": times.tolist(),
+                               "chi2_per_dof": {}, "dof": int(zc.size)}
+    R = None
+    for f in FIELDS:
+        if f not in kmc or f not in continuum:
+            continue
+        reps = np.asarray(kmc[f], dtype=float)
+        R = reps.shape[0]
+        mean, sem = S.replica_mean_sem(reps)
+        model = np.asarray(continuum[f], dtype=float)
+        if f == "phi_V":
+            floor = S.PHI_FLOOR_KT * kT_eV
+        else:
+            floor = S.fraction_floor(sites_per_bin, R)[None, :]
+        chi2 = S.reduced_chi2(model, mean, sem, floor)
+        arrays[f"kmc_replicas_{f}"] = reps
+        arrays[f"kmc_mean_{f}"] = mean
+        arrays[f"kmc_sem_{f}"] = sem
+        arrays[f"continuum_{f}"] = model
+        arrays[f"chi2_per_dof_{f}"] = chi2
+        # sign of the mean residual, weighted like chi2: which way the continuum is off
+        w = 1.0 / np.maximum(sem, floor) ** 2
+        bias = np.sum((model - mean) * w, axis=-1) / np.sum(w, axis=-1)
+        summary["chi2_per_dof"][f] = chi2.tolist()
+        summary.setdefault("weighted_mean_residual", {})[f] = bias.tolist()
+    if R is None:
+        raise ValueError("no field present in both the kMC and the continuum results")
+    summary["replicas"] = R
+    summary["expected_chi2_per_dof_if_models_agree"] = S.expected_chi2_per_dof(R)
+    summary["chi2_per_dof_spread_if_models_agree"] = S.chi2_per_dof_spread(R, zc.size)
+    accepted = [bool(np.all(np.asarray(summary["chi2_per_dof"][f]) <= CHI2_THRESHOLD))
+                for f in ACCEPTANCE_FIELDS if f in summary["chi2_per_dof"]]
+    summary["chi2_within_threshold"] = bool(all(accepted)) if accepted else None
+    summary["chi2_threshold"] = CHI2_THRESHOLD
+    if "x_br" in kmc and "x_br" in continuum:
+        fk = S.front_position(zc, z_edges, np.asarray(kmc["x_br"], dtype=float), br_side)
+        fc = S.front_position(zc, z_edges, np.asarray(continuum["x_br"], dtype=float), br_side)
+        arrays["front_kmc_nm"] = fk
+        arrays["front_continuum_nm"] = fc
+        agreement = S.front_agreement(fk, fc, n_sigma)
+        agreement["unit"] = "nm"
+        summary["front_position_agreement"] = agreement
+    return arrays, summary
+
+
+def write_json(path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON (numpy scalars converted); NaN/inf become null."""
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.ndarray):
+            return clean(v.tolist())
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+
+    Path(path).write_text(json.dumps(clean(dict(data)), indent=2, sort_keys=True) + "\n")
+
+
+def plot_direction(arrays: Mapping[str, Any], name: str, outdir) -> list[str]:
+    """PNGs for one direction: profiles of each field at every compared time (kMC mean +- 2 SEM
+    band, continuum line), and front position / chi^2 against time.  Returns the file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir = Path(outdir)
+    files = []
+    z = arrays["z_nm"]
+    times = arrays["times_s"]
+    fields = [f for f in FIELDS if f"kmc_mean_{f}" in arrays]
+    nt = len(times)
+    fig, axes = plt.subplots(len(fields), nt, figsize=(3.2 * nt, 2.6 * len(fields)), squeeze=False,
+                             sharex=True)
+    for i, f in enumerate(fields):
+        for j in range(nt):
+            ax = axes[i, j]
+            m = arrays[f"kmc_mean_{f}"][j]
+            s = arrays[f"kmc_sem_{f}"][j]
+            ax.fill_between(z, m - 2 * s, m + 2 * s, color="tab:blue", alpha=0.3, lw=0)
+            ax.plot(z, m, ".", ms=2, color="tab:blue", label="kMC mean ±2 SEM")
+            ax.plot(z, arrays[f"continuum_{f}"][j], "-", color="tab:red", lw=1, label="continuum")
+            chi2 = arrays[f"chi2_per_dof_{f}"][j]
+            ax.set_title(f"t = {times[j]:.3g} s, χ²/dof = {chi2:.2f}", fontsize=8)
+            if f == "x_v":
+                ax.set_yscale("symlog", linthresh=1e-5)
+            if j == 0:
+                ax.set_ylabel(FIELD_LABELS[f])
+            if i == len(fields) - 1:
+                ax.set_xlabel("z (nm)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{name}: E = {arrays['field_V_per_um']:g} V/um", fontsize=10)
+    fig.tight_layout()
+    fn = f"profiles_{name}.png"
+    fig.savefig(outdir / fn, dpi=110)
+    plt.close(fig)
+    files.append(fn)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    if "front_kmc_nm" in arrays:
+        fk = arrays["front_kmc_nm"]
+        mean, sem = S.replica_mean_sem(fk)
+        a1.errorbar(times, mean, yerr=2 * sem, fmt="o", capsize=3, label="kMC mean ±2 SEM")
+        a1.plot(times, arrays["front_continuum_nm"], "s-", color="tab:red", label="continuum")
+        a1.set_xscale("log")
+        a1.set_xlabel("t (s)")
+        a1.set_ylabel("front (x_Br = 0.55), nm")
+        a1.legend(fontsize=7)
+    for f in fields:
+        a2.plot(times, arrays[f"chi2_per_dof_{f}"], "o-", label=FIELD_LABELS[f])
+    a2.axhline(CHI2_THRESHOLD, color="k", ls="--", lw=0.8)
+    a2.set_xscale("log")
+    a2.set_yscale("log")
+    a2.set_xlabel("t (s)")
+    a2.set_ylabel("reduced χ² (continuum vs kMC mean)")
+    a2.legend(fontsize=7)
+    fig.suptitle(name, fontsize=10)
+    fig.tight_layout()
+    fn = f"front_chi2_{name}.png"
+    fig.savefig(outdir / fn, dpi=110)
+    plt.close(fig)
+    files.append(fn)
+    return files
