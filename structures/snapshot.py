@@ -10,7 +10,9 @@ Renderers:
   with black outlines, painted back to front);
 - ``"pov"``: ``ase.io.write(path.pov, atoms, format="pov", ...)`` then POV-Ray (ray traced), when
   a ``povray`` executable is on PATH;
-- ``"auto"`` (default): ``"pov"`` when POV-Ray is installed, else ``"png"``.
+- ``"auto"`` (default): ``"pov"`` when POV-Ray is installed (falling back to ``"png"`` with a
+  warning if it fails, e.g. without its include files: Debian package ``povray-includes``),
+  else ``"png"``.
 
 Exact image size.  Both writers size the picture from a bounding box in the image plane and a
 scale (pixels per Angstrom); :func:`render_snapshot` computes the structure's projected bounding
@@ -23,6 +25,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,9 +97,13 @@ def render_snapshot(atoms: Atoms, path, *, size_px: tuple[int, int] = DEFAULT_SI
     colours = _per_atom(atoms, ELEMENT_COLOURS, "colour")
     radii = np.array(_per_atom(atoms, ELEMENT_RADII_A, "radius"))
     bbox, scale = _fit_bbox(atoms, rotation, radii, (width_px, height_px))
-    if renderer == "auto":
-        renderer = "pov" if povray_available() else "png"
-    if renderer == "png":
+    if renderer == "auto" and povray_available():
+        try:
+            return _render_povray(atoms, path, rotation, colours, radii, bbox, (width_px, height_px))
+        except RuntimeError as exc:  # e.g. povray without its include files: still give a picture
+            warnings.warn(f"{exc}; falling back to the matplotlib PNG writer", RuntimeWarning, stacklevel=2)
+            renderer = "png"
+    if renderer in ("auto", "png"):
         from ase.io import write
 
         write(path, atoms, format="png", rotation=rotation, colors=colours, radii=radii,
@@ -116,11 +123,15 @@ def _render_povray(atoms, path: Path, rotation, colours, radii, bbox, size_px) -
                        show_unit_cell=0, bbox=bbox,
                        povray_settings=dict(canvas_width=int(size_px[0]), transparent=False,
                                             background="White", camera_type="orthographic"))
-        _fix_canvas_height(pov_path.with_suffix(".ini"), size_px)
-        try:
-            png = inputs.render(stderr=subprocess.DEVNULL)
-        except subprocess.CalledProcessError as exc:
-            raise RuntimeError(f"povray failed with exit status {exc.returncode}") from exc
+        ini = Path(inputs.path)
+        _fix_canvas_height(ini, size_px)
+        # ASE's .ini names the .pov relative to the directory it is in: run POV-Ray there
+        proc = subprocess.run(["povray", ini.name], cwd=tmp, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+        png = ini.with_suffix(".png")
+        if proc.returncode != 0 or not png.is_file():
+            last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-3:]
+            raise RuntimeError(f"povray failed with exit status {proc.returncode}: " + " | ".join(last))
         shutil.move(os.fspath(png), os.fspath(path))
     return path
 
