@@ -1,0 +1,137 @@
+"""`ionwire export` and `ionwire snapshot` (coupling/commands/{export,snapshot}.py) end to end."""
+import sys
+import types
+
+import matplotlib.image
+import numpy as np
+import pytest
+from ase.io import read
+
+from coupling.cli import main
+from structures.atoms import occupancy_from_atoms
+from structures.lattice import AnionLattice
+
+LATTICE = AnionLattice(3, 3, 8, periodic_z=False)
+TIMES = np.array([0.0, 1e-7, 2e-7, 3e-7, 4e-7])
+
+
+def _states(seed=3):
+    rng = np.random.default_rng(seed)
+    out = []
+    for f in range(len(TIMES)):
+        occ = np.where(LATTICE.plane_index() < LATTICE.n_planes // 2 - f, 0, 1).astype(np.uint8)
+        occ[rng.choice(LATTICE.n_sites, 5, replace=False)] = 2
+        out.append(occ)
+    return out
+
+
+class _NpzTrajectory:
+    """Stand-in for kmc.h5md.Trajectory (interface 4 in the team contract) over an .npz file."""
+
+    def __init__(self, path):
+        try:
+            data = np.load(path)
+        except Exception as exc:
+            raise ValueError(f"{path}: not a trajectory ({exc})") from None
+        self._species = data["species"]
+        self.times_s = data["times"]
+        self.n_frames = len(self.times_s)
+        self.lattice = LATTICE
+
+    def species(self, i):
+        return self._species[i]
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture
+def trajectory(tmp_path, monkeypatch):
+    fake = types.ModuleType("kmc.h5md")
+    fake.open_trajectory = _NpzTrajectory
+    monkeypatch.setitem(sys.modules, "kmc.h5md", fake)
+    path = tmp_path / "traj.npz"
+    np.savez(path, species=np.stack(_states()), times=TIMES)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["extxyz", "traj"])
+@pytest.mark.parametrize("frames, expected", [(None, [0, 1, 2, 3, 4]), ("1::2", [1, 3]), ("-1", [4])])
+def test_export_round_trip_same_species_at_same_sites(trajectory, tmp_path, suffix, frames, expected, capsys):
+    out = tmp_path / f"out.{suffix}"
+    argv = ["export", str(trajectory), "-o", str(out)] + (["--frames", frames] if frames else [])
+    assert main(argv) == 0
+    assert f"wrote {len(expected)} frame(s)" in capsys.readouterr().out
+    images = read(out, index=":")
+    states = _states()
+    assert [a.info["frame"] for a in images] == expected
+    for k, atoms in zip(expected, images):
+        assert atoms.info["time_s"] == pytest.approx(TIMES[k], rel=1e-12, abs=0)
+        assert np.array_equal(occupancy_from_atoms(atoms, LATTICE), states[k])
+        sym = np.array(atoms.get_chemical_symbols())
+        assert np.sum(sym == "Pb") == np.sum(sym == "Cs") == LATTICE.n_cells
+        assert np.sum(sym == "Br") + np.sum(sym == "Cl") == LATTICE.n_sites - 5
+    assert not (tmp_path / f"out.{suffix}.part").exists()
+
+
+def test_export_marks_vacancies_on_request(trajectory, tmp_path):
+    out = tmp_path / "v.extxyz"
+    assert main(["export", str(trajectory), "-o", str(out), "--vacancies", "mark", "--frames", "0"]) == 0
+    (atoms,) = read(out, index=":")
+    assert atoms.get_chemical_symbols().count("X") == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "7"], "--frames: frame 7 is out of range: the trajectory has 5 frames"),
+    (["--frames", "2:1"], "selects no frames"),
+    (["--frames", "a:b"], "must be integers"),
+    (["-o", "OUT.pdb"], "cannot tell the output format"),
+])
+def test_export_errors_are_one_line(trajectory, tmp_path, capsys, args, message):
+    argv = ["export", str(trajectory), "-o", str(tmp_path / "out.extxyz")] + args
+    if "-o" in args:
+        argv = ["export", str(trajectory)] + args
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ionwire export: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out.extxyz").exists()
+
+
+def test_export_of_a_missing_or_foreign_file_is_an_error(trajectory, tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nope.h5"), "-o", str(tmp_path / "o.traj")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not hdf5")
+    assert main(["export", str(bad), "-o", str(tmp_path / "o.traj")]) == 2
+    assert "ionwire export: error: " in capsys.readouterr().err
+
+
+def test_snapshot_of_a_kmc_frame(trajectory, tmp_path, capsys):
+    out = tmp_path / "fig.png"
+    assert main(["snapshot", str(trajectory), "--frame", "2", "-o", str(out), "--size", "500x200",
+                 "--renderer", "png"]) == 0
+    assert "frame 2" in capsys.readouterr().out
+    image = matplotlib.image.imread(out)
+    assert image.shape[:2] == (200, 500)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frame", "5"], "--frame 5 is out of range: the trajectory has 5 frames"),
+    (["--frame", "-6"], "out of range"),
+])
+def test_snapshot_bad_frame_is_one_error(trajectory, tmp_path, capsys, args, message):
+    assert main(["snapshot", str(trajectory), "-o", str(tmp_path / "f.png")] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ionwire snapshot: error: ") and message in err and err.count("\n") == 1
+
+
+def test_snapshot_time_selects_the_nearest_frame(trajectory, tmp_path, capsys):
+    assert main(["snapshot", str(trajectory), "--time-s", "2.6e-7", "-o", str(tmp_path / "t.png"),
+                 "--renderer", "png", "--size", "300x100"]) == 0
+    assert "frame 3 " in capsys.readouterr().out
