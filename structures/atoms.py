@@ -101,6 +101,21 @@ def perovskite_atoms(lattice: AnionLattice, occupancy, *, vacancies: str = "omit
     return atoms
 
 
+def crop_z(lattice: AnionLattice, occupancy, k_start: int, k_stop: int) -> tuple[AnionLattice, np.ndarray]:
+    """The cells ``k_start <= k < k_stop`` along z of a state: (bounded sub-lattice, its occupancy).
+
+    Sites are numbered z-plane block by block, so the sub-state is one contiguous slice of
+    ``occupancy``; the sub-lattice starts at z = 0 (add ``k_start * a`` for the original z).
+    """
+    occ = check_occupancy(lattice, occupancy)
+    if not 0 <= k_start < k_stop <= lattice.nz:
+        raise ValueError(f"z cells {k_start}:{k_stop} must satisfy 0 <= start < stop <= nz = {lattice.nz}")
+    sub = AnionLattice(lattice.nx, lattice.ny, k_stop - k_start, periodic_z=False,
+                       lattice_constant_A=lattice.lattice_constant_A)
+    per_layer = 3 * lattice.nx * lattice.ny
+    return sub, occ[k_start * per_layer:k_stop * per_layer].copy()
+
+
 def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: float = 0.05) -> np.ndarray:
     """Inverse of :func:`perovskite_atoms`: uint8[n_sites] occupancy read from halide positions.
 

@@ -5,7 +5,7 @@ from ase.io import read, write
 from ase.neighborlist import neighbor_list
 from hypothesis import given, settings, strategies as st
 
-from structures.atoms import (BR, CL, VACANCY, front_position_um, heterojunction, occupancy_from_atoms,
+from structures.atoms import (BR, CL, VACANCY, crop_z, front_position_um, heterojunction, occupancy_from_atoms,
                               occupancy_from_profile, perovskite_atoms, sample_continuum_window, select_frames,
                               trajectory_atoms)
 from structures.lattice import AnionLattice
@@ -217,3 +217,17 @@ def test_trajectory_atoms_yields_selected_frames_with_time():
     assert [a.info["time_s"] for a in got] == [1e-6, 3e-6]
     for k, a in zip([1, 3], got):
         assert np.array_equal(occupancy_from_atoms(a, lat), states[k])
+
+
+def test_crop_z_keeps_the_cells_in_the_window():
+    lat = AnionLattice(2, 3, 6, periodic_z=False)
+    occ = _random_occupancy(lat, np.random.default_rng(11))
+    sub, sub_occ = crop_z(lat, occ, 2, 5)
+    assert (sub.nx, sub.ny, sub.nz, sub.periodic_z) == (2, 3, 3, False)
+    k = lat.site_cells()[:, 2]
+    keep = (k >= 2) & (k < 5)
+    # same species at the same positions, shifted by 2 cells along z
+    assert np.array_equal(sub_occ, occ[keep])
+    assert np.allclose(sub.positions_A() + [0, 0, 2 * A], lat.positions_A()[keep])
+    with pytest.raises(ValueError, match="z cells"):
+        crop_z(lat, occ, 4, 7)

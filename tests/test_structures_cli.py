@@ -135,3 +135,16 @@ def test_snapshot_time_selects_the_nearest_frame(trajectory, tmp_path, capsys):
     assert main(["snapshot", str(trajectory), "--time-s", "2.6e-7", "-o", str(tmp_path / "t.png"),
                  "--renderer", "png", "--size", "300x100"]) == 0
     assert "frame 3 " in capsys.readouterr().out
+
+
+def test_snapshot_z_cells_crops_the_wire(trajectory, tmp_path, capsys):
+    assert main(["snapshot", str(trajectory), "--z-cells", "2:5", "-o", str(tmp_path / "c.png"),
+                 "--renderer", "png", "--size", "300x100", "--frame", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "cells 2:5 along z" in out
+    # 3 cells of 3x3: 27 Pb + 27 Cs + 81 anion sites minus the vacancies among them
+    k = LATTICE.site_cells()[:, 2]
+    n_vac = int(np.sum(_states()[0][(k >= 2) & (k < 5)] == 2))
+    assert f"{27 + 27 + 81 - n_vac} atoms" in out
+    assert main(["snapshot", str(trajectory), "--z-cells", "6:9", "-o", str(tmp_path / "c.png")]) == 2
+    assert "need 0 <= START < STOP <= 8" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 INPUT is a device-kMC trajectory (H5MD, `ionwire device`) or a continuum result file
 (`ionwire continuum`); the kind is detected by trying the kMC reader first.
 
-kMC trajectory: the selected frame's full CsPbX3 supercell is drawn as it is.
+kMC trajectory: the selected frame's full CsPbX3 supercell is drawn as it is, or only the unit
+cells START <= k < STOP along z with --z-cells START:STOP (for long wires).
 
 Continuum result: an atomistic thin wire is sampled from the profiles x_Br(z), x_V(z) at the
 selected time: a cross-section of --cross-section NX NY cells (default 4 4, periodic) spanning
@@ -48,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ASE writer: pov (POV-Ray, if installed), png (matplotlib); default auto")
     parser.add_argument("--vacancies", choices=("omit", "mark"), default="omit",
                         help="omit vacant anion sites (default) or draw them as small yellow X atoms")
+    parser.add_argument("--z-cells", default=None, metavar="START:STOP",
+                        help="kMC input: draw only the unit cells START <= k < STOP along z (default: all)")
     cont = parser.add_argument_group("continuum input")
     cont.add_argument("--z-window-um", type=float, nargs=2, default=None, metavar=("Z0", "Z1"),
                       help="z range (um) of the sampled atomistic wire; default: --cells-z cells at the front")
@@ -74,6 +77,18 @@ def pick_index(times_s, frame: int, time_s: float | None, what: str) -> int:
     return frame % n
 
 
+def _z_cells(text: str, nz: int) -> tuple[int, int]:
+    from coupling.cli import UserError
+
+    try:
+        k0, k1 = (int(v) if v.strip() else d for v, d in zip(text.split(":"), (0, nz), strict=True))
+    except ValueError:
+        raise UserError(f"--z-cells: expected START:STOP (integers), got {text!r}") from None
+    if not 0 <= k0 < k1 <= nz:
+        raise UserError(f"--z-cells {text}: need 0 <= START < STOP <= {nz} (cells along z of this lattice)")
+    return k0, k1
+
+
 def _continuum_atoms(args, result):
     from structures.atoms import sample_continuum_window
 
@@ -88,7 +103,7 @@ def _continuum_atoms(args, result):
 def load_atoms(args):
     """(Atoms, description) for the input file: a kMC frame, or a sample of a continuum profile."""
     from coupling.cli import UserError
-    from structures.atoms import perovskite_atoms
+    from structures.atoms import crop_z, perovskite_atoms
 
     path = args.input
     if not Path(path).exists():
@@ -111,8 +126,14 @@ def load_atoms(args):
                 except ValueError as exc:
                     raise UserError(str(exc)) from exc
                 t = float(traj.times_s[i])
-                atoms = perovskite_atoms(traj.lattice, traj.species(i), vacancies=args.vacancies, time_s=t)
-                return atoms, f"frame {i} (t = {t:.4g} s)"
+                lattice, occ = traj.lattice, traj.species(i)
+                what = f"frame {i} (t = {t:.4g} s)"
+                if args.z_cells is not None:
+                    k0, k1 = _z_cells(args.z_cells, lattice.nz)
+                    lattice, occ = crop_z(lattice, occ, k0, k1)
+                    what += f", cells {k0}:{k1} along z"
+                atoms = perovskite_atoms(lattice, occ, vacancies=args.vacancies, time_s=t)
+                return atoms, what
     try:
         from continuum.io import read_result
     except ImportError as exc:
