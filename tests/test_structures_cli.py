@@ -148,3 +148,59 @@ def test_snapshot_z_cells_crops_the_wire(trajectory, tmp_path, capsys):
     assert f"{27 + 27 + 81 - n_vac} atoms" in out
     assert main(["snapshot", str(trajectory), "--z-cells", "6:9", "-o", str(tmp_path / "c.png")]) == 2
     assert "need 0 <= START < STOP <= 8" in capsys.readouterr().err
+
+
+class _NpzContinuumResult:
+    """Stand-in for continuum.io.read_result (interface 5 in the team contract) over an .npz file."""
+
+    def __init__(self, path):
+        try:
+            data = np.load(path)
+            self.z_um, self.times_s, self.x_br, self.x_v = (data[k] for k in ("z_um", "times_s", "x_br", "x_v"))
+        except Exception as exc:
+            raise ValueError(f"{path}: not a continuum result ({exc})") from None
+        self.phi_V = np.zeros_like(self.x_br)
+
+
+@pytest.fixture
+def continuum_result(tmp_path, monkeypatch):
+    fake = types.ModuleType("continuum.io")
+    fake.read_result = _NpzContinuumResult
+    monkeypatch.setitem(sys.modules, "continuum.io", fake)
+    z = np.linspace(0.0, 4.0, 801)
+    x_v = np.full((3, len(z)), 1e-3)
+    x_br = np.stack([(1 - x_v[0]) * (z < 2.0 - 0.5 * k) for k in range(3)])  # sharp front moving left
+    path = tmp_path / "result.npz"
+    np.savez(path, z_um=z, times_s=np.array([0.0, 3600.0, 7200.0]), x_br=x_br, x_v=x_v)
+    return path
+
+
+def test_snapshot_of_a_continuum_result_samples_a_thin_wire_at_the_front(continuum_result, tmp_path, capsys):
+    out = tmp_path / "cont.png"
+    assert main(["snapshot", str(continuum_result), "--time-s", "3000", "--cells-z", "30", "--cross-section",
+                 "3", "2", "-o", str(out), "--size", "600x200", "--renderer", "png"]) == 0
+    msg = capsys.readouterr().out
+    assert "output time 1 (t = 3600 s)" in msg
+    # the window is centred on the front: x_Br = 0.55 between the grid points 1.495 and 1.5 um
+    front = 1.495 + 0.005 * (0.999 - 0.55) / 0.999
+    z0 = float(msg.split("sampled z0 = ")[1].split(" um")[0])
+    assert z0 == pytest.approx(front - 15 * 5.8e-4, abs=6e-4)  # printed with 4 digits
+    n_atoms = int(msg.split(" px, ")[1].split(" atoms")[0])
+    assert 2 * 3 * 2 * 30 + 0.99 * 3 * 3 * 2 * 30 <= n_atoms <= 2 * 3 * 2 * 30 + 3 * 3 * 2 * 30
+    image = matplotlib.image.imread(out)
+    assert image.shape[:2] == (200, 600)
+    for rgb in [(0.12, 0.70, 0.15), (0.15, 0.35, 0.95)]:  # Br and Cl on either side of the front
+        assert np.any(np.all(np.abs(image[..., :3] - rgb) < 0.02, axis=-1))
+
+
+def test_snapshot_of_a_continuum_result_errors(continuum_result, tmp_path, capsys):
+    assert main(["snapshot", str(continuum_result), "--frame", "3", "-o", str(tmp_path / "x.png")]) == 2
+    assert "--frame 3 is out of range: the continuum result has 3 output times" in capsys.readouterr().err
+    assert main(["snapshot", str(continuum_result), "--z-window-um", "3.9", "4.5", "-o",
+                 str(tmp_path / "x.png")]) == 2
+    assert "inside the profile's range" in capsys.readouterr().err
+    junk = tmp_path / "junk.dat"
+    junk.write_text("hello")
+    assert main(["snapshot", str(junk), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ionwire snapshot: error: cannot read {junk}") and err.count("\n") == 1
