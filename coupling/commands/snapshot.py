@@ -9,8 +9,8 @@ cells START <= k < STOP along z with --z-cells START:STOP (for long wires).
 Continuum result: an atomistic thin wire is sampled from the profiles x_Br(z), x_V(z) at the
 selected time: a cross-section of --cross-section NX NY cells (default 4 4, periodic) spanning
 --z-window-um Z0 Z1 (a = 5.8 Angstrom, so 1 um = 1724 cells), or, without a window, --cells-z cells
-(default 40) centred on the composition front x_Br = 0.55.  Each anion plane gets exactly
-round(x n) vacancies and Br (stochastic rounding, seed --seed), the rest Cl.
+(default 40) centred on the composition front x_Br = 0.55.  Each anion plane of n sites gets
+floor or ceil of x n vacancies and Br (stochastic rounding, seed --seed), the rest Cl.
 
 --frame N picks a frame / output time (negative counts from the end; default -1, the last);
 --time-s T picks the one nearest to T seconds instead.  The view has the wire axis z horizontal,
