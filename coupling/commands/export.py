@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             n = _write_frames(partial, fmt, trajectory_atoms(traj, frames, vacancies=args.vacancies))
             os.replace(partial, out)
+        except (ValueError, OSError) as exc:  # e.g. a file written without species, an unreadable frame
+            raise UserError(f"{args.trajectory}: {exc}") from exc
         finally:
             if partial.exists():
                 partial.unlink()

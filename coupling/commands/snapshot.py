@@ -123,10 +123,11 @@ def load_atoms(args):
             with traj:
                 try:
                     i = pick_index(traj.times_s, args.frame, args.time_s, "trajectory")
-                except ValueError as exc:
+                    occ = traj.species(i)
+                except (ValueError, OSError) as exc:  # includes a file written without species
                     raise UserError(str(exc)) from exc
                 t = float(traj.times_s[i])
-                lattice, occ = traj.lattice, traj.species(i)
+                lattice = traj.lattice
                 what = f"frame {i} (t = {t:.4g} s)"
                 if args.z_cells is not None:
                     k0, k1 = _z_cells(args.z_cells, lattice.nz)
