@@ -303,6 +303,28 @@ class LocalPool:
         self.pool.shutdown(wait=True)
 
 
+def _probe(address: str, timeout_s: float = 10.0) -> None:
+    """Open and close a TCP connection to a ``tcp://host:port`` scheduler (OSError if refused)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp" or parts.port is None:
+        return  # other protocols (tls, ucx, inproc): leave it to the client
+    socket.create_connection((parts.hostname, parts.port), timeout=timeout_s).close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 class DaskPool:
     """dask.distributed: ``"local"`` starts a LocalCluster, anything else is a scheduler address."""
 
@@ -315,12 +337,16 @@ class DaskPool:
         self.cluster = None
         try:
             if address == "local":
-                self.cluster = distributed.LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True,
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                # worker processes inherit an ignored SIGINT: Ctrl-C in the terminal reaches the
+                # whole process group, and stopping the workers is the campaign's job (abort())
+                with _sigint_ignored():
+                    self.cluster = distributed.LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True,
+                        dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = distributed.Client(self.cluster)
                 self.description = f"dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}"
             else:
+                _probe(address)  # a wrong address fails now, not after the client's retries
                 self.client = distributed.Client(address, timeout="30s")
                 n = len(self.client.scheduler_info().get("workers", {}))
                 self.description = f"dask scheduler {address} ({n} workers now)"

@@ -57,7 +57,10 @@ from continuum.parameters import ParameterError, to_mapping
 # --------------------------------------------------------------------------------------------
 #: registered run types: name -> "module:attribute" (imported on first use, so a run type whose
 #: library is missing from an installation only fails when a config asks for it)
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml; the coupling engineer's)
+    "onsager": "coupling.parameterize:OnsagerTableRun",
+}
 _LOADED: dict[str, Any] = {}
 
 _REQUIRED = ("load", "expand", "run", "reduce")

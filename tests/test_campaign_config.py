@@ -1,0 +1,85 @@
+"""Config validation of ``ionwire campaign``: every bad config gives exit status 2 and ONE line on
+stderr that names the offending key (and the allowed range where there is one); nothing runs."""
+from __future__ import annotations
+
+import pytest
+
+from coupling import cli, runtypes
+
+GOOD_BODY = 'samples = 1000\n[sweep]\ndimension = [2, 3]\nreplicas = 2\n'
+TOY = 'run = "campaign_toy:Toy"\n'
+
+# (id, config text, fragments the error line must contain)
+BAD_CONFIGS = [
+    ("no-run", GOOD_BODY, ["run", "missing"]),
+    ("run-not-a-string", "run = 3\n" + GOOD_BODY, ["run", "3"]),
+    ("unknown-run-type", 'run = "warp_drive"\n' + GOOD_BODY, ["run", "warp_drive", "available"]),
+    ("run-type-module-missing", 'run = "no_such_module_xyz:Thing"\n' + GOOD_BODY, ["run", "no_such_module_xyz"]),
+    ("run-type-attribute-missing", 'run = "campaign_toy:Nope"\n' + GOOD_BODY, ["run", "Nope"]),
+    ("not-a-run-type", 'run = "campaign_toy:ToyConfig"\n' + GOOD_BODY, ["run", "not a run type"]),
+    ("unknown-top-level-key", TOY + "sampels = 10\n" + GOOD_BODY, ["sampels", "allowed", "samples"]),
+    ("wrong-type", TOY + 'samples = "many"\n[sweep]\ndimension = [2]\n', ["samples", "integer"]),
+    ("float-for-int", TOY + "samples = 10.5\n[sweep]\ndimension = [2]\n", ["samples", "integer"]),
+    ("out-of-range", TOY + "samples = -5\n[sweep]\ndimension = [2]\n", ["samples", "[1, 1e8]"]),
+    ("out-of-range-float", TOY + "sleep_s = 99.0\n[sweep]\ndimension = [2]\n", ["sleep_s", "[0, 60]"]),
+    ("sweep-value-out-of-range", TOY + "[sweep]\ndimension = [2, 11]\n", ["sweep.dimension[1]", "[1, 10]", "11"]),
+    ("sweep-value-wrong-type", TOY + '[sweep]\ndimension = [2, "three"]\n', ["sweep.dimension[1]", "[1, 10]"]),
+    ("sweep-empty-list", TOY + "[sweep]\ndimension = []\n", ["sweep.dimension", "empty"]),
+    ("sweep-duplicate", TOY + "[sweep]\ndimension = [2, 3, 2]\n", ["sweep.dimension[2]", "duplicate"]),
+    ("sweep-unknown-axis", TOY + "[sweep]\ntemperature_K = [300.0]\n", ["sweep.temperature_K", "allowed", "dimension"]),
+    ("sweep-bad-combine", TOY + '[sweep]\ndimension = [2]\ncombine = "cross"\n', ["sweep.combine", "product", "zip"]),
+    ("sweep-zero-replicas", TOY + "[sweep]\ndimension = [2]\nreplicas = 0\n", ["sweep.replicas", "[1, 100000]"]),
+    ("sweep-zip-unequal", TOY + '[sweep]\ndimension = [2, 3]\nsamples = [10]\ncombine = "zip"\n',
+     ["sweep", "zip", "dimension: 2", "samples: 1"]),
+    ("sweep-not-a-table", TOY + "sweep = 5\n", ["sweep", "table"]),
+    ("toml-syntax", TOY + "samples = = 3\n", ["line 2"]),
+]
+
+
+@pytest.mark.parametrize("text, fragments", [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_gives_one_line_naming_the_key(tmp_path, capsys, text, fragments):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    status = cli.main(["campaign", str(cfg), "-o", str(out), "--workers", "1", "--no-progress"])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert status == 2, captured.err
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("ionwire campaign: error: ")
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    assert not out.exists()  # validation happens before anything is written or started
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--workers", "0"], "--workers"),
+    (["--scheduler", "tcp://127.0.0.1:1"], "tcp://127.0.0.1:1"),
+])
+def test_bad_options_give_one_line(tmp_path, capsys, argv, fragment):
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text(TOY + GOOD_BODY)
+    status = cli.main(["campaign", str(cfg), "-o", str(tmp_path / "out"), "--no-progress", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and fragment in err[0], err
+
+
+def test_the_good_config_is_accepted(tmp_path, capsys):
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text(TOY + GOOD_BODY)
+    assert cli.main(["campaign", str(cfg), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs" in out and "dimension=3 replica=1" in out
+
+
+@pytest.mark.parametrize("name", sorted(runtypes.REGISTRY))
+def test_registered_run_types_reject_an_unknown_key(tmp_path, capsys, name):
+    try:
+        runtypes.get(name)
+    except Exception as exc:  # the library of this run type is not in this installation
+        pytest.skip(f"run type {name} unavailable: {exc}")
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(f'run = "{name}"\nnot_a_parameter_xyz = 1\n')
+    assert cli.main(["campaign", str(cfg), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not_a_parameter_xyz" in err[0], err
