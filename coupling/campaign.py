@@ -456,6 +456,14 @@ class CampaignFolder:
                     os.rename(entry.path, self.partial / f"{entry.name}.invalid.{uuid.uuid4().hex[:8]}")
         return out
 
+    def remove_campaign(self) -> None:
+        """Delete the files of a previous campaign (only the names this module writes)."""
+        for name in ("runs", "failed"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        for name in ("campaign.json", "prepare.json", "index.json", "summary.json"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.root / name)
+
     def clear_partial(self) -> int:
         """Remove temp folders of runs that never completed; returns how many."""
         if not self.partial.is_dir():
@@ -510,14 +518,16 @@ def _sigterm_as_interrupt():
 
 
 def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *, workers: int | None = None,
-                 scheduler: str | None = None, resume: bool = False, progress: bool = True,
+                 scheduler: str | None = None, resume: bool = False, overwrite: bool = False,
+                 progress: bool = True,
                  index_interval_s: float = 2.0) -> CampaignReport:
     """Run every not-yet-finished point of ``spec``; then reduce if all runs are done.
 
     ``workers``: local processes (default: the usable CPU count) or LocalCluster workers;
     ``scheduler``: None (local process pool), "local" (dask LocalCluster) or a dask scheduler
-    address.  Raises CampaignError if the folder already holds this campaign and ``resume`` is
-    false, or if it holds a campaign with a different config; CampaignInterrupted on Ctrl-C or
+    address.  ``overwrite`` first removes a previous campaign's files from the folder.  Raises
+    CampaignError if the folder already holds a campaign and neither ``resume`` nor ``overwrite``
+    is set, or if ``resume`` finds a campaign with a different config; CampaignInterrupted on Ctrl-C or
     SIGTERM (pending runs cancelled, running ones stopped, the folder resumable).
     """
     t_start = time.perf_counter()
@@ -529,21 +539,24 @@ def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *,
     folder = CampaignFolder(out)
     folder.lock()
     try:
-        return _run_locked(spec, folder, workers, scheduler, resume, progress, index_interval_s, t_start)
+        return _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, index_interval_s, t_start)
     finally:
         folder.unlock()
 
 
-def _run_locked(spec, folder, workers, scheduler, resume, progress, index_interval_s, t_start):
+def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, index_interval_s, t_start):
     out = folder.root
     meta_path = out / "campaign.json"
     meta = _read_json(meta_path)
     ids = {rp.id for rp in spec.points}
+    if meta is not None and overwrite:
+        folder.remove_campaign()
+        meta = None
     if meta is not None:
         if not resume:
             n_done = len(folder.finished(ids))
             raise CampaignError(f"{out} already holds a campaign ({n_done} of {len(ids)} runs of this config "
-                                "done): add --resume to continue it, or choose another folder with -o")
+                                "done): add --resume to continue it, --overwrite to start again, or -o for another folder")
         if meta.get("run") != spec.run_name or meta.get("fingerprint_sha") != spec.fingerprint_sha:
             where = ("run" if meta.get("run") != spec.run_name
                      else _describe_change(meta.get("fingerprint"), json.loads(canonical_json(spec.fingerprint))))

@@ -88,6 +88,11 @@ def test_rerun_needs_resume_and_resume_skips_finished_runs(tmp_path):
     assert (report.n_new, report.n_resumed) == (0, 3)
     after = {rp.id: json.loads((out / "runs" / rp.id / "result.json").read_text()) for rp in spec.points}
     assert after == before  # nothing was redone (same pid, start time, result)
+    report = cp.run_campaign(spec, out, workers=1, progress=False, overwrite=True)
+    assert (report.n_new, report.n_resumed) == (3, 0)
+    redone = {rp.id: json.loads((out / "runs" / rp.id / "result.json").read_text()) for rp in spec.points}
+    assert all(redone[i]["started_unix"] > before[i]["started_unix"] for i in before)
+    assert all(redone[i]["result"] == before[i]["result"] for i in before)  # same seeds, same results
 
 
 def test_resume_redoes_half_written_and_missing_runs_and_extends_the_sweep(tmp_path):

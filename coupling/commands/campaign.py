@@ -7,7 +7,8 @@ index.json with every result, summary.json and the figures of the run type.
 
 Execution: a local process pool (--workers N, default all cores); --scheduler local starts a
 dask LocalCluster; --scheduler tcp://HOST:PORT uses a running dask cluster (e.g. dask-jobqueue).
-Ctrl-C stops cleanly (exit 130); --resume continues: finished runs are kept, unfinished ones redone.
+Ctrl-C stops cleanly (exit 130); --resume continues: finished runs are kept, unfinished ones redone;
+--overwrite starts the campaign in the folder again (the figures of the run type are then rewritten).
 
 examples:
   ionwire campaign runs/fig1e.toml
@@ -29,8 +30,11 @@ def add_arguments(parser) -> None:
                              "a --scheduler local cluster")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS|local",
                         help="run on dask.distributed: 'local' (LocalCluster) or a scheduler address")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the campaign in the folder: skip finished runs, redo the rest")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue the campaign in the folder: skip finished runs, redo the rest")
+    again.add_argument("--overwrite", action="store_true",
+                       help="discard a previous campaign in the folder and start again")
     parser.add_argument("--dry-run", action="store_true", help="validate the config and list the runs only")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -56,7 +60,8 @@ def run(args) -> int:
         return 0
     try:
         report = run_campaign(spec, args.output, workers=args.workers, scheduler=args.scheduler,
-                              resume=args.resume, progress=not args.no_progress)
+                              resume=args.resume, overwrite=args.overwrite,
+                              progress=not args.no_progress)
     except CampaignError as exc:
         raise UserError(str(exc)) from None
     except CampaignInterrupted as exc:
