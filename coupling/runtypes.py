@@ -2,7 +2,7 @@
 
 A *run type* is any object (usually a class with static methods) with these attributes::
 
-    name: str                                   the value of ``run = "..."`` in a config
+    name: str                                   a short name (messages, progress bar)
     load(mapping) -> config                     validate the TOML mapping (without its top-level
                                                 ``run`` key) into a frozen config; bad input raises
                                                 ParameterError naming the key
@@ -13,7 +13,8 @@ A *run type* is any object (usually a class with static methods) with these attr
                                                 OUT/runs/<id>/ once ``run`` returns)
     reduce(config, points, results, outdir)     the campaign summary (JSON-able dict) from all
                                                 results in expand order; may write figures/data
-                                                into ``outdir`` (the campaign folder)
+                                                into ``outdir`` (the campaign folder); an
+                                                optional "headline" string in it is printed
   optional:
     prepare(config) -> dict                     once per campaign, before any run (e.g. the
                                                 continuum calibration fit); JSON-able; cached in

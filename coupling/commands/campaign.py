@@ -80,7 +80,8 @@ def run(args) -> int:
         print(f"campaign {spec.stem}: {report.n_runs} runs ({report.n_new} new, {report.n_resumed} resumed, "
               f"{len(report.failed)} failed) on {report.executor} in {report.wall_s:.1f} s -> {report.outdir}")
         if report.summary_path:
-            print(f"summary: {report.summary_path}")
+            headline = report.summary.get("headline") if isinstance(report.summary, dict) else None
+            print(f"summary: {report.summary_path}" + (f"\n{headline}" if headline else ""))
     if report.failed:
         first = next(iter(report.failed.items()))
         print(f"ionwire campaign: error: {len(report.failed)} runs failed (first {first[0]}: {first[1]}); "
