@@ -1,0 +1,613 @@
+"""numba kernels of the device kMC: bounded wire, exact 1D electrostatics, electrode reactions.
+
+Pure functions over arrays and scalars (no I/O, no globals but constant tables); the Python layer
+(:mod:`kmc.device`) allocates and checks the arrays.  Shared primitives (sum tree, hop rates,
+local10 geometry, xoshiro256++) come from :mod:`kmc._kernels`.
+
+Event structure ("tree of trees", all selection O(log P + vacancies per plane))
+-------------------------------------------------------------------------------
+Rates of a vacancy hop = base rate (barrier only: ``hop_rates8`` with a field-free table) x field
+factor exp(-(phi_to - phi_from)/2V_T).  Hops change z by -1, 0, +1 planes; the field factor of an
+up (+z) hop from plane p is the factor of bond p, of a down hop that of bond p-1.  With the
+exact bond representation of :mod:`kmc.electrostatics` (D_k = g - c L_k between the imposed
+planes, D_k = -c L_k outside), the factor of bond k is
+
+    up:   M_up   * fu[k],  fu[k] = exp(+gamma L_k / 2),  M_up   = exp(-g/2) (1 outside [a, b])
+    down: M_down * fd[k],  fd[k] = exp(-gamma L_k / 2),  M_down = exp(+g/2)
+
+where g = (psi_b - psi_a + gamma Lambda) / (b - a) changes with EVERY hop (a uniform field
+change), but only through the two scalars M_up, M_down.  Hence four sum trees over planes:
+
+- ``tree_plain[p]``: in-plane hops + hops across bonds outside [a, b] of the vacancies on p;
+- ``tree_up[p]``:   Bup[p] fu[p] for bond p inside [a, b]  (multiplied by M_up at the top);
+- ``tree_down[p]``: Bdown[p] fd[p-1] for bond p-1 inside [a, b]  (times M_down);
+- ``tree_react[2p]``: vacancy creation on contact plane p, r_c(x_Cl(p)) * (halides on p);
+  ``tree_react[2p+1]``: annihilation, r_d(x_Cl(p)) * (vacancies on p).
+
+Bdown/Bin/Bup[p] are the base-rate sums of the vacancies on plane p.  Vacancies are stored grouped
+by plane in doubly linked lists (``head``/``tail`` per plane, ``nxt``/``prv`` per slot); moving,
+adding or removing a vacancy is O(1) and never reorders another plane's list.  Selection: top
+level by the four totals, then a plane by ``tree_select``, then a vacancy in the plane's list and
+a direction by linear scans.
+
+Every float in these structures is a pure function of the integer state (occupancy, vacancy
+order, plane blocks, L, Lambda): internal tree nodes are sums of children, leaves and block sums
+are recomputed in a fixed order, never updated by differences.  A run restarted from a checkpoint
+of that integer state (plus time, next-event time and the RNG state) is therefore bit-identical.
+
+Time: the state holds the absolute time of the next event (drawn right after the previous event
+with the then-current total rate); the loop stops before any event later than ``t_stop`` without
+touching the RNG, so chunking a run into kernel calls never changes its trajectory.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._kernels import (HOP_DZ, N_LOCAL, hop_rates8, local_sites, plane_of, rng_uniform, tree_select,
+                       tree_update)
+
+VACANCY = 2
+
+# status codes of run_device_events
+STATUS_EVENTS = 0    # n_events done
+STATUS_TIME = 1      # reached t_stop (the next event is later)
+STATUS_NO_EVENT = 2  # total rate zero: nothing can happen any more
+STATUS_FULL = 3      # vacancy arrays full: grow them and call again
+
+# istate (int64[4]) and fstate (float64[2]) slots
+I_NVAC = 0
+I_LAMBDA = 1
+F_TIME = 0
+F_TNEXT = 1
+
+# counters (int64[N_COUNTERS])
+COUNTER_NAMES = ("events", "hops_Br", "hops_Cl", "dz_Br_half_units", "dz_Cl_half_units",
+                 "created_left", "created_right", "annihilated_left", "annihilated_right",
+                 "created_from_Br", "created_from_Cl", "refilled_Br", "refilled_Cl")
+N_COUNTERS = len(COUNTER_NAMES)
+C_EVENTS, C_HOPS, C_DZ, C_CREATED, C_ANNIHILATED, C_CREATED_FROM, C_REFILLED = 0, 1, 3, 5, 7, 9, 11
+
+# a shift of the bond gauge keeps exp(gamma L / 2) far from overflow
+_GAUGE_LIMIT = 200.0
+
+
+@numba.njit(cache=True)
+def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local):
+    """Base (field-free) rates of vacancy slot v into rates8[v] and their (down, in, up) sums."""
+    s = vac_cell[v, 3]
+    local_sites(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], s, nx, ny, nz, False, local)
+    hop_rates8(occ, local, s, table, rates8[v])
+    b0 = 0.0
+    b1 = 0.0
+    b2 = 0.0
+    for d in range(8):
+        dz = HOP_DZ[s, d]
+        if dz < 0:
+            b0 += rates8[v, d]
+        elif dz == 0:
+            b1 += rates8[v, d]
+        else:
+            b2 += rates8[v, d]
+    base3[v, 0] = b0
+    base3[v, 1] = b1
+    base3[v, 2] = b2
+
+
+@numba.njit(cache=True)
+def plane_sums(p, head, nxt, base3, bsum):
+    b0 = 0.0
+    b1 = 0.0
+    b2 = 0.0
+    v = head[p]
+    while v >= 0:
+        b0 += base3[v, 0]
+        b1 += base3[v, 1]
+        b2 += base3[v, 2]
+        v = nxt[v]
+    bsum[p, 0] = b0
+    bsum[p, 1] = b1
+    bsum[p, 2] = b2
+
+
+@numba.njit(cache=True, inline="always")
+def _bond_flags(p, n_planes, a, b):
+    """(up bond exists, up bond inside [a,b], down bond exists, down bond inside [a,b])."""
+    up = p < n_planes - 1
+    up_in = up and a <= p and p < b
+    dn = p >= 1
+    dn_in = dn and a <= p - 1 and p - 1 < b
+    return up, up_in, dn, dn_in
+
+
+@numba.njit(cache=True)
+def plane_entries(p, bsum, fu, fd, tree_plain, tree_up, tree_down, a, b):
+    n_planes = bsum.shape[0]
+    up, up_in, dn, dn_in = _bond_flags(p, n_planes, a, b)
+    plain = bsum[p, 1]
+    eu = 0.0
+    ed = 0.0
+    if up:
+        if up_in:
+            eu = bsum[p, 2] * fu[p]
+        else:
+            plain += bsum[p, 2] * fu[p]
+    if dn:
+        if dn_in:
+            ed = bsum[p, 0] * fd[p - 1]
+        else:
+            plain += bsum[p, 0] * fd[p - 1]
+    tree_update(tree_plain, p, plain)
+    tree_update(tree_up, p, eu)
+    tree_update(tree_down, p, ed)
+
+
+@numba.njit(cache=True, inline="always")
+def _interp(tab, x):
+    g = tab.shape[0] - 1
+    y = x * g
+    i = int(y)
+    if i >= g:
+        return tab[g]
+    if i < 0:
+        return tab[0]
+    f = y - i
+    return tab[i] + f * (tab[i + 1] - tab[i])
+
+
+@numba.njit(cache=True)
+def react_entries(p, contact, counts, rc_tab, rd_tab, tree_react):
+    side = contact[p] - 1
+    if side < 0:
+        return
+    nh = counts[p, 0] + counts[p, 1]
+    x = counts[p, 1] / nh if nh > 0 else 0.0
+    rc = _interp(rc_tab[side], x)
+    rd = _interp(rd_tab[side], x)
+    tree_update(tree_react, 2 * p, rc * nh)
+    tree_update(tree_react, 2 * p + 1, rd * counts[p, 2])
+
+
+@numba.njit(cache=True, inline="always")
+def _bond_factor(k, L, fu, fd, gamma):
+    fu[k] = np.exp(0.5 * gamma * L[k])
+    fd[k] = np.exp(-0.5 * gamma * L[k])
+
+
+@numba.njit(cache=True, inline="always")
+def multipliers(lam, psi_drop, gamma, a, b):
+    """(M_up, M_down) of the bonds between the imposed planes."""
+    g = (psi_drop + gamma * lam) / (b - a)
+    return np.exp(-0.5 * g), np.exp(0.5 * g)
+
+
+@numba.njit(cache=True, inline="always")
+def total_rate(tree_plain, tree_up, tree_down, tree_react, m_up, m_down):
+    return tree_plain[1] + m_up * tree_up[1] + m_down * tree_down[1] + tree_react[1]
+
+
+@numba.njit(cache=True)
+def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
+                 bsum, L, fu, fd, tree_plain, tree_up, tree_down, tree_react, contact, rc_tab, rd_tab,
+                 table, istate, nx, ny, nz, a, b, gamma):
+    """Recompute every derived array (rates, plane sums and counts, bond factors, trees) from the
+    integer state: occ, vac_site/vac_cell[:n_vac], the plane lists (head, nxt), L."""
+    n_planes = head.shape[0]
+    n_vac = istate[I_NVAC]
+    local = np.empty(N_LOCAL, dtype=np.int64)
+    for v in range(n_vac):
+        vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local)
+    counts[:, :] = 0
+    per_k = 3 * nx * ny
+    for site in range(occ.shape[0]):
+        k = site // per_k
+        p = 2 * k + (1 if site % 3 == 2 else 0)
+        counts[p, occ[site]] += 1
+    for k in range(n_planes - 1):
+        _bond_factor(k, L, fu, fd, gamma)
+    tree_plain[:] = 0.0
+    tree_up[:] = 0.0
+    tree_down[:] = 0.0
+    tree_react[:] = 0.0
+    for p in range(n_planes):
+        plane_sums(p, head, nxt, base3, bsum)
+        plane_entries(p, bsum, fu, fd, tree_plain, tree_up, tree_down, a, b)
+        react_entries(p, contact, counts, rc_tab, rd_tab, tree_react)
+
+
+@numba.njit(cache=True)
+def draw_next_time(tree_plain, tree_up, tree_down, tree_react, istate, fstate, rng, psi_drop, gamma, a, b):
+    """Draw the absolute time of the next event from the current total rate (inf if none)."""
+    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b)
+    total = total_rate(tree_plain, tree_up, tree_down, tree_react, m_up, m_down)
+    if total > 0.0:
+        fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
+    else:
+        fstate[F_TNEXT] = np.inf
+
+
+# ---------------------------------------------------------------------------------------------
+# per-plane vacancy lists (doubly linked: moving, adding or removing a vacancy never reorders the
+# other planes' lists, so their base-rate sums stay bit-identical to a fresh summation)
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True, inline="always")
+def list_append(v, p, head, tail, nxt, prv):
+    t = tail[p]
+    prv[v] = t
+    nxt[v] = -1
+    if t >= 0:
+        nxt[t] = v
+    else:
+        head[p] = v
+    tail[p] = v
+
+
+@numba.njit(cache=True, inline="always")
+def list_remove(v, p, head, tail, nxt, prv):
+    a = prv[v]
+    b = nxt[v]
+    if a >= 0:
+        nxt[a] = b
+    else:
+        head[p] = b
+    if b >= 0:
+        prv[b] = a
+    else:
+        tail[p] = a
+
+
+@numba.njit(cache=True, inline="always")
+def _slot_of_site(site, p, vac_site, head, nxt):
+    q = head[p]
+    while q >= 0:
+        if vac_site[q] == site:
+            return q
+        q = nxt[q]
+    return -1
+
+
+# ---------------------------------------------------------------------------------------------
+# charge bookkeeping (see kmc.electrostatics)
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def add_charge(p, delta, L, istate, a, b):
+    """Plane p gains ``delta`` elementary charges: update L (and Lambda); returns the changed bond
+    range (klo, khi), empty if klo > khi."""
+    if p == a or p == b:
+        return 1, 0
+    if p < a:
+        for k in range(p, a):
+            L[k] += delta
+        return p, a - 1
+    if p > b:
+        for k in range(b, p):
+            L[k] -= delta
+        return b, p - 1
+    if b - p <= p - a:
+        for k in range(p, b):
+            L[k] += delta
+        istate[I_LAMBDA] += delta * (b - p)
+        return p, b - 1
+    for k in range(a, p):
+        L[k] -= delta
+    istate[I_LAMBDA] -= delta * (p - a)
+    return a, p - 1
+
+
+@numba.njit(cache=True)
+def _regauge(L, istate, a, b, gamma):
+    """Shift the gauge constant of L between a and b if exp(gamma L / 2) would grow too large;
+    returns True if it did (a pure function of L: restarts see the same shifts)."""
+    big = False
+    for k in range(a, b):
+        if abs(0.5 * gamma * L[k]) > _GAUGE_LIMIT:
+            big = True
+            break
+    if not big:
+        return False
+    tot = 0
+    for k in range(a, b):
+        tot += L[k]
+    m = tot // (b - a)
+    for k in range(a, b):
+        L[k] -= m
+    istate[I_LAMBDA] -= m * (b - a)
+    return True
+
+
+@numba.njit(cache=True)
+def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree_plain, tree_up, tree_down,
+                    a, b):
+    n_planes = bsum.shape[0]
+    if plo < 0:
+        plo = 0
+    if phi > n_planes - 1:
+        phi = n_planes - 1
+    for p in range(plo, phi + 1):
+        plane_sums(p, head, nxt, base3, bsum)
+        plane_entries(p, bsum, fu, fd, tree_plain, tree_up, tree_down, a, b)
+
+
+@numba.njit(cache=True)
+def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
+                       nx, ny, nz, scan, local, plo_phi):
+    """Recompute the rates of the vacancies among the local10 of ``site`` (except site ``skip``);
+    widens the dirty plane range plo_phi[0..1]."""
+    per_k = 3 * nx * ny
+    for l in range(N_LOCAL):
+        q = scan[l]
+        if q < 0 or q == skip or occ[q] != VACANCY:
+            continue
+        k = q // per_k
+        pq = 2 * k + (1 if q % 3 == 2 else 0)
+        w = _slot_of_site(q, pq, vac_site, head, nxt)
+        vacancy_rates(occ, w, vac_cell, rates8, base3, table, nx, ny, nz, local)
+        if pq < plo_phi[0]:
+            plo_phi[0] = pq
+        if pq > plo_phi[1]:
+            plo_phi[1] = pq
+
+
+# ---------------------------------------------------------------------------------------------
+# the event loop
+# ---------------------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
+                      bsum, L, fu, fd, tree_plain, tree_up, tree_down, tree_react, contact, rc_tab, rd_tab,
+                      table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop,
+                      n_events, t_stop):
+    """Advance the device by at most ``n_events`` events, stopping before any event after
+    ``t_stop`` (s; then fstate[F_TIME] = t_stop).  Arrays are updated in place (see kmc.device
+    for their meaning).  Returns (status, events done)."""
+    n_planes = head.shape[0]
+    cap = vac_site.shape[0]
+    local = np.empty(N_LOCAL, dtype=np.int64)
+    scan = np.empty(N_LOCAL, dtype=np.int64)
+    plo_phi = np.empty(2, dtype=np.int64)
+    for ev in range(n_events):
+        if fstate[F_TNEXT] > t_stop:
+            if t_stop > fstate[F_TIME]:
+                fstate[F_TIME] = t_stop
+            if fstate[F_TNEXT] == np.inf:
+                return STATUS_NO_EVENT, ev
+            return STATUS_TIME, ev
+        if istate[I_NVAC] >= cap - 1:
+            return STATUS_FULL, ev
+        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b)
+        t_plain = tree_plain[1]
+        t_up = m_up * tree_up[1]
+        t_down = m_down * tree_down[1]
+        t_react = tree_react[1]
+        total = t_plain + t_up + t_down + t_react
+        fstate[F_TIME] = fstate[F_TNEXT]
+        x = rng_uniform(rng) * total
+        counters[C_EVENTS] += 1
+        if x < t_plain + t_up + t_down or t_react <= 0.0:
+            # ---------------- a hop: choose the class, the plane, the vacancy, the direction
+            if x < t_plain or (t_up <= 0.0 and t_down <= 0.0):
+                cls = 0
+                u = x / t_plain
+                p = tree_select(tree_plain, u if u < 1.0 else 0.9999999999999999)
+            elif x < t_plain + t_up or t_down <= 0.0:
+                cls = 1
+                u = (x - t_plain) / t_up
+                p = tree_select(tree_up, u if u < 1.0 else 0.9999999999999999)
+            else:
+                cls = 2
+                u = (x - t_plain - t_up) / t_down
+                p = tree_select(tree_down, u if u < 1.0 else 0.9999999999999999)
+            up, up_in, dn, dn_in = _bond_flags(p, n_planes, a, b)
+            # per-class weights of the three z classes (down, in, up) of a vacancy on plane p
+            w0 = 0.0
+            w1 = 0.0
+            w2 = 0.0
+            if cls == 0:
+                w1 = 1.0
+                if up and not up_in:
+                    w2 = fu[p]
+                if dn and not dn_in:
+                    w0 = fd[p - 1]
+            elif cls == 1:
+                w2 = 1.0
+            else:
+                w0 = 1.0
+            W = 0.0
+            w = head[p]
+            while w >= 0:
+                W += w0 * base3[w, 0] + w1 * base3[w, 1] + w2 * base3[w, 2]
+                w = nxt[w]
+            target = rng_uniform(rng) * W
+            cum = 0.0
+            v = -1
+            w = head[p]
+            while w >= 0:
+                ww = w0 * base3[w, 0] + w1 * base3[w, 1] + w2 * base3[w, 2]
+                if ww > 0.0:
+                    v = w
+                    if target < cum + ww:
+                        break
+                    cum += ww
+                w = nxt[w]
+            target -= cum
+            cs = vac_cell[v, 3]
+            d = -1
+            cum = 0.0
+            for dd in range(8):
+                dz = HOP_DZ[cs, dd]
+                wd = rates8[v, dd] * (w0 if dz < 0 else (w1 if dz == 0 else w2))
+                if wd > 0.0:
+                    d = dd
+                    if target < cum + wd:
+                        break
+                    cum += wd
+            # ---------------- execute the hop of vacancy v along d
+            src = vac_site[v]
+            ci = vac_cell[v, 0]
+            cj = vac_cell[v, 1]
+            ck = vac_cell[v, 2]
+            local_sites(ci, cj, ck, cs, nx, ny, nz, False, scan)
+            dst = scan[d]
+            dz = HOP_DZ[cs, d]
+            xs = occ[dst]
+            occ[src] = xs
+            occ[dst] = VACANCY
+            counters[C_HOPS + xs] += 1
+            counters[C_DZ + xs] -= dz
+            ps = plane_of(ck, cs)
+            pd = ps + dz
+            # new cell of the vacancy: decode once
+            per_k = 3 * nx * ny
+            k2 = dst // per_k
+            rem = dst - k2 * per_k
+            s2 = rem % 3
+            c2 = rem // 3
+            vac_site[v] = dst
+            vac_cell[v, 0] = c2 % nx
+            vac_cell[v, 1] = c2 // nx
+            vac_cell[v, 2] = k2
+            vac_cell[v, 3] = s2
+            plo_phi[0] = min(ps, pd)
+            plo_phi[1] = max(ps, pd)
+            if dz != 0:
+                counts[ps, xs] += 1
+                counts[ps, VACANCY] -= 1
+                counts[pd, xs] -= 1
+                counts[pd, VACANCY] += 1
+                list_remove(v, ps, head, tail, nxt, prv)
+                list_append(v, pd, head, tail, nxt, prv)
+                kb = ps if dz > 0 else pd
+                L[kb] -= dz
+                if a <= kb and kb < b:
+                    istate[I_LAMBDA] -= dz
+                _bond_factor(kb, L, fu, fd, gamma)
+            vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local)
+            # vacancies whose local10 contains src (scan holds src's local10; dst is v itself)
+            _update_neighbours(src, dst, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
+                               nx, ny, nz, scan, local, plo_phi)
+            local_sites(vac_cell[v, 0], vac_cell[v, 1], k2, s2, nx, ny, nz, False, scan)
+            _update_neighbours(dst, src, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
+                               nx, ny, nz, scan, local, plo_phi)
+            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree_plain,
+                            tree_up, tree_down, a, b)
+            if dz != 0:
+                react_entries(ps, contact, counts, rc_tab, rd_tab, tree_react)
+                react_entries(pd, contact, counts, rc_tab, rd_tab, tree_react)
+        else:
+            # ---------------- an electrode reaction on a contact plane
+            u = (x - t_plain - t_up - t_down) / t_react
+            leaf = tree_select(tree_react, u if u < 1.0 else 0.9999999999999999)
+            p = leaf >> 1
+            side = contact[p] - 1
+            k = p >> 1
+            odd = p & 1
+            if leaf & 1 == 0:
+                # creation: a uniformly chosen halide of plane p leaves
+                n_in = nx * ny if odd else 2 * nx * ny
+                while True:
+                    r = int(rng_uniform(rng) * n_in)
+                    if r >= n_in:
+                        r = n_in - 1
+                    if odd:
+                        s = 2
+                        c = r
+                    else:
+                        s = r & 1
+                        c = r >> 1
+                    i = c % nx
+                    j = c // nx
+                    site = ((k * ny + j) * nx + i) * 3 + s
+                    if occ[site] != VACANCY:
+                        break
+                xs = occ[site]
+                occ[site] = VACANCY
+                counts[p, xs] -= 1
+                counts[p, VACANCY] += 1
+                counters[C_CREATED + side] += 1
+                counters[C_CREATED_FROM + xs] += 1
+                v = istate[I_NVAC]
+                list_append(v, p, head, tail, nxt, prv)
+                istate[I_NVAC] = v + 1
+                vac_site[v] = site
+                vac_cell[v, 0] = i
+                vac_cell[v, 1] = j
+                vac_cell[v, 2] = k
+                vac_cell[v, 3] = s
+                vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local)
+                delta = 1
+            else:
+                # annihilation: a uniformly chosen vacancy of plane p is refilled with the
+                # plane's halide composition
+                nvp = counts[p, VACANCY]
+                r = int(rng_uniform(rng) * nvp)
+                if r >= nvp:
+                    r = nvp - 1
+                v = head[p]
+                for _ in range(r):
+                    v = nxt[v]
+                site = vac_site[v]
+                s = vac_cell[v, 3]
+                i = vac_cell[v, 0]
+                j = vac_cell[v, 1]
+                nh = counts[p, 0] + counts[p, 1]
+                ur = rng_uniform(rng)
+                xs = 0
+                if nh > 0 and ur * nh >= counts[p, 0]:
+                    xs = 1
+                occ[site] = xs
+                counts[p, xs] += 1
+                counts[p, VACANCY] -= 1
+                counters[C_ANNIHILATED + side] += 1
+                counters[C_REFILLED + xs] += 1
+                list_remove(v, p, head, tail, nxt, prv)
+                last = istate[I_NVAC] - 1
+                if v != last:
+                    # the last slot takes v's index; its list position is kept
+                    vac_site[v] = vac_site[last]
+                    for m in range(4):
+                        vac_cell[v, m] = vac_cell[last, m]
+                    for m in range(8):
+                        rates8[v, m] = rates8[last, m]
+                    for m in range(3):
+                        base3[v, m] = base3[last, m]
+                    pl = plane_of(vac_cell[v, 2], vac_cell[v, 3])
+                    pa = prv[last]
+                    nb = nxt[last]
+                    prv[v] = pa
+                    nxt[v] = nb
+                    if pa >= 0:
+                        nxt[pa] = v
+                    else:
+                        head[pl] = v
+                    if nb >= 0:
+                        prv[nb] = v
+                    else:
+                        tail[pl] = v
+                prv[last] = -1
+                nxt[last] = -1
+                istate[I_NVAC] = last
+                delta = -1
+            plo_phi[0] = p
+            plo_phi[1] = p
+            local_sites(i, j, k, s, nx, ny, nz, False, scan)
+            _update_neighbours(site, site, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
+                               nx, ny, nz, scan, local, plo_phi)
+            klo, khi = add_charge(p, delta, L, istate, a, b)
+            if _regauge(L, istate, a, b, gamma):
+                klo = min(klo, a)
+                khi = max(khi, b - 1)
+            for kk in range(klo, khi + 1):
+                _bond_factor(kk, L, fu, fd, gamma)
+            if klo <= khi:
+                plo_phi[0] = min(plo_phi[0], klo)
+                plo_phi[1] = max(plo_phi[1], khi + 1)
+            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree_plain,
+                            tree_up, tree_down, a, b)
+            react_entries(p, contact, counts, rc_tab, rd_tab, tree_react)
+        # ---------------- the next event time, from the new total rate
+        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b)
+        total = total_rate(tree_plain, tree_up, tree_down, tree_react, m_up, m_down)
+        if total > 0.0:
+            fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
+        else:
+            fstate[F_TNEXT] = np.inf
+    return STATUS_EVENTS, n_events

@@ -1,0 +1,645 @@
+"""Device kMC: a biased CsPbBr3 | CsPbCl3 wire between two electrodes (MODEL.md sections 3-5, 7, 8).
+
+The wire is an nx x ny x nz anion sublattice (x, y periodic; z bounded, no flux through the ends)
+laid out along z exactly like the continuum model's :class:`continuum.parameters.Geometry`
+(anion plane p at z_p = p a/2; wire length -> nz = round(L / a)):
+
+- Br segment for z_p < junction, Cl segment beyond; each plane's vacancies are drawn at its
+  segment's x_V^eq (``Vacancies.equilibrium_fraction``) -- a binomial count per plane, sites
+  uniformly without replacement -- and that initial count is the plane's fixed background charge;
+- contact planes: left contact l0 <= z_p < l1, right contact r0 < z_p <= r1 (``contacts_um``);
+- the bias: phi = V on the left imposed plane, 0 on the right one, V = ``applied_voltage_V``
+  (field * distance between the imposed positions, the OUTER contact edges by default); the
+  planes are those nearest to ``imposed_positions_um``;
+- electrostatics exact after every event (:mod:`kmc.electrostatics`);
+- electrode reactions on contact planes with rates from the shared
+  :func:`continuum.parameters.electrode_rates` (the left contact is the "positive" electrode for
+  field > 0): a halide leaves a contact site at r_c(x_Cl(p)), a contact vacancy is refilled at
+  r_d(x_Cl(p)) by Br or Cl with the plane's halide composition; x_Cl(p) is the Cl fraction of the
+  halides on the plane; the rate laws are tabulated on 4097 x_Cl points and interpolated
+  linearly (relative error < 1e-7 for the default log-linear law).
+
+State memory: occupancy 1 byte per site; everything else is O(planes + vacancies) (no per-site
+tracer displacements in device mode; collective z displacements of each species are counted).
+
+Python API
+----------
+- ``load_config(path_or_mapping) -> DeviceConfig``
+- ``DeviceSimulation(config, seed=None)``: ``.advance(t_stop_s, max_events=None) -> status``,
+  ``.profiles() -> dict``, ``.potential_V()``, ``.time_s``, ``.counters``, ``.occupancy``,
+  ``.n_vacancies``, ``.state_arrays()``, ``DeviceSimulation.from_state(config, arrays)``.
+- ``run_device(config, out_path, *, resume=False, checkpoint_every=None, overwrite=False,
+  progress=None) -> dict``: the full run with H5MD output and checkpoints (the CLI's engine).
+- ``simulate_profiles(config, times_s, seed=None) -> dict``: in-memory profiles at given times
+  (for ensembles of replicas; no files).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time as _time
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from continuum.parameters import (DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
+                                  electrode_rates, from_mapping, require, to_mapping)
+from continuum.units import thermal_voltage_V
+from structures.lattice import AnionLattice
+
+from . import _device_kernels as dk
+from ._kernels import rate_table, rng_state_from_seed, tree_new
+from .electrostatics import PlaneElectrostatics, potential_from_bonds
+from .h5md import (TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory, read_checkpoint,
+                   write_checkpoint)
+
+COUNTER_NAMES = dk.COUNTER_NAMES
+RATE_GRID = 4096
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KMCSettings:
+    """[kmc]: lattice cross-section, bias and run length of the device kMC.
+
+    nx, ny: cells across the wire (x, y periodic); field_V_per_um: the applied (nominal) field,
+    positive = forward (higher potential on the Br-side contact); duration_s: simulated time;
+    seed: the random seed (initial state and kMC stream); hops: false freezes all hops (only the
+    electrode reactions act); max_events: stop after this many events (0: no limit).
+    """
+
+    nx: int = 8
+    ny: int = 8
+    field_V_per_um: float = 0.0
+    duration_s: float = 1e-7
+    seed: int = 0
+    hops: bool = True
+    max_events: int = 0
+
+    def __post_init__(self):
+        require(self.nx >= 2 and self.ny >= 2, f"nx and ny must be >= 2, got {self.nx} x {self.ny}")
+        require(math.isfinite(self.field_V_per_um), f"field_V_per_um must be finite, got {self.field_V_per_um!r}")
+        require(math.isfinite(self.duration_s) and self.duration_s > 0,
+                f"duration_s must be a positive number, got {self.duration_s!r}")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        require(self.max_events >= 0, f"max_events must be >= 0, got {self.max_events}")
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """[output]: frames every frame_interval_s (from t = 0 to duration_s); species: write the
+    per-site species of every frame (false: per-plane observables only)."""
+
+    frame_interval_s: float = 1e-8
+    species: bool = True
+
+    def __post_init__(self):
+        require(math.isfinite(self.frame_interval_s) and self.frame_interval_s > 0,
+                f"frame_interval_s must be a positive number, got {self.frame_interval_s!r}")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """A device kMC run: the shared physical parameters + [kmc] + [output]."""
+
+    run: typing.Literal["device"] = "device"
+    material: Material = field(default_factory=Material)
+    vacancies: Vacancies = field(default_factory=Vacancies)
+    geometry: Geometry = field(default_factory=Geometry)
+    electrodes: Electrodes = field(default_factory=Electrodes)
+    kmc: KMCSettings = field(default_factory=KMCSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+
+    def __post_init__(self):
+        n = self.kmc.duration_s / self.output.frame_interval_s
+        require(n <= 1e6, f"output.frame_interval_s gives {n:.3g} frames (more than 1e6)")
+
+    @property
+    def params(self) -> DeviceParameters:
+        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
+
+    def to_mapping(self) -> dict:
+        return to_mapping(self)
+
+
+def load_config(source: str | os.PathLike | Mapping[str, Any]) -> DeviceConfig:
+    """A validated :class:`DeviceConfig` from a TOML file path or a mapping (unknown keys raise)."""
+    if isinstance(source, Mapping):
+        return from_mapping(DeviceConfig, source)
+    with open(source, "rb") as fh:
+        data = tomllib.load(fh)
+    return from_mapping(DeviceConfig, data)
+
+
+def replace_settings(config: DeviceConfig, **kmc_changes) -> DeviceConfig:
+    """A copy of ``config`` with [kmc] fields changed (e.g. seed, field_V_per_um)."""
+    import dataclasses
+    return dataclasses.replace(config, kmc=dataclasses.replace(config.kmc, **kmc_changes))
+
+
+# ---------------------------------------------------------------------------------------------
+# layout: geometry (um) -> planes
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceLayout:
+    """The wire discretised on anion planes (arrays of length P = 2 nz)."""
+
+    lattice: AnionLattice
+    electrostatics: PlaneElectrostatics
+    plane_z_um: np.ndarray
+    contact: np.ndarray          # int8[P]: 0 none, 1 left contact, 2 right contact
+    x_cl_initial: np.ndarray     # float64[P]: 0 (Br segment) or 1 (Cl segment)
+    x_v_eq: np.ndarray           # float64[P]: initial vacancy site fraction of each plane
+    sites_per_plane: np.ndarray  # int64[P]
+    field_V_per_um: float
+    electrode_of_side: tuple[str, str]  # electrode name of the left / right contact
+
+
+def device_layout(config: DeviceConfig) -> DeviceLayout:
+    mat, geo, k = config.material, config.geometry, config.kmc
+    a = mat.lattice_constant_A
+    h_um = 0.5 * a * 1e-4
+    nz = int(round(geo.wire_length_um / (a * 1e-4)))
+    if nz < 2:
+        raise ParameterError(f"geometry.wire_length_um ({geo.wire_length_um}) is shorter than two cells "
+                             f"({2 * a * 1e-4:.2e} um)")
+    lat = AnionLattice(k.nx, k.ny, nz, periodic_z=False, lattice_constant_A=a)
+    P = lat.n_planes
+    z = h_um * np.arange(P)
+    tol = 1e-9
+    (l0, l1), (r0, r1) = geo.contacts_um()
+    contact = np.zeros(P, dtype=np.int8)
+    contact[(z >= l0 - tol) & (z < l1 - tol)] = 1
+    contact[(z > r0 + tol) & (z <= r1 + tol)] = 2
+    if not (contact == 1).any() or not (contact == 2).any():
+        raise ParameterError("geometry.contact_width_um is thinner than one anion plane of the kMC lattice")
+    zl, zr = geo.imposed_positions_um()
+    pa = int(np.clip(round(zl / h_um), 0, P - 1))
+    pb = int(np.clip(round(zr / h_um), 0, P - 1))
+    if not pa < pb:
+        raise ParameterError("the two imposed-potential planes coincide on this lattice")
+    V = geo.applied_voltage_V(k.field_V_per_um)
+    es = PlaneElectrostatics(n_planes=P, plane_spacing_A=0.5 * a, cross_section_A2=k.nx * k.ny * a * a,
+                             relative_permittivity=mat.relative_permittivity, left_plane=pa, right_plane=pb,
+                             potential_left_V=V, potential_right_V=0.0, temperature_K=mat.temperature_K)
+    x_cl = np.where(z < geo.junction_um - tol, 0.0, 1.0)
+    x_v = config.vacancies.equilibrium_fraction(mat, x_cl)
+    sides = ("positive", "negative") if k.field_V_per_um >= 0 else ("negative", "positive")
+    return DeviceLayout(lat, es, z, contact, x_cl, np.asarray(x_v, dtype=float), lat.sites_per_plane(),
+                        float(k.field_V_per_um), sides)
+
+
+def plane_sites(lattice: AnionLattice, p: int) -> np.ndarray:
+    """int64[n]: the site indices of anion plane p (in site order)."""
+    k, odd = divmod(p, 2)
+    per_k = 3 * lattice.nx * lattice.ny
+    c = np.arange(lattice.nx * lattice.ny, dtype=np.int64)
+    if odd:
+        return k * per_k + 3 * c + 2
+    return (k * per_k + 3 * c[:, None] + np.arange(2)[None, :]).ravel()
+
+
+def rate_tables(config: DeviceConfig, layout: DeviceLayout) -> tuple[np.ndarray, np.ndarray]:
+    """(rc_tab, rd_tab) float64[2, RATE_GRID + 1]: r_c, r_d (1/s) of the left / right contact on
+    the grid x_Cl = i / RATE_GRID, from the shared ``electrode_rates``."""
+    x = np.linspace(0.0, 1.0, RATE_GRID + 1)
+    rc = np.zeros((2, RATE_GRID + 1))
+    rd = np.zeros((2, RATE_GRID + 1))
+    for side in range(2):
+        c, d = electrode_rates(config.params, x, layout.field_V_per_um, layout.electrode_of_side[side])
+        rc[side] = c
+        rd[side] = d
+    return rc, rd
+
+
+# ---------------------------------------------------------------------------------------------
+# the simulation object
+# ---------------------------------------------------------------------------------------------
+class DeviceSimulation:
+    """State and engine of one device replica (see the module docstring).
+
+    Attributes: ``lattice`` (AnionLattice, z bounded), ``layout`` (DeviceLayout), ``occupancy``
+    (uint8[n_sites]), ``background`` (int64[P] initial vacancies per plane), ``counters``
+    (int64[len(COUNTER_NAMES)]), ``time_s``, ``n_vacancies``.
+    """
+
+    _STATE_KEYS = ("occ", "vac_site", "vac_cell", "head", "tail", "nxt", "prv", "L", "istate", "fstate",
+                   "counters", "rng", "background")
+
+    def __init__(self, config: DeviceConfig, seed: int | None = None, *, _state: dict | None = None):
+        self.config = config
+        self.seed = config.kmc.seed if seed is None else int(seed)
+        self.layout = device_layout(config)
+        self.lattice = self.layout.lattice
+        es = self.layout.electrostatics
+        self._a, self._b = es.left_plane, es.right_plane
+        self._gamma = es.gamma
+        self._psi_drop = (es.potential_right_V - es.potential_left_V) / es.thermal_voltage_V
+        mat = config.material
+        if config.kmc.hops:
+            self._table = rate_table(mat.barriers.as_array(), mat.attempt_frequency_per_s, mat.kT_eV, 0.0)
+        else:
+            self._table = np.zeros((3, 5, 3))
+        self._rc, self._rd = rate_tables(config, self.layout)
+        if _state is None:
+            _state = self._initial_state()
+        self._set_state(_state)
+
+    # state ------------------------------------------------------------------------------------
+    def _initial_state(self) -> dict:
+        lat, lay = self.lattice, self.layout
+        P = lat.n_planes
+        ss = np.random.SeedSequence(self.seed)
+        init_ss, kmc_ss = ss.spawn(2)
+        rng = np.random.default_rng(init_ss)
+        occ = np.empty(lat.n_sites, dtype=np.uint8)
+        vac = []
+        for p in range(P):
+            sites = plane_sites(lat, p)
+            occ[sites] = 0 if lay.x_cl_initial[p] < 0.5 else 1
+            n_v = rng.binomial(len(sites), lay.x_v_eq[p])
+            if n_v:
+                chosen = np.sort(rng.choice(len(sites), size=n_v, replace=False))
+                occ[sites[chosen]] = 2
+                vac.append(sites[chosen])
+        vac_site = np.concatenate(vac) if vac else np.zeros(0, dtype=np.int64)
+        n = len(vac_site)
+        background = np.bincount(_planes_of_sites(lat, vac_site), minlength=P).astype(np.int64)
+        # plane lists in slot order (slots are sorted by plane)
+        head = np.full(P, -1, dtype=np.int64)
+        tail = np.full(P, -1, dtype=np.int64)
+        nxt = np.full(n, -1, dtype=np.int64)
+        prv = np.full(n, -1, dtype=np.int64)
+        planes = _planes_of_sites(lat, vac_site)
+        for v in range(n):
+            p = planes[v]
+            t = tail[p]
+            prv[v] = t
+            if t >= 0:
+                nxt[t] = v
+            else:
+                head[p] = v
+            tail[p] = v
+        cells = _cells_of_sites(lat, vac_site)
+        return {"occ": occ, "vac_site": vac_site.astype(np.int64), "vac_cell": cells.astype(np.int64),
+                "head": head, "tail": tail, "nxt": nxt, "prv": prv,
+                "L": np.zeros(P - 1, dtype=np.int64), "istate": np.array([n, 0, 0, 0], dtype=np.int64),
+                "fstate": np.array([0.0, np.nan]), "counters": np.zeros(dk.N_COUNTERS, dtype=np.int64),
+                "rng": rng_state_from_seed(kmc_ss), "background": background}
+
+    def _set_state(self, st: dict) -> None:
+        lat = self.lattice
+        P = lat.n_planes
+        for key in self._STATE_KEYS:
+            if key not in st:
+                raise TrajectoryError(f"checkpoint state lacks {key!r}")
+        n = int(st["istate"][dk.I_NVAC])
+        occ = np.ascontiguousarray(st["occ"], dtype=np.uint8)
+        if occ.shape != (lat.n_sites,):
+            raise TrajectoryError(f"checkpoint occupancy has {occ.shape} sites, the config gives {lat.n_sites}")
+        self.occupancy = occ
+        self._cap = 0
+        self._alloc(max(64, 2 * n + 64))
+        self._vac_site[:n] = st["vac_site"][:n]
+        self._vac_cell[:n] = st["vac_cell"][:n]
+        self._nxt[:n] = st["nxt"][:n]
+        self._prv[:n] = st["prv"][:n]
+        self._head = np.array(st["head"], dtype=np.int64)
+        self._tail = np.array(st["tail"], dtype=np.int64)
+        self._L = np.array(st["L"], dtype=np.int64)
+        self._istate = np.array(st["istate"], dtype=np.int64)
+        self._fstate = np.array(st["fstate"], dtype=np.float64)
+        self.counters = np.array(st["counters"], dtype=np.int64)
+        self._rng = np.array(st["rng"], dtype=np.uint64)
+        self.background = np.array(st["background"], dtype=np.int64)
+        if self._head.shape != (P,) or self._L.shape != (P - 1,):
+            raise TrajectoryError("checkpoint plane arrays do not match the config's lattice")
+        self._counts = np.zeros((P, 3), dtype=np.int64)
+        self._bsum = np.zeros((P, 3))
+        self._fu = np.zeros(P - 1)
+        self._fd = np.zeros(P - 1)
+        self._tree_plain = tree_new(P)
+        self._tree_up = tree_new(P)
+        self._tree_down = tree_new(P)
+        self._tree_react = tree_new(2 * P)
+        self._contact = self.layout.contact.astype(np.int64)
+        self._build()
+        if np.isnan(self._fstate[dk.F_TNEXT]):
+            dk.draw_next_time(self._tree_plain, self._tree_up, self._tree_down, self._tree_react, self._istate,
+                              self._fstate, self._rng, self._psi_drop, self._gamma, self._a, self._b)
+
+    def _alloc(self, cap: int) -> None:
+        n = int(self._istate[dk.I_NVAC]) if self._cap else 0
+        old = (self._vac_site, self._vac_cell, self._rates8, self._base3, self._nxt, self._prv) if self._cap else None
+        self._vac_site = np.full(cap, -1, dtype=np.int64)
+        self._vac_cell = np.zeros((cap, 4), dtype=np.int64)
+        self._rates8 = np.zeros((cap, 8))
+        self._base3 = np.zeros((cap, 3))
+        self._nxt = np.full(cap, -1, dtype=np.int64)
+        self._prv = np.full(cap, -1, dtype=np.int64)
+        if old is not None:
+            for new, o in zip((self._vac_site, self._vac_cell, self._rates8, self._base3, self._nxt, self._prv), old):
+                new[:n] = o[:n]
+        self._cap = cap
+
+    def _build(self) -> None:
+        lat = self.lattice
+        dk.build_device(self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._head,
+                        self._nxt, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree_plain,
+                        self._tree_up, self._tree_down, self._tree_react, self._contact, self._rc, self._rd,
+                        self._table, self._istate, lat.nx, lat.ny, lat.nz, self._a, self._b, self._gamma)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of the integer state + time, next-event time, counters and RNG (the checkpoint)."""
+        n = self.n_vacancies
+        return {"occ": self.occupancy.copy(), "vac_site": self._vac_site[:n].copy(),
+                "vac_cell": self._vac_cell[:n].copy(), "head": self._head.copy(), "tail": self._tail.copy(),
+                "nxt": self._nxt[:n].copy(), "prv": self._prv[:n].copy(), "L": self._L.copy(),
+                "istate": self._istate.copy(), "fstate": self._fstate.copy(), "counters": self.counters.copy(),
+                "rng": self._rng.copy(), "background": self.background.copy()}
+
+    @classmethod
+    def from_state(cls, config: DeviceConfig, arrays: dict, seed: int | None = None) -> "DeviceSimulation":
+        return cls(config, seed=seed, _state=arrays)
+
+    # running -----------------------------------------------------------------------------------
+    @property
+    def time_s(self) -> float:
+        return float(self._fstate[dk.F_TIME])
+
+    @property
+    def n_vacancies(self) -> int:
+        return int(self._istate[dk.I_NVAC])
+
+    @property
+    def events(self) -> int:
+        return int(self.counters[0])
+
+    def advance(self, t_stop_s: float, max_events: int | None = None) -> int:
+        """Run events up to simulated time t_stop_s (the state is then the state at t_stop_s) or
+        until max_events events were done.  Returns a status of :mod:`kmc._device_kernels`:
+        STATUS_TIME, STATUS_EVENTS (max_events reached first) or STATUS_NO_EVENT."""
+        remaining = np.iinfo(np.int64).max if max_events is None else int(max_events)
+        lat = self.lattice
+        while True:
+            n = min(remaining, 1 << 40)
+            if n <= 0:
+                return dk.STATUS_EVENTS
+            status, done = dk.run_device_events(
+                self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._head, self._tail,
+                self._nxt, self._prv, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree_plain,
+                self._tree_up, self._tree_down, self._tree_react, self._contact, self._rc, self._rd, self._table,
+                self._istate, self._fstate, self.counters, self._rng, lat.nx, lat.ny, lat.nz, self._a, self._b,
+                self._gamma, self._psi_drop, n, float(t_stop_s))
+            remaining -= done
+            if status == dk.STATUS_FULL:
+                self._alloc(2 * self._cap)
+                continue
+            if status == dk.STATUS_EVENTS and remaining > 0:
+                continue
+            return int(status)
+
+    # observables -------------------------------------------------------------------------------
+    def plane_counts(self) -> np.ndarray:
+        """int64[P, 3]: Br, Cl, vacancies on each anion plane (kept incrementally by the kernel)."""
+        return self._counts.copy()
+
+    def charge_e(self) -> np.ndarray:
+        """float64[P]: plane charge (e): vacancies - background."""
+        return (self._counts[:, 2] - self.background).astype(np.float64)
+
+    def potential_V(self) -> np.ndarray:
+        """float64[P]: the potential the hop rates use (exact discrete Poisson solution)."""
+        return potential_from_bonds(self._L, int(self._istate[dk.I_LAMBDA]), self.layout.electrostatics)
+
+    def profiles(self) -> dict[str, np.ndarray]:
+        """Per-plane x_Br, x_Cl, x_V (site fractions), charge (e) and potential (V), float64[P]."""
+        n = self.layout.sites_per_plane.astype(np.float64)
+        c = self._counts
+        return {"x_Br": c[:, 0] / n, "x_Cl": c[:, 1] / n, "x_V": c[:, 2] / n, "charge": self.charge_e(),
+                "potential": self.potential_V()}
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the state and the event structures."""
+        arrays = [self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._nxt, self._prv,
+                  self._head, self._tail, self._L, self._fu, self._fd, self._counts, self._bsum, self._tree_plain,
+                  self._tree_up, self._tree_down, self._tree_react, self._contact, self._rc, self._rd,
+                  self.background, self._table, self._rng, self.counters, self._istate, self._fstate]
+        return int(sum(a.nbytes for a in arrays))
+
+    def check_bookkeeping(self) -> None:
+        """Raise AssertionError unless counts, lists, charges and bond state agree with a recount."""
+        lat = self.lattice
+        P = lat.n_planes
+        n = self.n_vacancies
+        occ = self.occupancy
+        planes = _planes_of_sites(lat, np.arange(lat.n_sites))
+        counts = np.zeros((P, 3), dtype=np.int64)
+        np.add.at(counts, (planes, occ.astype(np.int64)), 1)
+        assert np.array_equal(counts, self._counts), "plane counts differ from a recount"
+        sites = np.flatnonzero(occ == 2)
+        assert len(sites) == n, "vacancy count differs from the occupancy"
+        assert np.array_equal(np.sort(self._vac_site[:n]), sites), "vacancy list differs from the occupancy"
+        assert np.array_equal(_cells_of_sites(lat, self._vac_site[:n]), self._vac_cell[:n]), "vacancy cells stale"
+        seen = np.zeros(n, dtype=bool)
+        for p in range(P):
+            v, m = self._head[p], 0
+            prev = -1
+            while v >= 0:
+                assert not seen[v] and planes[self._vac_site[v]] == p and self._prv[v] == prev
+                seen[v] = True
+                prev, v, m = v, self._nxt[v], m + 1
+            assert self._tail[p] == prev and m == counts[p, 2], f"plane list {p} broken"
+        assert seen.all(), "a vacancy is in no plane list"
+        from .electrostatics import solve_potential
+        phi_direct = solve_potential(self.charge_e(), self.layout.electrostatics)
+        err = np.max(np.abs(phi_direct - self.potential_V()))
+        scale = max(1e-3, np.max(np.abs(phi_direct)))
+        assert err <= 1e-9 * scale, f"incremental potential differs from a direct solve by {err:.3e} V"
+
+
+def _planes_of_sites(lat: AnionLattice, sites: np.ndarray) -> np.ndarray:
+    sites = np.asarray(sites, dtype=np.int64)
+    k = sites // (3 * lat.nx * lat.ny)
+    return 2 * k + (sites % 3 == 2)
+
+
+def _cells_of_sites(lat: AnionLattice, sites: np.ndarray) -> np.ndarray:
+    sites = np.asarray(sites, dtype=np.int64)
+    s = sites % 3
+    c = sites // 3
+    return np.stack([c % lat.nx, (c // lat.nx) % lat.ny, c // (lat.nx * lat.ny), s], axis=1).astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# runs with output
+# ---------------------------------------------------------------------------------------------
+def _config_json(config: DeviceConfig) -> str:
+    return json.dumps(config.to_mapping(), sort_keys=True)
+
+
+def _static_arrays(sim: DeviceSimulation) -> dict[str, np.ndarray]:
+    lay = sim.layout
+    es = lay.electrostatics
+    return {"plane_z_A": sim.lattice.plane_z_A(), "sites_per_plane": lay.sites_per_plane,
+            "background_vacancies": sim.background, "contact": lay.contact,
+            "imposed_planes": np.array([es.left_plane, es.right_plane]),
+            "imposed_potential_V": np.array([es.potential_left_V, es.potential_right_V])}
+
+
+def parse_checkpoint_every(text: str | int | None) -> tuple[str, float] | None:
+    """'N' (events) or 'Ns' (wall seconds) -> ('events', N) / ('seconds', N); None -> None."""
+    if text is None:
+        return None
+    s = str(text).strip().lower()
+    try:
+        if s.endswith("s"):
+            v = float(s[:-1])
+            kind = "seconds"
+        else:
+            v = float(int(float(s)))
+            kind = "events"
+    except ValueError:
+        raise ParameterError(f"--checkpoint-every expects a number of events (e.g. 1000000) or of wall seconds "
+                             f"(e.g. 60s), got {text!r}") from None
+    if not v > 0:
+        raise ParameterError(f"--checkpoint-every must be positive, got {text!r}")
+    return kind, v
+
+
+def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoint_every=None,
+               overwrite: bool = False, progress=None) -> dict:
+    """Run the device kMC with H5MD output at ``out_path`` and checkpoints at
+    ``<out_path>.checkpoint`` (see :mod:`kmc.h5md`).
+
+    checkpoint_every: None (a checkpoint only at the end), ('events', N) or ('seconds', S), or a
+    string accepted by :func:`parse_checkpoint_every`.  resume: continue from the checkpoint
+    (the trajectory is validated read-only first and left untouched if anything is wrong; frames
+    written after the checkpoint are dropped and recomputed identically).  progress: optional
+    callable(frame, n_frames, sim).  Returns a JSON-able summary.
+    """
+    out_path = os.fspath(out_path)
+    ck_path = checkpoint_path(out_path)
+    if isinstance(checkpoint_every, (str, int)):
+        checkpoint_every = parse_checkpoint_every(checkpoint_every)
+    cfg_json = _config_json(config)
+    dt = config.output.frame_interval_s
+    n_frames = int(math.floor(config.kmc.duration_s / dt * (1 + 1e-12))) + 1
+    max_events = config.kmc.max_events or None
+    wall0 = _time.perf_counter()
+
+    if resume:
+        sim, writer, frame = _resume(config, out_path, ck_path, cfg_json)
+        if writer is None:  # already complete
+            return _summary(sim, out_path, n_frames, wall0, completed=True)
+    else:
+        if os.path.exists(out_path) and not overwrite:
+            raise ParameterError(f"{out_path!r} exists: pass --resume to continue it or --overwrite to replace it")
+        sim = DeviceSimulation(config)
+        if os.path.exists(ck_path):
+            os.remove(ck_path)
+        writer = TrajectoryWriter.create(out_path, sim.lattice, config=config.to_mapping(), seed=sim.seed,
+                                         counter_names=COUNTER_NAMES, static=_static_arrays(sim),
+                                         write_species=config.output.species)
+        frame = 0
+
+    last_ck_events = sim.events
+    last_ck_wall = _time.perf_counter()
+
+    def checkpoint(complete: bool = False):
+        nonlocal last_ck_events, last_ck_wall
+        write_checkpoint(ck_path, sim.state_arrays(),
+                         {"config": cfg_json, "seed": sim.seed, "frames_written": frame, "complete": complete,
+                          "trajectory": os.path.basename(out_path)})
+        last_ck_events = sim.events
+        last_ck_wall = _time.perf_counter()
+
+    stopped = False
+    try:
+        while frame < n_frames and not stopped:
+            t_frame = frame * dt
+            while True:
+                budget = None
+                if max_events is not None:
+                    budget = max_events - sim.events
+                    if budget <= 0:
+                        stopped = True
+                        break
+                if checkpoint_every is not None:
+                    kind, val = checkpoint_every
+                    step = int(val) - (sim.events - last_ck_events) if kind == "events" else 1 << 18
+                    step = max(step, 1)
+                    budget = step if budget is None else min(budget, step)
+                status = sim.advance(t_frame, budget)
+                if checkpoint_every is not None:
+                    kind, val = checkpoint_every
+                    due = (sim.events - last_ck_events >= val) if kind == "events" else \
+                        (_time.perf_counter() - last_ck_wall >= val)
+                    if due:
+                        checkpoint()
+                if status in (dk.STATUS_TIME, dk.STATUS_NO_EVENT):
+                    break
+            if stopped:
+                break
+            prof = sim.profiles()
+            writer.write_frame(sim.events, sim.time_s, sim.occupancy if config.output.species else None, prof,
+                               sim.counters)
+            frame += 1
+            if progress is not None:
+                progress(frame, n_frames, sim)
+        checkpoint(complete=True)
+    finally:
+        writer.close()
+    return _summary(sim, out_path, n_frames, wall0, completed=not stopped, frames=frame)
+
+
+def _summary(sim: DeviceSimulation, out_path: str, n_frames: int, wall0: float, completed: bool,
+             frames: int | None = None) -> dict:
+    wall = _time.perf_counter() - wall0
+    return {"output": out_path, "frames": n_frames if frames is None else frames, "time_s": sim.time_s,
+            "events": sim.events, "vacancies": sim.n_vacancies, "completed": bool(completed),
+            "counters": {n: int(v) for n, v in zip(COUNTER_NAMES, sim.counters)}, "wall_s": wall}
+
+
+def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str):
+    """Validate trajectory + checkpoint read-only; then reopen the trajectory for appending."""
+    with open_trajectory(out_path) as traj:
+        if json.dumps(traj.config, sort_keys=True) != cfg_json:
+            raise TrajectoryError(f"{out_path!r} was written with a different config than the one given")
+        have = traj.n_frames
+    if not os.path.exists(ck_path):
+        raise TrajectoryError(f"cannot resume {out_path!r}: its checkpoint {ck_path!r} does not exist")
+    arrays, attrs = read_checkpoint(ck_path)
+    if attrs.get("config") != cfg_json:
+        raise TrajectoryError(f"checkpoint {ck_path!r} belongs to a different config")
+    frames = int(attrs["frames_written"])
+    if frames > have:
+        raise TrajectoryError(f"{out_path!r} holds {have} frames but its checkpoint needs {frames}: the "
+                              f"trajectory is older than the checkpoint")
+    sim = DeviceSimulation.from_state(config, arrays, seed=int(attrs["seed"]))
+    if bool(attrs.get("complete", False)):
+        return sim, None, frames
+    writer = TrajectoryWriter.reopen(out_path, frames)
+    return sim, writer, frames
+
+
+def simulate_profiles(config: DeviceConfig, times_s, seed: int | None = None) -> dict:
+    """Run one replica in memory; profiles (float64[len(times), P] each) at the given increasing
+    times, plus 'times_s', 'plane_z_um', 'counters' (int64[len(times), n]) and 'events'."""
+    sim = DeviceSimulation(config, seed=seed)
+    times = np.asarray(times_s, dtype=float)
+    out = {k: np.zeros((len(times), sim.lattice.n_planes)) for k in ("x_Br", "x_Cl", "x_V", "charge", "potential")}
+    counters = np.zeros((len(times), dk.N_COUNTERS), dtype=np.int64)
+    for i, t in enumerate(times):
+        sim.advance(float(t))
+        for k, v in sim.profiles().items():
+            out[k][i] = v
+        counters[i] = sim.counters
+    out.update(times_s=times, plane_z_um=sim.layout.plane_z_um, counters=counters, events=sim.events)
+    return out

@@ -1,0 +1,433 @@
+"""HDF5 (H5MD 1.1) trajectories and checkpoints of the device kMC: every h5py call of kmc/ is here.
+
+Trajectory layout (H5MD 1.1, https://www.nongnu.org/h5md/h5md.html; VMD, OVITO and MDAnalysis
+read the ``particles`` part)::
+
+    /h5md                      attrs version = int32[2] {1, 1}
+        author                 attrs name
+        creator                attrs name = "ionwire", version
+    /particles/anions
+        box                    attrs dimension = 3, boundary = ["periodic", "periodic", "none"]
+            edges              float64[3]            Angstrom (nx a, ny a, nz a)
+        position               float32[n_sites, 3]   Angstrom (time-independent: sites do not move)
+        species                {step int64[f], time float64[f] (s), value uint8[f, n_sites]}
+                               0 Br, 1 Cl, 2 vacancy; chunked (1 frame x <= 2^20 sites), gzip
+    /observables
+        x_Br, x_Cl, x_V        {step, time, value float64[f, n_planes]}  site fractions per anion plane
+        charge                 {step, time, value float64[f, n_planes]}  e per plane: vacancies - background
+        potential              {step, time, value float64[f, n_planes]}  V, laterally averaged Poisson
+        counters               {step, time, value int64[f, n_counters]}, attr columns = counter names
+    /parameters                attrs: config (the ionwire TOML config as JSON), seed, nx, ny, nz,
+                               lattice_constant_A, code_version, library versions, format,
+                               frames_complete (frames fully written and flushed)
+        <name>                 static per-plane arrays of the run (plane_z_A, sites_per_plane, ...)
+
+Every frame is appended (datasets resized along the frame axis, ``maxshape=None``), flushed,
+and only then counted in ``/parameters@frames_complete`` (flushed again).  A reader uses
+``min(frames_complete, dataset lengths)``, so a run killed with SIGKILL at any moment leaves a file
+whose complete frames all read back.
+
+Checkpoints are separate small HDF5 files (``<trajectory>.checkpoint``), written to a temporary
+file, fsynced and atomically renamed over the previous one: a kill while checkpointing keeps the
+previous checkpoint intact.
+
+Reader API (interface 4 of the team notes)::
+
+    with open_trajectory(path) as traj:
+        traj.lattice            # structures.lattice.AnionLattice (z bounded)
+        traj.n_frames, traj.times_s, traj.steps
+        traj.species(i)         # uint8[n_sites] of frame i
+        traj.observable("x_V")  # float64[n_frames, n_planes]
+        traj.counters()         # dict name -> int64[n_frames]
+        traj.config, traj.attributes, traj.static(name)
+
+Bad, truncated or foreign files raise :class:`TrajectoryError` (a ValueError) naming the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from importlib import metadata as _metadata
+
+import h5py
+import numpy as np
+
+from structures.lattice import AnionLattice
+
+FORMAT = "ionwire-device-h5md"
+FORMAT_VERSION = 1
+OBSERVABLES = ("x_Br", "x_Cl", "x_V", "charge", "potential")
+OBSERVABLE_UNITS = {"x_Br": "site fraction", "x_Cl": "site fraction", "x_V": "site fraction",
+                    "charge": "e per plane", "potential": "V"}
+CHECKPOINT_FORMAT = "ionwire-device-checkpoint"
+_SPECIES_CHUNK = 1 << 20
+
+
+class TrajectoryError(ValueError):
+    """A trajectory or checkpoint file is missing, unreadable, truncated or not an ionwire device file."""
+
+
+def checkpoint_path(trajectory_path: str | os.PathLike) -> str:
+    """The checkpoint file that belongs to a trajectory: ``<trajectory>.checkpoint``."""
+    return os.fspath(trajectory_path) + ".checkpoint"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of ionwire and the libraries a result depends on (stored with every file)."""
+    import numba
+    out = {"numpy": np.__version__, "numba": numba.__version__, "h5py": h5py.version.version,
+           "hdf5": h5py.version.hdf5_version}
+    try:
+        out["ionwire"] = _metadata.version("ionwire")
+    except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        out["ionwire"] = "unknown"
+    return out
+
+
+def _open_h5(path, mode: str, what: str) -> h5py.File:
+    path = os.fspath(path)
+    if mode == "r" and not os.path.exists(path):
+        raise TrajectoryError(f"{what} {path!r} does not exist")
+    try:
+        return h5py.File(path, mode)
+    except OSError as exc:
+        raise TrajectoryError(f"{what} {path!r} is not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# writer
+# ---------------------------------------------------------------------------------------------
+class TrajectoryWriter:
+    """Append frames to an H5MD device trajectory (see the module docstring for the layout).
+
+    Create with :meth:`create` (a new file) or :meth:`reopen` (append to an existing one after
+    truncating it to a checkpoint's frame count).  ``write_frame`` flushes before returning.
+    """
+
+    def __init__(self, f: h5py.File, path: str, n_sites: int, n_planes: int, counter_names: tuple[str, ...],
+                 write_species: bool):
+        self._f = f
+        self.path = path
+        self.n_sites = n_sites
+        self.n_planes = n_planes
+        self.counter_names = tuple(counter_names)
+        self.write_species = write_species
+        self.n_frames = int(f["parameters"].attrs["frames_complete"])
+
+    # construction ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path, lattice: AnionLattice, *, config: dict, seed: int | None,
+               counter_names: tuple[str, ...], static: dict[str, np.ndarray] | None = None,
+               write_species: bool = True, author: str = "ionwire user") -> "TrajectoryWriter":
+        """A new trajectory file at ``path`` (overwritten) with the static data written once."""
+        path = os.fspath(path)
+        f = h5py.File(path, "w")
+        try:
+            versions = library_versions()
+            h = f.create_group("h5md")
+            h.attrs["version"] = np.array([1, 1], dtype=np.int32)
+            h.create_group("author").attrs["name"] = author
+            cr = h.create_group("creator")
+            cr.attrs["name"] = "ionwire"
+            cr.attrs["version"] = versions["ionwire"]
+            anions = f.create_group("particles/anions")
+            box = anions.create_group("box")
+            box.attrs["dimension"] = np.int32(3)
+            box.attrs["boundary"] = np.array([b"periodic", b"periodic", b"none"], dtype="S8")
+            edges = box.create_dataset("edges", data=lattice.cell_A.astype(np.float64))
+            edges.attrs["unit"] = "Angstrom"
+            n = lattice.n_sites
+            pos = anions.create_dataset("position", shape=(n, 3), dtype=np.float32,
+                                        chunks=(min(n, _SPECIES_CHUNK), 3), compression="gzip", compression_opts=1)
+            pos.attrs["unit"] = "Angstrom"
+            _write_positions(pos, lattice)
+            if write_species:
+                _time_series(anions, "species", (n,), np.uint8, chunk_row=min(n, _SPECIES_CHUNK),
+                             compress=True, unit=None)
+            obs = f.create_group("observables")
+            for name in OBSERVABLES:
+                _time_series(obs, name, (2 * lattice.nz,), np.float64, chunk_row=2 * lattice.nz,
+                             compress=False, unit=OBSERVABLE_UNITS[name], frames_per_chunk=16)
+            c = _time_series(obs, "counters", (len(counter_names),), np.int64, chunk_row=len(counter_names),
+                             compress=False, unit=None, frames_per_chunk=64)
+            c.attrs["columns"] = np.array([s.encode() for s in counter_names])
+            par = f.create_group("parameters")
+            par.attrs["format"] = FORMAT
+            par.attrs["format_version"] = FORMAT_VERSION
+            par.attrs["config"] = json.dumps(config, sort_keys=True)
+            par.attrs["seed"] = -1 if seed is None else int(seed)
+            par.attrs["nx"] = lattice.nx
+            par.attrs["ny"] = lattice.ny
+            par.attrs["nz"] = lattice.nz
+            par.attrs["lattice_constant_A"] = lattice.lattice_constant_A
+            par.attrs["code_version"] = versions["ionwire"]
+            par.attrs["library_versions"] = json.dumps(versions, sort_keys=True)
+            par.attrs["species_written"] = bool(write_species)
+            for name, arr in (static or {}).items():
+                par.create_dataset(name, data=np.asarray(arr))
+            par.attrs["frames_complete"] = 0
+            f.flush()
+        except BaseException:
+            f.close()
+            raise
+        return cls(f, path, n, 2 * lattice.nz, counter_names, write_species)
+
+    @classmethod
+    def reopen(cls, path, n_frames_keep: int) -> "TrajectoryWriter":
+        """Open an existing trajectory for appending, dropping frames beyond ``n_frames_keep``.
+
+        Validate the file with :func:`open_trajectory` first: this opens it for writing.
+        """
+        path = os.fspath(path)
+        f = _open_h5(path, "r+", "trajectory")
+        try:
+            par = f["parameters"]
+            have = int(par.attrs["frames_complete"])
+            if n_frames_keep > have:
+                raise TrajectoryError(f"trajectory {path!r} holds {have} complete frames, the checkpoint "
+                                      f"expects at least {n_frames_keep}")
+            for g in _frame_groups(f):
+                for ds in ("step", "time", "value"):
+                    d = g[ds]
+                    if d.shape[0] > n_frames_keep:
+                        d.resize(n_frames_keep, axis=0)
+            par.attrs["frames_complete"] = int(n_frames_keep)
+            f.flush()
+            n_sites = int(f["particles/anions/position"].shape[0])
+            n_planes = int(f["observables/x_V/value"].shape[1])
+            names = tuple(s.decode() for s in f["observables/counters"].attrs["columns"])
+            species = bool(par.attrs["species_written"])
+        except BaseException:
+            f.close()
+            raise
+        return cls(f, path, n_sites, n_planes, names, species)
+
+    # frames ----------------------------------------------------------------------------------
+    def write_frame(self, step: int, time_s: float, species: np.ndarray | None,
+                    observables: dict[str, np.ndarray], counters: np.ndarray) -> int:
+        """Append one frame and flush it to disk; returns the new number of frames.
+
+        species: uint8[n_sites] (ignored when the file was created without species);
+        observables: name -> float64[n_planes] for every name in OBSERVABLES;
+        counters: int64[n_counters] in the order of the ``columns`` attribute.
+        """
+        f = self._f
+        i = self.n_frames
+        groups = []
+        if self.write_species:
+            sp = np.asarray(species)
+            if sp.shape != (self.n_sites,):
+                raise ValueError(f"species must have shape ({self.n_sites},), got {sp.shape}")
+            groups.append((f["particles/anions/species"], sp.astype(np.uint8, copy=False)))
+        for name in OBSERVABLES:
+            v = np.asarray(observables[name], dtype=np.float64)
+            if v.shape != (self.n_planes,):
+                raise ValueError(f"observable {name} must have shape ({self.n_planes},), got {v.shape}")
+            groups.append((f["observables"][name], v))
+        c = np.asarray(counters, dtype=np.int64)
+        if c.shape != (len(self.counter_names),):
+            raise ValueError(f"counters must have shape ({len(self.counter_names)},), got {c.shape}")
+        groups.append((f["observables/counters"], c))
+        # data first, step and time after, the frame count last (after a flush): a kill at any
+        # point leaves every frame counted in frames_complete fully on disk
+        for g, value in groups:
+            d = g["value"]
+            d.resize(i + 1, axis=0)
+            d[i] = value
+        for g, _ in groups:
+            for ds, val in (("step", int(step)), ("time", float(time_s))):
+                d = g[ds]
+                d.resize(i + 1, axis=0)
+                d[i] = val
+        f.flush()
+        f["parameters"].attrs["frames_complete"] = i + 1
+        f.flush()
+        self.n_frames = i + 1
+        return self.n_frames
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _time_series(parent, name, row_shape, dtype, *, chunk_row, compress, unit, frames_per_chunk=1):
+    g = parent.create_group(name)
+    kw = {"compression": "gzip", "compression_opts": 1} if compress else {}
+    v = g.create_dataset("value", shape=(0,) + tuple(row_shape), maxshape=(None,) + tuple(row_shape), dtype=dtype,
+                         chunks=(frames_per_chunk,) + (max(1, chunk_row),), **kw)
+    if unit:
+        v.attrs["unit"] = unit
+    g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
+    t = g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
+    t.attrs["unit"] = "s"
+    return g
+
+
+def _write_positions(ds, lattice: AnionLattice) -> None:
+    """Write site positions slab by slab (a 1e8-site wire never holds them all in memory)."""
+    per_k = 3 * lattice.nx * lattice.ny
+    k_block = max(1, _SPECIES_CHUNK // per_k)
+    slab = AnionLattice(lattice.nx, lattice.ny, min(k_block, lattice.nz), periodic_z=False,
+                        lattice_constant_A=lattice.lattice_constant_A)
+    base = slab.positions_A()
+    for k0 in range(0, lattice.nz, k_block):
+        nk = min(k_block, lattice.nz - k0)
+        block = base[: nk * per_k].copy()
+        block[:, 2] += k0 * lattice.lattice_constant_A
+        ds[k0 * per_k:(k0 + nk) * per_k] = block.astype(np.float32)
+
+
+def _frame_groups(f):
+    out = []
+    if "particles/anions/species" in f:
+        out.append(f["particles/anions/species"])
+    for name in list(OBSERVABLES) + ["counters"]:
+        out.append(f["observables"][name])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reader
+# ---------------------------------------------------------------------------------------------
+class Trajectory:
+    """Read access to a device trajectory (see :func:`open_trajectory`)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._f = _open_h5(self.path, "r", "trajectory")
+        try:
+            self._validate()
+        except TrajectoryError:
+            self._f.close()
+            raise
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            self._f.close()
+            raise TrajectoryError(f"trajectory {self.path!r} is damaged or not an ionwire device trajectory: "
+                                  f"{exc}") from None
+
+    def _validate(self) -> None:
+        f = self._f
+        for required in ("h5md", "particles/anions/position", "parameters", "observables/counters"):
+            if required not in f:
+                raise TrajectoryError(f"{self.path!r} is not an ionwire device trajectory (no /{required})")
+        par = f["parameters"]
+        if par.attrs.get("format") != FORMAT:
+            raise TrajectoryError(f"{self.path!r} is not an ionwire device trajectory "
+                                  f"(/parameters@format = {par.attrs.get('format')!r})")
+        self.attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in par.attrs.items()}
+        self.config = json.loads(self.attributes["config"])
+        self.lattice = AnionLattice(int(par.attrs["nx"]), int(par.attrs["ny"]), int(par.attrs["nz"]),
+                                    periodic_z=False, lattice_constant_A=float(par.attrs["lattice_constant_A"]))
+        if f["particles/anions/position"].shape != (self.lattice.n_sites, 3):
+            raise TrajectoryError(f"{self.path!r}: /particles/anions/position does not match the lattice")
+        lengths = [int(par.attrs["frames_complete"])]
+        for g in _frame_groups(f):
+            lengths += [g["step"].shape[0], g["time"].shape[0], g["value"].shape[0]]
+        self.n_frames = int(min(lengths))
+        self._time_group = f["observables/counters"]
+        self.times_s = np.asarray(self._time_group["time"][: self.n_frames], dtype=np.float64)
+        self.steps = np.asarray(self._time_group["step"][: self.n_frames], dtype=np.int64)
+        self.has_species = "particles/anions/species" in f
+
+    # frames ----------------------------------------------------------------------------------
+    def species(self, i: int) -> np.ndarray:
+        """uint8[n_sites]: occupancy (0 Br, 1 Cl, 2 vacancy) of frame i (negative i from the end)."""
+        if not self.has_species:
+            raise TrajectoryError(f"{self.path!r} was written without per-site species")
+        n = self.n_frames
+        if not -n <= i < n:
+            raise IndexError(f"frame {i} out of range: {self.path!r} has {n} frames")
+        try:
+            return np.asarray(self._f["particles/anions/species/value"][i % n], dtype=np.uint8)
+        except OSError as exc:
+            raise TrajectoryError(f"{self.path!r}: frame {i} is unreadable: {exc}") from None
+
+    def observable(self, name: str) -> np.ndarray:
+        """float64[n_frames, n_planes] time series of a per-plane observable (see OBSERVABLES)."""
+        if name not in OBSERVABLES:
+            raise KeyError(f"unknown observable {name!r}; available: {', '.join(OBSERVABLES)}")
+        return np.asarray(self._f["observables"][name]["value"][: self.n_frames], dtype=np.float64)
+
+    def counters(self) -> dict[str, np.ndarray]:
+        """Counter name -> int64[n_frames] (events, hops, reactions, displacements)."""
+        g = self._f["observables/counters"]
+        names = [s.decode() for s in g.attrs["columns"]]
+        v = np.asarray(g["value"][: self.n_frames], dtype=np.int64)
+        return {n: v[:, j] for j, n in enumerate(names)}
+
+    def static(self, name: str) -> np.ndarray:
+        """A static per-run array stored under /parameters (e.g. plane_z_A, background)."""
+        return np.asarray(self._f["parameters"][name])
+
+    def positions_A(self) -> np.ndarray:
+        return np.asarray(self._f["particles/anions/position"], dtype=np.float64)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self):
+        return self.n_frames
+
+
+def open_trajectory(path) -> Trajectory:
+    """Open a device trajectory for reading; raises :class:`TrajectoryError` for bad files."""
+    return Trajectory(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+# ---------------------------------------------------------------------------------------------
+def write_checkpoint(path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
+    """Atomically replace the checkpoint at ``path`` by ``arrays`` (exact dtypes) and ``attrs``."""
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = CHECKPOINT_FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        g = f.create_group("state")
+        for k, v in arrays.items():
+            v = np.asarray(v)
+            if v.size > 4096:
+                g.create_dataset(k, data=v, compression="gzip", compression_opts=1)
+            else:
+                g.create_dataset(k, data=v)
+        f.attrs["complete"] = True
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, attrs) of a checkpoint written by :func:`write_checkpoint`; TrajectoryError if bad."""
+    path = os.fspath(path)
+    f = _open_h5(path, "r", "checkpoint")
+    try:
+        if f.attrs.get("format") != CHECKPOINT_FORMAT or not f.attrs.get("complete", False) or "state" not in f:
+            raise TrajectoryError(f"{path!r} is not a complete ionwire device checkpoint")
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        arrays = {k: np.asarray(d[()]) for k, d in f["state"].items()}
+    except (KeyError, OSError) as exc:
+        raise TrajectoryError(f"checkpoint {path!r} is damaged: {exc}") from None
+    finally:
+        f.close()
+    return arrays, attrs
