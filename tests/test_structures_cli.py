@@ -1,4 +1,5 @@
-"""`ionwire export` and `ionwire snapshot` (coupling/commands/{export,snapshot}.py) end to end."""
+"""`ionwire export` and `ionwire snapshot` (coupling/commands/{export,snapshot}.py) end to end: options and
+errors on a device trajectory (kmc.h5md writer) and on a continuum result (stand-in reader)."""
 import sys
 import types
 
@@ -25,39 +26,16 @@ def _states(seed=3):
     return out
 
 
-class _NpzTrajectory:
-    """Stand-in for kmc.h5md.Trajectory (interface 4 in the team contract) over an .npz file."""
-
-    def __init__(self, path):
-        try:
-            data = np.load(path)
-        except Exception as exc:
-            raise ValueError(f"{path}: not a trajectory ({exc})") from None
-        self._species = data["species"]
-        self.times_s = data["times"]
-        self.n_frames = len(self.times_s)
-        self.lattice = LATTICE
-
-    def species(self, i):
-        return self._species[i]
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 @pytest.fixture
-def trajectory(tmp_path, monkeypatch):
-    fake = types.ModuleType("kmc.h5md")
-    fake.open_trajectory = _NpzTrajectory
-    monkeypatch.setitem(sys.modules, "kmc.h5md", fake)
-    path = tmp_path / "traj.npz"
-    np.savez(path, species=np.stack(_states()), times=TIMES)
+def trajectory(tmp_path):
+    """A device trajectory written by the device kMC's own H5MD writer."""
+    from kmc.h5md import OBSERVABLES, TrajectoryWriter
+
+    path = tmp_path / "traj.h5"
+    zeros = np.zeros(LATTICE.n_planes)
+    with TrajectoryWriter.create(path, LATTICE, config={}, seed=0, counter_names=("events",)) as w:
+        for k, (t, occ) in enumerate(zip(TIMES, _states())):
+            w.write_frame(k, float(t), occ, {name: zeros for name in OBSERVABLES}, np.array([k]))
     return path
 
 
