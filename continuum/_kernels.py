@@ -1,0 +1,349 @@
+"""numba kernels of the continuum model: face fluxes, electrode sources, residual and banded
+Jacobian of one implicit (BDF) step.  Arrays and scalars only; no I/O, no globals.
+
+Nondimensional variables per node i (interleaved as y[3 i + k]):
+  k = 0: u = ln(x_V / x_ref)     (x_ref = x_V^eq of pure Br; positivity of x_V is automatic)
+  k = 1: x_Br                    (site fraction; x_Cl = 1 - x_Br - x_V)
+  k = 2: psi = e phi / kT
+Lengths in um, times in s.  The halide and vacancy fluxes on face i+1/2 (Onsager form, MODEL.md
+section 6, l_ab = reduced table (a, b, d) of y = x_Cl / (x_Br + x_Cl); D0 = z s^2 / 6):
+
+  J_V / x_ref = (D0 M / h) [B(Delta) v_i - B(-Delta) v_{i+1}]       (Scharfetter-Gummel)
+      Delta = psi_{i+1} - psi_i - Delta_gamma,  M = l_BrBr + 2 l_BrCl + l_ClCl (per unit c),
+      Delta_gamma = sum_b (m_b / M) Delta ln x_b, discretised as
+                    [g_Br Delta x_Br + g_Cl Delta x_Cl] / [g_Br x_Br + g_Cl x_Cl]   (face means)
+      with m_b = x_b g_b the column sums of l_ab.  At zero current and uniform halide ratio this
+      gives exactly x_V,i+1 / x_V,i = exp(-(psi_i+1 - psi_i)) (1 - x_V,i+1)/(1 - x_V,i): the
+      discrete Boltzmann profile (B(x) = x / (e^x - 1)).
+  J_Br = f J_X - (K / h) (x_Cl,i x_Br,i+1 - x_Br,i x_Cl,i+1),     J_X = -J_V (all halides)
+      f = m_Br / M (face mean) is the share of the halide flux carried by Br; the second term is
+      the exact rewriting of the interdiffusion part -D0 x_V (det l / M) d ln(x_Br / x_Cl) in an
+      exchange form that can never create a negative fraction, with the exponentially fitted
+      coefficient K = D_int (P/2) coth(P/2), P = |J_X| h G / (D_int x_h): central (second order)
+      when the Peclet number is small, the upwind limit |J_X| h G / 2 when the front is driven
+      (keeps x_Br, x_Cl >= 0 behind a moving front, unlike a plain central split of J_X).
+Electrode sources (MODEL.md 7) on the contact cells, weighted by the cell length inside the
+contact.  The Jacobian is the exact derivative of this discrete residual, computed face by face
+(and source by source) with the complex step (machine precision, no truncation error), and
+assembled in LAPACK band storage (kl = ku = 5).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+KL = 5
+KU = 5
+CS_STEP = 1e-30
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bernoulli(x):
+    """B(x) = x / (exp(x) - 1) for real or complex x (stable for all real parts)."""
+    xr = x.real
+    if abs(xr) < 0.1:
+        x2 = x * x
+        return 1.0 - 0.5 * x + x2 * (1.0 / 12.0 - x2 * (1.0 / 720.0 - x2 * (1.0 / 30240.0 - x2 / 1209600.0)))
+    if xr > 0.0:
+        e = np.exp(-x)
+        return x * e / (1.0 - e)
+    return x / (np.exp(x) - 1.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def half_coth(p):
+    """(p/2) coth(p/2), an even function, for real or complex p."""
+    if p.real < 0.0:
+        p = -p
+    if p.real < 0.1:
+        p2 = p * p
+        return 1.0 + p2 * (1.0 / 12.0 - p2 * (1.0 / 720.0 - p2 / 30240.0))
+    e = np.exp(-p)
+    return 0.5 * p * (1.0 + e) / (1.0 - e)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _table(tab, y):
+    n = tab.shape[0]
+    s = y.real * (n - 1)
+    k = int(np.floor(s))
+    if k < 0:
+        k = 0
+    if k > n - 2:
+        k = n - 2
+    t = y * (n - 1) - k
+    a = tab[k, 0] + (tab[k + 1, 0] - tab[k, 0]) * t
+    b = tab[k, 1] + (tab[k + 1, 1] - tab[k, 1]) * t
+    d = tab[k, 2] + (tab[k + 1, 2] - tab[k, 2]) * t
+    return a, b, d
+
+
+NPROP = 10
+
+
+@numba.njit(cache=True, error_model="numpy")
+def node_props(u, b, xref, tab, out):
+    """Per-node quantities of the fluxes, written to out[0:NPROP] (real or complex):
+    v, x_Cl, g_Br, g_Cl, M, q = det(l)/(x_Br x_Cl), f = m_Br/M, g_Br/M, g_Cl/M, 1 - x_V."""
+    v = np.exp(u)
+    xv = xref * v
+    cl = 1.0 - b - xv
+    a, bb, d = _table(tab, cl / (1.0 - xv))
+    gbr = a + bb * cl
+    gcl = d + bb * b
+    m = b * gbr + cl * gcl
+    out[0] = v
+    out[1] = cl
+    out[2] = gbr
+    out[3] = gcl
+    out[4] = m
+    out[5] = a * d - bb * bb * b * cl
+    out[6] = b * gbr / m
+    out[7] = gbr / m
+    out[8] = gcl / m
+    out[9] = 1.0 - xv
+
+
+@numba.njit(cache=True, error_model="numpy")
+def face_flux(pi, pj, ui, uj, bi, bj, psi_i, psi_j, h, xref, d0):
+    """Fluxes on the face between nodes i and j = i+1 from their node_props pi, pj.
+
+    Returns (J_V/x_ref/v_i, J_V/x_ref/v_j, J_Br, J_V/x_ref) in um/s: the vacancy flux scaled by
+    each node's own v (the vacancy rows are scaled by 1/v so depleted nodes do not underflow).
+    """
+    vi = pi[0]
+    vj = pj[0]
+    cli = pi[1]
+    clj = pj[1]
+    gbr = 0.5 * (pi[2] + pj[2])
+    gcl = 0.5 * (pi[3] + pj[3])
+    mf = 0.5 * (pi[4] + pj[4])
+    dgam = (gbr * (bj - bi) + gcl * (clj - cli)) / (gbr * 0.5 * (bi + bj) + gcl * 0.5 * (cli + clj))
+    delta = (psi_j - psi_i) - dgam
+    c = d0 * mf / h
+    bp = bernoulli(delta)
+    bm = bernoulli(-delta)
+    fi = c * (bp - bm * np.exp(uj - ui))
+    fj = c * (bp * np.exp(ui - uj) - bm)
+    jv = c * (bp * vi - bm * vj)
+    jx = -xref * jv
+    ff = 0.5 * (pi[6] + pj[6])
+    dint = d0 * xref * 0.5 * (vi + vj) * 0.5 * (pi[5] + pj[5]) / mf
+    # G = the largest m_b / (M x_b) of the two nodes, x_h the smaller halide fraction (selected by
+    # real part, so the complex step differentiates the selected branch)
+    g = pi[7]
+    if pj[7].real > g.real:
+        g = pj[7]
+    if pi[8].real > g.real:
+        g = pi[8]
+    if pj[8].real > g.real:
+        g = pj[8]
+    xh = pi[9]
+    if pj[9].real < xh.real:
+        xh = pj[9]
+    if xh.real < 1e-3:
+        xh = 1e-3 + 0.0 * xh
+    a_up = jx * (h * g / (2.0 * xh))
+    if dint.real > 1e-280 * abs(a_up.real) and dint.real > 0.0:
+        k = dint * half_coth(2.0 * a_up / dint)
+    elif a_up.real >= 0.0:
+        k = a_up
+    else:
+        k = -a_up
+    jbr = ff * jx - (k / h) * (cli * bj - bi * clj)
+    return fi, fj, jbr, jv
+
+
+@numba.njit(cache=True, error_model="numpy")
+def face_flux_direct(ui, uj, bi, bj, psi_i, psi_j, h, xref, d0, tab):
+    """face_flux from real primary variables (for tests and diagnostics)."""
+    pi = np.empty(NPROP)
+    pj = np.empty(NPROP)
+    node_props(ui, bi, xref, tab, pi)
+    node_props(uj, bj, xref, tab, pj)
+    return face_flux(pi, pj, ui, uj, bi, bj, psi_i, psi_j, h, xref, d0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, fac):
+    """Electrode source at one contact node (per unit contact length).
+
+    Returns (S_V / x_ref / v, S_V / x_ref, S_Br) with S in site fractions per s and
+    fac = |E| times the electrode factor.  r_c = fac alpha(y), r_d = r_c (1 - x_eq)/x_eq or 0,
+    x_eq = x_ref exp(-dEf_kT y) (continuum.parameters.electrode_rates, written for the kernel).
+    """
+    v = np.exp(u)
+    xv = xref * v
+    cl = 1.0 - b - xv
+    y = cl / (1.0 - xv)
+    if linear_alpha:
+        alpha = (1.0 - y) * np.exp(ln_a_br) + y * np.exp(ln_a_cl)
+    else:
+        alpha = np.exp((1.0 - y) * ln_a_br + y * ln_a_cl)
+    rc = fac * alpha
+    if rd_zero:
+        rd = 0.0 * rc
+    else:
+        xeq = xref * np.exp(-dEf_kT * y)
+        rd = rc * (1.0 - xeq) / xeq
+    mu = -u
+    if mu.real > 700.0:
+        mu = mu - (mu.real - 700.0)
+    sv_scaled = rc * (1.0 - xv) * np.exp(mu) / xref - rd
+    sv = (rc * (1.0 - xv) - rd * xv) / xref
+    sbr = -rc * b + rd * xv * b / (b + cl)
+    return sv_scaled, sv, sbr
+
+
+@numba.njit(cache=True, error_model="numpy")
+def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
+             ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, res, ab, with_jac, KU):
+    """Residual res float64[3n] and (if with_jac) band Jacobian ab float64[11, 3n] of the step
+
+        vol (a0 y + hist) / dt + div J - src = 0   (u, x_Br rows; vacancy rows scaled by 1/v)
+        ab uses LAPACK band layout with the diagonal in row KU (KU = 5 for solve_banded, 10 for
+    dgbtrf, which needs KL extra rows).
+    Poisson: (psi_{i+1}-psi_i)/h_r - (psi_i-psi_{i-1})/h_l + kappa vol (v - vbg) = 0,
+        or psi_i = psi_d[i] where dirichlet[i].
+    The Jacobian written to ab EXCLUDES the time-derivative terms (the caller adds the diagonal
+    of d[vol (a0 y + hist)/dt]/dy, so one spatial Jacobian can serve several steps).
+    hist float64[2n]: (a1 y_n + a2 y_{n-1}) for v and x_Br; dt in s; a0 the BDF leading coefficient.
+    """
+    n = vol.shape[0]
+    res[:] = 0.0
+    if with_jac:
+        ab[:, :] = 0.0
+    cs = CS_STEP
+    # time derivative, Poisson charge, sources
+    for i in range(n):
+        u = y[3 * i]
+        b = y[3 * i + 1]
+        v = np.exp(u)
+        mu = -u
+        if mu > 700.0:
+            mu = 700.0
+        res[3 * i] += vol[i] * (a0 + hist[2 * i] * np.exp(mu)) / dt
+        res[3 * i + 1] += vol[i] * (a0 * b + hist[2 * i + 1]) / dt
+        if dirichlet[i]:
+            res[3 * i + 2] = y[3 * i + 2] - psi_d[i]
+            if with_jac:
+                ab[KU, 3 * i + 2] = 1.0
+        else:
+            res[3 * i + 2] += kappa * vol[i] * (v - vbg[i])
+            if with_jac:
+                ab[KU + 2, 3 * i] += kappa * vol[i] * v  # d row(3i+2) / d col(3i)
+        if src_w[i] > 0.0 and src_fac[i] > 0.0:
+            w = src_w[i]
+            svs, sv, sbr = source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, src_fac[i])
+            res[3 * i] -= w * svs
+            res[3 * i + 1] -= w * sbr
+            if with_jac:
+                for k in range(2):
+                    uc = complex(u, cs if k == 0 else 0.0)
+                    bc = complex(b, cs if k == 1 else 0.0)
+                    s1, s2, s3 = source(uc, bc, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, src_fac[i])
+                    col = 3 * i + k
+                    ab[KU + 3 * i - col, col] -= w * s1.imag / cs
+                    ab[KU + 3 * i + 1 - col, col] -= w * s3.imag / cs
+    # node properties (and their complex-step perturbations for the Jacobian)
+    props = np.empty((n, NPROP))
+    for i in range(n):
+        node_props(y[3 * i], y[3 * i + 1], xref, tab, props[i])
+    if with_jac:
+        pc = np.empty((n, NPROP), dtype=np.complex128)
+        pu = np.empty((n, NPROP), dtype=np.complex128)
+        pb = np.empty((n, NPROP), dtype=np.complex128)
+        for i in range(n):
+            for q in range(NPROP):
+                pc[i, q] = props[i, q]
+            node_props(complex(y[3 * i], cs), complex(y[3 * i + 1], 0.0), xref, tab, pu[i])
+            node_props(complex(y[3 * i], 0.0), complex(y[3 * i + 1], cs), xref, tab, pb[i])
+    # faces
+    for i in range(n - 1):
+        j = i + 1
+        hf = h[i]
+        ui = y[3 * i]
+        uj = y[3 * j]
+        bi = y[3 * i + 1]
+        bj = y[3 * j + 1]
+        si = y[3 * i + 2]
+        sj = y[3 * j + 2]
+        fi, fj, jbr, jv = face_flux(props[i], props[j], ui, uj, bi, bj, si, sj, hf, xref, d0)
+        res[3 * i] += fi
+        res[3 * j] -= fj
+        res[3 * i + 1] += jbr
+        res[3 * j + 1] -= jbr
+        if not dirichlet[i]:
+            res[3 * i + 2] += (sj - si) / hf
+        if not dirichlet[j]:
+            res[3 * j + 2] -= (sj - si) / hf
+        if with_jac:
+            if not dirichlet[i]:
+                ab[KU, 3 * i + 2] += -1.0 / hf
+                ab[KU + (3 * i + 2) - (3 * j + 2), 3 * j + 2] += 1.0 / hf
+            if not dirichlet[j]:
+                ab[KU, 3 * j + 2] += -1.0 / hf
+                ab[KU + (3 * j + 2) - (3 * i + 2), 3 * i + 2] += 1.0 / hf
+            ui_c = complex(ui, 0.0)
+            uj_c = complex(uj, 0.0)
+            bi_c = complex(bi, 0.0)
+            bj_c = complex(bj, 0.0)
+            si_c = complex(si, 0.0)
+            sj_c = complex(sj, 0.0)
+            for m in range(5):
+                if m == 0:
+                    gi, gj, gbr, _ = face_flux(pu[i], pc[j], ui_c + 1j * cs, uj_c, bi_c, bj_c, si_c, sj_c, hf, xref, d0)
+                    col = 3 * i
+                elif m == 1:
+                    gi, gj, gbr, _ = face_flux(pb[i], pc[j], ui_c, uj_c, bi_c + 1j * cs, bj_c, si_c, sj_c, hf, xref, d0)
+                    col = 3 * i + 1
+                elif m == 2:
+                    gi, gj, gbr, _ = face_flux(pc[i], pu[j], ui_c, uj_c + 1j * cs, bi_c, bj_c, si_c, sj_c, hf, xref, d0)
+                    col = 3 * j
+                elif m == 3:
+                    gi, gj, gbr, _ = face_flux(pc[i], pb[j], ui_c, uj_c, bi_c, bj_c + 1j * cs, si_c, sj_c, hf, xref, d0)
+                    col = 3 * j + 1
+                else:
+                    gi, gj, gbr, _ = face_flux(pc[i], pc[j], ui_c, uj_c, bi_c, bj_c, si_c, sj_c + 1j * cs, hf, xref, d0)
+                    col = 3 * j + 2
+                dgi = gi.imag / cs
+                dgj = gj.imag / cs
+                dgb = gbr.imag / cs
+                ab[KU + 3 * i - col, col] += dgi
+                ab[KU + 3 * j - col, col] -= dgj
+                ab[KU + 3 * i + 1 - col, col] += dgb
+                ab[KU + 3 * j + 1 - col, col] -= dgb
+                if m == 4:  # the fluxes depend on psi_j - psi_i only
+                    col = 3 * i + 2
+                    ab[KU + 3 * i - col, col] -= dgi
+                    ab[KU + 3 * j - col, col] += dgj
+                    ab[KU + 3 * i + 1 - col, col] -= dgb
+                    ab[KU + 3 * j + 1 - col, col] += dgb
+
+
+@numba.njit(cache=True, error_model="numpy")
+def source_totals(y, src_w, src_fac, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero):
+    """(integral of S_V, integral of S_Br) over the contacts, site fractions * um / s."""
+    tv = 0.0
+    tb = 0.0
+    for i in range(src_w.shape[0]):
+        if src_w[i] > 0.0 and src_fac[i] > 0.0:
+            _, sv, sbr = source(y[3 * i], y[3 * i + 1], xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero,
+                                src_fac[i])
+            tv += src_w[i] * sv * xref
+            tb += src_w[i] * sbr
+    return tv, tb
+
+
+@numba.njit(cache=True, error_model="numpy")
+def face_currents(y, h, xref, d0, tab):
+    """float64[n-1, 2]: (J_V, J_Br) on every face, site fractions * um / s."""
+    n = y.shape[0] // 3
+    out = np.empty((n - 1, 2))
+    for i in range(n - 1):
+        j = i + 1
+        _, _, jbr, jv = face_flux_direct(y[3 * i], y[3 * j], y[3 * i + 1], y[3 * j + 1], y[3 * i + 2],
+                                         y[3 * j + 2], h[i], xref, d0, tab)
+        out[i, 0] = jv * xref
+        out[i, 1] = jbr
+    return out

@@ -1,0 +1,463 @@
+"""The continuum reaction-drift-diffusion-Poisson model of the biased heterojunction wire.
+
+Equations (MODEL.md sections 3, 5-8), unknowns x_Br(z, t), x_V(z, t), phi(z, t) on the wire
+[0, wire_length]:
+
+    d x_a/dt = -dJ_a/dz + S_a   (a = Br, Cl, V; J_V = -(J_Br + J_Cl); S on the contacts only)
+    J_a = -(z s^2/6) x_V sum_b l_ab [d ln(x_b/x_V)/dz - (e/kT) dphi/dz]
+    d^2 phi/dz^2 = -e c_s (x_V - x_V^eq(z, 0)) / eps
+    phi imposed at the outer (or inner) contact edges; no flux and zero field at the wire ends.
+
+Stages (PyBaMM style): parameters (continuum.parameters) -> mesh (continuum.mesh) ->
+discretisation (continuum._kernels: conservative finite volumes, Scharfetter-Gummel vacancy flux,
+exponentially fitted exchange form of the halide split) -> time integration (here: variable-step
+BDF2 with Newton on the banded exact Jacobian, Poisson algebraic) -> observables
+(continuum.observables).  Internally: lengths in um, time in s, psi = e phi / kT,
+v = x_V / x_V^eq(Br) (solved as u = ln v); at the interface everything is SI-labelled.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.linalg.lapack import dgbtrf, dgbtrs
+
+from . import _kernels as K
+from .mesh import Mesh, graded_mesh
+from .parameters import DeviceParameters, ParameterError, _positive, require
+from .transport import ReducedOnsagerTable, as_table
+from .units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, Z_ANION, hop_length_A,
+                    site_density_per_m3, thermal_voltage_V)
+
+# provisional tracer correlation factor of the perovskite anion sublattice, used only while
+# continuum.onsager.F0_ANION_PEROVSKITE (measured by the kMC) is unset: f = 0.69 for anion
+# vacancy diffusion in the cubic perovskite lattice (Ishioka & Koiwa, Phil. Mag. A 52, 267 (1985);
+# quoted e.g. by De Souza, Adv. Funct. Mater. 25, 6326 (2015)).
+F0_LITERATURE = 0.69
+
+
+def default_f0() -> tuple[float, str]:
+    """(f0, source): the kMC-measured constant if set, else the literature value."""
+    from . import onsager
+
+    if onsager.F0_ANION_PEROVSKITE is not None:
+        return float(onsager.F0_ANION_PEROVSKITE), "kMC (continuum.onsager.F0_ANION_PEROVSKITE)"
+    return F0_LITERATURE, "literature (Ishioka & Koiwa 1985), kMC value not yet set"
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """Discretisation and solver controls ([numerics] table).
+
+    n_nodes: approximate number of mesh nodes; refinement, layer_width_um: grading at the contact
+    lines and the junction (continuum.mesh); rtol: local error tolerance of the BDF2 step
+    (relative and absolute, on v = x_V/x_V^eq(Br) and on x_Br); first_output_s,
+    n_outputs: log-spaced output times between first_output_s and the end (plus t = 0);
+    initial_step_s: first time step.
+    """
+
+    n_nodes: int = 1000
+    refinement: float = 20.0
+    layer_width_um: float = 0.15
+    rtol: float = 1e-3
+    first_output_s: float = 1e-3
+    n_outputs: int = 41
+    initial_step_s: float = 1e-8
+    max_steps: int = 50000
+
+    def __post_init__(self):
+        require(isinstance(self.n_nodes, int) and self.n_nodes >= 20, f"n_nodes must be an integer >= 20, got {self.n_nodes!r}")
+        require(isinstance(self.n_outputs, int) and self.n_outputs >= 2, f"n_outputs must be an integer >= 2, got {self.n_outputs!r}")
+        _positive(self, "layer_width_um", "rtol", "first_output_s", "initial_step_s")
+        require(self.refinement >= 0, f"refinement must be >= 0, got {self.refinement!r}")
+        require(self.rtol < 0.1, f"rtol must be < 0.1, got {self.rtol!r}")
+
+
+@dataclass
+class Problem:
+    """A discretised problem: everything the kernels need (nondimensional, see _kernels)."""
+
+    mesh: Mesh
+    y0: np.ndarray            # float64[3n] initial (u, x_Br, psi) per node
+    vbg: np.ndarray           # float64[n] background charge / (e c_s x_ref)
+    dirichlet: np.ndarray     # bool[n]
+    psi_d: np.ndarray         # float64[n] imposed psi where dirichlet
+    src_w: np.ndarray         # float64[n] cell length inside a contact (um)
+    src_fac: np.ndarray       # float64[n] |E| * electrode factor (V/um), 0: no reaction
+    kappa: float              # e^2 c_s x_ref / (eps kT), 1/um^2
+    xref: float               # x_V^eq of pure Br
+    d0: float                 # z s^2 / 6, um^2
+    tab: np.ndarray           # float64[m, 3] reduced Onsager table on uniform y
+    ln_a_br: float = 0.0
+    ln_a_cl: float = 0.0
+    linear_alpha: bool = False
+    dEf_kT: float = 0.0
+    rd_zero: bool = False
+    thermal_voltage_V: float = 0.025852
+
+    @property
+    def n(self) -> int:
+        return self.mesh.n
+
+    def sources(self, y):
+        return K.source_totals(y, self.src_w, self.src_fac, self.xref, self.ln_a_br, self.ln_a_cl,
+                               self.linear_alpha, self.dEf_kT, self.rd_zero)
+
+    def assemble(self, y, hist, a0, dt, res, ab, with_jac=True, diag_row=K.KU):
+        K.assemble(y, hist, a0, dt, self.mesh.volume_um, self.mesh.h_um, self.src_w, self.src_fac, self.vbg,
+                   self.dirichlet, self.psi_d, self.kappa, self.xref, self.d0, self.tab, self.ln_a_br,
+                   self.ln_a_cl, self.linear_alpha, self.dEf_kT, self.rd_zero, res, ab, with_jac, diag_row)
+
+    def currents(self, y) -> np.ndarray:
+        """float64[n-1, 2] face currents (J_V, J_Br), site fractions * um / s."""
+        return K.face_currents(y, self.mesh.h_um, self.xref, self.d0, self.tab)
+
+
+@dataclass
+class Solution:
+    """Output of :func:`integrate`: times_s float64[nt]; y float64[nt, 3n]; source integrals
+    q_v, q_br float64[nt] (site fractions * um, the time integral of the integrated sources by the
+    same BDF formula, so N(t) - N(0) = q(t) holds to round-off); stats."""
+
+    times_s: np.ndarray
+    y: np.ndarray
+    q_v: np.ndarray
+    q_br: np.ndarray
+    stats: dict
+
+
+class SolverError(RuntimeError):
+    """The time integration failed (step size underflow or too many steps)."""
+
+
+class _Jacobian:
+    """The spatial Jacobian (band storage), kept across steps until Newton contracts slowly."""
+
+    def __init__(self, n3):
+        self.spatial = np.zeros((2 * K.KL + K.KU + 1, n3))
+        self.valid = False
+        self.evaluations = 0
+
+
+def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12):
+    """Simplified Newton for one implicit step, to round-off.
+
+    Matrix = spatial Jacobian (exact, complex step; reused from earlier steps while it works)
+    + the exact time-derivative diagonal at the predictor; factorised once (LAPACK dgbtrf).
+    If the iteration contracts slowly the spatial Jacobian is re-evaluated at the current iterate.
+    Returns (converged, iterations).
+    """
+    lu = piv = None
+    prev = np.inf
+    y_start = y.copy()
+    refreshed_from_start = not jac.valid
+    vol = prob.mesh.volume_um
+    dg = K.KL + K.KU
+    for it in range(max_iter):
+        if not jac.valid:
+            try:
+                prob.assemble(y, hist, a0, dt, res, jac.spatial, True, dg)
+            except ZeroDivisionError:  # a diverging iterate (complex arithmetic raises in numba)
+                return False, it + 1
+            jac.valid = True
+            jac.evaluations += 1
+            lu = None
+        else:
+            try:
+                prob.assemble(y, hist, a0, dt, res, ab, False, dg)
+            except ZeroDivisionError:
+                return False, it + 1
+        if lu is None:
+            ab[:] = jac.spatial
+            ab[dg, 0::3] += -vol * hist[0::2] * np.exp(np.minimum(-y[0::3], 700.0)) / dt
+            ab[dg, 1::3] += vol * a0 / dt
+            lu, piv, info = dgbtrf(ab, K.KL, K.KU, overwrite_ab=True)
+            if info != 0:
+                return False, it + 1
+        dy, info = dgbtrs(lu, K.KL, K.KU, -res, piv)
+        if info != 0 or not np.all(np.isfinite(dy)):
+            return False, it + 1
+        du = np.max(np.abs(dy[0::3]))
+        # conservation and accuracy need log x_V converged only where vacancies are not negligible
+        du_w = np.max(np.abs(dy[0::3]) * np.minimum(1.0, np.exp(y[0::3]) * 100.0))
+        db = np.max(np.abs(dy[1::3]))
+        dp = np.max(np.abs(dy[2::3]))
+        # damp huge log-vacancy moves (first iterations after a large step)
+        if du > 20.0:
+            dy *= 20.0 / du
+        y += dy
+        if np.max(np.abs(y[1::3])) > 2.0 or np.max(np.abs(y[0::3])) > 700.0:
+            if not refreshed_from_start:  # stale matrix: restart once from the predictor
+                y[:] = y_start
+                jac.valid = False
+                refreshed_from_start = True
+                lu = None
+                prev = np.inf
+                continue
+            return False, it + 1  # diverging
+        size = max(du_w, db * 1e3, dp)
+        if du_w < NEWTON_TOL and db < 1e-3 * NEWTON_TOL and dp < NEWTON_TOL:
+            return True, it + 1
+        if it > 0 and size > 0.2 * prev:
+            jac.valid = False  # slow contraction: refresh the Jacobian at this iterate
+        prev = size
+    jac.valid = False
+    return False, max_iter
+
+
+FRESH_JACOBIAN_EVERY_STEP = True
+#: Newton stops when the last correction is below this (log x_V and psi; 1e-3 of it on x_Br)
+NEWTON_TOL = 1e-9
+
+
+def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8,
+              max_steps: int = 50000) -> Solution:
+    """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s).
+
+    Variable-step BDF2 (first step backward Euler) with the algebraic Poisson equation; every
+    step is solved by Newton on the exact banded Jacobian to round-off (so each species is
+    conserved to round-off); local error estimated from the difference to a quadratic predictor,
+    controlled on v = x_V/x_ref and x_Br (absolute and relative tolerance rtol).
+    Output times are hit exactly.  t_out[0] may be 0 (the initial state is stored as given).
+    """
+    t0_wall = time.perf_counter()
+    t_out = np.asarray(t_out, dtype=float)
+    n3 = prob.y0.size
+    res = np.empty(n3)
+    ab = np.empty((2 * K.KL + K.KU + 1, n3))
+    hist = np.empty(2 * (n3 // 3))
+    jac = _Jacobian(n3)
+    ys = np.empty((t_out.size, n3))
+    qv_out = np.zeros(t_out.size)
+    qb_out = np.zeros(t_out.size)
+    k_out = 0
+    t = 0.0
+    y = prob.y0.copy()
+    while k_out < t_out.size and t_out[k_out] <= 0.0:
+        ys[k_out] = y
+        k_out += 1
+    # history of accepted (t, y, q_v, q_br)
+    hist_t = [0.0]
+    hist_y = [y.copy()]
+    hist_q = [(0.0, 0.0)]
+    dt = initial_step_s
+    steps = rejected = newton_its = 0
+    atol_b = 0.1 * rtol
+    while k_out < t_out.size:
+        if steps > max_steps:
+            raise SolverError(f"more than {max_steps} steps")
+        if dt < 1e-14 * max(1.0, t):
+            raise SolverError(f"step size underflow at t = {t:.3e} s")
+        t_target = t_out[k_out]
+        land = False
+        if t + dt >= t_target * (1 - 1e-12) or t + 1.05 * dt > t_target:
+            dt_try = t_target - t
+            land = True
+        else:
+            dt_try = dt
+        # BDF coefficients
+        if len(hist_t) < 2:
+            a0, a1, a2 = 1.0, -1.0, 0.0
+        else:
+            w = dt_try / (hist_t[-1] - hist_t[-2])
+            a0, a1, a2 = (1 + 2 * w) / (1 + w), -(1 + w), w * w / (1 + w)
+        # predictor (quadratic extrapolation through the last accepted points)
+        tn = t + dt_try
+        if len(hist_t) >= 3:
+            ta, tb_, tc = hist_t[-3], hist_t[-2], hist_t[-1]
+            la = (tn - tb_) * (tn - tc) / ((ta - tb_) * (ta - tc))
+            lb = (tn - ta) * (tn - tc) / ((tb_ - ta) * (tb_ - tc))
+            lc = (tn - ta) * (tn - tb_) / ((tc - ta) * (tc - tb_))
+            ypred = la * hist_y[-3] + lb * hist_y[-2] + lc * hist_y[-1]
+        elif len(hist_t) == 2:
+            tb_, tc = hist_t[-2], hist_t[-1]
+            ypred = hist_y[-1] + (hist_y[-1] - hist_y[-2]) * (tn - tc) / (tc - tb_)
+        else:
+            ypred = hist_y[-1].copy()
+        yn = hist_y[-1]
+        vn = np.exp(yn[0::3])
+        hist[0::2] = a1 * vn
+        hist[1::2] = a1 * yn[1::3]
+        if a2 != 0.0:
+            ym = hist_y[-2]
+            hist[0::2] += a2 * np.exp(ym[0::3])
+            hist[1::2] += a2 * ym[1::3]
+        ynew = ypred.copy()
+        if FRESH_JACOBIAN_EVERY_STEP:
+            jac.valid = False
+        ok, its = _newton(prob, ynew, hist, a0, dt_try, res, ab, jac)
+        newton_its += its
+        if not ok:
+            rejected += 1
+            dt = 0.25 * dt_try
+            continue
+        # error estimate
+        if len(hist_t) >= 2:
+            c_err = 2.0 / 11.0 if len(hist_t) >= 3 else 0.5
+            vnew = np.exp(ynew[0::3])
+            ev = c_err * np.abs(vnew - np.exp(ypred[0::3])) / (rtol + rtol * vnew)
+            eb = c_err * np.abs(ynew[1::3] - ypred[1::3]) / (atol_b + rtol * np.abs(ynew[1::3]))
+            err = max(float(np.max(ev)), float(np.max(eb)))
+        else:
+            err = 0.0
+        if err > 1.0:
+            rejected += 1
+            dt = dt_try * max(0.2, 0.9 * err ** (-1.0 / 3.0))
+            continue
+        # accept
+        steps += 1
+        sv, sb = prob.sources(ynew)
+        qn = hist_q[-1]
+        if a2 != 0.0:
+            qm = hist_q[-2]
+            qv = (dt_try * sv - a1 * qn[0] - a2 * qm[0]) / a0
+            qb = (dt_try * sb - a1 * qn[1] - a2 * qm[1]) / a0
+        else:
+            qv = (dt_try * sv - a1 * qn[0]) / a0
+            qb = (dt_try * sb - a1 * qn[1]) / a0
+        t = tn
+        hist_t.append(t)
+        hist_y.append(ynew)
+        hist_q.append((qv, qb))
+        if len(hist_t) > 3:
+            hist_t.pop(0)
+            hist_y.pop(0)
+            hist_q.pop(0)
+        fac = 2.0 if err == 0.0 else min(2.0, max(0.2, 0.9 * err ** (-1.0 / 3.0)))
+        if land:
+            ys[k_out] = ynew
+            qv_out[k_out] = qv
+            qb_out[k_out] = qb
+            k_out += 1
+            dt = max(dt, dt_try * fac) if dt_try < dt else dt_try * fac
+        else:
+            dt = dt_try * fac
+    stats = {"steps": steps, "rejected": rejected, "newton_iterations": newton_its,
+             "jacobian_evaluations": jac.evaluations,
+             "wall_s": time.perf_counter() - t0_wall}
+    return Solution(t_out.copy(), ys, qv_out, qb_out, stats)
+
+
+# --------------------------------------------------------------------------------------------
+# the wire of the experiment
+# --------------------------------------------------------------------------------------------
+def scales(params: DeviceParameters) -> dict[str, float]:
+    """Derived scales: x_ref, d0 (um^2), kappa (1/um^2), thermal voltage (V), Debye length (um)."""
+    m = params.material
+    xref = params.vacancies.equilibrium_fraction_Br
+    vt = thermal_voltage_V(m.temperature_K)
+    cs = site_density_per_m3(m.lattice_constant_A)
+    eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
+    kappa = ELEMENTARY_CHARGE_C * cs * xref / (eps * vt) * 1e-12
+    s_um = hop_length_A(m.lattice_constant_A) * 1e-4
+    d0 = Z_ANION * s_um**2 / 6.0
+    return {"xref": xref, "d0_um2": d0, "kappa_per_um2": kappa, "thermal_voltage_V": vt,
+            "debye_length_um": 1.0 / math.sqrt(kappa)}
+
+
+def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Numerics = Numerics(),
+                 onsager=None, f0: float | None = None, mesh: Mesh | None = None) -> Problem:
+    """The experiment's wire at a constant applied field (V/um; > 0 forward: higher potential on
+    the Br-side (left) contact).  Step initial profile at the junction, x_V = x_V^eq of each
+    segment (the junction node takes the 50/50 composition), background = initial x_V.
+
+    onsager: None (MAA theory with f0, default :func:`default_f0`), a callable
+    x_Cl -> (l_BrBr, l_BrCl, l_ClCl) in 1/s, a tuple (x_cl, l_BrBr, l_BrCl, l_ClCl) or a
+    continuum.transport.ReducedOnsagerTable.
+    """
+    geo = params.geometry
+    mat = params.material
+    sc = scales(params)
+    (l0, l1), (r0, r1) = geo.contacts_um()
+    zj = geo.junction_um
+    if mesh is None:
+        mesh = graded_mesh([0.0, l0, l1, zj, r0, r1, geo.wire_length_um], numerics.n_nodes,
+                           numerics.refinement, numerics.layer_width_um)
+    z = mesh.z_um
+    n = mesh.n
+    y_cl = np.where(z < zj - 1e-12, 0.0, np.where(z > zj + 1e-12, 1.0, 0.5))
+    xeq = params.vacancies.equilibrium_fraction(mat, y_cl)
+    v0 = xeq / sc["xref"]
+    y0 = np.zeros(3 * n)
+    y0[0::3] = np.log(v0)
+    y0[1::3] = (1.0 - xeq) * (1.0 - y_cl)
+    zl, zr = geo.imposed_positions_um()
+    il, ir = mesh.index_of(zl), mesh.index_of(zr)
+    dirichlet = np.zeros(n, dtype=np.bool_)
+    dirichlet[[il, ir]] = True
+    u_applied = geo.applied_voltage_V(field_V_per_um)
+    psi_d = np.zeros(n)
+    psi_d[il] = 0.5 * u_applied / sc["thermal_voltage_V"]
+    psi_d[ir] = -0.5 * u_applied / sc["thermal_voltage_V"]
+    el = params.electrodes
+    w_left = mesh.overlap_um(l0, l1)
+    w_right = mesh.overlap_um(r0, r1)
+    fac = np.zeros(n)
+    if el.enabled and field_V_per_um != 0.0:
+        pos, neg = (w_left, w_right) if field_V_per_um > 0 else (w_right, w_left)
+        fac[pos > 0] = abs(field_V_per_um) * el.positive_electrode_factor
+        if el.negative_electrode == "same":
+            fac[neg > 0] = abs(field_V_per_um) * el.negative_electrode_factor
+    src_w = w_left + w_right
+    w = mat.jump_frequencies_per_s()
+    if onsager is None and f0 is None:
+        f0 = default_f0()[0]
+    tab = as_table(onsager, w["Br"], w["Cl"], f0)
+    return Problem(mesh=mesh, y0=y0, vbg=v0.copy(), dirichlet=dirichlet, psi_d=psi_d, src_w=src_w,
+                   src_fac=fac, kappa=sc["kappa_per_um2"], xref=sc["xref"], d0=sc["d0_um2"],
+                   tab=np.ascontiguousarray(tab.abd_per_s),
+                   ln_a_br=math.log(el.alpha_Br_um_per_V_s), ln_a_cl=math.log(el.alpha_Cl_um_per_V_s),
+                   linear_alpha=el.composition_dependence == "linear",
+                   dEf_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV,
+                   rd_zero=el.r_d_form == "zero", thermal_voltage_V=sc["thermal_voltage_V"])
+
+
+def output_times(duration_s: float, numerics: Numerics) -> np.ndarray:
+    """t = 0 and numerics.n_outputs log-spaced times from first_output_s to duration_s (s)."""
+    first = min(numerics.first_output_s, duration_s)
+    return np.concatenate(([0.0], np.geomspace(first, duration_s, numerics.n_outputs)))
+
+
+@dataclass
+class WireResult:
+    """One field: z_um float64[nz]; times_s float64[nt]; x_br, x_cl, x_v, phi_V float64[nt, nz];
+    currents at the faces j_v, j_br float64[nt, nz-1] (site fractions * um / s); q_v, q_br
+    float64[nt] integrated electrode sources (site fractions * um); metadata dict."""
+
+    z_um: np.ndarray
+    times_s: np.ndarray
+    x_br: np.ndarray
+    x_cl: np.ndarray
+    x_v: np.ndarray
+    phi_V: np.ndarray
+    j_v: np.ndarray
+    j_br: np.ndarray
+    q_v: np.ndarray
+    q_br: np.ndarray
+    volume_um: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+
+def solution_to_result(prob: Problem, sol: Solution, metadata: dict | None = None) -> WireResult:
+    y = sol.y
+    x_v = prob.xref * np.exp(y[:, 0::3])
+    x_br = y[:, 1::3].copy()
+    phi = y[:, 2::3] * prob.thermal_voltage_V
+    cur = np.stack([prob.currents(row) for row in y])
+    return WireResult(prob.mesh.z_um.copy(), sol.times_s, x_br, 1.0 - x_br - x_v, x_v, phi,
+                      cur[:, :, 0], cur[:, :, 1], sol.q_v, sol.q_br, prob.mesh.volume_um.copy(),
+                      dict(metadata or {}, **{"solver_" + k: v for k, v in sol.stats.items()}))
+
+
+def simulate_wire(params: DeviceParameters, field_V_per_um: float, duration_s: float,
+                  numerics: Numerics = Numerics(), onsager=None, f0: float | None = None) -> WireResult:
+    """Run the wire at one field for duration_s seconds; returns profiles at output_times()."""
+    prob = wire_problem(params, field_V_per_um, numerics, onsager, f0)
+    sol = integrate(prob, output_times(duration_s, numerics), numerics.rtol, numerics.initial_step_s,
+                    numerics.max_steps)
+    meta = {"field_V_per_um": float(field_V_per_um), "duration_s": float(duration_s),
+            "junction_um": params.geometry.junction_um, "n_nodes": prob.n}
+    return solution_to_result(prob, sol, meta)
