@@ -152,75 +152,70 @@ def bond_state_from_charge(charge_e: np.ndarray, es: PlaneElectrostatics) -> tup
 
 
 def poisson_boltzmann(sites_per_plane: np.ndarray, background: np.ndarray, n_vacancies: int,
-                      es: PlaneElectrostatics, *, tol: float = 1e-12, max_iter: int = 200) -> tuple[np.ndarray, np.ndarray]:
+                      es: PlaneElectrostatics, *, tol: float = 1e-13, max_iter: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Discrete Poisson-Boltzmann steady state of the vacancies with no reactions (zero current).
 
-    The vacancies (+e, one per site at most) are in equilibrium in the mean potential:
-    theta_p = 1 / (1 + exp(psi_p - mu)) with psi = phi / (kT/e), mu fixed by
-    sum_p n_p theta_p = n_vacancies; phi solves the discrete Poisson equation with the charges
-    n_p theta_p - background_p.  Solved by damped Newton iteration on phi with mu found by
-    bisection at each step.  Returns (theta float64[P] vacancy site fraction, phi float64[P] V).
+    The vacancies (+e, at most one per site) are in equilibrium in the mean potential:
+    theta_p = 1 / (1 + exp(phi_p / V_T - mu)), mu fixed by sum_p n_p theta_p = n_vacancies, and phi
+    solves the discrete Poisson equation of this module with the charges n_p theta_p - background_p.
+    Solved by Newton's method on (phi, mu) with step halving.  Returns
+    (theta float64[P] vacancy site fraction, phi float64[P] V).
     """
     n_p = np.asarray(sites_per_plane, dtype=np.float64)
     bg = np.asarray(background, dtype=np.float64)
     vt = es.thermal_voltage_V
+    c = es.volt_per_charge
     P = es.n_planes
+    dirichlet = {es.left_plane: es.potential_left_V, es.right_plane: es.potential_right_V}
+    lap = np.zeros((P, P))
+    for p in range(P):
+        if p + 1 < P:
+            lap[p, p + 1] += 1.0
+            lap[p, p] -= 1.0
+        if p - 1 >= 0:
+            lap[p, p - 1] += 1.0
+            lap[p, p] -= 1.0
 
-    def occupancy(phi):
-        psi = phi / vt
-
-        def excess(mu):
-            return float(np.sum(n_p * _fermi(psi - mu))) - n_vacancies
-
-        lo, hi = psi.min() - 60.0, psi.max() + 60.0
-        mu = brentq(excess, lo, hi, xtol=1e-14, rtol=1e-15, maxiter=500)
-        return _fermi(psi - mu), mu
+    def residual(phi, mu):
+        theta = _fermi(phi / vt - mu)
+        F = np.empty(P + 1)
+        F[:P] = lap @ phi + c * (n_p * theta - bg)
+        for p, v in dirichlet.items():
+            F[p] = phi[p] - v
+        F[P] = (np.sum(n_p * theta) - n_vacancies) / max(n_vacancies, 1)
+        return F, theta
 
     phi = solve_potential(np.zeros(P), es)
+    mu = brentq(lambda m: float(np.sum(n_p * _fermi(phi / vt - m))) - n_vacancies, -80.0, 80.0, xtol=1e-14)
+    F, theta = residual(phi, mu)
     for _ in range(max_iter):
-        theta, mu = occupancy(phi)
-        new = solve_potential(n_p * theta - bg, es)
-        # Newton-like damping: the map phi -> new is stiff when the Debye length is short
-        step = new - phi
-        err = float(np.max(np.abs(step)))
-        if err < tol:
-            return theta, new
-        # linearised response: d theta / d phi = -theta (1 - theta) / vt; solve the Newton system
-        dtheta = -n_p * theta * (1.0 - theta) / vt
-        phi = phi + _newton_step(phi, n_p * theta - bg, dtheta, es)
-    raise RuntimeError(f"Poisson-Boltzmann iteration did not converge (last change {err:.3e} V)")
+        w = theta * (1.0 - theta)
+        J = np.zeros((P + 1, P + 1))
+        J[:P, :P] = lap + np.diag(-c * n_p * w / vt)
+        J[:P, P] = c * n_p * w
+        J[P, :P] = -n_p * w / vt / max(n_vacancies, 1)
+        J[P, P] = np.sum(n_p * w) / max(n_vacancies, 1)
+        for p in dirichlet:
+            J[p, :] = 0.0
+            J[p, p] = 1.0
+        step = np.linalg.solve(J, -F)
+        norm0 = np.max(np.abs(F))
+        lam = 1.0
+        while True:
+            phi_new = phi + lam * step[:P]
+            mu_new = mu + lam * step[P]
+            F_new, theta_new = residual(phi_new, mu_new)
+            if np.max(np.abs(F_new)) < norm0 or lam < 1e-6:
+                break
+            lam *= 0.5
+        phi, mu, F, theta = phi_new, mu_new, F_new, theta_new
+        if np.max(np.abs(lam * step[:P])) < tol * max(1.0, np.max(np.abs(phi))) and np.max(np.abs(F)) < 1e-9:
+            return theta, phi
+    raise RuntimeError(f"Poisson-Boltzmann iteration did not converge (residual {np.max(np.abs(F)):.3e})")
 
 
 def _fermi(x):
     return 0.5 * (1.0 - np.tanh(0.5 * x))
-
-
-def _newton_step(phi, charge, dcharge, es: PlaneElectrostatics) -> np.ndarray:
-    """Newton step for F(phi) = A phi + c q(phi) - bc = 0 (A the discrete Laplacian rows), with
-    dq/dphi approximated as diagonal (the chemical-potential coupling is re-solved outside)."""
-    P = es.n_planes
-    c = es.volt_per_charge
-    ab = np.zeros((3, P))
-    F = np.zeros(P)
-    for p in range(P):
-        if p in (es.left_plane, es.right_plane):
-            ab[1, p] = 1.0
-            target = es.potential_left_V if p == es.left_plane else es.potential_right_V
-            F[p] = phi[p] - target
-            continue
-        diag = 0.0
-        lap = 0.0
-        if p + 1 < P:
-            ab[0, p + 1] = 1.0
-            diag -= 1.0
-            lap += phi[p + 1] - phi[p]
-        if p - 1 >= 0:
-            ab[2, p - 1] = 1.0
-            diag -= 1.0
-            lap += phi[p - 1] - phi[p]
-        ab[1, p] = diag + c * dcharge[p]
-        F[p] = lap + c * charge[p]
-    return solve_banded((1, 1), ab, -F)
 
 
 def hop_factor(phi_from_V: float, phi_to_V: float, temperature_K: float) -> float:

@@ -1,0 +1,67 @@
+"""Run the device kMC: a biased Br | Cl nanowire between two electrodes, with H5MD output.
+
+CONFIG.toml holds the shared physical parameters ([material], [vacancies], [geometry],
+[electrodes]; see continuum/parameters.py) and the kMC's own tables:
+
+  [kmc]     nx, ny (cells across the wire), field_V_per_um (applied field, + = forward),
+            duration_s, seed, hops (false: reactions only), max_events (0: no limit)
+  [output]  frame_interval_s, species (write per-site species every frame)
+
+The trajectory OUT.h5 is H5MD 1.1 (layout in the README); frames are flushed as they are written,
+so a killed run keeps every completed frame.  --checkpoint-every N writes the exact state
+(occupancy, vacancies, time, counters, electrostatics, RNG) to OUT.h5.checkpoint every N events
+(or every N wall seconds with a suffix s, e.g. 60s); a checkpoint is always written at the end.
+--resume continues a killed run from its checkpoint and ends bit-identical to an uninterrupted run;
+a damaged, truncated or foreign OUT.h5 is refused and left untouched.
+
+example: ionwire device runs/device_small.toml -o runs/out/device_small.h5 --checkpoint-every 30s
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.toml", help="device run configuration (TOML)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="H5MD trajectory to write")
+    parser.add_argument("--resume", action="store_true", help="continue OUT.h5 from OUT.h5.checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
+    parser.add_argument("--checkpoint-every", default=None, metavar="N[s]",
+                        help="checkpoint every N events, or every N wall seconds with a suffix s (e.g. 60s)")
+    parser.add_argument("--seed", type=int, default=None, help="override [kmc].seed")
+    parser.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def run(args) -> int:
+    from coupling.cli import UserError
+    from kmc.device import load_config, parse_checkpoint_every, replace_settings, run_device
+    from kmc.h5md import TrajectoryError
+
+    if args.resume and args.overwrite:
+        raise UserError("--resume and --overwrite exclude each other")
+    config = load_config(args.config)
+    if args.seed is not None:
+        if args.seed < 0:
+            raise UserError(f"--seed must be >= 0, got {args.seed}")
+        config = replace_settings(config, seed=args.seed)
+    every = parse_checkpoint_every(args.checkpoint_every)
+
+    def progress(frame, n_frames, sim):
+        if not args.quiet:
+            print(f"frame {frame}/{n_frames}  t = {sim.time_s:.4g} s  events = {sim.events}  "
+                  f"vacancies = {sim.n_vacancies}", file=sys.stderr)
+
+    try:
+        summary = run_device(config, args.output, resume=args.resume, checkpoint_every=every,
+                             overwrite=args.overwrite, progress=progress)
+    except TrajectoryError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {summary['output']}: {summary['frames']} frames, t = {summary['time_s']:.4g} s, "
+              f"{summary['events']} events, {summary['vacancies']} vacancies, {summary['wall_s']:.1f} s wall")
+    return 0
