@@ -1,0 +1,534 @@
+"""The rectification experiment with the continuum model: config, calibration, sweep, summary.
+
+Stable library API (used by ``ionwire continuum`` and, through :class:`ContinuumRun`, by
+``ionwire campaign``; interface 6 of the team contract)::
+
+    cfg = load_config(mapping)                      # TOML mapping -> frozen ContinuumConfig
+    record = calibrate(cfg, workers=2)              # the fit of (alpha_Br, alpha_Cl); JSON-able
+    cfg = bind(cfg, record)                         # config with the fitted alphas (and the record)
+    points = expand(cfg)                            # [{"field_V_per_um": E}, ...]
+    result, summary = run_field(cfg, E, onsager=None)   # WireResult + JSON-able dict
+    summary = run_point(cfg, point, outdir)         # one field -> outdir/continuum.h5 + dict
+    out = summarize(cfg, points, summaries)         # the --json keys (see below)
+    plot_fig1e(out, path_png)
+    out = run_sweep(cfg, out_h5, workers=2)         # all fields, HDF5 + summary (the CLI path)
+
+Config file (runs/fig1e.toml)::
+
+    run = "continuum"
+    duration_s = 14400.0
+    workers = 2
+    [material] [vacancies] [geometry] [electrodes]   continuum.parameters (DeviceParameters)
+    [numerics]                                       continuum.model.Numerics
+    [transport] f0, onsager_table, table_preset      Onsager coefficients (MAA theory or kMC table)
+    [calibration] enabled, targets ...               the fit (see Calibration)
+    [sweep] field_V_per_um = [-4.0, ..., 4.0]
+
+Summary keys (``--json``): field_V_per_um (list), migration_length_um (list, same order; after
+duration_s), rectification_ratio = L(+4)/|L(-4)| (the largest forward over the largest reverse
+field of the sweep), cl_uptake (mean x_Cl over the original Br segment after duration_s at the
+largest forward field; continuum.observables.cl_uptake), calibrated (each fitted parameter with
+its value, the paper value, the datum it was fitted to, what the fit achieved, the residual),
+forward_linear_fit (slope, intercept, R^2 over 1.5-4 V/um), wall_s (the whole sweep incl.
+calibration), sweep_wall_s, calibration_wall_s, per-field solver statistics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import io as cio
+from .model import Numerics, WireResult, default_f0, output_times, simulate_wire, integrate, solution_to_result, wire_problem
+from .observables import cl_uptake, linear_fit, migration_lengths_um, front_positions_um
+from .parameters import (DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
+                         from_mapping, require, to_mapping)
+
+DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
+PAPER_ALPHA_BR = 1.3e-5
+PAPER_ALPHA_CL = 3.8e-7
+
+
+@dataclass(frozen=True)
+class Transport:
+    """Onsager coefficients: the MAA theory with f0 (None: continuum.model.default_f0(), i.e. the
+    kMC-measured constant once set), or a kMC table file written by ``ionwire parameterize``
+    (onsager_table = path, table_preset = which preset's table in it)."""
+
+    f0: float | None = None
+    onsager_table: str | None = None
+    table_preset: str = "random_alloy"
+
+    def __post_init__(self):
+        if self.f0 is not None:
+            require(math.isfinite(self.f0) and 0.0 < self.f0 < 1.0, f"f0 must be in (0, 1), got {self.f0!r}")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fit of alpha_Br and alpha_Cl (the only calibrated parameters) to MODEL.md section 1:
+    L(+2 V/um, duration) = 0.49 um (mu E t on the linear forward branch) and
+    |L(-4 V/um, duration)| = 0.05 um (ratio ~20).  Each alpha is adjusted by a secant iteration
+    in log-log space until both relative residuals are below ``tolerance``."""
+
+    enabled: bool = True
+    forward_field_V_per_um: float = 2.0
+    forward_length_um: float = 0.49
+    reverse_field_V_per_um: float = -4.0
+    reverse_length_um: float = 0.05
+    tolerance: float = 2e-3
+    max_iterations: int = 10
+
+    def __post_init__(self):
+        require(self.forward_field_V_per_um > 0, "forward_field_V_per_um must be > 0")
+        require(self.reverse_field_V_per_um < 0, "reverse_field_V_per_um must be < 0")
+        require(self.forward_length_um > 0, "forward_length_um must be > 0")
+        require(self.reverse_length_um > 0, "reverse_length_um must be > 0")
+        require(0 < self.tolerance < 0.5, "tolerance must be in (0, 0.5)")
+        require(isinstance(self.max_iterations, int) and self.max_iterations >= 1, "max_iterations must be >= 1")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Fields of the sweep (V/um; > 0 forward)."""
+
+    field_V_per_um: tuple[float, ...] = DEFAULT_FIELDS
+
+    def __post_init__(self):
+        require(len(self.field_V_per_um) >= 1, "field_V_per_um must list at least one field")
+        require(len(set(self.field_V_per_um)) == len(self.field_V_per_um), "field_V_per_um has duplicates")
+        for i, e in enumerate(self.field_V_per_um):
+            require(math.isfinite(e) and abs(e) <= 50.0, f"field_V_per_um[{i}] must be in [-50, 50], got {e!r}")
+
+
+@dataclass(frozen=True)
+class ContinuumConfig:
+    """A continuum experiment: the shared device parameters, numerics and the sweep.
+
+    ``calibration_record`` is set by :func:`bind` (the JSON of the fit); not for config files.
+    """
+
+    duration_s: float = 4 * 3600.0
+    workers: int = 2
+    material: Material = field(default_factory=Material)
+    vacancies: Vacancies = field(default_factory=Vacancies)
+    geometry: Geometry = field(default_factory=Geometry)
+    electrodes: Electrodes = field(default_factory=Electrodes)
+    numerics: Numerics = field(default_factory=Numerics)
+    transport: Transport = field(default_factory=Transport)
+    calibration: Calibration = field(default_factory=Calibration)
+    sweep: Sweep = field(default_factory=Sweep)
+    calibration_record: str | None = None
+
+    def __post_init__(self):
+        require(math.isfinite(self.duration_s) and self.duration_s > 0,
+                f"duration_s must be a positive number, got {self.duration_s!r}")
+        require(isinstance(self.workers, int) and 1 <= self.workers <= 64,
+                f"workers must be an integer in [1, 64], got {self.workers!r}")
+
+    @property
+    def params(self) -> DeviceParameters:
+        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
+
+
+def load_config(mapping: Mapping[str, Any]) -> ContinuumConfig:
+    """Validate a TOML mapping (with or without its top-level ``run = "continuum"``)."""
+    data = dict(mapping)
+    run = data.pop("run", "continuum")
+    if run != "continuum":
+        raise ParameterError(f"run: this config is for {run!r}, not 'continuum'")
+    return from_mapping(ContinuumConfig, data)
+
+
+def load_config_file(path) -> ContinuumConfig:
+    import tomllib
+
+    with open(path, "rb") as fh:
+        return load_config(tomllib.load(fh))
+
+
+def _onsager(cfg: ContinuumConfig):
+    if cfg.transport.onsager_table is None:
+        return None
+    from coupling.onsager_table import load_table
+
+    table = load_table(cfg.transport.onsager_table, cfg.transport.table_preset)
+    return table.interpolator()
+
+
+def f0_used(cfg: ContinuumConfig) -> tuple[float | None, str]:
+    if cfg.transport.onsager_table is not None:
+        return None, f"kMC table {cfg.transport.onsager_table} ({cfg.transport.table_preset})"
+    if cfg.transport.f0 is not None:
+        return cfg.transport.f0, "config [transport] f0"
+    return default_f0()
+
+
+def with_alphas(cfg: ContinuumConfig, alpha_br: float, alpha_cl: float) -> ContinuumConfig:
+    el = dataclasses.replace(cfg.electrodes, alpha_Br_um_per_V_s=float(alpha_br), alpha_Cl_um_per_V_s=float(alpha_cl))
+    return dataclasses.replace(cfg, electrodes=el)
+
+
+# --------------------------------------------------------------------------------------------
+# one field
+# --------------------------------------------------------------------------------------------
+def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tuple[WireResult, dict]:
+    """Simulate one field for cfg.duration_s; returns (WireResult, JSON-able summary).
+
+    onsager: None (use cfg.transport) or anything continuum.model.wire_problem accepts.
+    Summary keys: field_V_per_um, migration_length_um (at the end), front_um, cl_uptake,
+    times_s, migration_length_um_t (list over output times), vacancy_current_gap (J_V at the
+    gap centre at the end, site fractions um/s), min_fraction (smallest x_Br or x_Cl seen),
+    solver statistics, wall_s.
+    """
+    t0 = time.perf_counter()
+    if onsager is None:
+        onsager = _onsager(cfg)
+    f0, _ = f0_used(cfg)
+    res = simulate_wire(cfg.params, float(field_V_per_um), cfg.duration_s, cfg.numerics, onsager=onsager, f0=f0)
+    zj = cfg.geometry.junction_um
+    front = front_positions_um(res.z_um, res.x_br, zj)
+    lengths = front[0] - front
+    res.metadata["front_um"] = front
+    res.metadata["migration_length_um_t"] = lengths
+    g0, g1 = cfg.geometry.gap_um_interval
+    ic = int(np.argmin(np.abs(0.5 * (res.z_um[:-1] + res.z_um[1:]) - 0.5 * (g0 + g1))))
+    summary = {
+        "field_V_per_um": float(field_V_per_um),
+        "migration_length_um": float(lengths[-1]),
+        "front_um": float(front[-1]),
+        "cl_uptake": cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
+        "times_s": res.times_s.tolist(),
+        "migration_length_um_t": [None if not np.isfinite(v) else float(v) for v in lengths],
+        "vacancy_current_gap": float(res.j_v[-1, ic]),
+        "min_fraction": float(min(res.x_br.min(), res.x_cl.min())),
+        "n_nodes": int(res.z_um.size),
+        "steps": int(res.metadata["solver_steps"]),
+        "rejected_steps": int(res.metadata["solver_rejected"]),
+        "newton_iterations": int(res.metadata["solver_newton_iterations"]),
+        "wall_s": time.perf_counter() - t0,
+    }
+    return res, summary
+
+
+def result_arrays(res: WireResult) -> dict[str, np.ndarray]:
+    return {"z_um": res.z_um, "volume_um": res.volume_um, "times_s": res.times_s, "x_br": res.x_br,
+            "x_cl": res.x_cl, "x_v": res.x_v, "phi_V": res.phi_V, "j_v": res.j_v, "j_br": res.j_br,
+            "q_v": res.q_v, "q_br": res.q_br, "front_um": res.metadata["front_um"],
+            "migration_length_um": res.metadata["migration_length_um_t"]}
+
+
+def _run_attrs(cfg: ContinuumConfig, summary: dict) -> dict:
+    return {"field_V_per_um": summary["field_V_per_um"], "migration_length_um": summary["migration_length_um"],
+            "cl_uptake": summary["cl_uptake"], "junction_um": cfg.geometry.junction_um, "summary": summary}
+
+
+def config_dict(cfg: ContinuumConfig) -> dict:
+    d = to_mapping(cfg)
+    d["f0_used"] = list(f0_used(cfg))
+    return d
+
+
+def _calibration_dict(cfg: ContinuumConfig) -> dict:
+    return json.loads(cfg.calibration_record) if cfg.calibration_record else {}
+
+
+def run_point(cfg: ContinuumConfig, point: Mapping[str, Any], outdir) -> dict:
+    """One campaign point {"field_V_per_um": E}: writes outdir/continuum.h5, returns the summary."""
+    unknown = set(point) - {"field_V_per_um", "replica"}
+    if unknown:
+        raise ParameterError(f"continuum point: unknown key {sorted(unknown)[0]}")
+    res, summary = run_field(cfg, float(point["field_V_per_um"]))
+    path = Path(outdir) / "continuum.h5"
+    cio.create(path, config_dict(cfg), _calibration_dict(cfg))
+    cio.append_run(path, result_arrays(res), _run_attrs(cfg, summary))
+    summary["h5"] = str(path)
+    return summary
+
+
+def _field_worker(args):
+    cfg, e = args
+    res, summary = run_field(cfg, e)
+    return result_arrays(res), summary
+
+
+def _pool(workers: int):
+    try:
+        ctx = multiprocessing.get_context("fork")
+    except ValueError:  # pragma: no cover - platforms without fork
+        ctx = multiprocessing.get_context()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+def warm_up() -> None:
+    """Compile / load the numba kernels in this process (so forked workers inherit them)."""
+    p = DeviceParameters()
+    prob = wire_problem(p, 1.0, Numerics(n_nodes=40))
+    integrate(prob, np.array([0.0, 1e-6]))
+
+
+def map_fields(cfg: ContinuumConfig, fields, workers: int | None = None, callback=None) -> list[dict]:
+    """Run every field (in parallel over ``workers`` processes); returns summaries in order.
+
+    callback(arrays, summary) is called in the parent as each field finishes (in field order).
+    """
+    fields = [float(e) for e in fields]
+    workers = min(workers or cfg.workers, len(fields), os.cpu_count() or 1)
+    out = []
+    if workers <= 1:
+        for e in fields:
+            arrays, summary = _field_worker((cfg, e))
+            if callback:
+                callback(arrays, summary)
+            out.append(summary)
+        return out
+    warm_up()
+    with _pool(workers) as pool:
+        for arrays, summary in pool.map(_field_worker, [(cfg, e) for e in fields]):
+            if callback:
+                callback(arrays, summary)
+            out.append(summary)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# calibration
+# --------------------------------------------------------------------------------------------
+def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
+    """Fit (alpha_Br, alpha_Cl) to the two numbers of MODEL.md section 1; returns the record.
+
+    Two coupled secant iterations in log-log space (each L depends mainly on the alpha of the
+    vacancy-depleted electrode's segment: alpha_Br forward, alpha_Cl reverse), started from the
+    config's alphas (default: the paper's).  Both target fields run in parallel.
+    Record (JSON-able): {"alpha_Br_um_per_V_s": {...}, "alpha_Cl_um_per_V_s": {...},
+    "iterations", "converged", "history", "wall_s", "method"}; each parameter entry holds value,
+    paper_value, start_value, fitted_to (text), target_um, achieved_um, residual_um.
+    """
+    t0 = time.perf_counter()
+    cal = cfg.calibration
+    ef, er = cal.forward_field_V_per_um, cal.reverse_field_V_per_um
+    tf, tr = cal.forward_length_um, cal.reverse_length_um
+    la = np.array([math.log(cfg.electrodes.alpha_Br_um_per_V_s), math.log(cfg.electrodes.alpha_Cl_um_per_V_s)])
+    target = np.log([tf, tr])
+    history = []
+    prev = None
+    slope = np.array([1.0, 1.0])
+    converged = False
+    for it in range(cal.max_iterations):
+        trial = with_alphas(cfg, math.exp(la[0]), math.exp(la[1]))
+        sf, sr = map_fields(trial, [ef, er], workers)
+        lf, lr = sf["migration_length_um"], abs(sr["migration_length_um"])
+        history.append({"alpha_Br_um_per_V_s": math.exp(la[0]), "alpha_Cl_um_per_V_s": math.exp(la[1]),
+                        "L_forward_um": sf["migration_length_um"], "L_reverse_um": sr["migration_length_um"]})
+        got = np.log(np.maximum([lf, lr], 1e-9))
+        resid = np.array([lf / tf - 1.0, lr / tr - 1.0])
+        if np.all(np.abs(resid) < cal.tolerance):
+            converged = True
+            break
+        if prev is not None:
+            dla = la - prev[0]
+            dg = got - prev[1]
+            ok = np.abs(dla) > 1e-12
+            slope = np.where(ok, dg / np.where(ok, dla, 1.0), slope)
+            slope = np.clip(slope, 0.1, 3.0)
+        prev = (la.copy(), got.copy())
+        la = la + np.clip((target - got) / slope, -3.0, 3.0)
+    record = {
+        "method": "secant iteration on ln L vs ln alpha, both fields per iteration "
+                  f"(relative tolerance {cal.tolerance})",
+        "iterations": len(history),
+        "converged": converged,
+        "history": history,
+        "wall_s": time.perf_counter() - t0,
+        "alpha_Br_um_per_V_s": {
+            "value": history[-1]["alpha_Br_um_per_V_s"], "paper_value": PAPER_ALPHA_BR,
+            "start_value": cfg.electrodes.alpha_Br_um_per_V_s,
+            "fitted_to": f"L({ef:+g} V/um, {cfg.duration_s / 3600:g} h) = {tf} um (MODEL.md section 1: mu E t "
+                         "on the linear forward branch, paper mobility 1.7e-13 cm^2/(V s))",
+            "target_um": tf, "achieved_um": history[-1]["L_forward_um"],
+            "residual_um": history[-1]["L_forward_um"] - tf},
+        "alpha_Cl_um_per_V_s": {
+            "value": history[-1]["alpha_Cl_um_per_V_s"], "paper_value": PAPER_ALPHA_CL,
+            "start_value": cfg.electrodes.alpha_Cl_um_per_V_s,
+            "fitted_to": f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um (MODEL.md section 1: "
+                         "rectification ratio ~20 of the paper)",
+            "target_um": tr, "achieved_um": history[-1]["L_reverse_um"],
+            "residual_um": abs(history[-1]["L_reverse_um"]) - tr},
+    }
+    return record
+
+
+def prepare(cfg: ContinuumConfig) -> dict:
+    """The calibration fit if cfg.calibration.enabled, else {} (interface 6 ``prepare``)."""
+    if not cfg.calibration.enabled:
+        return {}
+    return calibrate(cfg)
+
+
+def bind(cfg: ContinuumConfig, record: Mapping[str, Any]) -> ContinuumConfig:
+    """cfg with the fitted alphas of ``record`` (from :func:`calibrate`) and the record itself."""
+    if not record:
+        return cfg
+    out = with_alphas(cfg, record["alpha_Br_um_per_V_s"]["value"], record["alpha_Cl_um_per_V_s"]["value"])
+    return dataclasses.replace(out, calibration_record=json.dumps(dict(record)))
+
+
+def expand(cfg: ContinuumConfig) -> list[dict]:
+    """[{"field_V_per_um": E} for E in the sweep]."""
+    return [{"field_V_per_um": float(e)} for e in cfg.sweep.field_V_per_um]
+
+
+# --------------------------------------------------------------------------------------------
+# summary and Fig. 1e
+# --------------------------------------------------------------------------------------------
+def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = None) -> dict:
+    """The --json keys (module docstring) from per-field summaries in ``points`` order."""
+    fields = [float(p["field_V_per_um"]) for p in points]
+    lengths = [float(s["migration_length_um"]) for s in summaries]
+    e = np.array(fields)
+    l_arr = np.array(lengths)
+    out: dict[str, Any] = {"field_V_per_um": fields, "migration_length_um": lengths}
+    i_fwd = int(np.argmax(e))
+    i_rev = int(np.argmin(e))
+    if e[i_fwd] > 0 and e[i_rev] < 0:
+        out["rectification_ratio"] = float(l_arr[i_fwd] / abs(l_arr[i_rev])) if l_arr[i_rev] != 0 else float("inf")
+        out["rectification_fields_V_per_um"] = [float(e[i_fwd]), float(e[i_rev])]
+    else:
+        out["rectification_ratio"] = None
+    out["cl_uptake"] = float(summaries[i_fwd]["cl_uptake"]) if e[i_fwd] > 0 else None
+    out["cl_uptake_definition"] = ("volume-weighted mean x_Cl over the original Br segment (0 <= z <= junction) "
+                                   f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
+    out["calibrated"] = {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")}
+    if not out["calibrated"]:
+        out["calibrated"] = {}
+    fwd = (e >= 1.5 - 1e-9) & (e <= 4.0 + 1e-9)
+    if fwd.sum() >= 3:
+        out["forward_linear_fit"] = dict(linear_fit(e[fwd], l_arr[fwd]), range_V_per_um=[1.5, 4.0])
+    rev = e < 0
+    if rev.any():
+        out["reverse_max_abs_um"] = float(np.max(np.abs(l_arr[rev])))
+    out["parameters"] = {"alpha_Br_um_per_V_s": cfg.electrodes.alpha_Br_um_per_V_s,
+                         "alpha_Cl_um_per_V_s": cfg.electrodes.alpha_Cl_um_per_V_s,
+                         "f0": list(f0_used(cfg)),
+                         "potential_imposed_at": cfg.geometry.potential_imposed_at}
+    out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake",
+                                            "min_fraction", "steps", "newton_iterations", "wall_s") if k in s}
+                        for s in summaries]
+    out["wall_s"] = float(wall_s) if wall_s is not None else float(sum(s["wall_s"] for s in summaries))
+    return out
+
+
+def plot_fig1e(summary: Mapping[str, Any], path, title: str | None = None) -> None:
+    """Fig. 1e: migration length after the run against the field, with the forward linear fit and
+    the MODEL.md section 1 numbers (calibration targets marked)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    e = np.array(summary["field_V_per_um"])
+    l_arr = np.array(summary["migration_length_um"])
+    fig, ax = plt.subplots(figsize=(5.0, 3.8), dpi=150)
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.axvline(0, color="0.7", lw=0.8)
+    ax.plot(e, l_arr, "o-", color="C0", ms=5, label="continuum model")
+    fit = summary.get("forward_linear_fit")
+    if fit:
+        xs = np.linspace(1.5, 4.0, 10)
+        ax.plot(xs, fit["slope"] * xs + fit["intercept"], "--", color="C1",
+                label=f"linear fit 1.5-4 V/um, $R^2$={fit['r_squared']:.3f}")
+    ax.plot([4.0], [0.98], "s", mfc="none", color="k", label="paper: $\\mu E t$ at 4 V/um")
+    cal = summary.get("calibrated") or {}
+    if cal:
+        ax.plot([2.0, -4.0], [0.49, 0.05], "x", color="C3", ms=8, mew=2,
+                label="calibration targets (|L|)")
+    ax.set_xlabel("field (V/$\\mu$m)  (negative: reverse)")
+    ax.set_ylabel("migration length after 4 h ($\\mu$m)")
+    ratio = summary.get("rectification_ratio")
+    ax.set_title(title or (f"Fig. 1e  (ratio L(+4)/|L(-4)| = {ratio:.1f})" if ratio else "Fig. 1e"), fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_sweep(cfg: ContinuumConfig, out_h5, workers: int | None = None, calibrate_first: bool = True,
+              figure: str | None = None, progress=None) -> dict:
+    """The CLI path: calibration (if enabled), every field of the sweep written to out_h5 as it
+    finishes, the summary dict (with wall_s of the whole thing) and the Fig. 1e PNG."""
+    t0 = time.perf_counter()
+    record = {}
+    cal_wall = 0.0
+    if calibrate_first and cfg.calibration.enabled and cfg.calibration_record is None:
+        record = calibrate(cfg, workers)
+        cal_wall = record["wall_s"]
+        cfg = bind(cfg, record)
+    cio.create(out_h5, config_dict(cfg), _calibration_dict(cfg))
+    t1 = time.perf_counter()
+
+    def write(arrays, summary):
+        cio.append_run(out_h5, arrays, _run_attrs(cfg, summary))
+        if progress:
+            progress(summary)
+
+    points = expand(cfg)
+    summaries = map_fields(cfg, [p["field_V_per_um"] for p in points], workers, write)
+    sweep_wall = time.perf_counter() - t1
+    out = summarize(cfg, points, summaries, wall_s=time.perf_counter() - t0)
+    out["sweep_wall_s"] = sweep_wall
+    out["calibration_wall_s"] = cal_wall
+    out["h5"] = str(out_h5)
+    if figure:
+        plot_fig1e(out, figure)
+        out["figure"] = str(figure)
+    return out
+
+
+class ContinuumRun:
+    """The ``continuum`` run type for coupling.runtypes / ``ionwire campaign`` (interface 6)."""
+
+    name = "continuum"
+
+    @staticmethod
+    def load(mapping):
+        return load_config(mapping)
+
+    @staticmethod
+    def prepare(cfg):
+        return prepare(cfg)
+
+    @staticmethod
+    def bind(cfg, prepared):
+        return bind(cfg, prepared)
+
+    @staticmethod
+    def expand(cfg):
+        return expand(cfg)
+
+    @staticmethod
+    def run(cfg, point, outdir):
+        return run_point(cfg, point, outdir)
+
+    @staticmethod
+    def reduce(cfg, points, results, outdir):
+        out = summarize(cfg, points, results)
+        plot_fig1e(out, Path(outdir) / "fig1e.png")
+        out["figure"] = str(Path(outdir) / "fig1e.png")
+        return out
+
+    @staticmethod
+    def fingerprint(cfg):
+        d = to_mapping(cfg)
+        d.pop("sweep", None)
+        d.pop("workers", None)
+        return d

@@ -1,0 +1,60 @@
+"""Observables of the wire (MODEL.md section 8): front position, migration length, Cl uptake.
+
+- front position: where x_Br crosses 0.55 (the paper's mid-point, Fig. 1e caption), linearly
+  interpolated between nodes; if x_Br crosses 0.55 several times, the crossing closest to the
+  initial junction is taken;
+- migration length L(t) = z_front(0) - z_front(t): the displacement towards the Br side (the Br
+  segment is at small z), negative if the front moves towards the Cl side;
+- Cl uptake: the mean Cl site fraction over the ORIGINAL Br segment, i.e. the cell-volume-weighted
+  mean of x_Cl over 0 <= z <= z_junction (overhang, contact and gap part of the Br segment).  The
+  paper's "up to ~12 %" is a PL estimate over an unstated length, so this is a reported
+  observable, not a target.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+FRONT_LEVEL = 0.55
+
+
+def front_position_um(z_um: np.ndarray, x_br: np.ndarray, near_um: float, level: float = FRONT_LEVEL) -> float:
+    """z (um) where x_br (float64[nz]) crosses ``level``, the crossing closest to near_um; nan if none."""
+    d = x_br - level
+    idx = np.nonzero((d[:-1] >= 0) != (d[1:] >= 0))[0]
+    if idx.size == 0:
+        return float("nan")
+    zc = z_um[idx] + (z_um[idx + 1] - z_um[idx]) * d[idx] / (d[idx] - d[idx + 1])
+    return float(zc[np.argmin(np.abs(zc - near_um))])
+
+
+def front_positions_um(z_um, x_br_t, near_um: float, level: float = FRONT_LEVEL) -> np.ndarray:
+    """float64[nt]: front_position_um for each row of x_br_t (float64[nt, nz])."""
+    return np.array([front_position_um(z_um, row, near_um, level) for row in x_br_t])
+
+
+def migration_lengths_um(z_um, x_br_t, near_um: float) -> np.ndarray:
+    """float64[nt]: L(t) = z_front(t=0) - z_front(t), um (positive towards the Br side)."""
+    zf = front_positions_um(z_um, x_br_t, near_um)
+    return zf[0] - zf
+
+
+def cl_uptake(z_um, volume_um, x_cl, junction_um: float) -> float:
+    """Volume-weighted mean of x_Cl (float64[nz]) over the original Br segment z <= junction_um.
+
+    The junction node's cell is counted with the half on the Br side.
+    """
+    lo = np.concatenate(([z_um[0]], 0.5 * (z_um[:-1] + z_um[1:])))
+    hi = np.concatenate((0.5 * (z_um[:-1] + z_um[1:]), [z_um[-1]]))
+    w = np.clip(np.minimum(hi, junction_um) - lo, 0.0, None)
+    return float(np.sum(w * x_cl) / np.sum(w))
+
+
+def linear_fit(x, y) -> dict:
+    """Least-squares line y = slope x + intercept with its coefficient of determination R^2."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    ss_res = float(np.sum((y - (slope * x + intercept)) ** 2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    return {"slope": float(slope), "intercept": float(intercept),
+            "r_squared": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")}
