@@ -1,8 +1,5 @@
 """`ionwire export` and `ionwire snapshot` (coupling/commands/{export,snapshot}.py) end to end: options and
-errors on a device trajectory (kmc.h5md writer) and on a continuum result (stand-in reader)."""
-import sys
-import types
-
+errors on a device trajectory (kmc.h5md writer) and on a continuum result (continuum.io writer)."""
 import matplotlib.image
 import numpy as np
 import pytest
@@ -128,28 +125,20 @@ def test_snapshot_z_cells_crops_the_wire(trajectory, tmp_path, capsys):
     assert "need 0 <= START < STOP <= 8" in capsys.readouterr().err
 
 
-class _NpzContinuumResult:
-    """Stand-in for continuum.io.read_result (interface 5 in the team contract) over an .npz file."""
-
-    def __init__(self, path):
-        try:
-            data = np.load(path)
-            self.z_um, self.times_s, self.x_br, self.x_v = (data[k] for k in ("z_um", "times_s", "x_br", "x_v"))
-        except Exception as exc:
-            raise ValueError(f"{path}: not a continuum result ({exc})") from None
-        self.phi_V = np.zeros_like(self.x_br)
-
-
 @pytest.fixture
-def continuum_result(tmp_path, monkeypatch):
-    fake = types.ModuleType("continuum.io")
-    fake.read_result = _NpzContinuumResult
-    monkeypatch.setitem(sys.modules, "continuum.io", fake)
+def continuum_result(tmp_path):
+    """A two-field continuum result file written by the continuum model's own writer."""
+    from continuum import io
+
     z = np.linspace(0.0, 4.0, 801)
     x_v = np.full((3, len(z)), 1e-3)
-    x_br = np.stack([(1 - x_v[0]) * (z < 2.0 - 0.5 * k) for k in range(3)])  # sharp front moving left
-    path = tmp_path / "result.npz"
-    np.savez(path, z_um=z, times_s=np.array([0.0, 3600.0, 7200.0]), x_br=x_br, x_v=x_v)
+    path = tmp_path / "result.h5"
+    io.create(path, config={"run": "test"})
+    for field, speed in ((4.0, 0.5), (-4.0, 0.0)):
+        x_br = np.stack([(1 - x_v[0]) * (z < 2.0 - speed * k) for k in range(3)])  # sharp front moving left
+        io.append_run(path, {"z_um": z, "times_s": np.array([0.0, 3600.0, 7200.0]), "x_br": x_br,
+                             "x_cl": 1 - x_v - x_br, "x_v": x_v, "phi_V": np.zeros_like(x_v)},
+                      {"field_V_per_um": field})
     return path
 
 
@@ -158,7 +147,7 @@ def test_snapshot_of_a_continuum_result_samples_a_thin_wire_at_the_front(continu
     assert main(["snapshot", str(continuum_result), "--time-s", "3000", "--cells-z", "30", "--cross-section",
                  "3", "2", "-o", str(out), "--size", "600x200", "--renderer", "png"]) == 0
     msg = capsys.readouterr().out
-    assert "output time 1 (t = 3600 s)" in msg
+    assert "field 4 V/um, output time 1 (t = 3600 s)" in msg
     # the window is centred on the front: x_Br = 0.55 between the grid points 1.495 and 1.5 um
     front = 1.495 + 0.005 * (0.999 - 0.55) / 0.999
     z0 = float(msg.split("sampled z0 = ")[1].split(" um")[0])
@@ -182,3 +171,16 @@ def test_snapshot_of_a_continuum_result_errors(continuum_result, tmp_path, capsy
     assert main(["snapshot", str(junk), "-o", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"ionwire snapshot: error: cannot read {junk}") and err.count("\n") == 1
+
+
+def test_snapshot_picks_the_run_of_a_multi_field_result(continuum_result, tmp_path, capsys):
+    argv = ["snapshot", str(continuum_result), "--cells-z", "20", "--cross-section", "2", "2", "--size", "300x100",
+            "--renderer", "png", "-o", str(tmp_path / "r.png")]
+    assert main(argv + ["--field-V-per-um", "-4"]) == 0
+    msg = capsys.readouterr().out
+    # reverse field: the front stays at 2 um
+    assert "field -4 V/um, output time 2 (t = 7200 s)" in msg
+    z0 = float(msg.split("sampled z0 = ")[1].split(" um")[0])
+    assert z0 == pytest.approx(1.995 + 0.005 * (0.999 - 0.55) / 0.999 - 10 * 5.8e-4, abs=6e-4)
+    assert main(argv + ["--field-V-per-um", "1"]) == 2
+    assert "no run at field 1.0 V/um" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Render a Fig. 1c-style picture of the wire (Br green, Cl blue, Cs red, Pb grey) to a PNG.
 
 INPUT is a device-kMC trajectory (H5MD, `ionwire device`) or a continuum result file
-(`ionwire continuum`); the kind is detected by trying the kMC reader first.
+(`ionwire continuum`; --field-V-per-um picks a run of a multi-field file, default the first);
+the kind is detected by trying the kMC reader first.
 
 kMC trajectory: the selected frame's full CsPbX3 supercell is drawn as it is, or only the unit
 cells START <= k < STOP along z with --z-cells START:STOP (for long wires).
@@ -58,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="cells along z without --z-window-um (default 40)")
     cont.add_argument("--cross-section", type=int, nargs=2, default=(4, 4), metavar=("NX", "NY"),
                       help="cells across the sampled wire (default 4 4)")
+    cont.add_argument("--field-V-per-um", type=float, default=None, metavar="E",
+                      help="which run of a multi-field result file (default: the first in the file)")
     cont.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
 
 
@@ -97,7 +100,10 @@ def _continuum_atoms(args, result):
                                     z_window_um=args.z_window_um, n_cells_z=args.cells_z,
                                     cross_section=tuple(args.cross_section), vacancies=args.vacancies,
                                     time_s=float(result.times_s[i]), rng=args.seed)
-    return atoms, f"output time {i} (t = {result.times_s[i]:.4g} s), sampled z0 = {atoms.info['z0_um']:.4g} um"
+    field = getattr(result, "metadata", {}).get("field_V_per_um")
+    run = "" if field is None else f"field {float(field):g} V/um, "
+    return atoms, (f"{run}output time {i} (t = {result.times_s[i]:.4g} s), "
+                   f"sampled z0 = {atoms.info['z0_um']:.4g} um")
 
 
 def load_atoms(args):
@@ -113,12 +119,12 @@ def load_atoms(args):
         from kmc.h5md import open_trajectory
     except ImportError as exc:
         open_trajectory = None
-        errors.append(f"kMC reader unavailable ({exc})")
+        errors.append(f"kMC reader unavailable: {exc}")
     if open_trajectory is not None:
         try:
             traj = open_trajectory(path)
         except (ValueError, OSError) as exc:
-            errors.append(f"not a kMC trajectory ({exc})")
+            errors.append(f"as a kMC trajectory: {exc}")
         else:
             with traj:
                 try:
@@ -138,12 +144,12 @@ def load_atoms(args):
     try:
         from continuum.io import read_result
     except ImportError as exc:
-        errors.append(f"continuum reader unavailable ({exc})")
+        errors.append(f"continuum reader unavailable: {exc}")
     else:
         try:
-            result = read_result(path)
+            result = read_result(path, field_V_per_um=args.field_V_per_um)
         except (ValueError, OSError, KeyError) as exc:
-            errors.append(f"not a continuum result ({exc})")
+            errors.append(f"as a continuum result: {exc}")
         else:
             try:
                 return _continuum_atoms(args, result)
