@@ -231,3 +231,24 @@ def test_crop_z_keeps_the_cells_in_the_window():
     assert np.allclose(sub.positions_A() + [0, 0, 2 * A], lat.positions_A()[keep])
     with pytest.raises(ValueError, match="z cells"):
         crop_z(lat, occ, 4, 7)
+
+
+def test_continuum_window_nearest_node_keeps_a_step_sharp():
+    z_um = np.linspace(0.0, 1.0, 41)  # 25 nm grid, about 43 cells per spacing
+    x_br = np.where(z_um < 0.5, 1.0, 0.0)  # step between the nodes at 0.475 and 0.5 um
+    x_v = np.zeros_like(z_um)
+    lat = AnionLattice(2, 2, 80, periodic_z=False)
+    window = (0.45, 0.45 + 80 * A * 1e-4)
+    plane = lat.plane_index()
+    z_planes = 0.45 + lat.plane_z_A() * 1e-4
+    for method, expected in (("nearest", np.where(z_planes < 0.4875, 1.0, 0.0)),
+                             ("linear", np.interp(z_planes, z_um, x_br))):
+        atoms = sample_continuum_window(z_um, x_br, x_v, z_window_um=window, cross_section=(2, 2),
+                                        interpolation=method, rng=1)
+        occ = occupancy_from_atoms(atoms, lat)
+        frac = np.bincount(plane[occ == BR], minlength=lat.n_planes) / lat.sites_per_plane()
+        assert np.all(np.abs(frac - expected) * lat.sites_per_plane() < 1), method
+    # nearest: only pure planes; linear: a ramp with mixed planes over one grid spacing
+    assert np.isin(expected, [0.0, 1.0]).sum() < lat.n_planes
+    with pytest.raises(ValueError, match="interpolation"):
+        sample_continuum_window(z_um, x_br, x_v, interpolation="cubic")

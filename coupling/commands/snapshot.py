@@ -10,7 +10,8 @@ cells START <= k < STOP along z with --z-cells START:STOP (for long wires).
 Continuum result: an atomistic thin wire is sampled from the profiles x_Br(z), x_V(z) at the
 selected time: a cross-section of --cross-section NX NY cells (default 4 4, periodic) spanning
 --z-window-um Z0 Z1 (a = 5.8 Angstrom, so 1 um = 1724 cells), or, without a window, --cells-z cells
-(default 40) centred on the composition front x_Br = 0.55.  Each anion plane of n sites gets
+(default 40) centred on the composition front x_Br = 0.55.  The profile between grid nodes is
+interpolated linearly or, with --interpolation nearest, taken from the nearest node.  Each anion plane of n sites gets
 floor or ceil of x n vacancies and Br (stochastic rounding, seed --seed), the rest Cl.
 
 --frame N picks a frame / output time (negative counts from the end; default -1, the last);
@@ -61,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="cells across the sampled wire (default 4 4)")
     cont.add_argument("--field-V-per-um", type=float, default=None, metavar="E",
                       help="which run of a multi-field result file (default: the first in the file)")
+    cont.add_argument("--interpolation", choices=("linear", "nearest"), default="linear",
+                      help="profile between grid nodes: linear (default) or nearest node (finite-volume cells)")
     cont.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
 
 
@@ -99,7 +102,8 @@ def _continuum_atoms(args, result):
     atoms = sample_continuum_window(result.z_um, np.asarray(result.x_br)[i], np.asarray(result.x_v)[i],
                                     z_window_um=args.z_window_um, n_cells_z=args.cells_z,
                                     cross_section=tuple(args.cross_section), vacancies=args.vacancies,
-                                    time_s=float(result.times_s[i]), rng=args.seed)
+                                    time_s=float(result.times_s[i]), interpolation=args.interpolation,
+                                    rng=args.seed)
     field = getattr(result, "metadata", {}).get("field_V_per_um")
     run = "" if field is None else f"field {float(field):g} V/um, "
     return atoms, (f"{run}output time {i} (t = {result.times_s[i]:.4g} s), "
