@@ -27,7 +27,12 @@ vacancies among the local10 of i and of j are the only ones to update.
 - ``coords_site(i, j, k, s, nx, ny) -> site``;  ``site_coords(site, nx, ny) -> (i, j, k, s)``
   (divisions; use once per vacancy and keep the coordinates).
 - ``local_sites(i, j, k, s, nx, ny, nz, periodic_z, out)``: fills ``out`` (int64[>=10]) with the
-  10 local site indices, -1 where a bounded z end cuts them.
+  10 local site indices, -1 where a bounded z end cuts them (branch-free wrap).
+- ``local_deltas(nx, ny) -> int64[3, 10]`` (Python) and ``local_sites_fast(i, j, k, s, nx, ny,
+  nz, periodic_z, deltas, out)``: the same with a fixed-offset fast path for interior cells.
+- ``SRC_ONLY[s, d, :]``: the 5 local indices of a site that are neither its hop-d target nor in
+  the target's local10 (after a hop src -> dst, the vacancies to refresh are those in dst's
+  local10 -- returned by ``hop_rates8`` -- and those on these 5 sites around src).
 - ``plane_of(k, s) -> p = 2 k + (s == 2)``.
 
 Hop-rate logic [shared]
@@ -39,25 +44,32 @@ Hop-rate logic [shared]
   (E in V/m along z) gives MODEL.md's factor exp(+e E (z_j - z_i) / 2kT) for a vacancy i -> j.
   For a non-uniform potential (device) build one table per anion plane with ``field_half_eV = 0``
   times the per-plane factor exp(-(phi(p+dz) - phi(p)) e / 2kT), or compose rates as you like.
-- ``hop_rates8(occ, local, s, table, out)``: the 8 hop rates (1/s) of a vacancy on sublattice s
-  with local10 sites ``local`` into ``out`` (float64[8]); a missing target (-1) or a vacant target
-  gives 0; missing environment sites count as not Cl.  ``table`` is a [3, 5, 3] table (a per-plane
+- ``hop_rates8(occ, local, s, table, out) -> vac_mask``: the 8 hop rates (1/s) of a vacancy on
+  sublattice s with local10 sites ``local`` into ``out`` (float64[8]); a missing target (-1) or a
+  vacant target gives 0; missing environment sites count as not Cl.  Returns the bit mask of
+  local sites (bit l) holding a vacancy.  ``table`` is a [3, 5, 3] table (a per-plane
   slice ``tables[p]`` works).
 
-Sum tree [shared] (flat binary tree, power-of-two leaves, float64)
------------------------------------------------------------------
-``tree`` is float64[2 * cap], cap = ``tree_capacity(n_leaves)`` (a power of two >= 8); leaf ``q``
-is stored at ``tree[cap + q]``, node n has children 2n, 2n+1 and ``tree[1]`` is the total.
-Internal nodes are recomputed as the sum of their children (never by adding differences), so
-no round-off drifts in however long a run.
+Sum tree [shared] (flat binary tree over groups of 8 leaves, float64)
+--------------------------------------------------------------------
+One float64 array ``tree`` of length 10 G (G a power of two, ``tree_capacity(n) = 8 G``):
+``tree[2G + q]`` is leaf q (q < 8G, leaves of one vacancy = one group = one cache line),
+``tree[G + g]`` the exact sum of group g's 8 leaves, nodes 1 .. G-1 a binary tree over the group
+sums (children 2n, 2n+1) and ``tree[1]`` the total.  Selection descends log2(G) levels
+branch-free, then counts prefix sums in the group's line.  Updates recompute the group sum
+exactly and add its change to the log2(G) ancestors (independent adds, no dependency chain);
+the round-off this accumulates is removed by ``tree_build`` (the bulk loop calls it at the start
+of every kernel call, i.e. every <= 1e6 events) and the selection never returns a zero-rate leaf
+(a rare round-off miss triggers an exact rebuild and a careful descent).
 
-- ``tree_capacity(n_leaves) -> int``;  ``tree_new(n_leaves) -> float64[2 cap]`` (Python, zeros)
-- ``tree_build(tree)``: recompute all internal nodes from the leaves (O(cap)).
-- ``tree_update(tree, leaf, rate)``: set one leaf, O(log cap).
-- ``tree_update8(tree, first_leaf, rates8)``: set the 8 leaves ``first_leaf .. first_leaf+7``
-  (first_leaf a multiple of 8: one vacancy), 7 + log2(cap/8) node sums.
+- ``tree_capacity(n_leaves) -> int`` (8 G);  ``tree_new(n_leaves) -> float64[10 G]`` (Python, zeros)
+- ``tree_build(tree)``: recompute group sums and internal nodes from the leaves (O(G)).
+- ``tree_update(tree, leaf, rate)``: set one leaf, O(log G).
+- ``tree_update8(tree, first_leaf, rates8)``: set the 8 leaves of one group
+  (``first_leaf`` a multiple of 8: one vacancy), O(log G).
 - ``tree_select(tree, u) -> leaf``: the leaf whose cumulative interval contains ``u * total``,
-  u in [0, 1); never returns a zero-rate leaf while the total is positive.
+  u in [0, 1); never a zero-rate leaf while the total is positive (-1 if the total is zero:
+  check ``tree_total(tree) > 0`` first).
 - ``tree_total(tree) -> float``;  ``tree_leaf(tree, leaf) -> float``.
 
 Random numbers [shared] (xoshiro256++, state = uint64[4])
@@ -104,10 +116,27 @@ def _build_local_tables():
     return local, env_local
 
 
+def _build_src_only():
+    """SRC_ONLY[s, d, :] = the 5 local indices of a site that are neither the target of its hop d
+    nor local sites of that target: after a hop, the only sites around the old vacancy site whose
+    vacancies are not already found in the new site's local10."""
+    out = np.zeros((3, 8, 5), dtype=np.int64)
+    for s in range(3):
+        src_loc = [tuple(r) for r in LOCAL_OFFSETS[s]]
+        for d in range(8):
+            o = LOCAL_OFFSETS[s, d]
+            dst_loc = [tuple(o[:3] + LOCAL_OFFSETS[o[3], l, :3]) + (LOCAL_OFFSETS[o[3], l, 3],) for l in range(N_LOCAL)]
+            only = [l for l in range(N_LOCAL) if l != d and src_loc[l] not in dst_loc]
+            assert len(only) == 5
+            out[s, d] = only
+    return out
+
+
 LOCAL_OFFSETS, ENV_LOCAL = _build_local_tables()
+SRC_ONLY = _build_src_only()
 HOP_DZ = np.ascontiguousarray(HOP_HALF_UNITS[:, :, 2])
 HOP_VEC = np.ascontiguousarray(HOP_HALF_UNITS)
-for _t in (LOCAL_OFFSETS, ENV_LOCAL, HOP_DZ, HOP_VEC):
+for _t in (LOCAL_OFFSETS, ENV_LOCAL, SRC_ONLY, HOP_DZ, HOP_VEC):
     _t.setflags(write=False)
 
 # status codes of the event loops
@@ -176,11 +205,38 @@ def local_coords(i, j, k, s, l, nx, ny, nz, periodic_z):
 def local_sites(i, j, k, s, nx, ny, nz, periodic_z, out):
     """Fill out[0:10] with the local10 site indices of (i, j, k, s); -1 where cut by a z end."""
     for l in range(N_LOCAL):
-        i2, j2, k2, s2, valid = local_coords(i, j, k, s, l, nx, ny, nz, periodic_z)
-        if valid:
-            out[l] = ((k2 * ny + j2) * nx + i2) * 3 + s2
-        else:
-            out[l] = -1
+        # branch-free wrap (offsets are -1, 0 or +1 cell)
+        i2 = i + LOCAL_OFFSETS[s, l, 0]
+        j2 = j + LOCAL_OFFSETS[s, l, 1]
+        k2 = k + LOCAL_OFFSETS[s, l, 2]
+        i2 += nx * ((i2 < 0) - (i2 >= nx))
+        j2 += ny * ((j2 < 0) - (j2 >= ny))
+        inside = (k2 >= 0) & (k2 < nz)
+        if periodic_z:
+            k2 += nz * ((k2 < 0) - (k2 >= nz))
+            inside = True
+        q = ((k2 * ny + j2) * nx + i2) * 3 + LOCAL_OFFSETS[s, l, 3]
+        out[l] = q if inside else -1
+
+
+def local_deltas(nx: int, ny: int) -> np.ndarray:
+    """int64[3, 10]: site-index offset of local site l of a site on sublattice s when no
+    coordinate wraps (for :func:`local_sites_fast`)."""
+    o = LOCAL_OFFSETS
+    return np.ascontiguousarray(((o[..., 2] * ny + o[..., 1]) * nx + o[..., 0]) * 3 + o[..., 3]
+                                - np.arange(3)[:, None])
+
+
+@numba.njit(cache=True, inline="always")
+def local_sites_fast(i, j, k, s, nx, ny, nz, periodic_z, deltas, out):
+    """:func:`local_sites` with a fast path for cells away from every face (``deltas`` from
+    :func:`local_deltas`)."""
+    if 0 < i < nx - 1 and 0 < j < ny - 1 and 0 < k < nz - 1:
+        site = ((k * ny + j) * nx + i) * 3 + s
+        for l in range(N_LOCAL):
+            out[l] = site + deltas[s, l]
+    else:
+        local_sites(i, j, k, s, nx, ny, nz, periodic_z, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,18 +266,30 @@ def rate_table(barriers_eV, nu0_per_s: float, kT_eV: float, field_half_eV: float
 
 @numba.njit(cache=True, inline="always")
 def hop_rates8(occ, local, s, table, out):
-    """Rates (1/s) of the 8 hops of a vacancy on sublattice s with local10 sites ``local``."""
+    """Rates (1/s) of the 8 hops of a vacancy on sublattice s with local10 sites ``local``.
+
+    Returns a bit mask of the local sites (bit l, l = 0..9) that hold a vacancy."""
+    # gather the 10 occupancies once as bit masks (Cl; vacancy; missing), branch-free: the
+    # species pattern is random, so branches on it would be mispredicted half of the time
+    cl = 0
+    vac = 0
+    missing = 0
+    for l in range(N_LOCAL):
+        e = local[l]
+        o = occ[e if e >= 0 else 0]
+        bit = 1 << l
+        missing |= bit if e < 0 else 0
+        cl |= bit if o == 1 else 0
+        vac |= bit if o == VACANCY else 0
+    cl &= ~missing
+    vac &= ~missing
+    blocked = vac | missing
     for d in range(8):
-        t = local[d]
-        if t < 0:
-            out[d] = 0.0
-            continue
-        n_cl = 0
-        for m in range(4):
-            e = local[ENV_LOCAL[s, d, m]]
-            if e >= 0 and occ[e] == 1:
-                n_cl += 1
-        out[d] = table[occ[t], n_cl, HOP_DZ[s, d] + 1]
+        n_cl = (((cl >> ENV_LOCAL[s, d, 0]) & 1) + ((cl >> ENV_LOCAL[s, d, 1]) & 1)
+                + ((cl >> ENV_LOCAL[s, d, 2]) & 1) + ((cl >> ENV_LOCAL[s, d, 3]) & 1))
+        r = table[(cl >> d) & 1, n_cl, HOP_DZ[s, d] + 1]
+        out[d] = 0.0 if (blocked >> d) & 1 else r
+    return vac
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,70 +297,126 @@ def hop_rates8(occ, local, s, table, out):
 # ---------------------------------------------------------------------------------------------
 @numba.njit(cache=True)
 def tree_capacity(n_leaves):
-    cap = 8
-    while cap < n_leaves:
-        cap *= 2
-    return cap
+    """Leaf capacity: 8 times a power of two, >= max(n_leaves, 8)."""
+    g = 1
+    while 8 * g < n_leaves:
+        g *= 2
+    return 8 * g
 
 
 def tree_new(n_leaves: int) -> np.ndarray:
-    """Zero sum tree with room for n_leaves leaves: float64[2 * tree_capacity(n_leaves)]."""
-    return np.zeros(2 * tree_capacity(int(n_leaves)), dtype=np.float64)
+    """Zero sum tree with room for n_leaves leaves: float64[10 * tree_capacity(n_leaves) / 8]."""
+    return np.zeros(10 * (tree_capacity(int(n_leaves)) // 8), dtype=np.float64)
+
+
+@numba.njit(cache=True, inline="always")
+def _group_sum(tree, base):
+    return (((tree[base] + tree[base + 1]) + (tree[base + 2] + tree[base + 3]))
+            + ((tree[base + 4] + tree[base + 5]) + (tree[base + 6] + tree[base + 7])))
+
+
+@numba.njit(cache=True, inline="always")
+def _propagate(tree, n, delta):
+    # add the change of node n to its ancestors: independent read-modify-writes (no dependency
+    # chain through the levels); round-off is removed by tree_build (see module docstring)
+    while n > 1:
+        n >>= 1
+        tree[n] += delta
 
 
 @numba.njit(cache=True)
 def tree_build(tree):
-    cap = tree.shape[0] >> 1
+    g = tree.shape[0] // 10
     tree[0] = 0.0
-    for n in range(cap - 1, 0, -1):
+    for q in range(g):
+        tree[g + q] = _group_sum(tree, 2 * g + 8 * q)
+    for n in range(g - 1, 0, -1):
         tree[n] = tree[2 * n] + tree[2 * n + 1]
 
 
 @numba.njit(cache=True, inline="always")
 def tree_update(tree, leaf, rate):
-    cap = tree.shape[0] >> 1
-    n = cap + leaf
-    tree[n] = rate
-    n >>= 1
-    while n >= 1:
-        tree[n] = tree[2 * n] + tree[2 * n + 1]
-        n >>= 1
+    g = tree.shape[0] // 10
+    tree[2 * g + leaf] = rate
+    n = g + (leaf >> 3)
+    new = _group_sum(tree, 2 * g + 8 * (leaf >> 3))
+    delta = new - tree[n]
+    tree[n] = new
+    _propagate(tree, n, delta)
 
 
 @numba.njit(cache=True, inline="always")
 def tree_update8(tree, first_leaf, rates8):
-    cap = tree.shape[0] >> 1
-    b = cap + first_leaf
-    for q in range(8):
-        tree[b + q] = rates8[q]
-    p = b >> 1
-    for q in range(4):
-        tree[p + q] = tree[b + 2 * q] + tree[b + 2 * q + 1]
-    p2 = p >> 1
-    tree[p2] = tree[p] + tree[p + 1]
-    tree[p2 + 1] = tree[p + 2] + tree[p + 3]
-    n = p2 >> 1
-    while n >= 1:
-        tree[n] = tree[2 * n] + tree[2 * n + 1]
-        n >>= 1
+    g = tree.shape[0] // 10
+    base = 2 * g + first_leaf
+    for d in range(8):
+        tree[base + d] = rates8[d]
+    n = g + (first_leaf >> 3)
+    new = _group_sum(tree, base)
+    delta = new - tree[n]
+    tree[n] = new
+    _propagate(tree, n, delta)
 
 
 @numba.njit(cache=True, inline="always")
 def tree_select(tree, u):
-    cap = tree.shape[0] >> 1
+    g = tree.shape[0] // 10
     x = u * tree[1]
     n = 1
-    while n < cap:
+    # branch-free descent over the group totals (no mispredictions) ...
+    while n < g:
         left = 2 * n
         tl = tree[left]
-        if x < tl:
-            n = left
-        elif tree[left + 1] > 0.0:
-            x -= tl
-            n = left + 1
-        else:  # round-off pushed x past the end: stay inside the non-empty subtree
-            n = left
-    return n - cap
+        go = x >= tl
+        x -= tl if go else 0.0
+        n = left + go
+    # ... then the group's 8 leaves (one cache line): count the prefix sums <= x (branch-free;
+    # a zero leaf adds nothing to the prefix, so it cannot be chosen except by round-off at the
+    # group's end, which the check below catches)
+    base = 2 * g + 8 * (n - g)
+    acc = 0.0
+    cnt = 0
+    for d in range(7):
+        acc += tree[base + d]
+        cnt += x >= acc
+    found = cnt if tree[base + cnt] > 0.0 else -1
+    if found < 0:
+        # Rare: round-off (group-end, or internal sums drifted by difference updates) sent x
+        # into a zero leaf.  Recompute every internal sum exactly (an all-zero subtree then sums
+        # to exactly 0) and descend carefully, never entering a zero subtree.  Written inline:
+        # a call would make numba reference-count ``tree`` on the hot path.
+        for q in range(g):
+            b = 2 * g + 8 * q
+            tree[g + q] = (((tree[b] + tree[b + 1]) + (tree[b + 2] + tree[b + 3]))
+                           + ((tree[b + 4] + tree[b + 5]) + (tree[b + 6] + tree[b + 7])))
+        for m in range(g - 1, 0, -1):
+            tree[m] = tree[2 * m] + tree[2 * m + 1]
+        x = u * tree[1]
+        n = 1
+        while n < g:
+            left = 2 * n
+            tl = tree[left]
+            if x < tl:
+                n = left
+            elif tree[left + 1] > 0.0:
+                x -= tl
+                n = left + 1
+            else:
+                n = left
+        base = 2 * g + 8 * (n - g)
+        last = -1
+        for d in range(8):
+            r = tree[base + d]
+            if r > 0.0:
+                last = d
+                if found < 0:
+                    if x < r:
+                        found = d
+                    else:
+                        x -= r
+        if found < 0:
+            found = last  # -1 only if the total rate is zero (callers check that first)
+    return 8 * (n - g) + found
 
 
 @numba.njit(cache=True, inline="always")
@@ -302,7 +426,7 @@ def tree_total(tree):
 
 @numba.njit(cache=True, inline="always")
 def tree_leaf(tree, leaf):
-    return tree[(tree.shape[0] >> 1) + leaf]
+    return tree[2 * (tree.shape[0] // 10) + leaf]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,21 +485,30 @@ def init_bulk_rates(occ, vac_cell, tree, table, nx, ny, nz, periodic_z):
     """Fill the leaves of all vacancies (slot v -> leaves 8v..8v+7) and build the tree."""
     local = np.empty(N_LOCAL, dtype=np.int64)
     rates = np.empty(8, dtype=np.float64)
-    cap = tree.shape[0] >> 1
+    base = 2 * (tree.shape[0] // 10)
     tree[:] = 0.0
     for v in range(vac_cell.shape[0]):
         local_sites(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], vac_cell[v, 3], nx, ny, nz, periodic_z, local)
         hop_rates8(occ, local, vac_cell[v, 3], table, rates)
         for d in range(8):
-            tree[cap + 8 * v + d] = rates[d]
+            tree[base + 8 * v + d] = rates[d]
     tree_build(tree)
 
 
 @numba.njit(cache=True, inline="always")
-def _refresh_vacancy(occ, vac_cell, v, tree, table, nx, ny, nz, periodic_z, local, rates):
-    local_sites(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], vac_cell[v, 3], nx, ny, nz, periodic_z, local)
+def _refresh_vacancy(occ, vac_cell, v, tree, table, nx, ny, nz, periodic_z, deltas, local, rates):
+    local_sites_fast(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], vac_cell[v, 3], nx, ny, nz, periodic_z,
+                     deltas, local)
     hop_rates8(occ, local, vac_cell[v, 3], table, rates)
     tree_update8(tree, 8 * v, rates)
+
+
+@numba.njit(cache=True, inline="always")
+def _lowest_bit(mask):
+    l = 0
+    while not (mask >> l) & 1:
+        l += 1
+    return l
 
 
 @numba.njit(cache=True)
@@ -396,6 +529,14 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
     local = np.empty(N_LOCAL, dtype=np.int64)
     scan = np.empty(N_LOCAL, dtype=np.int64)
     rates = np.empty(8, dtype=np.float64)
+    deltas = np.empty((3, N_LOCAL), dtype=np.int64)
+    for s in range(3):
+        for l in range(N_LOCAL):
+            deltas[s, l] = ((LOCAL_OFFSETS[s, l, 2] * ny + LOCAL_OFFSETS[s, l, 1]) * nx
+                            + LOCAL_OFFSETS[s, l, 0]) * 3 + LOCAL_OFFSETS[s, l, 3] - s
+    # exact internal sums at the start of every call (difference updates drift by round-off);
+    # a run restarted from a checkpoint at a call boundary therefore repeats it bit for bit
+    tree_build(tree)
     t = clock[0]
     for ev in range(n_events):
         total = tree[1]
@@ -436,20 +577,20 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
         vac_cell[v, 2] = k2
         vac_cell[v, 3] = s2
         t += -np.log(1.0 - rng_uniform(rng)) / total
-        # rates of the moved vacancy (its local10 is the scan set of dst)
-        local_sites(i2, j2, k2, s2, nx, ny, nz, True, local)
-        hop_rates8(occ, local, s2, table, rates)
+        # rates of the moved vacancy; its local10 holds every vacancy whose rates involve dst
+        local_sites_fast(i2, j2, k2, s2, nx, ny, nz, True, deltas, local)
+        vac = hop_rates8(occ, local, s2, table, rates)
         tree_update8(tree, 8 * v, rates)
-        # other vacancies whose local10 contains dst ...
-        for l in range(N_LOCAL):
-            q = local[l]
+        while vac:
+            l = _lowest_bit(vac)
+            vac &= vac - 1
+            _refresh_vacancy(occ, vac_cell, disp[local[l], 0], tree, table, nx, ny, nz, True, deltas, scan, rates)
+        # vacancies whose rates involve src: src's local10 minus dst and minus dst's local10
+        for m in range(5):
+            l = SRC_ONLY[cs, d, m]
+            ia, ja, ka, sa, valid = local_coords(ci, cj, ck, cs, l, nx, ny, nz, True)
+            q = ((ka * ny + ja) * nx + ia) * 3 + sa
             if occ[q] == VACANCY:
-                _refresh_vacancy(occ, vac_cell, disp[q, 0], tree, table, nx, ny, nz, True, scan, rates)
-        # ... or src (dst itself is among src's neighbours: skip it)
-        local_sites(ci, cj, ck, cs, nx, ny, nz, True, scan)
-        for l in range(N_LOCAL):
-            q = scan[l]
-            if q != dst and occ[q] == VACANCY:
-                _refresh_vacancy(occ, vac_cell, disp[q, 0], tree, table, nx, ny, nz, True, local, rates)
+                _refresh_vacancy(occ, vac_cell, disp[q, 0], tree, table, nx, ny, nz, True, deltas, scan, rates)
     clock[0] = t
     return n_events
