@@ -1,0 +1,265 @@
+"""Bulk transport observables from independent kMC replicas (MODEL.md sections 4 and 6).
+
+Every quantity is estimated in each of ``n_replicas`` independent replicas (own configuration and
+random stream, spawned from one SeedSequence); the result is the replica mean and its standard
+error (sample standard deviation / sqrt(n_replicas)).
+
+Definitions (s = a/sqrt(2) hop length, z = 8, N_sites sites, N_V vacancies, x_V = N_V/N_sites,
+t the simulated time after the warm-up, R_a the summed displacement of all atoms of species a,
+r_i the displacement of atom i):
+
+- tracer correlation factor  f_a = sum_{i in a} |r_i|^2 / (n_hops_a s^2)
+- tracer diffusion coefficient  D_a = sum_{i in a} |r_i|^2 / (6 N_a t)            (cm^2/s)
+- Onsager coefficients  l_ab = <dR_a . dR_b> / (t N_sites z s^2 x_V)                (1/s)
+  (MODEL.md normalisation, L_ab kT = c_s (z s^2/6) x_V l_ab; l = w for one species of
+  uncorrelated hops).  Estimated from the increments dR over ``n_blocks`` consecutive blocks of
+  a replica: l_ab = sum_blocks dR_a.dR_b / (sum_blocks dt  z s^2 N_V).  Under a field the mean
+  drift of each block is subtracted (with the n/(n-1) correction), so l_ab stays the zero-field
+  fluctuation coefficient to first order.
+- vacancy diffusion coefficient  D_V = sum_v |r_v|^2 / (6 N_V t)                      (cm^2/s)
+- drift velocity  v_a = R_a,z / (N_a t) (cm/s, along +z = the field), mobility
+  mu_a = v_a / (q_a E) (cm^2/(V s)) with q = -1 for the halides and +1 for the vacancy, so a
+  mobility is positive when the species moves the way its charge is pushed.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from continuum.parameters import Material
+from continuum.units import ANGSTROM_M, CM_M, Z_ANION
+from structures.lattice import AnionLattice
+
+from ._kernels import VACANCY
+from .bulk import BulkKMC
+from .state import BR, CL, BulkState
+
+SPECIES = ("Br", "Cl")
+PAIRS = (("BrBr", 0, 0), ("BrCl", 0, 1), ("ClCl", 1, 1))
+
+
+@dataclass
+class ReplicaResult:
+    """Raw per-replica estimates (see module docstring for definitions; SI-cm units)."""
+
+    f: dict
+    D_tracer_cm2_per_s: dict
+    l_per_s: dict
+    D_vacancy_cm2_per_s: float
+    drift_velocity_cm_per_s: dict
+    time_s: float
+    hops: dict
+    n_events: int
+
+
+@dataclass
+class BulkResult:
+    """Replica means and standard errors of the bulk observables."""
+
+    cells: tuple
+    x_cl: float
+    n_vacancies: int
+    field_V_per_um: float
+    material: Material
+    n_events_per_replica: int
+    n_replicas: int
+    w_per_s: dict
+    f: dict
+    f_err: dict
+    D_tracer_cm2_per_s: dict
+    D_tracer_err: dict
+    l_per_s: dict
+    l_err: dict
+    D_vacancy_cm2_per_s: float
+    D_vacancy_err: float
+    drift_velocity_cm_per_s: dict
+    drift_velocity_err: dict
+    mobility_cm2_per_Vs: dict | None
+    mobility_err: dict | None
+    fractions: dict
+    wall_s: float
+    replicas: list = field(repr=False, default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return self.n_events_per_replica * self.n_replicas
+
+
+def _mean_err(values):
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return float(v.mean()), None
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
+
+def run_replica(lattice: AnionLattice, x_cl: float, n_vacancies: int, material: Material,
+                field_V_per_um: float, n_events: int, seed, warmup_events: int = 0,
+                n_blocks: int = 20) -> ReplicaResult:
+    """One replica: random configuration, warm-up, then ``n_events`` hops in ``n_blocks`` blocks."""
+    if n_blocks < 1:
+        raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+    if n_events < n_blocks:
+        raise ValueError(f"n_events ({n_events}) must be at least n_blocks ({n_blocks})")
+    state = BulkState.random(lattice, x_cl, n_vacancies, seed)
+    engine = BulkKMC(state, material, field_V_per_um)
+    if warmup_events:
+        engine.run(warmup_events)
+    state.reset_observables()
+    edges = np.linspace(0, n_events, n_blocks + 1).astype(np.int64)
+    dR = np.zeros((n_blocks, 2, 3))
+    dt = np.zeros(n_blocks)
+    for b in range(n_blocks):
+        R0, t0 = state.collective_displacement.astype(float), state.time_s
+        engine.run(int(edges[b + 1] - edges[b]))
+        dR[b] = state.collective_displacement - R0
+        dt[b] = state.time_s - t0
+    half_cm = 0.5 * lattice.lattice_constant_A * ANGSTROM_M / CM_M  # a/2 in cm
+    s2_half = 2.0  # s^2 = a^2/2 = 2 (a/2)^2
+    t = state.time_s
+    occ = state.occupancy
+    disp = state.displacement.astype(np.int64)
+    r2 = np.einsum("ij,ij->i", disp, disp)
+    f, D, v = {}, {}, {}
+    for x, name in ((BR, "Br"), (CL, "Cl")):
+        mask = occ == x
+        n_x = int(mask.sum())
+        sum_r2 = float(r2[mask].sum())
+        hops = int(state.hops[x])
+        f[name] = sum_r2 / (hops * s2_half) if hops else float("nan")
+        D[name] = sum_r2 * half_cm**2 / (6.0 * n_x * t) if n_x else float("nan")
+        v[name] = float(state.collective_displacement[x, 2]) * half_cm / (n_x * t) if n_x else float("nan")
+    nv = state.n_vacancies
+    vd = state.vacancy_displacement.astype(float)
+    D_v = float((vd**2).sum()) * half_cm**2 / (6.0 * nv * t)
+    v["V"] = float(vd[:, 2].sum()) * half_cm / (nv * t)
+    if field_V_per_um != 0.0 and n_blocks > 1:
+        drift = dR.sum(axis=0) / dt.sum()  # half-units per s
+        fluct = dR - drift[None] * dt[:, None, None]
+        corr = n_blocks / (n_blocks - 1.0)
+    else:
+        fluct, corr = dR, 1.0
+    l = {}
+    for name, a, b in PAIRS:
+        l[name] = corr * float(np.einsum("ij,ij->", fluct[:, a], fluct[:, b])) / (dt.sum() * Z_ANION * s2_half * nv)
+    return ReplicaResult(f=f, D_tracer_cm2_per_s=D, l_per_s=l, D_vacancy_cm2_per_s=D_v,
+                         drift_velocity_cm_per_s=v, time_s=t,
+                         hops={"Br": int(state.hops[BR]), "Cl": int(state.hops[CL])}, n_events=n_events)
+
+
+def measure_bulk(cells=(16, 16, 16), x_cl: float = 0.5, n_vacancies: int | None = None,
+                 material: Material | None = None, field_V_per_um: float = 0.0, n_events: int = 1_000_000,
+                 n_replicas: int = 4, seed=0, warmup_events: int | None = None, n_blocks: int = 20) -> BulkResult:
+    """Bulk observables of a random Br/Cl alloy (see module docstring).
+
+    cells: (nx, ny, nz) periodic supercell; x_cl: Cl fraction of the halides; n_vacancies: count
+    (default 1 % of the sites, at least 1); n_events: hops per replica after a warm-up of
+    ``warmup_events`` (default n_events // 10; the random alloy is already the zero-field
+    equilibrium, the warm-up relaxes vacancy-vacancy and field-driven correlations).
+    """
+    material = Material() if material is None else material
+    nx, ny, nz = (int(c) for c in cells)
+    lattice = AnionLattice(nx, ny, nz, periodic_z=True, lattice_constant_A=material.lattice_constant_A)
+    if n_vacancies is None:
+        n_vacancies = max(1, int(round(0.01 * lattice.n_sites)))
+    if n_vacancies < 1:
+        raise ValueError("n_vacancies must be at least 1: without vacancies nothing hops")
+    if n_replicas < 1:
+        raise ValueError(f"n_replicas must be >= 1, got {n_replicas}")
+    if warmup_events is None:
+        warmup_events = n_events // 10
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    t0 = time.perf_counter()
+    reps = [run_replica(lattice, x_cl, int(n_vacancies), material, field_V_per_um, int(n_events), child,
+                        int(warmup_events), n_blocks) for child in ss.spawn(n_replicas)]
+    wall = time.perf_counter() - t0
+
+    def agg(getter, keys):
+        m, e = {}, {}
+        for k in keys:
+            m[k], e[k] = _mean_err([getter(r)[k] for r in reps])
+        return m, e
+
+    f, f_err = agg(lambda r: r.f, SPECIES)
+    D, D_err = agg(lambda r: r.D_tracer_cm2_per_s, SPECIES)
+    l, l_err = agg(lambda r: r.l_per_s, [p[0] for p in PAIRS])
+    v, v_err = agg(lambda r: r.drift_velocity_cm_per_s, ("Br", "Cl", "V"))
+    D_v, D_v_err = _mean_err([r.D_vacancy_cm2_per_s for r in reps])
+    if field_V_per_um != 0.0:
+        E_V_per_cm = field_V_per_um * 1e4
+        charge = {"Br": -1.0, "Cl": -1.0, "V": 1.0}
+        mob = {k: v[k] / (charge[k] * E_V_per_cm) for k in v}
+        mob_err = {k: (None if v_err[k] is None else v_err[k] / abs(E_V_per_cm)) for k in v}
+    else:
+        mob = mob_err = None
+    n_sites = lattice.n_sites
+    n_atoms = n_sites - n_vacancies
+    n_cl = int(round(x_cl * n_atoms))
+    fractions = {"Br": (n_atoms - n_cl) / n_sites, "Cl": n_cl / n_sites, "V": n_vacancies / n_sites}
+    return BulkResult(cells=(nx, ny, nz), x_cl=x_cl, n_vacancies=int(n_vacancies), field_V_per_um=field_V_per_um,
+                      material=material, n_events_per_replica=int(n_events), n_replicas=n_replicas,
+                      w_per_s=material.jump_frequencies_per_s(), f=f, f_err=f_err, D_tracer_cm2_per_s=D,
+                      D_tracer_err=D_err, l_per_s=l, l_err=l_err, D_vacancy_cm2_per_s=D_v, D_vacancy_err=D_v_err,
+                      drift_velocity_cm_per_s=v, drift_velocity_err=v_err, mobility_cm2_per_Vs=mob,
+                      mobility_err=mob_err, fractions=fractions, wall_s=wall, replicas=reps)
+
+
+def theory_l(result: BulkResult, f0: float | None = None) -> dict | None:
+    """Moleko-Allnatt-Allnatt l_ab (1/s) for the fractions and w of ``result`` (random_alloy
+    model only; None when f0 is unknown)."""
+    from continuum import onsager
+
+    f0 = onsager.F0_ANION_PEROVSKITE if f0 is None else f0
+    if f0 is None:
+        return None
+    c = result.fractions
+    w = result.w_per_s
+    ll = onsager.onsager_coefficients(c["Br"], c["Cl"], c["V"], w["Br"], w["Cl"], f0)
+    return {name: float(val) for (name, _, _), val in zip(PAIRS, ll)}
+
+
+def measure_f0(cells=(16, 16, 16), n_events: int = 2_000_000, n_replicas: int = 32, seed=0,
+               material: Material | None = None) -> tuple[float, float]:
+    """Tracer correlation factor of one vacancy in the pure (all-Br) periodic lattice: the
+    replica mean and standard error of f_Br.  Returns (f0, f0_err)."""
+    res = measure_bulk(cells, 0.0, 1, material, 0.0, n_events, n_replicas, seed, warmup_events=0, n_blocks=1)
+    return res.f["Br"], res.f_err["Br"]
+
+
+def result_to_dict(result: BulkResult, theory: dict | None = None) -> dict:
+    """JSON-able summary (the ``ionwire bulk --json`` object)."""
+    m = result.material
+    b = m.barriers
+    out = {
+        "w": result.w_per_s,
+        "l": result.l_per_s,
+        "l_err": result.l_err,
+        "f": result.f,
+        "f_err": result.f_err,
+        "D_tracer": result.D_tracer_cm2_per_s,
+        "D_tracer_err": result.D_tracer_err,
+        "D_vacancy": result.D_vacancy_cm2_per_s,
+        "D_vacancy_err": result.D_vacancy_err,
+        "drift_velocity": result.drift_velocity_cm_per_s,
+        "drift_velocity_err": result.drift_velocity_err,
+        "mobility": result.mobility_cm2_per_Vs,
+        "mobility_err": result.mobility_err,
+        "fractions": result.fractions,
+        "events": result.events,
+        "wall_s": result.wall_s,
+        "events_per_second": result.events / result.wall_s if result.wall_s > 0 else None,
+        "units": {"w": "1/s", "l": "1/s", "D_tracer": "cm^2/s", "D_vacancy": "cm^2/s",
+                  "drift_velocity": "cm/s", "mobility": "cm^2/(V s)"},
+        "parameters": {
+            "cells": list(result.cells), "x_cl": result.x_cl, "vacancies": result.n_vacancies,
+            "preset": m.preset,
+            "barriers_eV": [b.Br_in_Br_eV, b.Br_in_Cl_eV, b.Cl_in_Br_eV, b.Cl_in_Cl_eV],
+            "nu0_per_s": m.attempt_frequency_per_s, "temperature_K": m.temperature_K,
+            "field_V_per_um": result.field_V_per_um, "events_per_replica": result.n_events_per_replica,
+            "replicas": result.n_replicas,
+        },
+    }
+    if theory is not None:
+        out["l_theory_MAA"] = theory
+    return out

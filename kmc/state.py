@@ -1,0 +1,172 @@
+"""State of a bulk kMC system: occupancy, vacancies, displacements, clock and random stream.
+
+Memory layout (all numpy, consumed by the numba kernels of :mod:`kmc._kernels`):
+
+==========================  ======================  ================================================
+``occupancy``               uint8[n_sites]          0 Br, 1 Cl, 2 vacancy
+``displacement``            int32[n_sites, 3]       displacement (half-units a/2) of the atom now on
+                                                    the site since the last reset: it moves with the
+                                                    atom (tracer tracking without atom ids); on a
+                                                    vacancy site, ``[slot, 0, 0]`` (site -> slot)
+``vacancy_cell``            int64[n_vac, 4]         (i, j, k, s) of the vacancy in each event slot
+``vacancy_site``            int64[n_vac]            its site index
+``vacancy_displacement``    int64[n_vac, 3]         displacement of each vacancy (half-units)
+``collective_displacement`` int64[2, 3]             summed displacement of all Br / all Cl atoms
+``hops``                    int64[2]                hops made by Br / Cl atoms
+``clock``                   float64[1]              simulated time (s)
+``rng_state``               uint64[4]               xoshiro256++ state of the event loop
+==========================  ======================  ================================================
+
+That is 13 bytes per site plus O(n_vac) (see :attr:`BulkState.nbytes`; the event tree is owned
+by the engine).  int32 displacements hold +-2^31 half-units (~620 m): they cannot overflow.
+
+Randomness: ``seed`` (int or :class:`numpy.random.SeedSequence`) is split by SeedSequence into
+one stream for the initial configuration (a numpy Generator) and one for the event loop (the
+xoshiro256++ state).  Same seed -> same configuration and same trajectory.  ``checkpoint()``
+returns plain arrays (including ``rng_state``) from which :meth:`BulkState.from_checkpoint`
+rebuilds a state that continues the run bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from structures.lattice import AnionLattice
+
+from ._kernels import VACANCY, rng_state_from_seed
+
+BR, CL = 0, 1
+_ARRAYS = ("occupancy", "displacement", "vacancy_cell", "vacancy_site", "vacancy_displacement",
+           "collective_displacement", "hops", "clock", "rng_state")
+
+
+def _seed_sequences(seed) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    config, events = ss.spawn(2)
+    return config, events
+
+
+@dataclass(eq=False)
+class BulkState:
+    """A periodic bulk configuration and its running observables (see module docstring)."""
+
+    lattice: AnionLattice
+    occupancy: np.ndarray
+    displacement: np.ndarray
+    vacancy_cell: np.ndarray
+    vacancy_site: np.ndarray
+    vacancy_displacement: np.ndarray
+    collective_displacement: np.ndarray
+    hops: np.ndarray
+    clock: np.ndarray
+    rng_state: np.ndarray
+    n_events: int = field(default=0)
+
+    # construction ----------------------------------------------------------------------------
+    @classmethod
+    def random(cls, lattice: AnionLattice, x_cl: float, n_vacancies: int, seed=None) -> "BulkState":
+        """Random alloy: ``n_vacancies`` vacancies on random sites, the other sites Cl with
+        probability ``x_cl`` (exactly round(x_cl * n_atoms) Cl atoms), else Br."""
+        if not lattice.periodic_z:
+            raise ValueError("the bulk engine needs a lattice periodic along z")
+        if not (0.0 <= x_cl <= 1.0):
+            raise ValueError(f"x_cl must be in [0, 1], got {x_cl!r}")
+        n = lattice.n_sites
+        if isinstance(n_vacancies, bool) or not isinstance(n_vacancies, (int, np.integer)) or not 0 <= n_vacancies <= n:
+            raise ValueError(f"n_vacancies must be an integer in [0, {n}], got {n_vacancies!r}")
+        config_ss, events_ss = _seed_sequences(seed)
+        rng = np.random.default_rng(config_ss)
+        perm = rng.permutation(n)
+        n_atoms = n - int(n_vacancies)
+        n_cl = int(round(x_cl * n_atoms))
+        occ = np.zeros(n, dtype=np.uint8)
+        occ[perm[:n_vacancies]] = VACANCY
+        occ[perm[n_vacancies:n_vacancies + n_cl]] = CL
+        return cls.from_occupancy(lattice, occ, rng_state_from_seed(events_ss))
+
+    @classmethod
+    def from_occupancy(cls, lattice: AnionLattice, occupancy: np.ndarray, rng_state=None) -> "BulkState":
+        """State with the given occupancy (uint8[n_sites], codes 0/1/2), zero displacements and
+        time; ``rng_state`` is a uint64[4] xoshiro256++ state, or a seed for one."""
+        occ = np.asarray(occupancy)
+        if occ.shape != (lattice.n_sites,):
+            raise ValueError(f"occupancy must have shape ({lattice.n_sites},), got {occ.shape}")
+        if occ.dtype != np.uint8:
+            raise ValueError(f"occupancy must be uint8, got {occ.dtype}")
+        if occ.size and occ.max() > VACANCY:
+            raise ValueError("occupancy codes must be 0 (Br), 1 (Cl) or 2 (vacancy)")
+        occ = occ.copy()
+        sites = np.flatnonzero(occ == VACANCY).astype(np.int64)
+        disp = np.zeros((lattice.n_sites, 3), dtype=np.int32)
+        disp[sites, 0] = np.arange(sites.size, dtype=np.int32)
+        cells = lattice.site_cells()[sites] if sites.size else np.zeros((0, 4), dtype=np.int64)
+        if rng_state is None or not isinstance(rng_state, np.ndarray):
+            rng_state = rng_state_from_seed(rng_state)
+        rng_state = np.asarray(rng_state)
+        if rng_state.shape != (4,) or rng_state.dtype != np.uint64 or not rng_state.any():
+            raise ValueError("rng_state must be a non-zero uint64[4] array")
+        return cls(lattice=lattice, occupancy=occ, displacement=disp,
+                   vacancy_cell=np.ascontiguousarray(cells, dtype=np.int64), vacancy_site=sites,
+                   vacancy_displacement=np.zeros((sites.size, 3), dtype=np.int64),
+                   collective_displacement=np.zeros((2, 3), dtype=np.int64),
+                   hops=np.zeros(2, dtype=np.int64), clock=np.zeros(1, dtype=np.float64),
+                   rng_state=rng_state.copy())
+
+    # bookkeeping -------------------------------------------------------------------------------
+    @property
+    def n_vacancies(self) -> int:
+        return int(self.vacancy_site.size)
+
+    @property
+    def time_s(self) -> float:
+        return float(self.clock[0])
+
+    def n_atoms(self, species: int) -> int:
+        return int(np.count_nonzero(self.occupancy == species))
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the state arrays (bytes)."""
+        return int(sum(getattr(self, name).nbytes for name in _ARRAYS))
+
+    def reset_observables(self) -> None:
+        """Zero the displacements, hop counters and clock (after a warm-up); keeps the
+        configuration and the random stream."""
+        vac = self.occupancy == VACANCY
+        self.displacement[~vac] = 0
+        self.vacancy_displacement[:] = 0
+        self.collective_displacement[:] = 0
+        self.hops[:] = 0
+        self.clock[0] = 0.0
+
+    def check(self) -> None:
+        """Raise AssertionError unless the redundant parts of the state agree (for tests)."""
+        occ = self.occupancy
+        sites = self.vacancy_site
+        assert np.count_nonzero(occ == VACANCY) == sites.size
+        assert np.all(occ[sites] == VACANCY)
+        assert np.array_equal(self.displacement[sites, 0], np.arange(sites.size))
+        assert np.array_equal(self.lattice.site_cells()[sites], self.vacancy_cell)
+
+    # checkpoints -------------------------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        """Plain copies of every array plus ``n_events`` and the lattice shape."""
+        out = {name: getattr(self, name).copy() for name in _ARRAYS}
+        out["n_events"] = np.int64(self.n_events)
+        out["cells"] = np.array([self.lattice.nx, self.lattice.ny, self.lattice.nz], dtype=np.int64)
+        out["lattice_constant_A"] = np.float64(self.lattice.lattice_constant_A)
+        return out
+
+    @classmethod
+    def from_checkpoint(cls, data: dict) -> "BulkState":
+        nx, ny, nz = (int(v) for v in data["cells"])
+        lattice = AnionLattice(nx, ny, nz, True, float(data["lattice_constant_A"]))
+        arrays = {name: np.array(data[name], copy=True) for name in _ARRAYS}
+        state = cls(lattice=lattice, n_events=int(data["n_events"]), **arrays)
+        if state.occupancy.shape != (lattice.n_sites,) or state.rng_state.dtype != np.uint64:
+            raise ValueError("checkpoint does not match its lattice")
+        return state
+
+    def copy(self) -> "BulkState":
+        return BulkState.from_checkpoint(self.checkpoint())
