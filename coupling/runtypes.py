@@ -59,6 +59,8 @@ from continuum.parameters import ParameterError, to_mapping
 #: registered run types: name -> "module:attribute" (imported on first use, so a run type whose
 #: library is missing from an installation only fails when a config asks for it)
 REGISTRY: dict[str, str] = {
+    # the rectification experiment with the continuum model (runs/fig1e.toml; CONT's library)
+    "continuum": "continuum.experiment:ContinuumRun",
     # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml; the coupling engineer's)
     "onsager": "coupling.parameterize:OnsagerTableRun",
 }
