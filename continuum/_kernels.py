@@ -165,12 +165,13 @@ def face_flux_direct(ui, uj, bi, bj, psi_i, psi_j, h, xref, d0, tab):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, fac):
+def source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
     """Electrode source at one contact node (per unit contact length).
 
     Returns (S_V / x_ref / v, S_V / x_ref, S_Br) with S in site fractions per s and
     fac = |E| times the electrode factor.  r_c = fac alpha(y), r_d = r_c (1 - x_eq)/x_eq or 0,
-    x_eq = x_ref exp(-dEf_kT y) (continuum.parameters.electrode_rates, written for the kernel).
+    x_eq = x_ref exp(-dEf_kT y) (continuum.parameters.electrode_rates, written for the kernel);
+    rd_on = 0 switches r_d off at this node.
     """
     v = np.exp(u)
     xv = xref * v
@@ -181,7 +182,7 @@ def source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, fac):
     else:
         alpha = np.exp((1.0 - y) * ln_a_br + y * ln_a_cl)
     rc = fac * alpha
-    if rd_zero:
+    if rd_on == 0.0:
         rd = 0.0 * rc
     else:
         xeq = xref * np.exp(-dEf_kT * y)
@@ -197,7 +198,7 @@ def source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, fac):
 
 @numba.njit(cache=True, error_model="numpy")
 def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-             ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, res, ab, with_jac, KU):
+             ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, with_jac, KU):
     """Residual res float64[3n] and (if with_jac) band Jacobian ab float64[11, 3n] of the step
 
         vol (a0 y + hist) / dt + div J - src = 0   (u, x_Br rows; vacancy rows scaled by 1/v)
@@ -234,14 +235,14 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
                 ab[KU + 2, 3 * i] += kappa * vol[i] * v  # d row(3i+2) / d col(3i)
         if src_w[i] > 0.0 and src_fac[i] > 0.0:
             w = src_w[i]
-            svs, sv, sbr = source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, src_fac[i])
+            svs, sv, sbr = source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i], src_fac[i])
             res[3 * i] -= w * svs
             res[3 * i + 1] -= w * sbr
             if with_jac:
                 for k in range(2):
                     uc = complex(u, cs if k == 0 else 0.0)
                     bc = complex(b, cs if k == 1 else 0.0)
-                    s1, s2, s3 = source(uc, bc, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero, src_fac[i])
+                    s1, s2, s3 = source(uc, bc, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i], src_fac[i])
                     col = 3 * i + k
                     ab[KU + 3 * i - col, col] -= w * s1.imag / cs
                     ab[KU + 3 * i + 1 - col, col] -= w * s3.imag / cs
@@ -322,13 +323,13 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
 
 
 @numba.njit(cache=True, error_model="numpy")
-def source_totals(y, src_w, src_fac, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero):
+def source_totals(y, src_w, src_fac, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on):
     """(integral of S_V, integral of S_Br) over the contacts, site fractions * um / s."""
     tv = 0.0
     tb = 0.0
     for i in range(src_w.shape[0]):
         if src_w[i] > 0.0 and src_fac[i] > 0.0:
-            _, sv, sbr = source(y[3 * i], y[3 * i + 1], xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_zero,
+            _, sv, sbr = source(y[3 * i], y[3 * i + 1], xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i],
                                 src_fac[i])
             tv += src_w[i] * sv * xref
             tb += src_w[i] * sbr

@@ -319,6 +319,7 @@ def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
     tf, tr = cal.forward_length_um, cal.reverse_length_um
     la = np.array([math.log(cfg.electrodes.alpha_Br_um_per_V_s), math.log(cfg.electrodes.alpha_Cl_um_per_V_s)])
     target = np.log([tf, tr])
+    la0 = la.copy()
     history = []
     prev = None
     slope = np.array([1.0, 1.0])
@@ -342,6 +343,9 @@ def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
             slope = np.clip(slope, 0.1, 3.0)
         prev = (la.copy(), got.copy())
         la = la + np.clip((target - got) / slope, -3.0, 3.0)
+        # alphas stay within 1e-3..1e3 of their start values (a target out of reach of one alpha
+        # then shows up as converged = false with its residual, not as a runaway value)
+        la = np.clip(la, la0 - math.log(1e3), la0 + math.log(1e3))
     record = {
         "method": "secant iteration on ln L vs ln alpha, both fields per iteration "
                   f"(relative tolerance {cal.tolerance})",

@@ -95,8 +95,12 @@ class Problem:
     ln_a_cl: float = 0.0
     linear_alpha: bool = False
     dEf_kT: float = 0.0
-    rd_zero: bool = False
+    rd_on: np.ndarray | None = None  # float64[n]: 1 where r_d is active, 0 where r_d = 0
     thermal_voltage_V: float = 0.025852
+
+    def __post_init__(self):
+        if self.rd_on is None:
+            self.rd_on = np.ones(self.mesh.n)
 
     @property
     def n(self) -> int:
@@ -104,12 +108,12 @@ class Problem:
 
     def sources(self, y):
         return K.source_totals(y, self.src_w, self.src_fac, self.xref, self.ln_a_br, self.ln_a_cl,
-                               self.linear_alpha, self.dEf_kT, self.rd_zero)
+                               self.linear_alpha, self.dEf_kT, self.rd_on)
 
     def assemble(self, y, hist, a0, dt, res, ab, with_jac=True, diag_row=K.KU):
         K.assemble(y, hist, a0, dt, self.mesh.volume_um, self.mesh.h_um, self.src_w, self.src_fac, self.vbg,
                    self.dirichlet, self.psi_d, self.kappa, self.xref, self.d0, self.tab, self.ln_a_br,
-                   self.ln_a_cl, self.linear_alpha, self.dEf_kT, self.rd_zero, res, ab, with_jac, diag_row)
+                   self.ln_a_cl, self.linear_alpha, self.dEf_kT, self.rd_on, res, ab, with_jac, diag_row)
 
     def currents(self, y) -> np.ndarray:
         """float64[n-1, 2] face currents (J_V, J_Br), site fractions * um / s."""
@@ -396,11 +400,17 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
     w_left = mesh.overlap_um(l0, l1)
     w_right = mesh.overlap_um(r0, r1)
     fac = np.zeros(n)
+    rd_on = np.ones(n)
     if el.enabled and field_V_per_um != 0.0:
         pos, neg = (w_left, w_right) if field_V_per_um > 0 else (w_right, w_left)
         fac[pos > 0] = abs(field_V_per_um) * el.positive_electrode_factor
         if el.negative_electrode == "same":
             fac[neg > 0] = abs(field_V_per_um) * el.negative_electrode_factor
+        # r_d as continuum.parameters.electrode_rates gives it
+        if el.r_d_form == "zero":
+            rd_on[:] = 0.0
+        elif el.r_d_form == "irreversible_at_positive":
+            rd_on[pos > 0] = 0.0
     src_w = w_left + w_right
     w = mat.jump_frequencies_per_s()
     if onsager is None and f0 is None:
@@ -412,7 +422,7 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
                    ln_a_br=math.log(el.alpha_Br_um_per_V_s), ln_a_cl=math.log(el.alpha_Cl_um_per_V_s),
                    linear_alpha=el.composition_dependence == "linear",
                    dEf_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV,
-                   rd_zero=el.r_d_form == "zero", thermal_voltage_V=sc["thermal_voltage_V"])
+                   rd_on=rd_on, thermal_voltage_V=sc["thermal_voltage_V"])
 
 
 def output_times(duration_s: float, numerics: Numerics) -> np.ndarray:

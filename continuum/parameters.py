@@ -322,6 +322,9 @@ class Geometry:
         return field_V_per_um * (zr - zl)
 
 
+R_D_FORMS = ("detailed_balance", "irreversible_at_positive", "zero")
+
+
 @dataclass(frozen=True)
 class Electrodes:
     """Linearised reversible vacancy creation / annihilation on the contact regions (MODEL.md 7).
@@ -336,9 +339,21 @@ class Electrodes:
     - composition_dependence "log_linear" (default): ln alpha linear in x_Cl between the two, i.e.
       a formation barrier linear in composition (MODEL.md section 7: the natural choice);
       "linear": alpha linear in x_Cl;
-    - r_d_form "detailed_balance" (default, MODEL.md 7): r_d = r_c (1 - x_V^eq) / x_V^eq with
-      x_V^eq of the local composition, so a contact at equilibrium is at rest; "zero": r_d = 0
-      (irreversible injection);
+    - r_d_form (MODEL.md 7 leaves it open):
+      "detailed_balance": r_d = r_c (1 - x_V^eq) / x_V^eq at both electrodes (x_V^eq of the local
+      composition), so a contact at equilibrium is at rest (MODEL.md's "natural choice");
+      "irreversible_at_positive" (default): the same at the negative (vacancy-accumulating)
+      electrode, where annihilation is the sink of the piled-up vacancies, but r_d = 0 at the
+      positive (vacancy-depleting) one: there the field drives creation and sweeps the created
+      vacancies away, injection is one-way.  Why the default: with "detailed_balance" the
+      reverse-bias contact (on the Cl segment, x_V^eq 100x smaller) is held at x_V^eq(Cl) and the
+      reverse migration is capped by transport (x_V^eq(Cl) times the drift velocity), at
+      |L(-4 V/um, 4 h)| ~ 0.017 um whatever alpha_Cl (measured: 0.0122 um at alpha_Cl = 3.8e-7,
+      0.0164 um at 4e4): MODEL.md's |L(-4)| = 0.05 um cannot be fitted and the rectification ratio
+      stays ~60-90.  With one-way injection the migration is set by the injection rate at the
+      depleted electrode in both polarities, the picture of MODEL.md section 7 and of the paper
+      (Fig. S16); in forward bias the two forms agree (there x_V << x_V^eq in the contact);
+      "zero": r_d = 0 at both electrodes (no sink: the vacancies pile up);
     - the other (negative, vacancy-accumulating) electrode: the paper does not say.  Default
       negative_electrode = "same": the same rate law with the local composition, multiplied by
       negative_electrode_factor (default 1) -- it then acts as the sink of the vacancies the field
@@ -353,7 +368,7 @@ class Electrodes:
     alpha_Br_um_per_V_s: float = 1.3e-5
     alpha_Cl_um_per_V_s: float = 3.8e-7
     composition_dependence: typing.Literal["log_linear", "linear"] = "log_linear"
-    r_d_form: typing.Literal["detailed_balance", "zero"] = "detailed_balance"
+    r_d_form: typing.Literal["detailed_balance", "irreversible_at_positive", "zero"] = "irreversible_at_positive"
     negative_electrode: typing.Literal["same", "inert"] = "same"
     negative_electrode_factor: float = 1.0
     positive_electrode_factor: float = 1.0
@@ -365,8 +380,8 @@ class Electrodes:
             require(math.isfinite(v) and v >= 0.0, f"{n} must be a number >= 0, got {v!r}")
         require(self.composition_dependence in ("log_linear", "linear"),
                 f"composition_dependence must be 'log_linear' or 'linear', got {self.composition_dependence!r}")
-        require(self.r_d_form in ("detailed_balance", "zero"),
-                f"r_d_form must be 'detailed_balance' or 'zero', got {self.r_d_form!r}")
+        require(self.r_d_form in R_D_FORMS,
+                f"r_d_form must be one of {', '.join(map(repr, R_D_FORMS))}, got {self.r_d_form!r}")
         require(self.negative_electrode in ("same", "inert"),
                 f"negative_electrode must be 'same' or 'inert', got {self.negative_electrode!r}")
 
@@ -409,8 +424,9 @@ def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, elect
       bias (field > 0) the positive electrode is the left (Br-side) contact.
     Returns two float64 arrays (0-d for scalar x_cl) broadcast to x_cl's shape:
       r_c = factor * alpha(x_cl) * |field|,  r_d = r_c (1 - x_V^eq(x_cl)) / x_V^eq(x_cl)
-      ("detailed_balance") or 0 ("zero"); both 0 if reactions are disabled or the negative
-      electrode is "inert".  See :class:`Electrodes` for the choices and their sources.
+      ("detailed_balance"; "irreversible_at_positive" on the negative electrode) or 0 ("zero";
+      "irreversible_at_positive" on the positive electrode); both 0 if reactions are disabled or
+      the negative electrode is "inert".  See :class:`Electrodes` for the choices and sources.
     Pure: no state, no I/O; used by the continuum model and the device kMC alike.
     """
     if electrode not in ELECTRODES:
@@ -422,7 +438,7 @@ def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, elect
         return zero, zero.copy()
     factor = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
     r_c = factor * el.alpha_um_per_V_s(x) * abs(float(field_V_per_um))
-    if el.r_d_form == "zero":
+    if el.r_d_form == "zero" or (el.r_d_form == "irreversible_at_positive" and electrode == "positive"):
         return r_c, np.zeros_like(r_c)
     x_eq = params.vacancies.equilibrium_fraction(params.material, x)
     return r_c, r_c * (1.0 - x_eq) / x_eq
