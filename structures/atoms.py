@@ -101,19 +101,29 @@ def perovskite_atoms(lattice: AnionLattice, occupancy, *, vacancies: str = "omit
     return atoms
 
 
-def crop_z(lattice: AnionLattice, occupancy, k_start: int, k_stop: int) -> tuple[AnionLattice, np.ndarray]:
-    """The cells ``k_start <= k < k_stop`` along z of a state: (bounded sub-lattice, its occupancy).
+def crop_cells(lattice: AnionLattice, occupancy, *, x: tuple[int, int] | None = None,
+               y: tuple[int, int] | None = None, z: tuple[int, int] | None = None) -> tuple[AnionLattice, np.ndarray]:
+    """A block of unit cells of a state: (sub-lattice, its occupancy uint8[sub.n_sites]).
 
-    Sites are numbered z-plane block by block, so the sub-state is one contiguous slice of
-    ``occupancy``; the sub-lattice starts at z = 0 (add ``k_start * a`` for the original z).
+    ``x``, ``y``, ``z`` are half-open cell ranges ``(start, stop)`` (default: the whole axis); at
+    least 2 cells across (x, y) and 1 along z.  The sub-lattice starts at the origin (add
+    ``start * a`` for the original coordinates); it stays periodic along an axis only when that
+    axis is kept whole (z: only if the lattice was periodic).
     """
     occ = check_occupancy(lattice, occupancy)
-    if not 0 <= k_start < k_stop <= lattice.nz:
-        raise ValueError(f"z cells {k_start}:{k_stop} must satisfy 0 <= start < stop <= nz = {lattice.nz}")
-    sub = AnionLattice(lattice.nx, lattice.ny, k_stop - k_start, periodic_z=False,
+    ranges = []
+    for name, r, n, minimum in (("x", x, lattice.nx, 2), ("y", y, lattice.ny, 2), ("z", z, lattice.nz, 1)):
+        lo, hi = (0, n) if r is None else (int(r[0]), int(r[1]))
+        if not (0 <= lo and lo + minimum <= hi <= n):
+            raise ValueError(f"{name} cells {lo}:{hi} must satisfy 0 <= start, start + {minimum} <= stop <= {n}")
+        ranges.append((lo, hi))
+    (x0, x1), (y0, y1), (z0, z1) = ranges
+    keep_z_periodic = lattice.periodic_z and (z0, z1) == (0, lattice.nz)
+    sub = AnionLattice(x1 - x0, y1 - y0, z1 - z0, periodic_z=keep_z_periodic,
                        lattice_constant_A=lattice.lattice_constant_A)
-    per_layer = 3 * lattice.nx * lattice.ny
-    return sub, occ[k_start * per_layer:k_stop * per_layer].copy()
+    # site = ((k ny + j) nx + i) 3 + s: a 4-D view [k, j, i, s] slices the block directly
+    block = occ.reshape(lattice.nz, lattice.ny, lattice.nx, 3)[z0:z1, y0:y1, x0:x1]
+    return sub, np.ascontiguousarray(block).reshape(-1)
 
 
 def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: float = 0.05) -> np.ndarray:

@@ -5,7 +5,7 @@ from ase.io import read, write
 from ase.neighborlist import neighbor_list
 from hypothesis import given, settings, strategies as st
 
-from structures.atoms import (BR, CL, VACANCY, crop_z, front_position_um, heterojunction, occupancy_from_atoms,
+from structures.atoms import (BR, CL, VACANCY, crop_cells, front_position_um, heterojunction, occupancy_from_atoms,
                               occupancy_from_profile, perovskite_atoms, sample_continuum_window, select_frames,
                               trajectory_atoms)
 from structures.lattice import AnionLattice
@@ -219,18 +219,22 @@ def test_trajectory_atoms_yields_selected_frames_with_time():
         assert np.array_equal(occupancy_from_atoms(a, lat), states[k])
 
 
-def test_crop_z_keeps_the_cells_in_the_window():
-    lat = AnionLattice(2, 3, 6, periodic_z=False)
+def test_crop_cells_keeps_the_cells_in_the_block():
+    lat = AnionLattice(4, 3, 6, periodic_z=False)
     occ = _random_occupancy(lat, np.random.default_rng(11))
-    sub, sub_occ = crop_z(lat, occ, 2, 5)
+    sub, sub_occ = crop_cells(lat, occ, x=(1, 3), z=(2, 5))
     assert (sub.nx, sub.ny, sub.nz, sub.periodic_z) == (2, 3, 3, False)
-    k = lat.site_cells()[:, 2]
-    keep = (k >= 2) & (k < 5)
-    # same species at the same positions, shifted by 2 cells along z
+    i, j, k = lat.site_cells()[:, :3].T
+    keep = (i >= 1) & (i < 3) & (k >= 2) & (k < 5)
+    # the same species at the same positions, shifted by the block origin (1, 0, 2) cells
     assert np.array_equal(sub_occ, occ[keep])
-    assert np.allclose(sub.positions_A() + [0, 0, 2 * A], lat.positions_A()[keep])
-    with pytest.raises(ValueError, match="z cells"):
-        crop_z(lat, occ, 4, 7)
+    assert np.allclose(sub.positions_A() + [A, 0, 2 * A], lat.positions_A()[keep])
+    whole, whole_occ = crop_cells(AnionLattice(2, 2, 3), occ[:36])
+    assert whole.periodic_z and np.array_equal(whole_occ, occ[:36])
+    with pytest.raises(ValueError, match="z cells 4:7"):
+        crop_cells(lat, occ, z=(4, 7))
+    with pytest.raises(ValueError, match="x cells 3:4"):
+        crop_cells(lat, occ, x=(3, 4))
 
 
 def test_continuum_window_nearest_node_keeps_a_step_sharp():

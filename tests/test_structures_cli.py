@@ -184,3 +184,16 @@ def test_snapshot_picks_the_run_of_a_multi_field_result(continuum_result, tmp_pa
     assert z0 == pytest.approx(1.995 + 0.005 * (0.999 - 0.55) / 0.999 - 10 * 5.8e-4, abs=6e-4)
     assert main(argv + ["--field-V-per-um", "1"]) == 2
     assert "no run at field 1.0 V/um" in capsys.readouterr().err
+
+
+def test_snapshot_xy_cells_crops_the_cross_section(trajectory, tmp_path, capsys):
+    argv = ["snapshot", str(trajectory), "-o", str(tmp_path / "c.png"), "--renderer", "png", "--size", "300x100",
+            "--frame", "0"]
+    assert main(argv + ["--xy-cells", "2", "3", "--z-cells", "0:4"]) == 0
+    out = capsys.readouterr().out
+    assert "2x3 cells across" in out
+    i, j, k = LATTICE.site_cells()[:, :3].T
+    n_vac = int(np.sum(_states()[0][(i < 2) & (k < 4)] == 2))
+    assert f"{24 + 24 + 72 - n_vac} atoms" in out
+    assert main(argv + ["--xy-cells", "4", "3"]) == 2
+    assert "x cells 0:4 must satisfy" in capsys.readouterr().err

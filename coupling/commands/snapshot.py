@@ -4,8 +4,9 @@ INPUT is a device-kMC trajectory (H5MD, `ionwire device`) or a continuum result 
 (`ionwire continuum`; --field-V-per-um picks a run of a multi-field file, default the first);
 the kind is detected by trying the kMC reader first.
 
-kMC trajectory: the selected frame's full CsPbX3 supercell is drawn as it is, or only the unit
-cells START <= k < STOP along z with --z-cells START:STOP (for long wires).
+kMC trajectory: the selected frame's full CsPbX3 supercell is drawn as it is, or, for big
+lattices, only the unit cells START <= k < STOP along z (--z-cells START:STOP) and the first
+NX x NY cells of the cross-section (--xy-cells NX NY).
 
 Continuum result: an atomistic thin wire is sampled from the profiles x_Br(z), x_V(z) at the
 selected time: a cross-section of --cross-section NX NY cells (default 4 4, periodic) spanning
@@ -53,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="omit vacant anion sites (default) or draw them as small yellow X atoms")
     parser.add_argument("--z-cells", default=None, metavar="START:STOP",
                         help="kMC input: draw only the unit cells START <= k < STOP along z (default: all)")
+    parser.add_argument("--xy-cells", type=int, nargs=2, default=None, metavar=("NX", "NY"),
+                        help="kMC input: draw only the first NX x NY cells of the cross-section (default: all)")
     cont = parser.add_argument_group("continuum input")
     cont.add_argument("--z-window-um", type=float, nargs=2, default=None, metavar=("Z0", "Z1"),
                       help="z range (um) of the sampled atomistic wire; default: --cells-z cells at the front")
@@ -113,7 +116,7 @@ def _continuum_atoms(args, result):
 def load_atoms(args):
     """(Atoms, description) for the input file: a kMC frame, or a sample of a continuum profile."""
     from coupling.cli import UserError
-    from structures.atoms import crop_z, perovskite_atoms
+    from structures.atoms import crop_cells, perovskite_atoms
 
     path = args.input
     if not Path(path).exists():
@@ -139,10 +142,19 @@ def load_atoms(args):
                 t = float(traj.times_s[i])
                 lattice = traj.lattice
                 what = f"frame {i} (t = {t:.4g} s)"
+                z = x = y = None
                 if args.z_cells is not None:
-                    k0, k1 = _z_cells(args.z_cells, lattice.nz)
-                    lattice, occ = crop_z(lattice, occ, k0, k1)
-                    what += f", cells {k0}:{k1} along z"
+                    z = _z_cells(args.z_cells, lattice.nz)
+                    what += f", cells {z[0]}:{z[1]} along z"
+                if args.xy_cells is not None:
+                    x, y = (0, args.xy_cells[0]), (0, args.xy_cells[1])
+                    what += f", {x[1]}x{y[1]} cells across"
+                if (x, y, z) != (None, None, None):
+                    try:
+                        lattice, occ = crop_cells(lattice, occ, x=x, y=y, z=z)
+                    except ValueError as exc:
+                        raise UserError(f"{exc} (this lattice: {lattice.nx}x{lattice.ny}x{lattice.nz} cells)") \
+                            from exc
                 atoms = perovskite_atoms(lattice, occ, vacancies=args.vacancies, time_s=t)
                 return atoms, what
     try:
