@@ -61,6 +61,8 @@ from continuum.parameters import ParameterError, to_mapping
 REGISTRY: dict[str, str] = {
     # the rectification experiment with the continuum model (runs/fig1e.toml; CONT's library)
     "continuum": "continuum.experiment:ContinuumRun",
+    # independent bulk kMC replicas (kmc.observables; throughput benchmark, transport sweeps)
+    "bulk": "coupling.runtypes:BulkRun",
     # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml; the coupling engineer's)
     "onsager": "coupling.parameterize:OnsagerTableRun",
 }
@@ -284,3 +286,165 @@ def seed_for(base_seed: int, run_point: Mapping[str, Any]) -> int:
     blob = json.dumps({"seed": base_seed, "point": dict(run_point)}, sort_keys=True).encode()
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") >> 1
 
+
+
+# --------------------------------------------------------------------------------------------
+# adapters: run types over the other packages' library APIs
+# --------------------------------------------------------------------------------------------
+MAX_FIELD_V_PER_UM = 5000.0
+
+
+@dataclass(frozen=True)
+class BulkCampaignConfig:
+    """A bulk kMC campaign (``run = "bulk"``): every run is ONE independent replica of a periodic
+    random Br/Cl alloy (kmc.observables.run_replica); ``reduce`` forms replica means and standard
+    errors per point.  Sweepable: x_cl, field_V_per_um, temperature_K, vacancies, events.
+
+    cells: periodic supercell (unit cells); x_cl: Cl fraction of the halides; vacancies: count
+    (None: 1 % of the anion sites); field_V_per_um: uniform field along z; events: hops per
+    replica after ``warmup_events`` (None: events // 10); blocks: blocks per replica for l_ab;
+    seed: root seed (each run's seed is derived from it and the run's point, so every replica is
+    independent and reproducible on its own); [material]: continuum.parameters.Material.
+    """
+
+    material: Any = None
+    cells: tuple[int, int, int] = (16, 16, 16)
+    x_cl: float = 0.5
+    vacancies: int | None = None
+    field_V_per_um: float = 0.0
+    events: int = 1_000_000
+    warmup_events: int | None = None
+    blocks: int = 20
+    seed: int = 0
+    sweep: Any = None
+
+    def __post_init__(self):
+        from continuum.parameters import Material, from_mapping, require
+
+        if not isinstance(self.material, Material):
+            object.__setattr__(self, "material", from_mapping(Material, self.material, "material"))
+        require(all(2 <= c <= 4096 for c in self.cells), f"cells: each must be in [2, 4096], got {list(self.cells)}")
+        for name, axis in BULK_AXES.items():
+            value = getattr(self, name) if name != "temperature_K" else self.material.temperature_K
+            if value is not None:
+                axis.check(value, name if name != "temperature_K" else "material.temperature_K")
+        n_sites = 3 * self.cells[0] * self.cells[1] * self.cells[2]
+        if self.vacancies is not None:
+            require(self.vacancies < n_sites, f"vacancies: must be < the {n_sites} anion sites, got {self.vacancies}")
+        if self.warmup_events is not None:
+            require(0 <= self.warmup_events <= 10**12, f"warmup_events: must be in [0, 1e12], got {self.warmup_events}")
+        require(1 <= self.blocks <= 10_000, f"blocks: must be in [1, 10000], got {self.blocks}")
+        require(self.events >= self.blocks, f"events: must be >= blocks ({self.blocks}), got {self.events}")
+        require(0 <= self.seed < 2**63, f"seed: must be in [0, 2^63), got {self.seed}")
+
+
+BULK_AXES = {
+    "x_cl": Axis(float, 0.0, 1.0),
+    "field_V_per_um": Axis(float, -MAX_FIELD_V_PER_UM, MAX_FIELD_V_PER_UM, "V/um"),
+    "temperature_K": Axis(float, 1.0, 5000.0, "K"),
+    "vacancies": Axis(int, 1, 10**9),
+    "events": Axis(int, 1, 10**13),
+}
+_BULK_OBSERVABLES = ("l_per_s", "f", "D_tracer_cm2_per_s", "drift_velocity_cm_per_s")
+
+
+class BulkRun:
+    """Run type ``bulk``: independent bulk kMC replicas over a sweep (kMC throughput campaigns,
+    transport coefficients against composition, field or temperature)."""
+
+    name = "bulk"
+
+    @staticmethod
+    def load(mapping):
+        from continuum.parameters import from_mapping
+
+        return from_mapping(BulkCampaignConfig, mapping)
+
+    @staticmethod
+    def expand(config):
+        return sweep_points(config.sweep, BULK_AXES)
+
+    @staticmethod
+    def fingerprint(config):
+        d = to_mapping(config)
+        d["material"] = to_mapping(config.material)
+        d.pop("sweep", None)
+        return d
+
+    @staticmethod
+    def _settings(config, point):
+        material = config.material
+        if "temperature_K" in point:
+            material = dataclasses.replace(material, temperature_K=float(point["temperature_K"]))
+        nx, ny, nz = config.cells
+        vac = point.get("vacancies", config.vacancies)
+        if vac is None:
+            vac = max(1, round(0.01 * 3 * nx * ny * nz))
+        events = int(point.get("events", config.events))
+        warm = config.warmup_events if config.warmup_events is not None else events // 10
+        return material, int(vac), events, int(warm)
+
+    @staticmethod
+    def run(config, point, outdir):
+        import time
+
+        from kmc.observables import run_replica
+        from structures.lattice import AnionLattice
+
+        material, vac, events, warm = BulkRun._settings(config, point)
+        lattice = AnionLattice(*config.cells, periodic_z=True, lattice_constant_A=material.lattice_constant_A)
+        x_cl = float(point.get("x_cl", config.x_cl))
+        field_ = float(point.get("field_V_per_um", config.field_V_per_um))
+        seed = seed_for(config.seed, point)
+        t0 = time.perf_counter()
+        rep = run_replica(lattice, x_cl, vac, material, field_, events, seed, warm, config.blocks)
+        wall = time.perf_counter() - t0
+        return {"x_cl": x_cl, "field_V_per_um": field_, "temperature_K": material.temperature_K,
+                "vacancies": vac, "events": events, "warmup_events": warm, "seed": seed,
+                "l_per_s": rep.l_per_s, "f": rep.f, "D_tracer_cm2_per_s": rep.D_tracer_cm2_per_s,
+                "D_vacancy_cm2_per_s": rep.D_vacancy_cm2_per_s,
+                "drift_velocity_cm_per_s": rep.drift_velocity_cm_per_s, "time_s": rep.time_s,
+                "hops": rep.hops, "wall_s": wall, "events_per_second": (events + warm) / wall}
+
+    @staticmethod
+    def reduce(config, points, results, outdir):
+        """Replica mean and standard error of every observable, per point (without its replica)."""
+        import json
+        from pathlib import Path
+
+        import numpy as np
+
+        groups: dict[str, list] = {}
+        keys: dict[str, dict] = {}
+        for p, r in zip(points, results):
+            key = {k: v for k, v in p.items() if k != "replica"}
+            k = json.dumps(key, sort_keys=True)
+            groups.setdefault(k, []).append(r)
+            keys[k] = key
+
+        def mean_err(values):
+            v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
+            err = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
+            return float(v.mean()), err
+
+        table = []
+        for k, rs in groups.items():
+            row = {"point": keys[k], "replicas": len(rs), "events_per_replica": rs[0]["events"]}
+            for obs in _BULK_OBSERVABLES:
+                row[obs], row[obs + "_err"] = {}, {}
+                for name in rs[0][obs]:
+                    row[obs][name], row[obs + "_err"][name] = mean_err([r[obs][name] for r in rs])
+            row["D_vacancy_cm2_per_s"], row["D_vacancy_err"] = mean_err([r["D_vacancy_cm2_per_s"] for r in rs])
+            table.append(row)
+        events = sum(r["events"] + r["warmup_events"] for r in results)
+        run_wall = sum(r["wall_s"] for r in results)
+        summary = {"table": table, "runs": len(results), "events": events, "run_wall_s": run_wall,
+                   "events_per_second_per_run": events / run_wall if run_wall > 0 else None,
+                   "units": {"l_per_s": "1/s", "D_tracer_cm2_per_s": "cm^2/s", "D_vacancy_cm2_per_s": "cm^2/s",
+                             "drift_velocity_cm_per_s": "cm/s"}}
+        (Path(outdir) / "bulk_table.json").write_text(json.dumps(table, indent=1))
+        first = table[0]
+        summary["headline"] = (f"{len(table)} points x {first['replicas']} replicas; {events:.3g} events at "
+                               f"{summary['events_per_second_per_run']:.3g} events/s per run; "
+                               f"table: {Path(outdir) / 'bulk_table.json'}")
+        return summary

@@ -33,6 +33,20 @@ BAD_CONFIGS = [
      ["sweep", "zip", "dimension: 2", "samples: 1"]),
     ("sweep-not-a-table", TOY + "sweep = 5\n", ["sweep", "table"]),
     ("toml-syntax", TOY + "samples = = 3\n", ["line 2"]),
+    # the shipped run types (their own loaders, same one-line contract)
+    ("bulk-cells", 'run = "bulk"\ncells = [1, 8, 8]\n', ["cells", "[2, 4096]"]),
+    ("bulk-cells-length", 'run = "bulk"\ncells = [8, 8]\n', ["cells", "3 values"]),
+    ("bulk-sweep-x_cl", 'run = "bulk"\n[sweep]\nx_cl = [0.5, 1.5]\n', ["sweep.x_cl[1]", "[0, 1]"]),
+    ("bulk-sweep-unknown", 'run = "bulk"\n[sweep]\nseed = [1, 2]\n', ["sweep.seed", "allowed", "x_cl"]),
+    ("bulk-material-key", 'run = "bulk"\n[material]\ntemperature = 300\n', ["material.temperature", "temperature_K"]),
+    ("bulk-temperature", 'run = "bulk"\n[material]\ntemperature_K = -3.0\n', ["temperature_K"]),
+    ("bulk-events", 'run = "bulk"\nevents = 5\n', ["events", "blocks"]),
+    ("continuum-field", 'run = "continuum"\n[sweep]\nfield_V_per_um = [1.0, 100.0]\n',
+     ["field_V_per_um[1]", "[-50, 50]"]),
+    ("continuum-negative-length", 'run = "continuum"\n[geometry]\nwire_length_um = -1.0\n', ["wire_length_um"]),
+    ("continuum-unknown-section", 'run = "continuum"\n[geometri]\nwire_length_um = 1.0\n', ["geometri", "geometry"]),
+    ("onsager-replicas", 'run = "onsager"\n[sweep]\npreset = ["host"]\nx_cl = [0.1, 0.2]\nreplicas = 1\n',
+     ["sweep.replicas", ">= 2"]),
 ]
 
 
