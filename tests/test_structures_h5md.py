@@ -2,6 +2,7 @@
 H5MD compatibility checked with the standard reader pyh5md."""
 import matplotlib.image
 import numpy as np
+import pyh5md  # the standard H5MD reader (test extra)
 import pytest
 from ase.io import read
 
@@ -114,7 +115,6 @@ def test_snapshot_of_a_trajectory_frame(trajectory, tmp_path, capsys):
 def test_trajectory_opens_in_the_standard_h5md_reader_pyh5md(trajectory):
     """The file is H5MD 1.1 as the pyh5md reader understands it: the /h5md metadata group, a
     particles group with its box, time-independent positions and time-dependent species."""
-    pyh5md = pytest.importorskip("pyh5md")
     with pyh5md.File(str(trajectory), "r") as f:  # pyh5md checks /h5md/author and /h5md/creator
         assert list(f["h5md"].attrs["version"]) == [1, 1]
         assert f["h5md/author"].attrs["name"]
