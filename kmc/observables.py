@@ -16,7 +16,8 @@ r_i the displacement of atom i):
   a replica: l_ab = sum_blocks dR_a.dR_b / (sum_blocks dt  z s^2 N_V).  Under a field the mean
   drift of each block is subtracted (with the n/(n-1) correction), so l_ab stays the zero-field
   fluctuation coefficient to first order.
-- vacancy diffusion coefficient  D_V = sum_v |r_v|^2 / (6 N_V t)                      (cm^2/s)
+- vacancy diffusion coefficient  D_V = sum_blocks sum_v |dr_v|^2 / (6 N_V sum_blocks dt)  (cm^2/s)
+  (block increments, drift removed under a field as for l_ab)
 - drift velocity  v_a = R_a,z / (N_a t) (cm/s, along +z = the field), mobility
   mu_a = v_a / (q_a E) (cm^2/(V s)) with q = -1 for the halides and +1 for the vacancy, so a
   mobility is positive when the species moves the way its charge is pushed.
@@ -110,11 +111,16 @@ def run_replica(lattice: AnionLattice, x_cl: float, n_vacancies: int, material: 
     edges = np.linspace(0, n_events, n_blocks + 1).astype(np.int64)
     dR = np.zeros((n_blocks, 2, 3))
     dt = np.zeros(n_blocks)
+    # vacancy sums (no per-block per-vacancy storage): sum |dr_v|^2, sum_b (sum_v dr_v) dt_b
+    v_sq, v_cross = 0.0, np.zeros(3)
     for b in range(n_blocks):
-        R0, t0 = state.collective_displacement.astype(float), state.time_s
+        R0, Rv0, t0 = state.collective_displacement.copy(), state.vacancy_displacement.copy(), state.time_s
         engine.run(int(edges[b + 1] - edges[b]))
         dR[b] = state.collective_displacement - R0
         dt[b] = state.time_s - t0
+        drv = (state.vacancy_displacement - Rv0).astype(float)
+        v_sq += float((drv**2).sum())
+        v_cross += drv.sum(axis=0) * dt[b]
     half_cm = 0.5 * lattice.lattice_constant_A * ANGSTROM_M / CM_M  # a/2 in cm
     s2_half = 2.0  # s^2 = a^2/2 = 2 (a/2)^2
     t = state.time_s
@@ -132,14 +138,20 @@ def run_replica(lattice: AnionLattice, x_cl: float, n_vacancies: int, material: 
         v[name] = float(state.collective_displacement[x, 2]) * half_cm / (n_x * t) if n_x else float("nan")
     nv = state.n_vacancies
     vd = state.vacancy_displacement.astype(float)
-    D_v = float((vd**2).sum()) * half_cm**2 / (6.0 * nv * t)
     v["V"] = float(vd[:, 2].sum()) * half_cm / (nv * t)
     if field_V_per_um != 0.0 and n_blocks > 1:
+        # drift removed block by block; n/(n-1) undoes the bias of the estimated mean
         drift = dR.sum(axis=0) / dt.sum()  # half-units per s
         fluct = dR - drift[None] * dt[:, None, None]
         corr = n_blocks / (n_blocks - 1.0)
+        u = vd.sum(axis=0) / (nv * dt.sum())  # common vacancy drift, half-units per s
+        m = n_blocks * nv
+        v_fluct = (v_sq - 2.0 * float(u @ v_cross) + float(u @ u) * nv * float((dt**2).sum())) * m / (m - 1.0)
     else:
-        fluct, corr = dR, 1.0
+        fluct, corr, v_fluct = dR, 1.0, v_sq
+    # vacancy hops are nearly uncorrelated: block increments of every vacancy are independent
+    # samples of its mean-square displacement (much less noisy than one displacement per run)
+    D_v = v_fluct * half_cm**2 / (6.0 * nv * dt.sum())
     l = {}
     for name, a, b in PAIRS:
         l[name] = corr * float(np.einsum("ij,ij->", fluct[:, a], fluct[:, b])) / (dt.sum() * Z_ANION * s2_half * nv)
@@ -262,4 +274,15 @@ def result_to_dict(result: BulkResult, theory: dict | None = None) -> dict:
     }
     if theory is not None:
         out["l_theory_MAA"] = theory
-    return out
+    return _finite(out)
+
+
+def _finite(obj):
+    """NaN/inf -> None (undefined values, e.g. f of an absent species), so the output is JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
