@@ -265,12 +265,16 @@ class LocalPool:
         import concurrent.futures as cf
 
         self._cf = cf
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(os.getpid(),),
-                                           mp_context=multiprocessing.get_context(method))
         self.workers = workers
+        self.pool = self._new_pool()
+        self.broken = False
         self.window = 2 * workers  # tasks in flight: keeps "stop submitting" meaningful
         self.description = f"{workers} local process{'es' if workers > 1 else ''}"
+
+    def _new_pool(self):
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        return self._cf.ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init,
+                                            initargs=(os.getpid(),), mp_context=multiprocessing.get_context(method))
 
     def submit(self, fn: Callable, *args, key: str = "") -> Any:
         return self.pool.submit(fn, *args)
@@ -279,10 +283,21 @@ class LocalPool:
         done, _ = self._cf.wait(futures, timeout=timeout, return_when=self._cf.FIRST_COMPLETED)
         return list(done)
 
-    @staticmethod
-    def outcome(fut) -> dict | str:
+    def outcome(self, fut) -> dict | str:
         exc = fut.exception()
-        return f"{type(exc).__name__}: {exc}" if exc is not None else fut.result()
+        if exc is None:
+            return fut.result()
+        if isinstance(exc, self._cf.process.BrokenProcessPool):
+            # a worker died (segfault, OOM kill): every run in flight fails with this; the pool is
+            # replaced (restart) so the rest of the campaign goes on
+            self.broken = True
+            return f"a worker process died while this run was running or queued ({type(exc).__name__})"
+        return f"{type(exc).__name__}: {exc}"
+
+    def restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._new_pool()
+        self.broken = False
 
     def abort(self, futures: list) -> None:
         for f in futures:
@@ -632,6 +647,8 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
                             with open(folder.failed / f"{rp.id}.txt", "w") as fh:
                                 fh.write(f"point: {canonical_json(rp.point)}\n{detail}\n")
                         bar.update(1)
+                    if getattr(pool, "broken", False):
+                        pool.restart()
                     if time.monotonic() - last_index > index_interval_s:
                         folder.write_index(spec, records, failed)
                         last_index = time.monotonic()

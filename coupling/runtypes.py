@@ -63,6 +63,8 @@ REGISTRY: dict[str, str] = {
     "continuum": "continuum.experiment:ContinuumRun",
     # independent bulk kMC replicas (kmc.observables; throughput benchmark, transport sweeps)
     "bulk": "coupling.runtypes:BulkRun",
+    # device kMC trajectories (kmc.device; runs/device_small.toml plus a [sweep])
+    "device": "coupling.runtypes:DeviceRun",
     # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml; the coupling engineer's)
     "onsager": "coupling.parameterize:OnsagerTableRun",
 }
@@ -448,3 +450,87 @@ class BulkRun:
                                f"{summary['events_per_second_per_run']:.3g} events/s per run; "
                                f"table: {Path(outdir) / 'bulk_table.json'}")
         return summary
+
+
+@dataclass(frozen=True)
+class DeviceCampaignConfig:
+    """A device kMC campaign (``run = "device"``): the device config of kmc.device (every table of
+    e.g. runs/device_small.toml) plus a [sweep] over field_V_per_um and/or seed ([kmc] values
+    otherwise; with ``replicas`` and no seed axis each replica's seed is derived from [kmc] seed
+    and the point).  Each run writes its H5MD trajectory ``device.h5`` into its run folder."""
+
+    device: Any
+    sweep: Any = None
+
+
+DEVICE_AXES = {
+    "field_V_per_um": Axis(float, -MAX_FIELD_V_PER_UM, MAX_FIELD_V_PER_UM, "V/um"),
+    "seed": Axis(int, 0, 2**63 - 1),
+}
+
+
+class DeviceRun:
+    """Run type ``device``: device kMC trajectories (kmc.device.run_device) over fields / seeds."""
+
+    name = "device"
+
+    @staticmethod
+    def load(mapping):
+        from kmc.device import load_config
+
+        data = dict(mapping)
+        sweep = data.pop("sweep", None)
+        cfg = DeviceCampaignConfig(load_config(data), sweep)
+        sweep_points(sweep, DEVICE_AXES)  # validate now, before anything runs
+        return cfg
+
+    @staticmethod
+    def expand(config):
+        return sweep_points(config.sweep, DEVICE_AXES)
+
+    @staticmethod
+    def fingerprint(config):
+        return to_mapping(config.device)
+
+    @staticmethod
+    def settings(config, point):
+        """The kmc.device.DeviceConfig of one point."""
+        from kmc.device import replace_settings
+
+        kmc = config.device.kmc
+        if "seed" in point:
+            seed = int(point["seed"])
+        elif "replica" in point:
+            seed = seed_for(kmc.seed, point)
+        else:
+            seed = kmc.seed
+        return replace_settings(config.device, field_V_per_um=float(point.get("field_V_per_um", kmc.field_V_per_um)),
+                                seed=seed)
+
+    @staticmethod
+    def run(config, point, outdir):
+        from kmc.device import run_device
+
+        cfg = DeviceRun.settings(config, point)
+        summary = run_device(cfg, os.path.join(outdir, "device.h5"))
+        # paths relative to the run folder (the temporary folder is renamed when the run is done)
+        summary["output"] = "device.h5"
+        summary.update(field_V_per_um=cfg.kmc.field_V_per_um, seed=cfg.kmc.seed)
+        for f in os.listdir(outdir):
+            if f.endswith(".checkpoint"):  # a finished run needs no checkpoint
+                os.remove(os.path.join(outdir, f))
+        return summary
+
+    @staticmethod
+    def reduce(config, points, results, outdir):
+        import json
+        from pathlib import Path
+
+        rows = [{"point": p, **r} for p, r in zip(points, results)]
+        (Path(outdir) / "device_runs.json").write_text(json.dumps(rows, indent=1))
+        events = sum(r["events"] for r in results)
+        wall = sum(r["wall_s"] for r in results)
+        return {"runs": rows, "events": events, "run_wall_s": wall,
+                "headline": f"{len(rows)} device runs, {events:.3g} events, "
+                            f"{events / wall if wall else float('nan'):.3g} events/s per run; "
+                            "trajectories: runs/<id>/device.h5 (index.json maps ids to points)"}

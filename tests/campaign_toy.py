@@ -4,7 +4,9 @@ Each run estimates the volume of the unit ball in ``dimension`` dimensions by Mo
 (``samples`` uniform points in the cube [-1, 1]^d); ``reduce`` combines the replicas of each
 dimension into a mean with its standard error, which the tests compare with the exact
 V_d = pi^(d/2) / Gamma(d/2 + 1).  ``sleep_s`` stretches runs so that campaigns can be killed
-mid-way; ``fail_dimension`` makes the runs of one dimension raise (failure handling).
+mid-way; ``fail_dimension`` makes the runs of one dimension raise (failure handling); the
+file OUT/crash_dimension in the campaign folder, if it exists, names a dimension whose runs make
+the worker process die.
 """
 from __future__ import annotations
 
@@ -55,6 +57,12 @@ class Toy:
         n = point.get("samples", config.samples)
         if d == config.fail_dimension:
             raise RuntimeError(f"injected failure for dimension {d}")
+        # OUT/crash_dimension (outdir: OUT/runs/.partial/x)
+        trigger = outdir.parents[2] / "crash_dimension" if len(outdir.parents) > 2 else None
+        if trigger is not None and trigger.exists() and trigger.read_text().strip() == str(d):
+            import os
+
+            os._exit(3)  # a worker that dies (segfault, OOM kill), not an exception
         rng = np.random.default_rng(seed_for(config.seed, point))
         x = rng.uniform(-1.0, 1.0, size=(n, d))
         inside = float(np.mean(np.sum(x * x, axis=1) <= 1.0))

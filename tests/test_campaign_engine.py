@@ -186,3 +186,21 @@ def test_atomic_write_json_leaves_no_temp_files(tmp_path):
         cp.atomic_write_json(target, {"i": i, "nan": math.nan})
     assert json.loads(target.read_text())["i"] == 2
     assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_a_dying_worker_fails_only_the_runs_in_flight_and_the_campaign_goes_on(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    trigger = out / "crash_dimension"  # read by campaign_toy.Toy.run
+    trigger.write_text("2")
+    spec = cp.load_spec(write_config(tmp_path, dims=(2, 3, 4, 5), replicas=2))
+    report = cp.run_campaign(spec, out, workers=1, progress=False)
+    crashed = {rp.id for rp in spec.points if rp.point["dimension"] == 2}
+    assert crashed <= set(report.failed)
+    assert all("worker process died" in report.failed[i] for i in crashed)
+    # with one worker at most 2 runs are in flight: the pool was replaced and the rest ran
+    assert report.n_new >= len(spec.points) - 2 - len(crashed)
+    trigger.unlink()
+    report = cp.run_campaign(spec, out, workers=1, progress=False, resume=True)
+    assert not report.failed and report.n_new == len(spec.points) - report.n_resumed
+    assert report.summary is not None
