@@ -82,7 +82,8 @@ def expected(spec, point):
 
 def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(tmp_path):
     cfg = tmp_path / "kill.toml"
-    cfg.write_text(CONFIG.format(sleep=0.12, replicas=4))  # 16 runs of ~0.12 s on 2 workers
+    # 24 runs of ~0.15 s on 2 workers: ~1.8 s of work, while an attempt lives at most 0.9 s
+    cfg.write_text(CONFIG.format(sleep=0.15, replicas=6))
     out = tmp_path / "out"
     spec = cp.load_spec(cfg)
     ids = [rp.id for rp in spec.points]
