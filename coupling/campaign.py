@@ -596,7 +596,10 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
             prepared = cache["prepared"]
         else:
             t0 = time.perf_counter()
-            prepared = spec.run_type.prepare(config)
+            try:
+                prepared = spec.run_type.prepare(config)
+            except KeyboardInterrupt:
+                raise CampaignInterrupted(len(records), len(spec.points), out) from None
             prepare_wall = time.perf_counter() - t0
             atomic_write_json(out / "prepare.json", {"fingerprint_sha": spec.fingerprint_sha,
                                                      "prepared": prepared, "wall_s": prepare_wall})
@@ -659,6 +662,10 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
             folder.clear_partial()
             folder.write_index(spec, records, failed)
             raise CampaignInterrupted(len(records), len(spec.points), out) from None
+        except BaseException:
+            bar.close()
+            pool.abort(list(pending))  # never leave workers behind
+            raise
         pool.close()
         bar.close()
     folder.write_index(spec, records, failed)
