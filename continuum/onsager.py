@@ -14,8 +14,8 @@ import numpy as np
 #   f0 = 0.6889 +- 0.0002
 # reproduce with (about 1 min on one core; key "f" -> "Br", error in "f_err"):
 #   ionwire bulk --cells 48 48 48 --vacancies 1 --x-cl 0 --events 4e6 --warmup 0 --blocks 1 --replicas 32 --seed 1 --json
-# A large box makes each atom hop few times, which lowers the replica-to-replica scatter; smaller
-# boxes agree within their errors (16^3, 64 x 4e6 hops: 0.6904 +- 0.0007; 8^3: 0.6919 +- 0.0018).
+# A large box makes each atom hop few times, which lowers the replica-to-replica scatter.  Checks:
+# 32^3, 24 x 8e6 hops: 0.6887 +- 0.0003; 16^3, 64 x 4e6: 0.6904 +- 0.0007; 8^3: 0.6919 +- 0.0018.
 # Literature: 0.69 for the perovskite anion sublattice (Ishigaki et al., J. Solid State Chem. 73,
 # 179 (1988)).  See kmc.observables.measure_f0 and tests/test_kmc_bulk.py.
 F0_ANION_PEROVSKITE: float | None = 0.6889

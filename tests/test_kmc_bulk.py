@@ -188,8 +188,9 @@ def _random_alloy(w_ratio: float, T=300.0) -> Material:
 
 
 # Tolerance: the MAA theory is a self-consistent approximation, good to a few percent; we accept
-# |kMC - MAA| <= 4 sigma + 5 % of the larger diagonal coefficient.
-MAA_REL_TOL = 0.05
+# |kMC - MAA| <= 4 sigma + 3 % of the larger diagonal coefficient (measured with 8 x 1.5e6 hops
+# per point: every deviation is below 1.3 % of that scale).
+MAA_REL_TOL = 0.03
 
 
 def _compare_maa(x_cl, w_ratio, n_events, n_replicas, seed, cells=(8, 8, 8), blocks=None):
@@ -207,14 +208,14 @@ def _compare_maa(x_cl, w_ratio, n_events, n_replicas, seed, cells=(8, 8, 8), blo
 
 @pytest.mark.parametrize("w_ratio", [1.0, 0.1])
 def test_onsager_coefficients_match_maa_quick(w_ratio):
-    _compare_maa(0.5, w_ratio, n_events=150_000, n_replicas=6, seed=11)
+    _compare_maa(0.5, w_ratio, n_events=300_000, n_replicas=6, seed=11)
 
 
 @pytest.mark.validate
 @pytest.mark.parametrize("w_ratio", [1.0, 0.1])
 @pytest.mark.parametrize("x_cl", [0.1, 0.3, 0.5, 0.7, 0.9])
 def test_onsager_coefficients_match_maa_sweep(x_cl, w_ratio):
-    _compare_maa(x_cl, w_ratio, n_events=600_000, n_replicas=8, seed=12)
+    _compare_maa(x_cl, w_ratio, n_events=1_500_000, n_replicas=8, seed=12)
 
 
 def test_f0_constant_is_measured_and_consistent():
