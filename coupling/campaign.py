@@ -272,9 +272,14 @@ class LocalPool:
         self.description = f"{workers} local process{'es' if workers > 1 else ''}"
 
     def _new_pool(self):
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("forkserver")
+            # workers fork from a server that has imported numpy and this module once
+            ctx.set_forkserver_preload(["coupling.campaign"])
+        else:
+            ctx = multiprocessing.get_context("spawn")
         return self._cf.ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init,
-                                            initargs=(os.getpid(),), mp_context=multiprocessing.get_context(method))
+                                            initargs=(os.getpid(),), mp_context=ctx)
 
     def submit(self, fn: Callable, *args, key: str = "") -> Any:
         return self.pool.submit(fn, *args)
