@@ -87,8 +87,13 @@ def run_campaign_file(cfg: Path, out: Path, workers: int) -> dict:
     rep = run_campaign(spec, out, workers=workers, progress=False)
     wall = time.perf_counter() - t0
     assert not rep.failed and rep.n_new == rep.n_runs, rep.failed
-    return {"runs": rep.n_runs, "workers": workers, "wall_s": wall, "run_wall_s": rep.run_wall_s,
-            "load_before": load_before, "load_after": _load(), "executor": rep.executor}
+    out = {"runs": rep.n_runs, "workers": workers, "wall_s": wall, "run_wall_s": rep.run_wall_s,
+           "load_before": load_before, "load_after": _load(), "executor": rep.executor,
+           "overhead_fraction": (wall * workers - rep.run_wall_s) / rep.run_wall_s}
+    if isinstance(rep.summary, dict) and "events_per_second_per_run" in rep.summary:
+        # kMC speed inside each run: falls when the workers compete for cores (other users)
+        out["events_per_second_per_run"] = rep.summary["events_per_second_per_run"]
+    return out
 
 
 def bench_overhead(runs: int, run_s: float, workers: int) -> dict:
@@ -142,9 +147,12 @@ def main(argv=None) -> int:
                   f"({o['overhead_per_run_s']:.3f} s per run); load {o['load_before']['load_1min']:.2f}")
         if "throughput" in res:
             t = res["throughput"]
-            print(f"throughput: 1 worker {t['workers_1']['wall_s']:.2f} s, 2 workers {t['workers_2']['wall_s']:.2f} s "
-                  f"-> speed-up {t['speedup_1_to_2']:.2f}x; load {t['workers_1']['load_before']['load_1min']:.2f} / "
-                  f"{t['workers_2']['load_before']['load_1min']:.2f}")
+            w1, w2 = t["workers_1"], t["workers_2"]
+            print(f"throughput: {w1['runs']} kMC runs: 1 worker {w1['wall_s']:.2f} s, 2 workers {w2['wall_s']:.2f} s "
+                  f"-> speed-up {t['speedup_1_to_2']:.2f}x; kMC events/s per run "
+                  f"{w1.get('events_per_second_per_run', float('nan')):.3g} / "
+                  f"{w2.get('events_per_second_per_run', float('nan')):.3g}; load (1 min) before "
+                  f"{w1['load_before']['load_1min']:.2f} / {w2['load_before']['load_1min']:.2f}")
     return 0
 
 
