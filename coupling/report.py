@@ -7,7 +7,9 @@ Input of :func:`analyse_direction` (one bias direction, e.g. forward):
   sites_per_bin float64[b]; br_side "left"|"right"; kT_eV.
 Output: a dict of arrays (for HDF5) and a JSON-able summary: reduced chi^2 per field and time
 (:func:`coupling.statistics.reduced_chi2`), its expectation for R replicas, the front position
-(x_Br = 0.55) per replica and of the continuum, and the 2-sigma front agreement.
+(x_Br = 0.55) per replica and of the continuum, and the 2-sigma front agreement (sigma = replica
+standard error combined with ``front_resolution``, the quantisation of a position on the lattice:
+h/sqrt(12) for planes h apart; the z-scores with the replica SEM alone are reported too).
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ CHI2_THRESHOLD = 2.0
 
 def analyse_direction(z_edges_nm, times_s, kmc: Mapping[str, np.ndarray], continuum: Mapping[str, np.ndarray],
                       sites_per_bin, br_side: str, kT_eV: float, field_V_per_um: float,
-                      n_sigma: float = 2.0) -> tuple[dict[str, Any], dict[str, Any]]:
+                      n_sigma: float = 2.0, front_resolution: float = 0.0) -> tuple[dict[str, Any], dict[str, Any]]:
     """Statistics of one direction: (arrays for HDF5, JSON-able summary).  See module doc."""
     z_edges = np.asarray(z_edges_nm, dtype=float)
     zc = 0.5 * (z_edges[1:] + z_edges[:-1])
@@ -75,7 +77,7 @@ def analyse_direction(z_edges_nm, times_s, kmc: Mapping[str, np.ndarray], contin
         fc = S.front_position(zc, z_edges, np.asarray(continuum["x_br"], dtype=float), br_side)
         arrays["front_kmc_nm"] = fk
         arrays["front_continuum_nm"] = fc
-        agreement = S.front_agreement(fk, fc, n_sigma)
+        agreement = S.front_agreement(fk, fc, n_sigma, resolution=front_resolution)
         agreement["unit"] = "nm"
         summary["front_position_agreement"] = agreement
     return arrays, summary

@@ -1,0 +1,51 @@
+"""Validate the continuum model against an ensemble of device-kMC replicas on one parameter set.
+
+ionwire compare CONFIG.toml -o REPORT_DIR [--json] [--replicas R]
+
+Both models are built from the config's one parameter set ([material], [vacancies], [geometry],
+[electrodes]; mapped to the kMC scale, see runs/validate.toml).  For every field of
+[compare].fields_V_per_um (> 0 forward, < 0 reverse) R kMC replicas and the continuum model give
+x_Br, x_V and phi at [compare].times_s; REPORT_DIR receives report.h5 (all profiles, replicas and
+statistics), summary.json (chi2_per_dof per field and bias direction with the expectation for R
+replicas, front_position_agreement (x_Br = 0.55, 2 sigma), replicas, wall_s) and PNG plots.
+See coupling/compare.py for the mapping and the statistics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+
+def add_arguments(parser):
+    parser.add_argument("config", help="validation config (TOML), e.g. runs/validate.toml")
+    parser.add_argument("-o", "--output", required=True, help="report directory to write")
+    parser.add_argument("--replicas", type=int, default=None, help="override [compare].replicas")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args):
+    from coupling.compare import compare, load_file
+    from continuum.parameters import from_mapping, to_mapping
+    from coupling.compare import CompareSettings
+
+    cfg, text = load_file(args.config)
+    if args.replicas is not None:
+        settings = from_mapping(CompareSettings, {**to_mapping(cfg.compare), "replicas": args.replicas}, "compare")
+        cfg = dataclasses.replace(cfg, compare=settings)
+    summary = compare(cfg, args.output, config_toml=text, progress=not (args.no_progress or args.json))
+    if args.json:
+        keys = ("chi2_per_dof", "front_position_agreement", "replicas", "wall_s", "accepted", "times_s",
+                "expected_chi2_per_dof_if_models_agree", "onsager", "preset")
+        print(json.dumps({k: summary[k] for k in keys}, default=float))
+    else:
+        for name, d in summary["directions"].items():
+            chi = ", ".join(f"{f} " + "/".join(f"{v:.2f}" for v in vals) for f, vals in d["chi2_per_dof"].items())
+            fa = d.get("front_position_agreement") or {}
+            print(f"{name} (E = {d['field_V_per_um']:g} V/um): chi2/dof {chi}; "
+                  f"front within 2 sigma: {fa.get('all_within')}", file=sys.stderr)
+        print(f"expected chi2/dof for agreeing models with {summary['replicas']} replicas: "
+              f"{summary['expected_chi2_per_dof_if_models_agree']:.2f}; wrote {args.output} "
+              f"({summary['wall_s']['total']:.1f} s)", file=sys.stderr)
+    return 0

@@ -1,0 +1,378 @@
+"""Validation of the continuum model against an ensemble of device-kMC replicas on ONE parameter set.
+
+``ionwire compare CONFIG.toml -o REPORT_DIR`` (config: ``runs/validate.toml``).
+
+One parameter object, read by both models
+-----------------------------------------
+The config's [material], [vacancies], [geometry] and [electrodes] tables build ONE
+:class:`continuum.parameters.DeviceParameters`; the device kMC (kmc.device) and the continuum model
+(continuum.model) are both constructed from that object.  Nothing is fitted to the kMC.
+
+Mapping to the kMC scale (MODEL.md section 9).  The experiment (x_V ~ 3e-8, 10 um, hours) is out
+of reach of the kMC, so the validation runs the SAME equations at a scale where it is not:
+- vacancy fraction raised to x_V^eq(Br) ~ 1e-3 (Debye length 1.5 nm instead of 0.26 um);
+- the wire shortened to ~100 nm (contacts and gap scaled alike, all multiples of a/2);
+- times of microseconds to milliseconds instead of hours;
+- the electrode rate constants alpha raised by the same factor for both electrodes, so that
+  vacancies are injected within the kMC's time (the source form, composition dependence,
+  detailed-balance r_d and the field dependence are unchanged);
+- a, nu0, barriers, T, epsilon, formation energies and the field (V/um) are the experiment's.
+Every number is in the config; both models read it from there.
+
+Comparison
+----------
+For every bias (``compare.fields_V_per_um``; > 0 forward, < 0 reverse) R independent kMC replicas
+(seeds from numpy SeedSequence(compare.seed)) give per-plane x_Br, x_V and phi at
+``compare.times_s``; the continuum model gives them on its mesh at the same times.  Anion plane p
+of the kMC (kmc.device puts it at z = p a/2 on a wire of 2 nz planes) is identified with the
+continuum slab [p a/2, (p+1) a/2], so that the wire ends and the Br|Cl step coincide exactly in
+both models; bins of ``bin_cells`` unit cells (2 bin_cells planes) average both models over the
+same slabs (kMC: site-weighted; continuum: exact average of its piecewise-linear profile).
+Statistics (reduced chi^2 with replica standard errors, the front at x_Br = 0.55 and its 2-sigma
+agreement) are in :mod:`coupling.statistics` / :mod:`coupling.report`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from continuum.parameters import (DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
+                                  from_mapping, require, to_mapping)
+
+from . import report as R
+from . import statistics as S
+
+
+@dataclass(frozen=True)
+class KMCEnsemble:
+    """[kmc]: the device-kMC cross-section (nx x ny cells, x and y periodic)."""
+
+    nx: int = 8
+    ny: int = 8
+
+    def __post_init__(self):
+        require(self.nx >= 2 and self.ny >= 2, f"nx and ny must be >= 2, got {self.nx} x {self.ny}")
+
+
+@dataclass(frozen=True)
+class ContinuumNumerics:
+    """[continuum]: mesh and solver of the continuum model (see continuum.model.Numerics)."""
+
+    n_nodes: int = 400
+    refinement: float = 5.0
+    layer_width_um: float = 0.005
+    rtol: float = 1e-4
+    initial_step_s: float = 1e-12
+    max_steps: int = 50000
+
+    def __post_init__(self):
+        require(self.n_nodes >= 20, f"n_nodes must be >= 20, got {self.n_nodes!r}")
+        require(0 < self.rtol < 0.1, f"rtol must be in (0, 0.1), got {self.rtol!r}")
+        require(self.initial_step_s > 0, f"initial_step_s must be > 0, got {self.initial_step_s!r}")
+        require(self.layer_width_um > 0, f"layer_width_um must be > 0, got {self.layer_width_um!r}")
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """[compare]: biases, times, ensemble and binning.
+
+    fields_V_per_um: applied fields (> 0 forward, < 0 reverse), one report direction each;
+    times_s: compared times (increasing, > 0); replicas: kMC replicas per field (>= 4; the chi^2
+    test needs >= 8 to be meaningful, see coupling.statistics); seed: root seed; bin_cells: unit
+    cells per comparison bin; onsager: "theory" (Moleko-Allnatt-Allnatt with f0) or the path of
+    an ``ionwire parameterize`` table file (its table for material.preset is used); f0: tracer
+    correlation factor for the theory (None: continuum.model.default_f0()); max_events_per_replica:
+    safety cap on the kMC events of one replica (0: none).
+    """
+
+    fields_V_per_um: tuple[float, ...] = (4.0, -4.0)
+    times_s: tuple[float, ...] = (1e-5, 1e-4)
+    replicas: int = 12
+    seed: int = 1
+    bin_cells: int = 2
+    onsager: str = "theory"
+    f0: float | None = None
+    max_events_per_replica: int = 0
+
+    def __post_init__(self):
+        require(len(self.fields_V_per_um) >= 1, "fields_V_per_um: give at least one field")
+        require(all(math.isfinite(f) for f in self.fields_V_per_um), "fields_V_per_um must be finite")
+        require(len(set(self.fields_V_per_um)) == len(self.fields_V_per_um), "fields_V_per_um: duplicate field")
+        t = np.asarray(self.times_s, dtype=float)
+        require(t.size >= 1 and np.all(np.isfinite(t)) and np.all(t > 0) and np.all(np.diff(t) > 0),
+                f"times_s must be positive and increasing, got {list(self.times_s)!r}")
+        require(4 <= self.replicas <= 10000, f"replicas must be in [4, 10000], got {self.replicas!r}")
+        require(self.seed >= 0, f"seed must be >= 0, got {self.seed!r}")
+        require(self.bin_cells >= 1, f"bin_cells must be >= 1, got {self.bin_cells!r}")
+        require(self.max_events_per_replica >= 0, "max_events_per_replica must be >= 0")
+        if self.f0 is not None:
+            require(0 < self.f0 < 1, f"f0 must be in (0, 1), got {self.f0!r}")
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """The shared parameter set + [kmc] + [continuum] + [compare] (``run`` key ignored)."""
+
+    run: str = "compare"
+    material: Material = field(default_factory=Material)
+    vacancies: Vacancies = field(default_factory=Vacancies)
+    geometry: Geometry = field(default_factory=Geometry)
+    electrodes: Electrodes = field(default_factory=Electrodes)
+    kmc: KMCEnsemble = field(default_factory=KMCEnsemble)
+    continuum: ContinuumNumerics = field(default_factory=ContinuumNumerics)
+    compare: CompareSettings = field(default_factory=CompareSettings)
+
+    @property
+    def params(self) -> DeviceParameters:
+        """THE parameter object both models are built from."""
+        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
+
+
+def load_config(mapping: Mapping[str, Any]) -> ValidationConfig:
+    cfg = from_mapping(ValidationConfig, mapping)
+    check_lattice_commensurate(cfg.params)
+    return cfg
+
+
+def load_file(path) -> tuple[ValidationConfig, str]:
+    path = Path(path)
+    text = path.read_text()
+    try:
+        mapping = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+    return load_config(mapping), text
+
+
+def check_lattice_commensurate(params: DeviceParameters, tol: float = 1e-6) -> None:
+    """Both models must see the same device: the wire length must be a whole number of cells and
+    the contact edges, gap edges and junction whole numbers of planes (a/2)."""
+    a_um = params.material.lattice_constant_A * 1e-4
+    geo = params.geometry
+    n = geo.wire_length_um / a_um
+    require(abs(n - round(n)) < tol * max(1.0, n),
+            f"geometry.wire_length_um = {geo.wire_length_um} is not a whole number of cells "
+            f"(a = {a_um} um; e.g. {round(n) * a_um:.8g})")
+    (l0, l1), (r0, r1) = geo.contacts_um()
+    for name, z in (("left contact start", l0), ("left contact end", l1), ("right contact start", r0),
+                    ("right contact end", r1), ("junction", geo.junction_um)):
+        k = z / (0.5 * a_um)
+        require(abs(k - round(k)) < 1e-4, f"geometry: the {name} at {z:.8g} um is not on a plane boundary "
+                                          f"(a multiple of a/2 = {0.5 * a_um:.6g} um)")
+
+
+def direction_names(fields) -> list[str]:
+    """'forward' / 'reverse' (/ 'zero_bias'), with the field appended when a sign repeats."""
+    sign = ["forward" if f > 0 else "reverse" if f < 0 else "zero_bias" for f in fields]
+    return [s if sign.count(s) == 1 else f"{s}_{abs(f):g}V_per_um" for s, f in zip(sign, fields)]
+
+
+def replica_seed(root: int, field_index: int, replica: int) -> int:
+    ss = np.random.SeedSequence([root, field_index, replica])
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+# --------------------------------------------------------------------------------------------
+# the two models
+# --------------------------------------------------------------------------------------------
+def device_config(cfg: ValidationConfig, field_V_per_um: float, seed: int):
+    """The device-kMC config built from the shared parameter object (kmc.device.DeviceConfig)."""
+    from kmc.device import DeviceConfig, KMCSettings, OutputSettings
+
+    duration = float(cfg.compare.times_s[-1])
+    return DeviceConfig(material=cfg.material, vacancies=cfg.vacancies, geometry=cfg.geometry,
+                        electrodes=cfg.electrodes,
+                        kmc=KMCSettings(nx=cfg.kmc.nx, ny=cfg.kmc.ny, field_V_per_um=float(field_V_per_um),
+                                        duration_s=duration, seed=int(seed),
+                                        max_events=int(cfg.compare.max_events_per_replica)),
+                        output=OutputSettings(frame_interval_s=duration, species=False))
+
+
+def run_kmc_replica(cfg: ValidationConfig, field_V_per_um: float, seed: int) -> dict:
+    """One device-kMC replica: per-plane x_Br, x_V, potential float64[t, P] at compare.times_s,
+    plane_z_um, sites_per_plane, events, wall_s, counters."""
+    from kmc.device import device_layout, simulate_profiles
+
+    dc = device_config(cfg, field_V_per_um, seed)
+    t0 = time.perf_counter()
+    prof = simulate_profiles(dc, np.asarray(cfg.compare.times_s, dtype=float), seed=seed)
+    wall = time.perf_counter() - t0
+    lay = device_layout(dc)
+    return {"x_br": np.asarray(prof["x_Br"]), "x_v": np.asarray(prof["x_V"]), "phi_V": np.asarray(prof["potential"]),
+            "plane_z_um": np.asarray(prof["plane_z_um"]), "sites_per_plane": np.asarray(lay.sites_per_plane, dtype=float),
+            "events": int(prof["events"]), "counters": np.asarray(prof["counters"]), "wall_s": wall}
+
+
+def onsager_source(cfg: ValidationConfig):
+    """(onsager argument of the continuum model, f0, description)."""
+    from continuum.model import default_f0
+
+    f0 = cfg.compare.f0 if cfg.compare.f0 is not None else default_f0()[0]
+    if cfg.compare.onsager == "theory":
+        return None, f0, f"Moleko-Allnatt-Allnatt theory, f0 = {f0:.4g}"
+    from .onsager_table import load_table
+
+    table = load_table(cfg.compare.onsager, cfg.material.preset)
+    table.check_material(cfg.material)
+    return table.interpolator(), f0, f"kMC table {cfg.compare.onsager} ({cfg.material.preset}, x_V = {table.x_v:.3g})"
+
+
+def run_continuum(cfg: ValidationConfig, field_V_per_um: float):
+    """The continuum model on the same parameter object at compare.times_s (plus t = 0):
+    continuum.model.WireResult."""
+    from continuum.model import Numerics, integrate, solution_to_result, wire_problem
+
+    c = cfg.continuum
+    num = Numerics(n_nodes=c.n_nodes, refinement=c.refinement, layer_width_um=c.layer_width_um, rtol=c.rtol,
+                   initial_step_s=c.initial_step_s, max_steps=c.max_steps)
+    onsager, f0, _ = onsager_source(cfg)
+    prob = wire_problem(cfg.params, float(field_V_per_um), num, onsager=onsager, f0=f0)
+    t_out = np.concatenate(([0.0], np.asarray(cfg.compare.times_s, dtype=float)))
+    sol = integrate(prob, t_out, num.rtol, num.initial_step_s, num.max_steps)
+    return solution_to_result(prob, sol, {"field_V_per_um": float(field_V_per_um)})
+
+
+# --------------------------------------------------------------------------------------------
+# binning both models onto the same slabs
+# --------------------------------------------------------------------------------------------
+def plane_bins(n_planes: int, plane_spacing_um: float, planes_per_bin: int) -> np.ndarray:
+    """Bin edges (um) for kMC plane p <-> continuum slab [p h, (p+1) h]; float64[nb + 1]."""
+    nb = n_planes // planes_per_bin
+    return np.arange(nb + 1) * planes_per_bin * plane_spacing_um
+
+
+def bin_kmc(replicas: list[dict], planes_per_bin: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({field: float64[R, t, nb]}, sites per bin float64[nb]) from per-replica plane profiles."""
+    w = replicas[0]["sites_per_plane"]
+    out = {}
+    for f in R.FIELDS:
+        stack = np.stack([r[f] for r in replicas])  # [R, t, P]
+        if f == "phi_V":
+            # the potential is a point value on each plane: plain mean over the bin's planes
+            out[f] = S.bin_planes(stack, np.ones_like(w), planes_per_bin)
+        else:
+            out[f] = S.bin_planes(stack, w, planes_per_bin)
+    nb = out["x_br"].shape[-1]
+    sites = w[: nb * planes_per_bin].reshape(nb, planes_per_bin).sum(axis=1)
+    return out, sites
+
+
+def bin_continuum(result, edges_um: np.ndarray, phi_reference_um: float) -> dict[str, np.ndarray]:
+    """{field: float64[t, nb]} bin averages of the continuum result (t = compared times, t > 0).
+
+    The potential is put in the kMC's gauge (kmc.device: 0 at the right imposed plane, V at the
+    left one; the continuum imposes +-V/2): phi -> phi - phi(phi_reference_um)."""
+    sel = result.times_s > 0
+    out = {}
+    for f in R.FIELDS:
+        vals = getattr(result, f)[sel]
+        if f == "phi_V":
+            ref = np.array([np.interp(phi_reference_um, result.z_um, row) for row in vals])
+            vals = vals - ref[:, None]
+        out[f] = S.bin_average_piecewise_linear(result.z_um, vals, edges_um)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the whole comparison
+# --------------------------------------------------------------------------------------------
+def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool = True,
+            kmc_runner=run_kmc_replica, continuum_runner=run_continuum) -> dict:
+    """Run the ensemble and the continuum model for every field, analyse, write the report.
+
+    Writes OUTDIR/report.h5 (coupling.io layout), OUTDIR/summary.json and PNGs per direction.
+    Returns the summary: {"directions": {name: {chi2_per_dof: {field: [per time]}, ...}},
+    "chi2_per_dof": {name: {field: [...]}}, "front_position_agreement": {name: {...}},
+    "replicas", "wall_s": {"kmc", "continuum", "total"}, "parameters", "mapping", ...}.
+    """
+    from .io import write_report
+    from .provenance import provenance
+
+    t_start = time.perf_counter()
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    c = cfg.compare
+    names = direction_names(c.fields_V_per_um)
+    a_um = cfg.material.lattice_constant_A * 1e-4
+    h_um = 0.5 * a_um
+    ppb = 2 * c.bin_cells
+    kT = cfg.material.kT_eV
+    br_side = "left"  # continuum.parameters.Geometry: Br segment at small z
+    _, _, onsager_desc = onsager_source(cfg)
+    directions, arrays_all = {}, {}
+    wall_kmc = wall_cont = 0.0
+    events_total = 0
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        tqdm = None
+    for fi, (E, name) in enumerate(zip(c.fields_V_per_um, names)):
+        reps = []
+        it = range(c.replicas)
+        if progress and tqdm is not None:
+            it = tqdm(it, desc=f"kMC {name}", leave=False)
+        for r in it:
+            res = kmc_runner(cfg, E, replica_seed(c.seed, fi, r))
+            wall_kmc += res["wall_s"]
+            events_total += res["events"]
+            reps.append(res)
+        t0 = time.perf_counter()
+        cres = continuum_runner(cfg, E)
+        wall_cont += time.perf_counter() - t0
+        kmc_binned, sites = bin_kmc(reps, ppb)
+        n_planes = reps[0]["x_br"].shape[-1]
+        edges_um = plane_bins(n_planes, h_um, ppb)
+        cont_binned = bin_continuum(cres, edges_um, cfg.geometry.imposed_positions_um()[1])
+        arrays, summ = R.analyse_direction(edges_um * 1e3, c.times_s, kmc_binned, cont_binned, sites, br_side, kT, E,
+                                           front_resolution=h_um * 1e3 / math.sqrt(12.0))
+        arrays["kmc_events"] = np.array([r["events"] for r in reps])
+        arrays["kmc_wall_s"] = np.array([r["wall_s"] for r in reps])
+        summ["kmc_events_per_replica_mean"] = float(np.mean(arrays["kmc_events"]))
+        summ["continuum_solver"] = {k: v for k, v in cres.metadata.items() if k.startswith("solver_")}
+        # largest hop bias in the run: e E_local (a/2) / 2kT from the kMC mean potential drop per plane
+        dphi = np.abs(np.diff(np.mean([r["phi_V"] for r in reps], axis=0), axis=-1))
+        summ["max_hop_bias_eEs_over_kT"] = float(np.max(dphi) / kT / 2.0)
+        summ["nominal_hop_bias_eEs_over_kT"] = float(abs(E) * 1e6 * h_um * 1e-6 / kT / 2.0)
+        directions[name] = summ
+        arrays_all[name] = arrays
+        R.plot_direction(arrays, name, outdir)
+    wall_total = time.perf_counter() - t_start
+    summary = {
+        "chi2_per_dof": {n: d["chi2_per_dof"] for n, d in directions.items()},
+        "front_position_agreement": {n: d.get("front_position_agreement") for n, d in directions.items()},
+        "replicas": c.replicas,
+        "times_s": list(c.times_s),
+        "wall_s": {"kmc": wall_kmc, "continuum": wall_cont, "total": wall_total},
+        "kmc_events_total": events_total,
+        "chi2_threshold": R.CHI2_THRESHOLD,
+        "expected_chi2_per_dof_if_models_agree": S.expected_chi2_per_dof(c.replicas),
+        "accepted": {n: {"chi2": d["chi2_within_threshold"],
+                         "front": (d.get("front_position_agreement") or {}).get("all_within")}
+                     for n, d in directions.items()},
+        "directions": directions,
+        "onsager": onsager_desc,
+        "preset": cfg.material.preset,
+        "parameters": to_mapping(cfg.params),
+        "bin_nm": ppb * h_um * 1e3,
+        "debye_length_nm": _debye_length_nm(cfg.params),
+    }
+    write_report(outdir / "report.h5", summary, arrays_all, config_toml, provenance(config_toml=config_toml))
+    R.write_json(outdir / "summary.json", summary)
+    return summary
+
+
+def _debye_length_nm(params: DeviceParameters) -> float:
+    from continuum.units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, site_density_per_m3,
+                                 thermal_voltage_V)
+
+    m = params.material
+    cs = site_density_per_m3(m.lattice_constant_A) * params.vacancies.equilibrium_fraction_Br
+    eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
+    return math.sqrt(eps * thermal_voltage_V(m.temperature_K) / (ELEMENTARY_CHARGE_C * cs)) * 1e9
