@@ -16,18 +16,19 @@ planes, D_k = -c L_k outside), the factor of bond k is
     down: M_down * fd[k],  fd[k] = exp(-gamma L_k / 2),  M_down = exp(+g/2)
 
 where g = (psi_b - psi_a + gamma Lambda) / (b - a) changes with EVERY hop (a uniform field
-change), but only through the two scalars M_up, M_down.  Hence four sum trees over planes:
+change), but only through the two scalars M_up, M_down.  Hence ONE sum tree over planes with
+five components per node (``tree5[node, c]``, leaves = planes):
 
-- ``tree_plain[p]``: in-plane hops + hops across bonds outside [a, b] of the vacancies on p;
-- ``tree_up[p]``:   Bup[p] fu[p] for bond p inside [a, b]  (multiplied by M_up at the top);
-- ``tree_down[p]``: Bdown[p] fd[p-1] for bond p-1 inside [a, b]  (times M_down);
-- ``tree_react[2p]``: vacancy creation on contact plane p, r_c(x_Cl(p)) * (halides on p);
-  ``tree_react[2p+1]``: annihilation, r_d(x_Cl(p)) * (vacancies on p).
+- c = 0 (plain): in-plane hops + hops across bonds outside [a, b] of the vacancies on plane p;
+- c = 1 (up):   Bup[p] fu[p] for bond p inside [a, b]  (multiplied by M_up at the top);
+- c = 2 (down): Bdown[p] fd[p-1] for bond p-1 inside [a, b]  (times M_down);
+- c = 3: vacancy creation on contact plane p, r_c(x_Cl(p)) * (halides on p);
+- c = 4: annihilation, r_d(x_Cl(p)) * (vacancies on p).
 
 Bdown/Bin/Bup[p] are the base-rate sums of the vacancies on plane p.  Vacancies are stored grouped
 by plane in doubly linked lists (``head``/``tail`` per plane, ``nxt``/``prv`` per slot); moving,
 adding or removing a vacancy is O(1) and never reorders another plane's list.  Selection: top
-level by the four totals, then a plane by ``tree_select``, then a vacancy in the plane's list and
+level by the five totals, then a plane by ``tree5_select``, then a vacancy in the plane's list and
 a direction by linear scans.
 
 Every float in these structures is a pure function of the integer state (occupancy, vacancy
@@ -44,8 +45,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._kernels import (HOP_DZ, N_LOCAL, hop_rates8, local_sites, plane_of, rng_uniform, tree_select,
-                       tree_update)
+from ._kernels import HOP_DZ, N_LOCAL, hop_rates8, local_sites, plane_of, rng_uniform
+
+# The shared kmc._kernels sum tree adds differences to ancestors (round-off depends on the
+# history); bit-identical restarts need trees that are pure functions of their leaves, so the
+# device uses its own small multi-component tree below (internal node = sum of children).
+N_COMPONENTS = 5
 
 VACANCY = 2
 
@@ -69,7 +74,7 @@ N_COUNTERS = len(COUNTER_NAMES)
 C_EVENTS, C_HOPS, C_DZ, C_CREATED, C_ANNIHILATED, C_CREATED_FROM, C_REFILLED = 0, 1, 3, 5, 7, 9, 11
 
 # a shift of the bond gauge keeps exp(gamma L / 2) far from overflow
-_GAUGE_LIMIT = 200.0
+GAUGE_LIMIT = 200.0
 
 
 @numba.njit(cache=True)
@@ -120,8 +125,67 @@ def _bond_flags(p, n_planes, a, b):
     return up, up_in, dn, dn_in
 
 
+def tree5_new(n_leaves: int) -> np.ndarray:
+    """Zero 5-component sum tree float64[2 cap, 5] (cap a power of two >= n_leaves, >= 8)."""
+    cap = 8
+    while cap < n_leaves:
+        cap *= 2
+    return np.zeros((2 * cap, N_COMPONENTS))
+
+
+@numba.njit(cache=True, inline="always")
+def tree5_update(tree, leaf, v0, v1, v2, v3, v4):
+    """Set the 5 components of one leaf and recompute its ancestors as sums of their children."""
+    cap = tree.shape[0] >> 1
+    n = cap + leaf
+    tree[n, 0] = v0
+    tree[n, 1] = v1
+    tree[n, 2] = v2
+    tree[n, 3] = v3
+    tree[n, 4] = v4
+    n >>= 1
+    while n >= 1:
+        lft = 2 * n
+        for c in range(N_COMPONENTS):
+            tree[n, c] = tree[lft, c] + tree[lft + 1, c]
+        n >>= 1
+
+
+@numba.njit(cache=True, inline="always")
+def tree5_select(tree, c, u):
+    """Leaf whose cumulative interval of component c contains u * total (u in [0, 1))."""
+    cap = tree.shape[0] >> 1
+    x = u * tree[1, c]
+    n = 1
+    while n < cap:
+        lft = 2 * n
+        tl = tree[lft, c]
+        if x < tl:
+            n = lft
+        elif tree[lft + 1, c] > 0.0:
+            x -= tl
+            n = lft + 1
+        else:
+            n = lft
+    return n - cap
+
+
+@numba.njit(cache=True, inline="always")
+def _interp_tab(tab, x):
+    g = tab.shape[0] - 1
+    y = x * g
+    i = int(y)
+    if i >= g:
+        return tab[g]
+    if i < 0:
+        return tab[0]
+    f = y - i
+    return tab[i] + f * (tab[i + 1] - tab[i])
+
+
 @numba.njit(cache=True)
-def plane_entries(p, bsum, fu, fd, tree_plain, tree_up, tree_down, a, b):
+def plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab):
+    """Recompute the 5 tree components of plane p (see the module docstring)."""
     n_planes = bsum.shape[0]
     up, up_in, dn, dn_in = _bond_flags(p, n_planes, a, b)
     plain = bsum[p, 1]
@@ -137,59 +201,53 @@ def plane_entries(p, bsum, fu, fd, tree_plain, tree_up, tree_down, a, b):
             ed = bsum[p, 0] * fd[p - 1]
         else:
             plain += bsum[p, 0] * fd[p - 1]
-    tree_update(tree_plain, p, plain)
-    tree_update(tree_up, p, eu)
-    tree_update(tree_down, p, ed)
-
-
-@numba.njit(cache=True, inline="always")
-def _interp(tab, x):
-    g = tab.shape[0] - 1
-    y = x * g
-    i = int(y)
-    if i >= g:
-        return tab[g]
-    if i < 0:
-        return tab[0]
-    f = y - i
-    return tab[i] + f * (tab[i + 1] - tab[i])
-
-
-@numba.njit(cache=True)
-def react_entries(p, contact, counts, rc_tab, rd_tab, tree_react):
+    ec = 0.0
+    ea = 0.0
     side = contact[p] - 1
-    if side < 0:
-        return
-    nh = counts[p, 0] + counts[p, 1]
-    x = counts[p, 1] / nh if nh > 0 else 0.0
-    rc = _interp(rc_tab[side], x)
-    rd = _interp(rd_tab[side], x)
-    tree_update(tree_react, 2 * p, rc * nh)
-    tree_update(tree_react, 2 * p + 1, rd * counts[p, 2])
+    if side >= 0:
+        nh = counts[p, 0] + counts[p, 1]
+        x = counts[p, 1] / nh if nh > 0 else 0.0
+        ec = _interp_tab(rc_tab[side], x) * nh
+        ea = _interp_tab(rd_tab[side], x) * counts[p, 2]
+    tree5_update(tree5, p, plain, eu, ed, ec, ea)
 
 
 @numba.njit(cache=True, inline="always")
-def _bond_factor(k, L, fu, fd, gamma):
-    fu[k] = np.exp(0.5 * gamma * L[k])
-    fd[k] = np.exp(-0.5 * gamma * L[k])
+def _exp_half(j, gamma, expt):
+    """exp(gamma j / 2) from the table expt[J + j] (J = len // 2) when |j| <= J."""
+    J = expt.shape[0] >> 1
+    if -J <= j <= J:
+        return expt[J + j]
+    return np.exp(0.5 * gamma * j)
 
 
 @numba.njit(cache=True, inline="always")
-def multipliers(lam, psi_drop, gamma, a, b):
-    """(M_up, M_down) of the bonds between the imposed planes."""
-    g = (psi_drop + gamma * lam) / (b - a)
+def _bond_factor(k, L, fu, fd, gamma, expt):
+    fu[k] = _exp_half(L[k], gamma, expt)
+    fd[k] = _exp_half(-L[k], gamma, expt)
+
+
+@numba.njit(cache=True, inline="always")
+def multipliers(lam, psi_drop, gamma, a, b, expt):
+    """(M_up, M_down) = exp(-+ g/2), g = (psi_drop + gamma Lambda)/(b - a), of the bonds between
+    the imposed planes; expt_lam holds exp(-gamma j / 2N) (a pure function of Lambda)."""
+    n = b - a
+    J = expt.shape[0] >> 1
+    if -J <= lam <= J:
+        return np.exp(-0.5 * psi_drop / n) * expt[J - lam], np.exp(0.5 * psi_drop / n) * expt[J + lam]
+    g = (psi_drop + gamma * lam) / n
     return np.exp(-0.5 * g), np.exp(0.5 * g)
 
 
 @numba.njit(cache=True, inline="always")
-def total_rate(tree_plain, tree_up, tree_down, tree_react, m_up, m_down):
-    return tree_plain[1] + m_up * tree_up[1] + m_down * tree_down[1] + tree_react[1]
+def total_rate(tree5, m_up, m_down):
+    return tree5[1, 0] + m_up * tree5[1, 1] + m_down * tree5[1, 2] + tree5[1, 3] + tree5[1, 4]
 
 
 @numba.njit(cache=True)
 def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
-                 bsum, L, fu, fd, tree_plain, tree_up, tree_down, tree_react, contact, rc_tab, rd_tab,
-                 table, istate, nx, ny, nz, a, b, gamma):
+                 bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
+                 table, istate, nx, ny, nz, a, b, gamma, expt):
     """Recompute every derived array (rates, plane sums and counts, bond factors, trees) from the
     integer state: occ, vac_site/vac_cell[:n_vac], the plane lists (head, nxt), L."""
     n_planes = head.shape[0]
@@ -204,22 +262,18 @@ def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
         p = 2 * k + (1 if site % 3 == 2 else 0)
         counts[p, occ[site]] += 1
     for k in range(n_planes - 1):
-        _bond_factor(k, L, fu, fd, gamma)
-    tree_plain[:] = 0.0
-    tree_up[:] = 0.0
-    tree_down[:] = 0.0
-    tree_react[:] = 0.0
+        _bond_factor(k, L, fu, fd, gamma, expt)
+    tree5[:, :] = 0.0
     for p in range(n_planes):
         plane_sums(p, head, nxt, base3, bsum)
-        plane_entries(p, bsum, fu, fd, tree_plain, tree_up, tree_down, a, b)
-        react_entries(p, contact, counts, rc_tab, rd_tab, tree_react)
+        plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
 
 
 @numba.njit(cache=True)
-def draw_next_time(tree_plain, tree_up, tree_down, tree_react, istate, fstate, rng, psi_drop, gamma, a, b):
+def draw_next_time(tree5, istate, fstate, rng, psi_drop, gamma, a, b, expt_lam):
     """Draw the absolute time of the next event from the current total rate (inf if none)."""
-    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b)
-    total = total_rate(tree_plain, tree_up, tree_down, tree_react, m_up, m_down)
+    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam)
+    total = total_rate(tree5, m_up, m_down)
     if total > 0.0:
         fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
     else:
@@ -300,7 +354,7 @@ def _regauge(L, istate, a, b, gamma):
     returns True if it did (a pure function of L: restarts see the same shifts)."""
     big = False
     for k in range(a, b):
-        if abs(0.5 * gamma * L[k]) > _GAUGE_LIMIT:
+        if abs(0.5 * gamma * L[k]) > GAUGE_LIMIT:
             big = True
             break
     if not big:
@@ -316,16 +370,17 @@ def _regauge(L, istate, a, b, gamma):
 
 
 @numba.njit(cache=True)
-def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree_plain, tree_up, tree_down,
-                    a, b):
+def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums, contact, counts, rc_tab,
+                    rd_tab):
     n_planes = bsum.shape[0]
     if plo < 0:
         plo = 0
     if phi > n_planes - 1:
         phi = n_planes - 1
     for p in range(plo, phi + 1):
-        plane_sums(p, head, nxt, base3, bsum)
-        plane_entries(p, bsum, fu, fd, tree_plain, tree_up, tree_down, a, b)
+        if sums:
+            plane_sums(p, head, nxt, base3, bsum)
+        plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
 
 
 @numba.njit(cache=True)
@@ -353,8 +408,8 @@ def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head,
 # ---------------------------------------------------------------------------------------------
 @numba.njit(cache=True)
 def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
-                      bsum, L, fu, fd, tree_plain, tree_up, tree_down, tree_react, contact, rc_tab, rd_tab,
-                      table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop,
+                      bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
+                      table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop, expt, expt_lam,
                       n_events, t_stop):
     """Advance the device by at most ``n_events`` events, stopping before any event after
     ``t_stop`` (s; then fstate[F_TIME] = t_stop).  Arrays are updated in place (see kmc.device
@@ -373,11 +428,12 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             return STATUS_TIME, ev
         if istate[I_NVAC] >= cap - 1:
             return STATUS_FULL, ev
-        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b)
-        t_plain = tree_plain[1]
-        t_up = m_up * tree_up[1]
-        t_down = m_down * tree_down[1]
-        t_react = tree_react[1]
+        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam)
+        t_plain = tree5[1, 0]
+        t_up = m_up * tree5[1, 1]
+        t_down = m_down * tree5[1, 2]
+        t_create = tree5[1, 3]
+        t_react = t_create + tree5[1, 4]
         total = t_plain + t_up + t_down + t_react
         fstate[F_TIME] = fstate[F_TNEXT]
         x = rng_uniform(rng) * total
@@ -387,15 +443,15 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             if x < t_plain or (t_up <= 0.0 and t_down <= 0.0):
                 cls = 0
                 u = x / t_plain
-                p = tree_select(tree_plain, u if u < 1.0 else 0.9999999999999999)
+                p = tree5_select(tree5, 0, u if u < 1.0 else 0.9999999999999999)
             elif x < t_plain + t_up or t_down <= 0.0:
                 cls = 1
                 u = (x - t_plain) / t_up
-                p = tree_select(tree_up, u if u < 1.0 else 0.9999999999999999)
+                p = tree5_select(tree5, 1, u if u < 1.0 else 0.9999999999999999)
             else:
                 cls = 2
                 u = (x - t_plain - t_up) / t_down
-                p = tree_select(tree_down, u if u < 1.0 else 0.9999999999999999)
+                p = tree5_select(tree5, 2, u if u < 1.0 else 0.9999999999999999)
             up, up_in, dn, dn_in = _bond_flags(p, n_planes, a, b)
             # per-class weights of the three z classes (down, in, up) of a vacancy on plane p
             w0 = 0.0
@@ -479,7 +535,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 L[kb] -= dz
                 if a <= kb and kb < b:
                     istate[I_LAMBDA] -= dz
-                _bond_factor(kb, L, fu, fd, gamma)
+                _bond_factor(kb, L, fu, fd, gamma, expt)
             vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local)
             # vacancies whose local10 contains src (scan holds src's local10; dst is v itself)
             _update_neighbours(src, dst, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
@@ -487,20 +543,22 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             local_sites(vac_cell[v, 0], vac_cell[v, 1], k2, s2, nx, ny, nz, False, scan)
             _update_neighbours(dst, src, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
                                nx, ny, nz, scan, local, plo_phi)
-            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree_plain,
-                            tree_up, tree_down, a, b)
-            if dz != 0:
-                react_entries(ps, contact, counts, rc_tab, rd_tab, tree_react)
-                react_entries(pd, contact, counts, rc_tab, rd_tab, tree_react)
+            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
+                            counts, rc_tab, rd_tab)
         else:
             # ---------------- an electrode reaction on a contact plane
-            u = (x - t_plain - t_up - t_down) / t_react
-            leaf = tree_select(tree_react, u if u < 1.0 else 0.9999999999999999)
-            p = leaf >> 1
+            xr = x - t_plain - t_up - t_down
+            create = xr < t_create or t_react - t_create <= 0.0
+            if create:
+                u = xr / t_create
+                p = tree5_select(tree5, 3, u if u < 1.0 else 0.9999999999999999)
+            else:
+                u = (xr - t_create) / (t_react - t_create)
+                p = tree5_select(tree5, 4, u if u < 1.0 else 0.9999999999999999)
             side = contact[p] - 1
             k = p >> 1
             odd = p & 1
-            if leaf & 1 == 0:
+            if create:
                 # creation: a uniformly chosen halide of plane p leaves
                 n_in = nx * ny if odd else 2 * nx * ny
                 while True:
@@ -591,21 +649,21 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             local_sites(i, j, k, s, nx, ny, nz, False, scan)
             _update_neighbours(site, site, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
                                nx, ny, nz, scan, local, plo_phi)
+            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
+                            counts, rc_tab, rd_tab)
             klo, khi = add_charge(p, delta, L, istate, a, b)
             if _regauge(L, istate, a, b, gamma):
                 klo = min(klo, a)
                 khi = max(khi, b - 1)
             for kk in range(klo, khi + 1):
-                _bond_factor(kk, L, fu, fd, gamma)
+                _bond_factor(kk, L, fu, fd, gamma, expt)
             if klo <= khi:
-                plo_phi[0] = min(plo_phi[0], klo)
-                plo_phi[1] = max(plo_phi[1], khi + 1)
-            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree_plain,
-                            tree_up, tree_down, a, b)
-            react_entries(p, contact, counts, rc_tab, rd_tab, tree_react)
+                # only the bond factors changed on these planes: entries, not sums
+                _refresh_planes(klo, khi + 1, head, nxt, base3, bsum, fu, fd, tree5, a, b, False, contact,
+                                counts, rc_tab, rd_tab)
         # ---------------- the next event time, from the new total rate
-        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b)
-        total = total_rate(tree_plain, tree_up, tree_down, tree_react, m_up, m_down)
+        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam)
+        total = total_rate(tree5, m_up, m_down)
         if total > 0.0:
             fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
         else:

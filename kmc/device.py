@@ -52,7 +52,7 @@ from continuum.units import thermal_voltage_V
 from structures.lattice import AnionLattice
 
 from . import _device_kernels as dk
-from ._kernels import rate_table, rng_state_from_seed, tree_new
+from ._kernels import rate_table, rng_state_from_seed
 from .electrostatics import PlaneElectrostatics, potential_from_bonds
 from .h5md import (TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory, read_checkpoint,
                    write_checkpoint)
@@ -324,15 +324,20 @@ class DeviceSimulation:
         self._bsum = np.zeros((P, 3))
         self._fu = np.zeros(P - 1)
         self._fd = np.zeros(P - 1)
-        self._tree_plain = tree_new(P)
-        self._tree_up = tree_new(P)
-        self._tree_down = tree_new(P)
-        self._tree_react = tree_new(2 * P)
+        self._tree5 = dk.tree5_new(P)
+        # exp(gamma j / 2) and exp(gamma j / 2N) tables: bond factors and the uniform-field
+        # multipliers become pure table lookups of the integer state (see _device_kernels)
+        jmax = int(min(4096, 2 * dk.GAUGE_LIMIT / self._gamma))
+        jb = np.arange(-jmax, jmax + 1)
+        self._expt = np.exp(0.5 * self._gamma * jb)
+        jmax = int(min(1 << 14, 2 * dk.GAUGE_LIMIT * (self._b - self._a) / self._gamma))
+        jl = np.arange(-jmax, jmax + 1)
+        self._expt_lam = np.exp(0.5 * self._gamma * jl / (self._b - self._a))
         self._contact = self.layout.contact.astype(np.int64)
         self._build()
         if np.isnan(self._fstate[dk.F_TNEXT]):
-            dk.draw_next_time(self._tree_plain, self._tree_up, self._tree_down, self._tree_react, self._istate,
-                              self._fstate, self._rng, self._psi_drop, self._gamma, self._a, self._b)
+            dk.draw_next_time(self._tree5, self._istate, self._fstate, self._rng, self._psi_drop,
+                              self._gamma, self._a, self._b, self._expt_lam)
 
     def _alloc(self, cap: int) -> None:
         n = int(self._istate[dk.I_NVAC]) if self._cap else 0
@@ -351,9 +356,9 @@ class DeviceSimulation:
     def _build(self) -> None:
         lat = self.lattice
         dk.build_device(self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._head,
-                        self._nxt, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree_plain,
-                        self._tree_up, self._tree_down, self._tree_react, self._contact, self._rc, self._rd,
-                        self._table, self._istate, lat.nx, lat.ny, lat.nz, self._a, self._b, self._gamma)
+                        self._nxt, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree5, self._contact, self._rc, self._rd,
+                        self._table, self._istate, lat.nx, lat.ny, lat.nz, self._a, self._b, self._gamma,
+                        self._expt)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Copies of the integer state + time, next-event time, counters and RNG (the checkpoint)."""
@@ -366,7 +371,52 @@ class DeviceSimulation:
 
     @classmethod
     def from_state(cls, config: DeviceConfig, arrays: dict, seed: int | None = None) -> "DeviceSimulation":
+        """Continue exactly from ``state_arrays()`` (a checkpoint)."""
         return cls(config, seed=seed, _state=arrays)
+
+    @classmethod
+    def from_occupancy(cls, config: DeviceConfig, occupancy, *, background=None, seed: int | None = None,
+                       time_s: float = 0.0) -> "DeviceSimulation":
+        """Start from a given occupancy (uint8[n_sites], 0 Br, 1 Cl, 2 vacancy) instead of the
+        config's step profile, e.g. a state sampled from a continuum profile.  ``background``
+        (int64[P], vacancies per plane of the fixed negative background) defaults to the vacancy
+        count of each plane of ``occupancy`` (a neutral start).  The kMC stream is seeded from
+        ``seed`` (default [kmc].seed) exactly as for a fresh run."""
+        sim = cls(config, seed=seed)
+        lat = sim.lattice
+        occ = np.ascontiguousarray(occupancy, dtype=np.uint8)
+        if occ.shape != (lat.n_sites,) or (occ.size and occ.max() > 2):
+            raise ValueError(f"occupancy must be uint8[{lat.n_sites}] with codes 0, 1, 2")
+        P = lat.n_planes
+        vac_site = np.flatnonzero(occ == 2).astype(np.int64)
+        planes = _planes_of_sites(lat, vac_site)
+        order = np.argsort(planes, kind="stable")
+        vac_site, planes = vac_site[order], planes[order]
+        n_v = np.bincount(planes, minlength=P).astype(np.int64)
+        bg = n_v.copy() if background is None else np.asarray(background, dtype=np.int64)
+        if bg.shape != (P,):
+            raise ValueError(f"background must have shape ({P},)")
+        from .electrostatics import bond_state_from_charge
+        L, lam = bond_state_from_charge(n_v - bg, sim.layout.electrostatics)
+        st = sim.state_arrays()
+        n = len(vac_site)
+        head = np.full(P, -1, dtype=np.int64)
+        tail = np.full(P, -1, dtype=np.int64)
+        nxt = np.full(n, -1, dtype=np.int64)
+        prv = np.full(n, -1, dtype=np.int64)
+        for v in range(n):
+            p = planes[v]
+            prv[v] = tail[p]
+            if tail[p] >= 0:
+                nxt[tail[p]] = v
+            else:
+                head[p] = v
+            tail[p] = v
+        st.update(occ=occ, vac_site=vac_site, vac_cell=_cells_of_sites(lat, vac_site), head=head, tail=tail,
+                  nxt=nxt, prv=prv, L=L, istate=np.array([n, lam, 0, 0], dtype=np.int64),
+                  fstate=np.array([float(time_s), np.nan]), background=bg,
+                  rng=rng_state_from_seed(np.random.SeedSequence(sim.seed).spawn(2)[1]))
+        return cls(config, seed=sim.seed, _state=st)
 
     # running -----------------------------------------------------------------------------------
     @property
@@ -393,10 +443,10 @@ class DeviceSimulation:
                 return dk.STATUS_EVENTS
             status, done = dk.run_device_events(
                 self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._head, self._tail,
-                self._nxt, self._prv, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree_plain,
-                self._tree_up, self._tree_down, self._tree_react, self._contact, self._rc, self._rd, self._table,
+                self._nxt, self._prv, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree5,
+                self._contact, self._rc, self._rd, self._table,
                 self._istate, self._fstate, self.counters, self._rng, lat.nx, lat.ny, lat.nz, self._a, self._b,
-                self._gamma, self._psi_drop, n, float(t_stop_s))
+                self._gamma, self._psi_drop, self._expt, self._expt_lam, n, float(t_stop_s))
             remaining -= done
             if status == dk.STATUS_FULL:
                 self._alloc(2 * self._cap)
@@ -428,8 +478,8 @@ class DeviceSimulation:
     def memory_bytes(self) -> int:
         """Bytes held by the state and the event structures."""
         arrays = [self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._nxt, self._prv,
-                  self._head, self._tail, self._L, self._fu, self._fd, self._counts, self._bsum, self._tree_plain,
-                  self._tree_up, self._tree_down, self._tree_react, self._contact, self._rc, self._rd,
+                  self._head, self._tail, self._L, self._fu, self._fd, self._counts, self._bsum, self._tree5,
+                  self._expt, self._expt_lam, self._contact, self._rc, self._rd,
                   self.background, self._table, self._rng, self.counters, self._istate, self._fstate]
         return int(sum(a.nbytes for a in arrays))
 
@@ -643,3 +693,45 @@ def simulate_profiles(config: DeviceConfig, times_s, seed: int | None = None) ->
         counters[i] = sim.counters
     out.update(times_s=times, plane_z_um=sim.layout.plane_z_um, counters=counters, events=sim.events)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmark
+# ---------------------------------------------------------------------------------------------
+def benchmark_config(cells: tuple[int, int, int] = (16, 16, 1024), seed: int = 0) -> DeviceConfig:
+    """The standard device benchmark: a 16 x 16 x 1024-cell wire (786,432 anion sites, as many as
+    ``ionwire bench kmc``), Br | Cl junction in the middle, x_V^eq(Br) = 1e-2 (Cl: 1e-2 x 0.0097),
+    contacts 0.1 um wide at the wire ends, 2 V/um forward, electrode rates scaled up so that about
+    1 event in 1e3 is a reaction (device_small: 1 in 1.4e3); electrostatics exact after every event."""
+    nx, ny, nz = cells
+    length = nz * 5.8e-4
+    contact = min(0.1, 0.25 * length)
+    return load_config({
+        "vacancies": {"equilibrium_fraction_Br": 1e-2},
+        "geometry": {"wire_length_um": length, "contact_width_um": contact, "gap_um": length - 2 * contact},
+        "electrodes": {"alpha_Br_um_per_V_s": 2e4, "alpha_Cl_um_per_V_s": 2e4 / 34.0},
+        "kmc": {"nx": nx, "ny": ny, "field_V_per_um": 2.0, "duration_s": 1.0, "seed": seed},
+        "output": {"frame_interval_s": 1.0, "species": False}})
+
+
+def benchmark_device(events: int = 10_000_000, warmup_events: int = 1_000_000,
+                     cells: tuple[int, int, int] = (16, 16, 1024), seed: int = 0) -> dict:
+    """Time ``events`` device events after ``warmup_events`` (numba compilation and the initial
+    transient excluded) on :func:`benchmark_config`.  Returns a JSON-able dict with
+    events_per_second, sites, vacancies, planes, bytes_per_site (all state and event structures
+    / sites), occupancy_bytes_per_site, reaction_fraction, wall_s."""
+    config = benchmark_config(cells, seed)
+    sim = DeviceSimulation(config)
+    sim.advance(np.inf, warmup_events)
+    c0 = sim.counters.copy()
+    t0 = _time.perf_counter()
+    sim.advance(np.inf, events)
+    wall = _time.perf_counter() - t0
+    dc = sim.counters - c0
+    reactions = int(dc[5] + dc[6] + dc[7] + dc[8])
+    return {"target": "device", "events": int(dc[0]), "wall_s": wall, "events_per_second": dc[0] / wall,
+            "sites": sim.lattice.n_sites, "vacancies": sim.n_vacancies, "planes": sim.lattice.n_planes,
+            "cells": list(cells), "bytes_per_site": sim.memory_bytes() / sim.lattice.n_sites,
+            "occupancy_bytes_per_site": sim.occupancy.nbytes / sim.lattice.n_sites,
+            "reaction_fraction": reactions / max(int(dc[0]), 1), "field_V_per_um": config.kmc.field_V_per_um,
+            "electrostatics": "exact incremental (every event)", "reactions": True}
