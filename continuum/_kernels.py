@@ -2,7 +2,7 @@
 Jacobian of one implicit (BDF) step.  Arrays and scalars only; no I/O, no globals.
 
 Nondimensional variables per node i (interleaved as y[3 i + k]):
-  k = 0: u = ln(x_V / x_ref)     (x_ref = x_V^eq of pure Br; positivity of x_V is automatic)
+  k = 0: v = x_V / x_ref         (x_ref = x_V^eq of pure Br)
   k = 1: x_Br                    (site fraction; x_Cl = 1 - x_Br - x_V)
   k = 2: psi = e phi / kT
 Lengths in um, times in s.  The halide and vacancy fluxes on face i+1/2 (Onsager form, MODEL.md
@@ -82,10 +82,9 @@ NPROP = 10
 
 
 @numba.njit(cache=True, error_model="numpy")
-def node_props(u, b, xref, tab, out):
+def node_props(v, b, xref, tab, out):
     """Per-node quantities of the fluxes, written to out[0:NPROP] (real or complex):
     v, x_Cl, g_Br, g_Cl, M, q = det(l)/(x_Br x_Cl), f = m_Br/M, g_Br/M, g_Cl/M, 1 - x_V."""
-    v = np.exp(u)
     xv = xref * v
     cl = 1.0 - b - xv
     a, bb, d = _table(tab, cl / (1.0 - xv))
@@ -105,11 +104,10 @@ def node_props(u, b, xref, tab, out):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def face_flux(pi, pj, ui, uj, bi, bj, psi_i, psi_j, h, xref, d0):
+def face_flux(pi, pj, bi, bj, psi_i, psi_j, h, xref, d0):
     """Fluxes on the face between nodes i and j = i+1 from their node_props pi, pj.
 
-    Returns (J_V/x_ref/v_i, J_V/x_ref/v_j, J_Br, J_V/x_ref) in um/s: the vacancy flux scaled by
-    each node's own v (the vacancy rows are scaled by 1/v so depleted nodes do not underflow).
+    Returns (J_V/x_ref, J_Br) in um/s (site fractions times um per s; J_V divided by x_ref).
     """
     vi = pi[0]
     vj = pj[0]
@@ -123,8 +121,6 @@ def face_flux(pi, pj, ui, uj, bi, bj, psi_i, psi_j, h, xref, d0):
     c = d0 * mf / h
     bp = bernoulli(delta)
     bm = bernoulli(-delta)
-    fi = c * (bp - bm * np.exp(uj - ui))
-    fj = c * (bp * np.exp(ui - uj) - bm)
     jv = c * (bp * vi - bm * vj)
     jx = -xref * jv
     ff = 0.5 * (pi[6] + pj[6])
@@ -151,29 +147,29 @@ def face_flux(pi, pj, ui, uj, bi, bj, psi_i, psi_j, h, xref, d0):
     else:
         k = -a_up
     jbr = ff * jx - (k / h) * (cli * bj - bi * clj)
-    return fi, fj, jbr, jv
+    return jv, jbr
 
 
 @numba.njit(cache=True, error_model="numpy")
-def face_flux_direct(ui, uj, bi, bj, psi_i, psi_j, h, xref, d0, tab):
+def face_flux_direct(vi, vj, bi, bj, psi_i, psi_j, h, xref, d0, tab):
     """face_flux from real primary variables (for tests and diagnostics)."""
     pi = np.empty(NPROP)
     pj = np.empty(NPROP)
-    node_props(ui, bi, xref, tab, pi)
-    node_props(uj, bj, xref, tab, pj)
-    return face_flux(pi, pj, ui, uj, bi, bj, psi_i, psi_j, h, xref, d0)
+    node_props(vi, bi, xref, tab, pi)
+    node_props(vj, bj, xref, tab, pj)
+    return face_flux(pi, pj, bi, bj, psi_i, psi_j, h, xref, d0)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
+def source(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
     """Electrode source at one contact node (per unit contact length).
 
-    Returns (S_V / x_ref / v, S_V / x_ref, S_Br) with S in site fractions per s and
+    Returns (S_V / x_ref, S_Br) with S in site fractions per s and
     fac = |E| times the electrode factor.  r_c = fac alpha(y), r_d = r_c (1 - x_eq)/x_eq or 0,
     x_eq = x_ref exp(-dEf_kT y) (continuum.parameters.electrode_rates, written for the kernel);
+    v = x_V / x_ref;
     rd_on = 0 switches r_d off at this node.
     """
-    v = np.exp(u)
     xv = xref * v
     cl = 1.0 - b - xv
     y = cl / (1.0 - xv)
@@ -187,13 +183,9 @@ def source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
     else:
         xeq = xref * np.exp(-dEf_kT * y)
         rd = rc * (1.0 - xeq) / xeq
-    mu = -u
-    if mu.real > 700.0:
-        mu = mu - (mu.real - 700.0)
-    sv_scaled = rc * (1.0 - xv) * np.exp(mu) / xref - rd
     sv = (rc * (1.0 - xv) - rd * xv) / xref
     sbr = -rc * b + rd * xv * b / (b + cl)
-    return sv_scaled, sv, sbr
+    return sv, sbr
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -201,7 +193,7 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
              ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, with_jac, KU):
     """Residual res float64[3n] and (if with_jac) band Jacobian ab float64[11, 3n] of the step
 
-        vol (a0 y + hist) / dt + div J - src = 0   (u, x_Br rows; vacancy rows scaled by 1/v)
+        vol (a0 y + hist) / dt + div J - src = 0   (rows of v = x_V/x_ref and x_Br; unknown u = ln v)
         ab uses LAPACK band layout with the diagonal in row KU (KU = 5 for solve_banded, 10 for
     dgbtrf, which needs KL extra rows).
     Poisson: (psi_{i+1}-psi_i)/h_r - (psi_i-psi_{i-1})/h_l + kappa vol (v - vbg) = 0,
@@ -217,13 +209,9 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
     cs = CS_STEP
     # time derivative, Poisson charge, sources
     for i in range(n):
-        u = y[3 * i]
+        v = y[3 * i]
         b = y[3 * i + 1]
-        v = np.exp(u)
-        mu = -u
-        if mu > 700.0:
-            mu = 700.0
-        res[3 * i] += vol[i] * (a0 + hist[2 * i] * np.exp(mu)) / dt
+        res[3 * i] += vol[i] * (a0 * v + hist[2 * i]) / dt
         res[3 * i + 1] += vol[i] * (a0 * b + hist[2 * i + 1]) / dt
         if dirichlet[i]:
             res[3 * i + 2] = y[3 * i + 2] - psi_d[i]
@@ -232,17 +220,17 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
         else:
             res[3 * i + 2] += kappa * vol[i] * (v - vbg[i])
             if with_jac:
-                ab[KU + 2, 3 * i] += kappa * vol[i] * v  # d row(3i+2) / d col(3i)
+                ab[KU + 2, 3 * i] += kappa * vol[i]  # d row(3i+2) / d col(3i)
         if src_w[i] > 0.0 and src_fac[i] > 0.0:
             w = src_w[i]
-            svs, sv, sbr = source(u, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i], src_fac[i])
-            res[3 * i] -= w * svs
+            sv, sbr = source(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i], src_fac[i])
+            res[3 * i] -= w * sv
             res[3 * i + 1] -= w * sbr
             if with_jac:
                 for k in range(2):
-                    uc = complex(u, cs if k == 0 else 0.0)
+                    uc = complex(v, cs if k == 0 else 0.0)
                     bc = complex(b, cs if k == 1 else 0.0)
-                    s1, s2, s3 = source(uc, bc, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i], src_fac[i])
+                    s1, s3 = source(uc, bc, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i], src_fac[i])
                     col = 3 * i + k
                     ab[KU + 3 * i - col, col] -= w * s1.imag / cs
                     ab[KU + 3 * i + 1 - col, col] -= w * s3.imag / cs
@@ -263,15 +251,13 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
     for i in range(n - 1):
         j = i + 1
         hf = h[i]
-        ui = y[3 * i]
-        uj = y[3 * j]
         bi = y[3 * i + 1]
         bj = y[3 * j + 1]
         si = y[3 * i + 2]
         sj = y[3 * j + 2]
-        fi, fj, jbr, jv = face_flux(props[i], props[j], ui, uj, bi, bj, si, sj, hf, xref, d0)
-        res[3 * i] += fi
-        res[3 * j] -= fj
+        jv, jbr = face_flux(props[i], props[j], bi, bj, si, sj, hf, xref, d0)
+        res[3 * i] += jv
+        res[3 * j] -= jv
         res[3 * i + 1] += jbr
         res[3 * j + 1] -= jbr
         if not dirichlet[i]:
@@ -285,30 +271,28 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
             if not dirichlet[j]:
                 ab[KU, 3 * j + 2] += -1.0 / hf
                 ab[KU + (3 * j + 2) - (3 * i + 2), 3 * i + 2] += 1.0 / hf
-            ui_c = complex(ui, 0.0)
-            uj_c = complex(uj, 0.0)
             bi_c = complex(bi, 0.0)
             bj_c = complex(bj, 0.0)
             si_c = complex(si, 0.0)
             sj_c = complex(sj, 0.0)
             for m in range(5):
                 if m == 0:
-                    gi, gj, gbr, _ = face_flux(pu[i], pc[j], ui_c + 1j * cs, uj_c, bi_c, bj_c, si_c, sj_c, hf, xref, d0)
+                    gi, gbr = face_flux(pu[i], pc[j], bi_c + 0.0j, bj_c, si_c, sj_c, hf, xref, d0)
                     col = 3 * i
                 elif m == 1:
-                    gi, gj, gbr, _ = face_flux(pb[i], pc[j], ui_c, uj_c, bi_c + 1j * cs, bj_c, si_c, sj_c, hf, xref, d0)
+                    gi, gbr = face_flux(pb[i], pc[j], bi_c + 1j * cs, bj_c, si_c, sj_c, hf, xref, d0)
                     col = 3 * i + 1
                 elif m == 2:
-                    gi, gj, gbr, _ = face_flux(pc[i], pu[j], ui_c, uj_c + 1j * cs, bi_c, bj_c, si_c, sj_c, hf, xref, d0)
+                    gi, gbr = face_flux(pc[i], pu[j], bi_c, bj_c, si_c, sj_c, hf, xref, d0)
                     col = 3 * j
                 elif m == 3:
-                    gi, gj, gbr, _ = face_flux(pc[i], pb[j], ui_c, uj_c, bi_c, bj_c + 1j * cs, si_c, sj_c, hf, xref, d0)
+                    gi, gbr = face_flux(pc[i], pb[j], bi_c, bj_c + 1j * cs, si_c, sj_c, hf, xref, d0)
                     col = 3 * j + 1
                 else:
-                    gi, gj, gbr, _ = face_flux(pc[i], pc[j], ui_c, uj_c, bi_c, bj_c, si_c, sj_c + 1j * cs, hf, xref, d0)
+                    gi, gbr = face_flux(pc[i], pc[j], bi_c, bj_c, si_c, sj_c + 1j * cs, hf, xref, d0)
                     col = 3 * j + 2
                 dgi = gi.imag / cs
-                dgj = gj.imag / cs
+                dgj = dgi
                 dgb = gbr.imag / cs
                 ab[KU + 3 * i - col, col] += dgi
                 ab[KU + 3 * j - col, col] -= dgj
@@ -329,7 +313,7 @@ def source_totals(y, src_w, src_fac, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_k
     tb = 0.0
     for i in range(src_w.shape[0]):
         if src_w[i] > 0.0 and src_fac[i] > 0.0:
-            _, sv, sbr = source(y[3 * i], y[3 * i + 1], xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i],
+            sv, sbr = source(y[3 * i], y[3 * i + 1], xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i],
                                 src_fac[i])
             tv += src_w[i] * sv * xref
             tb += src_w[i] * sbr
@@ -343,8 +327,30 @@ def face_currents(y, h, xref, d0, tab):
     out = np.empty((n - 1, 2))
     for i in range(n - 1):
         j = i + 1
-        _, _, jbr, jv = face_flux_direct(y[3 * i], y[3 * j], y[3 * i + 1], y[3 * j + 1], y[3 * i + 2],
+        jv, jbr = face_flux_direct(y[3 * i], y[3 * j], y[3 * i + 1], y[3 * j + 1], y[3 * i + 2],
                                          y[3 * j + 2], h[i], xref, d0, tab)
         out[i, 0] = jv * xref
         out[i, 1] = jbr
     return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def equilibrate_rows(ab, res, kl, ku):
+    """Scale every row of the band matrix (LAPACK dgbtrf layout, diagonal in row kl + ku) and of
+    res by 1 / (largest |entry| of the row): the vacancy rows span many orders of magnitude where
+    the vacancies are depleted, and unscaled pivoting then loses accuracy."""
+    n = ab.shape[1]
+    dg = kl + ku
+    for r in range(n):
+        lo = max(0, r - kl)
+        hi = min(n - 1, r + ku)
+        m = 0.0
+        for c in range(lo, hi + 1):
+            a = abs(ab[dg + r - c, c])
+            if a > m:
+                m = a
+        if m > 0.0:
+            s = 1.0 / m
+            for c in range(lo, hi + 1):
+                ab[dg + r - c, c] *= s
+            res[r] *= s

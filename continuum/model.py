@@ -13,7 +13,7 @@ discretisation (continuum._kernels: conservative finite volumes, Scharfetter-Gum
 exponentially fitted exchange form of the halide split) -> time integration (here: variable-step
 BDF2 with Newton on the banded exact Jacobian, Poisson algebraic) -> observables
 (continuum.observables).  Internally: lengths in um, time in s, psi = e phi / kT,
-v = x_V / x_V^eq(Br) (solved as u = ln v); at the interface everything is SI-labelled.
+v = x_V / x_V^eq(Br); at the interface everything is SI-labelled.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class Problem:
     """A discretised problem: everything the kernels need (nondimensional, see _kernels)."""
 
     mesh: Mesh
-    y0: np.ndarray            # float64[3n] initial (u, x_Br, psi) per node
+    y0: np.ndarray            # float64[3n] initial (v = x_V/x_ref, x_Br, psi) per node
     vbg: np.ndarray           # float64[n] background charge / (e c_s x_ref)
     dirichlet: np.ndarray     # bool[n]
     psi_d: np.ndarray         # float64[n] imposed psi where dirichlet
@@ -176,24 +176,21 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
                 return False, it + 1
         if lu is None:
             ab[:] = jac.spatial
-            ab[dg, 0::3] += -vol * hist[0::2] * np.exp(np.minimum(-y[0::3], 700.0)) / dt
+            ab[dg, 0::3] += vol * a0 / dt
             ab[dg, 1::3] += vol * a0 / dt
+            rowscale = np.ones(res.size)
+            K.equilibrate_rows(ab, rowscale, K.KL, K.KU)
             lu, piv, info = dgbtrf(ab, K.KL, K.KU, overwrite_ab=True)
             if info != 0:
                 return False, it + 1
-        dy, info = dgbtrs(lu, K.KL, K.KU, -res, piv)
+        dy, info = dgbtrs(lu, K.KL, K.KU, -res * rowscale, piv)
         if info != 0 or not np.all(np.isfinite(dy)):
             return False, it + 1
-        du = np.max(np.abs(dy[0::3]))
-        # conservation and accuracy need log x_V converged only where vacancies are not negligible
-        du_w = np.max(np.abs(dy[0::3]) * np.minimum(1.0, np.exp(y[0::3]) * 100.0))
+        du = np.max(np.abs(dy[0::3]) / np.maximum(1.0, np.abs(y[0::3])))
         db = np.max(np.abs(dy[1::3]))
         dp = np.max(np.abs(dy[2::3]))
-        # damp huge log-vacancy moves (first iterations after a large step)
-        if du > 20.0:
-            dy *= 20.0 / du
         y += dy
-        if np.max(np.abs(y[1::3])) > 2.0 or np.max(np.abs(y[0::3])) > 700.0:
+        if np.max(np.abs(y[1::3])) > 2.0 or np.max(np.abs(y[0::3])) * prob.xref > 0.5:
             if not refreshed_from_start:  # stale matrix: restart once from the predictor
                 y[:] = y_start
                 jac.valid = False
@@ -202,8 +199,8 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
                 prev = np.inf
                 continue
             return False, it + 1  # diverging
-        size = max(du_w, db * 1e3, dp)
-        if du_w < NEWTON_TOL and db < 1e-3 * NEWTON_TOL and dp < NEWTON_TOL:
+        size = max(du, db * 1e3, dp)
+        if du < NEWTON_TOL and db < 1e-3 * NEWTON_TOL and dp < NEWTON_TOL:
             return True, it + 1
         if it > 0 and size > 0.2 * prev:
             jac.valid = False  # slow contraction: refresh the Jacobian at this iterate
@@ -213,7 +210,8 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
 
 
 FRESH_JACOBIAN_EVERY_STEP = True
-#: Newton stops when the last correction is below this (log x_V and psi; 1e-3 of it on x_Br)
+#: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
+#: psi; 1e-3 of it on x_Br)
 NEWTON_TOL = 1e-9
 
 
@@ -282,12 +280,11 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
         else:
             ypred = hist_y[-1].copy()
         yn = hist_y[-1]
-        vn = np.exp(yn[0::3])
-        hist[0::2] = a1 * vn
+        hist[0::2] = a1 * yn[0::3]
         hist[1::2] = a1 * yn[1::3]
         if a2 != 0.0:
             ym = hist_y[-2]
-            hist[0::2] += a2 * np.exp(ym[0::3])
+            hist[0::2] += a2 * ym[0::3]
             hist[1::2] += a2 * ym[1::3]
         ynew = ypred.copy()
         if FRESH_JACOBIAN_EVERY_STEP:
@@ -301,8 +298,8 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
         # error estimate
         if len(hist_t) >= 2:
             c_err = 2.0 / 11.0 if len(hist_t) >= 3 else 0.5
-            vnew = np.exp(ynew[0::3])
-            ev = c_err * np.abs(vnew - np.exp(ypred[0::3])) / (rtol + rtol * vnew)
+            vnew = ynew[0::3]
+            ev = c_err * np.abs(vnew - ypred[0::3]) / (rtol + rtol * np.abs(vnew))
             eb = c_err * np.abs(ynew[1::3] - ypred[1::3]) / (atol_b + rtol * np.abs(ynew[1::3]))
             err = max(float(np.max(ev)), float(np.max(eb)))
         else:
@@ -386,7 +383,7 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
     xeq = params.vacancies.equilibrium_fraction(mat, y_cl)
     v0 = xeq / sc["xref"]
     y0 = np.zeros(3 * n)
-    y0[0::3] = np.log(v0)
+    y0[0::3] = v0
     y0[1::3] = (1.0 - xeq) * (1.0 - y_cl)
     zl, zr = geo.imposed_positions_um()
     il, ir = mesh.index_of(zl), mesh.index_of(zr)
@@ -453,7 +450,7 @@ class WireResult:
 
 def solution_to_result(prob: Problem, sol: Solution, metadata: dict | None = None) -> WireResult:
     y = sol.y
-    x_v = prob.xref * np.exp(y[:, 0::3])
+    x_v = prob.xref * y[:, 0::3]
     x_br = y[:, 1::3].copy()
     phi = y[:, 2::3] * prob.thermal_voltage_V
     cur = np.stack([prob.currents(row) for row in y])

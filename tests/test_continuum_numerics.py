@@ -1,0 +1,258 @@
+"""Numerics of the continuum model against exact results (issue 3, acceptance 'Numerical tests')."""
+import math
+
+import numpy as np
+import pytest
+from scipy.special import erfc
+
+from continuum import _kernels as K
+from continuum.mesh import Mesh, graded_mesh
+from continuum.model import Numerics, Problem, integrate, scales, simulate_wire, wire_problem
+from continuum.observables import front_position_um, migration_lengths_um
+from continuum.parameters import DeviceParameters, from_mapping
+from continuum.transport import maa_table
+from continuum.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, site_density_per_m3
+
+F0 = 0.69
+
+
+def _uniform_problem(z, x_br, v, w_br=6.3e8, w_cl=6.3e8, dirichlet_nodes=(0,), psi=(0.0,), params=None):
+    """A bare Problem on nodes z: no electrodes, background = initial v."""
+    p = params or DeviceParameters()
+    sc = scales(p)
+    mesh = Mesh.from_nodes(z)
+    n = mesh.n
+    y0 = np.zeros(3 * n)
+    y0[0::3] = v
+    y0[1::3] = x_br
+    dirichlet = np.zeros(n, dtype=np.bool_)
+    psi_d = np.zeros(n)
+    for i, s in zip(dirichlet_nodes, psi):
+        dirichlet[i] = True
+        psi_d[i] = s
+        y0[3 * i + 2] = s
+    return Problem(mesh=mesh, y0=y0, vbg=np.asarray(v, dtype=float).copy() * np.ones(n), dirichlet=dirichlet,
+                   psi_d=psi_d, src_w=np.zeros(n), src_fac=np.zeros(n), kappa=sc["kappa_per_um2"],
+                   xref=sc["xref"], d0=sc["d0_um2"], tab=np.ascontiguousarray(maa_table(w_br, w_cl, F0).abd_per_s),
+                   thermal_voltage_V=sc["thermal_voltage_V"])
+
+
+def test_poisson_operator_sign_and_exact_quadratic():
+    """A uniform positive excess charge between grounded ends gives psi = kappa dv z (L - z) / 2 > 0
+    (d^2 psi/dz^2 = -rho/eps: a positive charge is a potential maximum).  The 3-point FV operator is
+    exact for a quadratic on a uniform mesh."""
+    z = np.linspace(0.0, 2.0, 41)
+    n = z.size
+    prob = _uniform_problem(z, np.full(n, 0.5), np.ones(n), dirichlet_nodes=(0, n - 1), psi=(0.0, 0.0))
+    prob.vbg = np.full(n, 0.8)  # background smaller than the vacancies: net positive charge
+    y = prob.y0.copy()
+    res = np.empty(3 * n)
+    ab = np.zeros((2 * K.KL + K.KU + 1, 3 * n))
+    hist = np.zeros(2 * n)
+    prob.assemble(y, hist, 1.0, 1.0, res, ab, True, K.KL + K.KU)
+    # the Poisson rows are linear in psi: one Newton step on them alone solves them
+    rows = np.arange(2, 3 * n, 3)
+    a = np.zeros((n, n))
+    for r_i, r in enumerate(rows):
+        for c_i, c in enumerate(rows):
+            if abs(r - c) <= K.KL:
+                a[r_i, c_i] = ab[K.KL + K.KU + r - c, c]
+    psi = np.linalg.solve(a, -res[rows])
+    exact = prob.kappa * 0.2 * z * (z[-1] - z) / 2.0
+    assert np.all(psi[1:-1] > 0)
+    np.testing.assert_allclose(psi, exact, rtol=1e-10, atol=1e-12)
+    # the diagonal of the discrete Laplacian is negative (operator negative definite)
+    assert np.all(np.diag(a)[1:-1] < 0)
+
+
+def test_jacobian_matches_finite_differences():
+    p = DeviceParameters()
+    prob = wire_problem(p, 4.0, Numerics(n_nodes=60))
+    sol = integrate(prob, np.array([0.0, 1e-3, 300.0]))
+    y = sol.y[-1].copy()
+    n3 = y.size
+    hist = np.empty(2 * prob.n)
+    hist[0::2] = -1.01 * y[0::3]
+    hist[1::2] = -y[1::3]
+    res = np.empty(n3)
+    ab = np.zeros((2 * K.KL + K.KU + 1, n3))
+    prob.assemble(y, hist, 1.0, 10.0, res, ab, True, K.KL + K.KU)
+    # assemble leaves out the time-derivative diagonal (the integrator adds it): add it here
+    ab[K.KL + K.KU, 0::3] += prob.mesh.volume_um / 10.0
+    ab[K.KL + K.KU, 1::3] += prob.mesh.volume_um / 10.0
+    dummy = np.zeros_like(ab)
+    rp = np.empty(n3)
+    rm = np.empty(n3)
+    worst = 0.0
+    for k in range(n3):
+        e = 1e-6 * max(1.0, abs(y[k]))
+        yp = y.copy()
+        yp[k] += e
+        ym = y.copy()
+        ym[k] -= e
+        prob.assemble(yp, hist, 1.0, 10.0, rp, dummy, False, K.KL + K.KU)
+        prob.assemble(ym, hist, 1.0, 10.0, rm, dummy, False, K.KL + K.KU)
+        fd = (rp - rm) / (2 * e)
+        lo, hi = max(0, k - K.KU), min(n3, k + K.KL + 1)
+        band = np.array([ab[K.KL + K.KU + i - k, k] for i in range(lo, hi)])
+        scale = np.abs(fd[lo:hi]).max() + 1e-300
+        worst = max(worst, np.abs(band - fd[lo:hi]).max() / scale)
+        assert np.abs(np.delete(fd, np.arange(lo, hi))).max() <= 1e-8 * scale  # nothing outside the band
+    assert worst < 1e-6  # central differences: truncation + round-off ~1e-8
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 1.0])
+def test_sg_flux_vanishes_on_discrete_boltzmann_profile(ratio):
+    """Every face flux is zero (to round-off) on x_V/(1-x_V) = C exp(-psi) with a uniform halide
+    ratio, for potential steps from tiny to 60 kT per face: the exponential fitting is exact."""
+    p = DeviceParameters()
+    sc = scales(p)
+    tab = np.ascontiguousarray(maa_table(6.3e8, 1.3e8, F0).abd_per_s)
+    xref = sc["xref"]
+    rng = np.random.default_rng(1)
+    # (exact up to the O((x_V,i+1 - x_V,i)^3) error of the face-mean form of Delta gamma, < 1e-16
+    # for x_V <= 1e-5 as here)
+    for dpsi in np.concatenate(([1e-9, 1e-3, 0.05, 0.2, -4.0, 60.0], rng.uniform(-4, 60, 20))):
+        psi_i = rng.uniform(-5, 5)
+        psi_j = psi_i + dpsi
+        ri = rng.uniform(0.1, 5.0)            # x_V/(1-x_V) / x_ref at node i
+        rj = ri * math.exp(-dpsi)
+        xvi, xvj = xref * ri / (1 + xref * ri), xref * rj / (1 + xref * rj)
+        bi, bj = (1 - xvi) * (1 - ratio), (1 - xvj) * (1 - ratio)
+        jv, jbr = K.face_flux_direct(xvi / xref, xvj / xref, bi, bj, psi_i, psi_j, 0.01, xref, sc["d0_um2"], tab)
+        # scale: the two one-sided Scharfetter-Gummel terms
+        one_sided = sc["d0_um2"] * 6.3e8 * (float(K.bernoulli(dpsi)) * ri + float(K.bernoulli(-dpsi)) * rj) / 0.01
+        assert abs(jv) < 1e-12 * one_sided, (dpsi, jv, one_sided)
+        # halide flux: J_X = -x_ref J_V is zero; the interdiffusion term sees the round-off of
+        # x_Cl = 1 - x_Br - x_V, at the scale d0 w x_V / h
+        assert abs(jbr) < 1e-12 * xref * max(one_sided, sc["d0_um2"] * 6.3e8 * (ri + rj) / 0.01)
+
+
+def test_exact_discrete_boltzmann_at_zero_current():
+    """Pure Br wire, no electrode reactions, bias on: the steady state has zero current on every
+    face and x_V/(1-x_V) proportional to exp(-e phi/kT) exactly (Scharfetter-Gummel)."""
+    p = from_mapping(DeviceParameters, {"electrodes": {"enabled": False}})
+    prob = wire_problem(p, 0.3, Numerics(n_nodes=150))
+    # make the wire pure Br (uniform composition)
+    prob.y0[0::3] = 1.0
+    prob.y0[1::3] = 1.0 - prob.xref
+    prob.vbg[:] = 1.0
+    sol = integrate(prob, np.array([0.0, 1e3]), rtol=1e-4)
+    y = sol.y[-1]
+    xv = prob.xref * y[0::3]
+    psi = y[2::3]
+    # Newton converges x_V/x_ref to 1e-9 absolute, so the relation is checked where x_V/x_ref > 1e-2
+    ok = xv > 1e-2 * prob.xref
+    assert ok.sum() > 0.5 * ok.size
+    lhs = np.log(xv[ok] / (1.0 - xv[ok])) + psi[ok]
+    assert np.ptp(lhs) < 1e-6, np.ptp(lhs)
+    # strongly non-uniform: depletion and accumulation did form
+    assert xv.max() > 10 * prob.xref and xv.min() < 1e-6 * prob.xref
+    cur = prob.currents(y)
+    one_sided = prob.d0 * 6.3e8 * xv.max() / prob.mesh.h_um.min()
+    assert np.abs(cur[:, 0]).max() < 1e-12 * one_sided
+    np.testing.assert_allclose(y[1::3] + xv, 1.0, atol=1e-14)  # x_Cl stays 0
+
+
+def test_gouy_chapman_depletion_width():
+    """Depletion layer at the positive contact against the depletion (Gouy-Chapman/Schottky)
+    estimate w = sqrt(2 eps (dpsi - kT/e) / (e c_s x_V^eq)), dpsi the potential drop from the
+    contact to the neutral bulk; agreement within 3 % (the estimate neglects the Debye tail,
+    0.26 um against w ~ 2 um)."""
+    p = from_mapping(DeviceParameters, {"electrodes": {"enabled": False}})
+    prob = wire_problem(p, 0.125, Numerics(n_nodes=400))  # 1 V over the 8 um between the outer edges
+    prob.y0[0::3] = 1.0
+    prob.y0[1::3] = 1.0 - prob.xref
+    prob.vbg[:] = 1.0
+    sol = integrate(prob, np.array([0.0, 1e3]), rtol=1e-4)
+    y = sol.y[-1]
+    z = prob.mesh.z_um
+    v = y[0::3]
+    phi = y[2::3] * prob.thermal_voltage_V
+    i0 = prob.mesh.index_of(1.0)
+    bulk = (z > 4.5) & (z < 5.5)
+    assert np.all(np.abs(v[bulk] - 1.0) < 1e-2)  # a neutral bulk exists (up to Debye tails)
+    drop = phi[i0] - phi[bulk].mean()
+    right = np.nonzero((z > 1.0) & (v >= 0.5))[0][0]
+    zl, zr = z[right - 1], z[right]
+    w_sim = zl + (zr - zl) * (0.5 - v[right - 1]) / (v[right] - v[right - 1]) - 1.0
+    mat = p.material
+    eps = mat.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
+    n = site_density_per_m3(mat.lattice_constant_A) * prob.xref
+    w_gc = math.sqrt(2 * eps * (drop - prob.thermal_voltage_V) / (ELEMENTARY_CHARGE_C * n)) * 1e6
+    assert w_sim == pytest.approx(w_gc, rel=0.03)
+    assert 1.5 < w_gc < 3.0
+
+
+def _erf_profile(z, zj, d, t, xv):
+    return 0.5 * (1 - xv) * erfc((z - zj) / (2 * np.sqrt(d * t)))
+
+
+def _interdiffusion_error(n, t0=2e3, t1=8e3, rtol=1e-7):
+    """Max error of x_Br against the erf solution for equal Br/Cl jump frequencies (constant
+    interdiffusion coefficient D = D0 x_V w f0 (1 - x_V)), uniform mesh of n nodes on [0, 2] um,
+    starting from the exact profile at t0."""
+    p = DeviceParameters()
+    sc = scales(p)
+    w = 6.3e8
+    xv = sc["xref"]
+    d = sc["d0_um2"] * xv * w * F0 * (1 - xv)
+    z = np.linspace(0.0, 2.0, n)
+    prob = _uniform_problem(z, _erf_profile(z, 1.0, d, t0, xv), np.ones(n), w_br=w, w_cl=w)
+    sol = integrate(prob, np.array([0.0, t1 - t0]), rtol=rtol, initial_step_s=1.0)
+    return np.abs(sol.y[-1][1::3] - _erf_profile(z, 1.0, d, t1, xv)).max(), d
+
+
+def test_zero_bias_interdiffusion_matches_erf():
+    err, d = _interdiffusion_error(201)
+    assert 4 * d * 8e3 > 0.05  # the profile really spread (diffusion length ~0.3 um)
+    assert err < 2e-4
+
+
+def test_spatial_convergence_order():
+    errs = [_interdiffusion_error(n)[0] for n in (26, 51, 101)]
+    orders = [math.log2(errs[i] / errs[i + 1]) for i in range(2)]
+    assert min(orders) >= 1.8, (errs, orders)
+
+
+def test_conservation_with_and_without_sources():
+    """Each species: N(t) - N(0) equals the integrated electrode source to 1e-10 relative."""
+    for enabled in (True, False):
+        p = from_mapping(DeviceParameters, {"electrodes": {"enabled": enabled}})
+        for field in (4.0, -4.0):
+            prob = wire_problem(p, field, Numerics(n_nodes=150))
+            sol = integrate(prob, np.array([0.0, 1.0, 100.0, 600.0]))
+            vol = prob.mesh.volume_um
+            xv = prob.xref * sol.y[:, 0::3]
+            xbr = sol.y[:, 1::3]
+            xcl = 1 - xbr - xv
+            nv, nb, nc = (x @ vol for x in (xv, xbr, xcl))
+            created = np.abs(sol.q_v).max() + nv[0]
+            assert np.abs(nv - nv[0] - sol.q_v).max() <= 1e-10 * created
+            assert np.abs(nb - nb[0] - sol.q_br).max() <= 1e-10 * nb[0]
+            assert np.abs(nc - nc[0] + sol.q_v + sol.q_br).max() <= 1e-10 * nc[0]
+            if enabled:
+                assert abs(sol.q_v[-1]) > 0.1 * nv[0]  # the sources really did something
+            else:
+                assert np.all(sol.q_v == 0)
+
+
+def test_tolerance_independence_and_bounded_fractions():
+    """L(+4 V/um, 4 h) changes by < 1 % between rtol 1e-3 (default) and 1e-4; fractions stay in
+    [0, 1] (to 1e-10) behind the moving front."""
+    p = DeviceParameters()
+    out = {}
+    for rtol in (1e-3, 1e-4):
+        r = simulate_wire(p, 4.0, 4 * 3600.0, Numerics(rtol=rtol))
+        out[rtol] = migration_lengths_um(r.z_um, r.x_br, 5.0)[-1]
+        assert r.x_br.min() > -1e-10 and r.x_cl.min() > -1e-10
+        assert r.x_br.max() < 1 + 1e-12 and r.x_v.max() < 1e-3
+    assert out[1e-3] > 0.5
+    assert abs(out[1e-3] - out[1e-4]) < 0.01 * out[1e-4]
+
+
+def test_front_position_interpolates():
+    z = np.linspace(0, 1, 11)
+    x = np.clip(1.5 - 2 * z, 0, 1)
+    assert front_position_um(z, x, 0.5) == pytest.approx((1.5 - 0.55) / 2)
+    assert math.isnan(front_position_um(z, np.ones(11), 0.5))
