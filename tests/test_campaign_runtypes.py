@@ -72,3 +72,36 @@ def test_shipped_campaign_configs_load_and_expand(name, n_runs, axis):
 def test_registered_run_types_import():
     for name in runtypes.REGISTRY:
         runtypes.check_run_type(runtypes.get(name), name)
+
+
+def test_device_campaign_writes_one_readable_trajectory_per_run(tmp_path):
+    """runs/device_small.toml shrunk (8 x 8 cross-section, 2e-8 s) with a [sweep] of two fields
+    and two replicas: four runs, each a complete H5MD trajectory in its own run folder, with
+    the field and seed of its point."""
+    src = RUNS / "device_small.toml"
+    if not src.exists():
+        pytest.skip("runs/device_small.toml not in this checkout")
+    text = src.read_text()
+    for old, new in (("nx = 24", "nx = 8"), ("ny = 24", "ny = 8"), ("duration_s = 2e-6", "duration_s = 2e-8"),
+                     ("frame_interval_s = 2e-8", "frame_interval_s = 5e-9")):
+        assert old in text, old  # the shrink below must really apply
+        text = text.replace(old, new)
+    cfg = tmp_path / "device.toml"
+    cfg.write_text(text + "\n[sweep]\nfield_V_per_um = [-2.0, 2.0]\nreplicas = 2\n")
+    from kmc.h5md import open_trajectory
+
+    spec = cp.load_spec(cfg)
+    rep = cp.run_campaign(spec, tmp_path / "out", workers=2, progress=False)
+    assert rep.n_new == 4 and not rep.failed, rep.failed
+    seeds = set()
+    for rp, rec in zip(spec.points, rep.records):
+        res = rec["result"]
+        assert res["completed"] and res["field_V_per_um"] == rp.point["field_V_per_um"]
+        seeds.add(res["seed"])
+        path = tmp_path / "out" / "runs" / rp.id / res["output"]
+        with open_trajectory(path) as traj:
+            assert traj.n_frames == 5
+            assert traj.times_s[-1] == pytest.approx(2e-8)
+            assert int(traj.attributes["seed"]) == res["seed"]
+        assert not list(path.parent.glob("*.checkpoint"))
+    assert len(seeds) == 4
