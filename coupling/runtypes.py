@@ -60,7 +60,7 @@ from continuum.parameters import ParameterError, to_mapping
 #: library is missing from an installation only fails when a config asks for it)
 REGISTRY: dict[str, str] = {
     # the rectification experiment with the continuum model (runs/fig1e.toml; CONT's library)
-    "continuum": "continuum.experiment:ContinuumRun",
+    "continuum": "coupling.runtypes:ContinuumCampaignRun",
     # independent bulk kMC replicas (kmc.observables; throughput benchmark, transport sweeps)
     "bulk": "coupling.runtypes:BulkRun",
     # device kMC trajectories (kmc.device; runs/device_small.toml plus a [sweep])
@@ -534,3 +534,71 @@ class DeviceRun:
                 "headline": f"{len(rows)} device runs, {events:.3g} events, "
                             f"{events / wall if wall else float('nan'):.3g} events/s per run; "
                             "trajectories: runs/<id>/device.h5 (index.json maps ids to points)"}
+
+
+def _continuum_run_type():
+    from continuum.experiment import ContinuumRun
+
+    return ContinuumRun
+
+
+class ContinuumCampaignRun:
+    """Run type ``continuum``: continuum.experiment.ContinuumRun (one field per run, the alpha
+    calibration as prepare, Fig. 1e in reduce), plus the figure's data as a plain table
+    ``fig1e.csv`` and a one-line headline."""
+
+    name = "continuum"
+
+    @staticmethod
+    def load(mapping):
+        return _continuum_run_type().load(mapping)
+
+    @staticmethod
+    def prepare(config):
+        return _continuum_run_type().prepare(config)
+
+    @staticmethod
+    def bind(config, prepared):
+        return _continuum_run_type().bind(config, prepared)
+
+    @staticmethod
+    def expand(config):
+        return _continuum_run_type().expand(config)
+
+    @staticmethod
+    def fingerprint(config):
+        return _continuum_run_type().fingerprint(config)
+
+    @staticmethod
+    def run(config, point, outdir):
+        result = _continuum_run_type().run(config, point, outdir)
+        if "h5" in result:  # the temporary run folder is renamed: keep the path relative to it
+            result["h5"] = os.path.basename(result["h5"])
+        return result
+
+    @staticmethod
+    def reduce(config, points, results, outdir):
+        import csv
+        from pathlib import Path
+
+        summary = _continuum_run_type().reduce(config, points, results, outdir)
+        cols = ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake")
+        path = Path(outdir) / "fig1e.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            for r in results:
+                w.writerow([r.get(c) for c in cols])
+        summary["data"] = str(path)
+        ratio = summary.get("rectification_ratio")
+        fit = summary.get("forward_linear_fit") or {}
+        lengths = dict(zip(summary.get("field_V_per_um", []), summary.get("migration_length_um", [])))
+        parts = [f"figure {summary.get('figure')}, data {path}"]
+        if 4.0 in lengths and -4.0 in lengths:
+            parts.append(f"L(+4) = {lengths[4.0]:.3f} um, L(-4) = {lengths[-4.0]:.3f} um")
+        if ratio is not None:
+            parts.append(f"rectification ratio {ratio:.1f}")
+        if fit:
+            parts.append(f"forward R^2 {fit.get('r_squared', float('nan')):.4f}")
+        summary["headline"] = "; ".join(parts)
+        return summary
