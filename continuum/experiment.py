@@ -276,28 +276,33 @@ def warm_up() -> None:
     integrate(prob, np.array([0.0, 1e-6]))
 
 
-def map_fields(cfg: ContinuumConfig, fields, workers: int | None = None, callback=None) -> list[dict]:
-    """Run every field (in parallel over ``workers`` processes); returns summaries in order.
+def map_runs(runs, workers: int = 2, callback=None) -> list[dict]:
+    """Run (config, field) pairs, in parallel over ``workers`` processes (fork), in order.
 
-    callback(arrays, summary) is called in the parent as each field finishes (in field order).
-    """
-    fields = [float(e) for e in fields]
-    workers = min(workers or cfg.workers, len(fields), os.cpu_count() or 1)
+    callback(arrays, summary) is called in the parent as each run finishes (in order).
+    Returns the summaries."""
+    runs = [(cfg, float(e)) for cfg, e in runs]
+    workers = max(1, min(workers, len(runs), os.cpu_count() or 1))
     out = []
     if workers <= 1:
-        for e in fields:
-            arrays, summary = _field_worker((cfg, e))
+        for r in runs:
+            arrays, summary = _field_worker(r)
             if callback:
                 callback(arrays, summary)
             out.append(summary)
         return out
     warm_up()
     with _pool(workers) as pool:
-        for arrays, summary in pool.map(_field_worker, [(cfg, e) for e in fields]):
+        for arrays, summary in pool.map(_field_worker, runs):
             if callback:
                 callback(arrays, summary)
             out.append(summary)
     return out
+
+
+def map_fields(cfg: ContinuumConfig, fields, workers: int | None = None, callback=None) -> list[dict]:
+    """Run every field of one config (see map_runs); returns summaries in order."""
+    return map_runs([(cfg, e) for e in fields], workers or cfg.workers, callback)
 
 
 # --------------------------------------------------------------------------------------------

@@ -115,9 +115,10 @@ def _open(path):
         f = h5py.File(p, "r")
     except OSError as exc:
         raise ResultFileError(f"{p}: not a readable HDF5 file ({exc})") from None
-    if f.attrs.get("schema") != SCHEMA:
+    schema = f.attrs.get("schema")
+    if schema != SCHEMA:
         f.close()
-        raise ResultFileError(f"{p}: not an ionwire continuum result (schema {f.attrs.get('schema')!r})")
+        raise ResultFileError(f"{p}: not an ionwire continuum result (schema {schema!r})")
     return f
 
 

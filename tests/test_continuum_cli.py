@@ -1,0 +1,110 @@
+"""`ionwire continuum`, the experiment API and the HDF5 results (small, fast configs)."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from continuum import io as cio
+from continuum.experiment import (ContinuumRun, bind, expand, load_config, run_point, summarize)
+from continuum.parameters import ParameterError
+from coupling.cli import main
+
+SMALL = """
+run = "continuum"
+duration_s = 600.0
+workers = 1
+[numerics]
+n_nodes = 120
+n_outputs = 8
+[calibration]
+enabled = false
+[sweep]
+field_V_per_um = [-4.0, 0.0, 4.0]
+"""
+
+
+def test_cli_json_and_hdf5(tmp_path, capsys):
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(SMALL)
+    out = tmp_path / "out.h5"
+    assert main(["continuum", str(cfg), "-o", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ("field_V_per_um", "migration_length_um", "rectification_ratio", "cl_uptake", "calibrated", "wall_s"):
+        assert key in summary
+    assert summary["field_V_per_um"] == [-4.0, 0.0, 4.0]
+    l_fwd, l_rev = summary["migration_length_um"][2], summary["migration_length_um"][0]
+    assert l_fwd > 0 > l_rev  # forward moves towards Br, reverse towards Cl
+    assert summary["rectification_ratio"] == pytest.approx(l_fwd / abs(l_rev))
+    assert summary["calibrated"] == {}
+    assert (tmp_path / "out_fig1e.png").stat().st_size > 1000
+    r = cio.read_result(out, 4.0)
+    nt, nz = r.x_br.shape
+    assert r.z_um.shape == (nz,) and r.times_s.shape == (nt,) and r.phi_V.shape == (nt, nz)
+    assert r.x_v.shape == (nt, nz) and r.times_s[0] == 0.0 and r.times_s[-1] == pytest.approx(600.0)
+    np.testing.assert_allclose(r.x_br + r.x_cl + r.x_v, 1.0, atol=1e-12)
+    assert r.metadata["migration_length_um"] == pytest.approx(l_fwd)
+    assert cio.list_runs(out) == [-4.0, 0.0, 4.0]
+    assert cio.read_result(out).field_V_per_um == -4.0
+
+
+def test_cli_bad_config_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(SMALL.replace("[numerics]", "[numerics]\nspeed = 3"))
+    assert main(["continuum", str(cfg), "-o", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "numerics.speed" in err[0]
+    cfg.write_text(SMALL.replace("[numerics]", "[geometry]\nwire_length_um = -3.0\n[numerics]"))
+    assert main(["continuum", str(cfg)]) == 2
+    assert "geometry.wire_length_um" in capsys.readouterr().err
+    assert main(["continuum", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_read_result_rejects_bad_files(tmp_path):
+    with pytest.raises(cio.ResultFileError, match="nope.h5"):
+        cio.read_result(tmp_path / "nope.h5")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not hdf5 at all")
+    with pytest.raises(cio.ResultFileError, match="junk.h5"):
+        cio.read_result(junk)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f.attrs["schema"] = "something-else"
+    with pytest.raises(cio.ResultFileError, match="foreign.h5"):
+        cio.read_result(foreign)
+    empty = tmp_path / "empty.h5"
+    cio.create(empty, {})
+    with pytest.raises(cio.ResultFileError, match="no complete run"):
+        cio.read_result(empty)
+    # a truncated copy of a real file
+    good = tmp_path / "good.h5"
+    cio.create(good, {})
+    cio.append_run(good, {"z_um": np.arange(3.0), "times_s": np.arange(2.0), "x_br": np.ones((2, 3)),
+                          "x_cl": np.zeros((2, 3)), "x_v": np.zeros((2, 3)), "phi_V": np.zeros((2, 3))},
+                   {"field_V_per_um": 1.0})
+    assert cio.read_result(good).field_V_per_um == 1.0
+    data = good.read_bytes()
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(data[: len(data) // 2])
+    with pytest.raises(cio.ResultFileError, match="trunc.h5"):
+        cio.read_result(trunc)
+
+
+def test_run_type_protocol(tmp_path):
+    """The campaign layer's view: load -> bind -> expand -> run -> reduce."""
+    import tomllib
+
+    cfg = ContinuumRun.load(tomllib.loads(SMALL))
+    with pytest.raises(ParameterError, match="run"):
+        load_config({"run": "device"})
+    record = {"alpha_Br_um_per_V_s": {"value": 2e-5}, "alpha_Cl_um_per_V_s": {"value": 1e-6}}
+    bound = bind(cfg, record)
+    assert bound.electrodes.alpha_Br_um_per_V_s == 2e-5 and bound.electrodes.alpha_Cl_um_per_V_s == 1e-6
+    points = ContinuumRun.expand(bound)
+    assert points == expand(bound) == [{"field_V_per_um": -4.0}, {"field_V_per_um": 0.0}, {"field_V_per_um": 4.0}]
+    res = ContinuumRun.run(bound, points[2], tmp_path)
+    json.dumps(res)
+    assert (tmp_path / "continuum.h5").exists() and res["migration_length_um"] > 0
+    out = summarize(bound, points[2:], [res])
+    assert out["migration_length_um"] == [res["migration_length_um"]]
+    assert out["calibrated"]["alpha_Br_um_per_V_s"]["value"] == 2e-5
