@@ -91,6 +91,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from structures.lattice import ENVIRONMENT_OFFSETS, HOP_HALF_UNITS, NEIGHBOUR_OFFSETS
 
@@ -142,6 +146,33 @@ for _t in (LOCAL_OFFSETS, ENV_LOCAL, SRC_ONLY, HOP_DZ, HOP_VEC):
 # status codes of the event loops
 STATUS_OK = 0
 STATUS_NO_EVENT = 1  # total rate is zero: no hop possible
+
+
+# ---------------------------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------------------------
+@intrinsic
+def prefetch_row(typingctx, arr, row):
+    """Hint the CPU to fetch the cache line of ``arr[row, 0]`` (``arr[row]`` for 1-d arrays) for
+    writing; no effect on results.  (LLVM's llvm.prefetch: rw=1, locality=3, data cache.)"""
+    if not isinstance(arr, types.Array) or not isinstance(row, types.Integer):
+        return None
+    sig = types.void(arr, row)
+
+    def codegen(context, builder, signature, args):
+        aryty, rowty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [context.cast(builder, args[1], rowty, types.intp)]
+        idx += [context.get_constant(types.intp, 0)] * (aryty.ndim - 1)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,6 +542,34 @@ def _lowest_bit(mask):
     return l
 
 
+DEFER = 4  # displacement updates are applied this many events late (see run_bulk_events)
+
+
+@numba.njit(cache=True, inline="always")
+def _flush(e, disp, vac_disp, p_src, p_dst, p_v, p_h):
+    """Apply the deferred displacement update of event slot e (see run_bulk_events)."""
+    src = p_src[e]
+    dst = p_dst[e]
+    v = p_v[e]
+    disp[src, 0] = disp[dst, 0] - p_h[e, 0]
+    disp[src, 1] = disp[dst, 1] - p_h[e, 1]
+    disp[src, 2] = disp[dst, 2] - p_h[e, 2]
+    disp[dst, 0] = v
+    vac_disp[v, 0] += p_h[e, 0]
+    vac_disp[v, 1] += p_h[e, 1]
+    vac_disp[v, 2] += p_h[e, 2]
+
+
+@numba.njit(cache=True, inline="always")
+def _slot_of(q, disp, p_dst, p_v, ev, n_pending):
+    """Event slot of the vacancy on site q: the newest pending arrival at q, else disp[q, 0]."""
+    for m in range(n_pending):
+        e = (ev - 1 - m) & (DEFER - 1)
+        if p_dst[e] == q:
+            return p_v[e]
+    return np.int64(disp[q, 0])
+
+
 @numba.njit(cache=True)
 def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
                     n_events, rng, collective, hops, clock):
@@ -525,6 +584,12 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
     hops: int64[2] hops made by Br / Cl; clock: float64[1] simulated time (s).
     All arrays are updated in place.  Returns the number of events done; fewer than n_events
     only if the total rate became zero (then nothing more can happen).
+
+    Memory latency: ``disp`` (12 bytes/site) is the one large array touched at random, and a
+    cache miss on it stalls the in-order retirement of the whole event.  Its update is therefore
+    deferred by DEFER events: the line is prefetched when the hop happens and the move is applied
+    DEFER events later (in order); slot look-ups consult the pending hops first.  Every pending
+    update is applied before returning, so the arrays are consistent between calls.
     """
     local = np.empty(N_LOCAL, dtype=np.int64)
     scan = np.empty(N_LOCAL, dtype=np.int64)
@@ -534,15 +599,21 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
         for l in range(N_LOCAL):
             deltas[s, l] = ((LOCAL_OFFSETS[s, l, 2] * ny + LOCAL_OFFSETS[s, l, 1]) * nx
                             + LOCAL_OFFSETS[s, l, 0]) * 3 + LOCAL_OFFSETS[s, l, 3] - s
+    p_src = np.zeros(DEFER, dtype=np.int64)
+    p_dst = np.full(DEFER, -1, dtype=np.int64)
+    p_v = np.zeros(DEFER, dtype=np.int64)
+    p_h = np.zeros((DEFER, 3), dtype=np.int64)
+    n_pending = 0
     # exact internal sums at the start of every call (difference updates drift by round-off);
     # a run restarted from a checkpoint at a call boundary therefore repeats it bit for bit
     tree_build(tree)
     t = clock[0]
+    done = n_events
     for ev in range(n_events):
         total = tree[1]
         if not total > 0.0:
-            clock[0] = t
-            return ev
+            done = ev
+            break
         leaf = tree_select(tree, rng_uniform(rng))
         v = leaf >> 3
         d = leaf & 7
@@ -560,17 +631,24 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
         hz = HOP_VEC[cs, d, 2]
         occ[src] = x
         occ[dst] = VACANCY
-        disp[src, 0] = disp[dst, 0] - hx
-        disp[src, 1] = disp[dst, 1] - hy
-        disp[src, 2] = disp[dst, 2] - hz
-        disp[dst, 0] = v
+        # deferred displacement update (prefetch now, apply DEFER events later)
+        prefetch_row(disp, dst)
+        prefetch_row(disp, src)
+        e = ev & (DEFER - 1)
+        if n_pending == DEFER:
+            _flush(e, disp, vac_disp, p_src, p_dst, p_v, p_h)
+        else:
+            n_pending += 1
+        p_src[e] = src
+        p_dst[e] = dst
+        p_v[e] = v
+        p_h[e, 0] = hx
+        p_h[e, 1] = hy
+        p_h[e, 2] = hz
         collective[x, 0] -= hx
         collective[x, 1] -= hy
         collective[x, 2] -= hz
         hops[x] += 1
-        vac_disp[v, 0] += hx
-        vac_disp[v, 1] += hy
-        vac_disp[v, 2] += hz
         vac_site[v] = dst
         vac_cell[v, 0] = i2
         vac_cell[v, 1] = j2
@@ -584,13 +662,18 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
         while vac:
             l = _lowest_bit(vac)
             vac &= vac - 1
-            _refresh_vacancy(occ, vac_cell, disp[local[l], 0], tree, table, nx, ny, nz, True, deltas, scan, rates)
+            w = _slot_of(local[l], disp, p_dst, p_v, ev + 1, n_pending)
+            _refresh_vacancy(occ, vac_cell, w, tree, table, nx, ny, nz, True, deltas, scan, rates)
         # vacancies whose rates involve src: src's local10 minus dst and minus dst's local10
         for m in range(5):
             l = SRC_ONLY[cs, d, m]
             ia, ja, ka, sa, valid = local_coords(ci, cj, ck, cs, l, nx, ny, nz, True)
             q = ((ka * ny + ja) * nx + ia) * 3 + sa
             if occ[q] == VACANCY:
-                _refresh_vacancy(occ, vac_cell, disp[q, 0], tree, table, nx, ny, nz, True, deltas, scan, rates)
+                w = _slot_of(q, disp, p_dst, p_v, ev + 1, n_pending)
+                _refresh_vacancy(occ, vac_cell, w, tree, table, nx, ny, nz, True, deltas, scan, rates)
+    # apply the pending displacement updates, oldest first
+    for m in range(n_pending):
+        _flush((done - n_pending + m) & (DEFER - 1), disp, vac_disp, p_src, p_dst, p_v, p_h)
     clock[0] = t
-    return n_events
+    return done
