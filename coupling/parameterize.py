@@ -47,6 +47,10 @@ class BulkSettings:
     cells: supercell nx, ny, nz (periodic); vacancy_fraction: vacancies per anion site (the
     number is max(1, round(fraction * 3 nx ny nz))); events_per_replica: hops per replica;
     warmup_events: hops discarded before measuring (relaxes the random initial configuration);
+    blocks: consecutive blocks per replica whose collective-displacement increments estimate l_ab
+    (kmc.observables.run_replica): the relative error of l_ab scales as sqrt(2/(3 blocks R)), so
+    many blocks per replica are what makes the table precise; each block must stay long against
+    the correlation of a vacancy's hops (checked: >= 100 hops per vacancy per block);
     seed: root seed of the campaign; f0: tracer correlation factor for the theory comparison
     (None: continuum.onsager.F0_ANION_PEROVSKITE, measured by the kMC engine).
     """
@@ -55,6 +59,7 @@ class BulkSettings:
     vacancy_fraction: float = 0.002
     events_per_replica: int = 2_000_000
     warmup_events: int = 0
+    blocks: int = 200
     seed: int = 2026
     f0: float | None = None
 
@@ -65,6 +70,10 @@ class BulkSettings:
         require(self.events_per_replica >= 1000, f"events_per_replica must be >= 1000, got {self.events_per_replica!r}")
         require(self.warmup_events >= 0, f"warmup_events must be >= 0, got {self.warmup_events!r}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed!r}")
+        require(self.blocks >= 1, f"blocks must be >= 1, got {self.blocks!r}")
+        hops = self.events_per_replica / (self.blocks * self.vacancies)
+        require(hops >= 100, f"blocks: {self.blocks} blocks leave {hops:.0f} hops per vacancy per block "
+                             "(need >= 100 so that blocks are uncorrelated)")
         if self.f0 is not None:
             require(0 < self.f0 < 1, f"f0 must be in (0, 1), got {self.f0!r}")
 
@@ -153,19 +162,25 @@ def resolve_f0(settings: BulkSettings) -> float:
 # one replica (the bulk engine)
 # --------------------------------------------------------------------------------------------
 def measure_replica(material: Material, settings: BulkSettings, x_cl: float, seed: int) -> dict:
-    """One bulk replica: {"l_per_s": [BrBr, BrCl, ClCl], "x_cl": actual composition, "x_v",
-    "events", "wall_s", "seed"} from the kMC engine (kmc.bulk)."""
-    from kmc import bulk as kmc_bulk  # the bulk engine (owner: KMC)
+    """One bulk replica: {"l_per_s": [BrBr, BrCl, ClCl] (1/s), "l_err_blocks": None, "x_cl":
+    actual halide composition, "x_v", "events", "wall_s", "seed", "f": {Br, Cl}} from
+    kmc.observables.run_replica (zero field; l_ab from the collective displacements of 20 blocks)."""
+    from kmc.observables import run_replica
+    from structures.lattice import AnionLattice
 
+    nx, ny, nz = settings.cells
+    lattice = AnionLattice(nx, ny, nz, periodic_z=True, lattice_constant_A=material.lattice_constant_A)
+    n_vac = settings.vacancies
     t0 = time.perf_counter()
-    res = kmc_bulk.measure_onsager_replica(material=material, cells=settings.cells, x_cl=x_cl,
-                                           vacancies=settings.vacancies,
-                                           events=settings.events_per_replica,
-                                           warmup_events=settings.warmup_events, seed=seed)
-    res = dict(res)
-    res.setdefault("wall_s", time.perf_counter() - t0)
-    res["seed"] = seed
-    return res
+    rep = run_replica(lattice, float(x_cl), n_vac, material, 0.0, int(settings.events_per_replica),
+                      np.random.SeedSequence(seed), int(settings.warmup_events), int(settings.blocks))
+    wall = time.perf_counter() - t0
+    n_atoms = lattice.n_sites - n_vac
+    n_cl = int(round(x_cl * n_atoms))  # kmc.state.BulkState.random places exactly this many Cl
+    return {"l_per_s": [float(rep.l_per_s[k]) for k in ("BrBr", "BrCl", "ClCl")],
+            "x_cl": n_cl / n_atoms, "x_v": n_vac / lattice.n_sites, "events": int(rep.n_events),
+            "wall_s": wall, "seed": int(seed), "f": {k: float(v) for k, v in rep.f.items()},
+            "time_s": float(rep.time_s)}
 
 
 # --------------------------------------------------------------------------------------------
