@@ -300,7 +300,7 @@ class DeviceSimulation:
             if key not in st:
                 raise TrajectoryError(f"checkpoint state lacks {key!r}")
         n = int(st["istate"][dk.I_NVAC])
-        occ = np.ascontiguousarray(st["occ"], dtype=np.uint8)
+        occ = np.array(st["occ"], dtype=np.uint8, copy=True)  # never alias the caller's array
         if occ.shape != (lat.n_sites,):
             raise TrajectoryError(f"checkpoint occupancy has {occ.shape} sites, the config gives {lat.n_sites}")
         self.occupancy = occ
@@ -384,7 +384,7 @@ class DeviceSimulation:
         ``seed`` (default [kmc].seed) exactly as for a fresh run."""
         sim = cls(config, seed=seed)
         lat = sim.lattice
-        occ = np.ascontiguousarray(occupancy, dtype=np.uint8)
+        occ = np.array(occupancy, dtype=np.uint8, copy=True)
         if occ.shape != (lat.n_sites,) or (occ.size and occ.max() > 2):
             raise ValueError(f"occupancy must be uint8[{lat.n_sites}] with codes 0, 1, 2")
         P = lat.n_planes
