@@ -142,6 +142,9 @@ class _Jacobian:
 
     def __init__(self, n3):
         self.spatial = np.zeros((2 * K.KL + K.KU + 1, n3))
+        self.low = np.zeros((n3 // 3, 3, 3))
+        self.dinv = np.zeros((n3 // 3, 3, 3))
+        self.up = np.zeros((n3 // 3, 3, 3))
         self.valid = False
         self.evaluations = 0
 
@@ -180,11 +183,20 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
             ab[dg, 1::3] += vol * a0 / dt
             rowscale = np.ones(res.size)
             K.equilibrate_rows(ab, rowscale, K.KL, K.KU)
-            lu, piv, info = dgbtrf(ab, K.KL, K.KU, overwrite_ab=True)
+            if USE_BLOCK_SOLVER and K.block_factor(ab, dg, jac.low, jac.dinv, jac.up):
+                lu = "block"
+            else:
+                lu, piv, info = dgbtrf(ab, K.KL, K.KU, overwrite_ab=True)
+                if info != 0:
+                    return False, it + 1
+        if isinstance(lu, str):
+            dy = np.empty(res.size)
+            K.block_solve(jac.low, jac.dinv, jac.up, -res * rowscale, dy)
+        else:
+            dy, info = dgbtrs(lu, K.KL, K.KU, -res * rowscale, piv)
             if info != 0:
                 return False, it + 1
-        dy, info = dgbtrs(lu, K.KL, K.KU, -res * rowscale, piv)
-        if info != 0 or not np.all(np.isfinite(dy)):
+        if not np.all(np.isfinite(dy)):
             return False, it + 1
         du = np.max(np.abs(dy[0::3]) / np.maximum(1.0, np.abs(y[0::3])))
         db = np.max(np.abs(dy[1::3]))
@@ -210,6 +222,8 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
 
 
 FRESH_JACOBIAN_EVERY_STEP = True
+#: block-tridiagonal elimination (numba) instead of LAPACK dgbtrf/dgbtrs (fallback if singular)
+USE_BLOCK_SOLVER = True
 #: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
 #: psi; 1e-3 of it on x_Br)
 NEWTON_TOL = 1e-9
