@@ -65,6 +65,8 @@ REGISTRY: dict[str, str] = {
     "bulk": "coupling.runtypes:BulkRun",
     # device kMC trajectories (kmc.device; runs/device_small.toml plus a [sweep])
     "device": "coupling.runtypes:DeviceRun",
+    # atomistic (device-kMC ensemble) against continuum on one parameter set (runs/validate.toml)
+    "compare": "coupling.runtypes:CompareRun",
     # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml; the coupling engineer's)
     "onsager": "coupling.parameterize:OnsagerTableRun",
 }
@@ -602,3 +604,67 @@ class ContinuumCampaignRun:
             parts.append(f"forward R^2 {fit.get('r_squared', float('nan')):.4f}")
         summary["headline"] = "; ".join(parts)
         return summary
+
+
+class CompareRun:
+    """Run type ``compare`` (runs/validate.toml, coupling.compare): every run is ONE device-kMC
+    replica at one field of [compare] (the expensive part, fanned out); ``reduce`` hands the
+    finished replicas to :func:`coupling.compare.compare`, which runs the continuum model on the
+    same parameter object, bins both and writes report.h5, summary.json and the plots into the
+    campaign folder, exactly as ``ionwire compare`` does serially (same seeds, same numbers)."""
+
+    name = "compare"
+    _ARRAYS = ("x_br", "x_v", "phi_V", "plane_z_um", "sites_per_plane", "counters")
+
+    @staticmethod
+    def load(mapping):
+        from coupling.compare import load_config
+
+        return load_config(mapping)
+
+    @staticmethod
+    def expand(config):
+        c = config.compare
+        return [{"field_V_per_um": float(e), "replica": r} for e in c.fields_V_per_um for r in range(c.replicas)]
+
+    @staticmethod
+    def _seed(config, point):
+        from coupling.compare import replica_seed
+
+        fi = [float(e) for e in config.compare.fields_V_per_um].index(float(point["field_V_per_um"]))
+        return replica_seed(config.compare.seed, fi, int(point["replica"]))
+
+    @staticmethod
+    def run(config, point, outdir):
+        import numpy as np
+
+        from coupling.compare import run_kmc_replica
+
+        seed = CompareRun._seed(config, point)
+        res = run_kmc_replica(config, float(point["field_V_per_um"]), seed)
+        out = {k: (np.asarray(v).tolist() if k in CompareRun._ARRAYS else v) for k, v in res.items()}
+        out["seed"] = seed
+        return out
+
+    @staticmethod
+    def reduce(config, points, results, outdir):
+        import json
+
+        import numpy as np
+
+        from coupling.compare import compare
+
+        done = {(float(p["field_V_per_um"]), r["seed"]): r for p, r in zip(points, results)}
+
+        def finished_replica(cfg, field_V_per_um, seed):
+            r = done[(float(field_V_per_um), int(seed))]
+            return {k: (np.asarray(v, dtype=float) if k in CompareRun._ARRAYS else v) for k, v in r.items()
+                    if k != "seed"}
+
+        text = json.dumps(to_mapping(config), sort_keys=True)
+        summary = compare(config, outdir, config_toml=text, progress=False, kmc_runner=finished_replica)
+        acc = summary.get("accepted", {})
+        summary["headline"] = (f"{len(results)} kMC replicas; chi2/dof per direction: "
+                               + "; ".join(f"{n}: {v}" for n, v in summary.get("chi2_per_dof", {}).items())
+                               + f"; accepted: {acc}; report {outdir}/report.h5")
+        return json.loads(json.dumps(summary, default=float))

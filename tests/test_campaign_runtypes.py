@@ -107,3 +107,31 @@ def test_device_campaign_writes_one_readable_trajectory_per_run(tmp_path):
             assert int(traj.attributes["seed"]) == res["seed"]
         assert not list(path.parent.glob("*.checkpoint"))
     assert len(seeds) == 4
+
+
+def test_compare_campaign_gives_the_same_report_as_the_serial_comparison(tmp_path):
+    """runs/validate.toml shrunk (4 x 4 cross-section, 4 replicas, 1e-7 and 3e-7 s): the campaign
+    fans the kMC replicas out and reduces with coupling.compare.compare; the chi^2 table must be
+    identical to the serial ``compare`` on the same config (same seeds, same numbers)."""
+    src = RUNS / "validate.toml"
+    if not src.exists():
+        pytest.skip("runs/validate.toml not in this checkout")
+    import re
+
+    text = src.read_text()
+    text = re.sub(r"(?m)^nx = \d+", "nx = 4", text)
+    text = re.sub(r"(?m)^ny = \d+", "ny = 4", text)
+    text = re.sub(r"(?m)^replicas = \d+", "replicas = 4", text)
+    text = re.sub(r"(?m)^times_s = \[.*\]", "times_s = [1e-7, 3e-7]", text)
+    cfg = tmp_path / "validate.toml"
+    cfg.write_text(text)
+    spec = cp.load_spec(cfg)
+    assert spec.config.compare.replicas == 4 and spec.config.kmc.nx == 4
+    assert len(spec.points) == 4 * len(spec.config.compare.fields_V_per_um)
+    rep = cp.run_campaign(spec, tmp_path / "out", workers=2, progress=False)
+    assert not rep.failed and (tmp_path / "out" / "report.h5").is_file()
+    from coupling.compare import compare
+
+    serial = compare(spec.config, tmp_path / "serial", progress=False)
+    assert rep.summary["chi2_per_dof"] == json.loads(json.dumps(serial["chi2_per_dof"], default=float))
+    assert rep.summary["accepted"] == json.loads(json.dumps(serial["accepted"], default=float))
