@@ -605,7 +605,7 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
     def checkpoint(complete: bool = False):
         nonlocal last_ck_events, last_ck_wall
         write_checkpoint(ck_path, sim.state_arrays(),
-                         {"config": cfg_json, "seed": sim.seed, "frames_written": frame, "complete": complete,
+                         {"config": cfg_json, "seed": sim.seed, "frames_written": frame, "run_complete": complete,
                           "trajectory": os.path.basename(out_path)})
         last_ck_events = sim.events
         last_ck_wall = _time.perf_counter()
@@ -673,7 +673,7 @@ def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str):
         raise TrajectoryError(f"{out_path!r} holds {have} frames but its checkpoint needs {frames}: the "
                               f"trajectory is older than the checkpoint")
     sim = DeviceSimulation.from_state(config, arrays, seed=int(attrs["seed"]))
-    if bool(attrs.get("complete", False)):
+    if bool(attrs.get("run_complete", False)):
         return sim, None, frames
     writer = TrajectoryWriter.reopen(out_path, frames)
     return sim, writer, frames

@@ -408,7 +408,7 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
                 g.create_dataset(k, data=v, compression="gzip", compression_opts=1)
             else:
                 g.create_dataset(k, data=v)
-        f.attrs["complete"] = True
+        f.attrs["file_complete"] = True
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -422,7 +422,7 @@ def read_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
     path = os.fspath(path)
     f = _open_h5(path, "r", "checkpoint")
     try:
-        if f.attrs.get("format") != CHECKPOINT_FORMAT or not f.attrs.get("complete", False) or "state" not in f:
+        if f.attrs.get("format") != CHECKPOINT_FORMAT or not f.attrs.get("file_complete", False) or "state" not in f:
             raise TrajectoryError(f"{path!r} is not a complete ionwire device checkpoint")
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
         arrays = {k: np.asarray(d[()]) for k, d in f["state"].items()}
