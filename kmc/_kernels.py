@@ -70,6 +70,7 @@ of every kernel call, i.e. every <= 1e6 events) and the selection never returns 
 - ``tree_select(tree, u) -> leaf``: the leaf whose cumulative interval contains ``u * total``,
   u in [0, 1); never a zero-rate leaf while the total is positive (-1 if the total is zero:
   check ``tree_total(tree) > 0`` first).
+- ``tree_select_pair(tree, u) -> (group, d)``: the same as (leaf // 8, leaf % 8).
 - ``tree_total(tree) -> float``;  ``tree_leaf(tree, leaf) -> float``.
 
 Random numbers [shared] (xoshiro256++, state = uint64[4])
@@ -138,9 +139,14 @@ def _build_src_only():
 
 LOCAL_OFFSETS, ENV_LOCAL = _build_local_tables()
 SRC_ONLY = _build_src_only()
+# ENV_MASK[s, d] = bit mask over local10 of the 4 environment sites of hop d
+ENV_MASK = np.zeros((3, 8), dtype=np.int64)
+for _s in range(3):
+    for _d in range(8):
+        ENV_MASK[_s, _d] = sum(1 << int(_l) for _l in ENV_LOCAL[_s, _d])
 HOP_DZ = np.ascontiguousarray(HOP_HALF_UNITS[:, :, 2])
 HOP_VEC = np.ascontiguousarray(HOP_HALF_UNITS)
-for _t in (LOCAL_OFFSETS, ENV_LOCAL, SRC_ONLY, HOP_DZ, HOP_VEC):
+for _t in (LOCAL_OFFSETS, ENV_LOCAL, ENV_MASK, SRC_ONLY, HOP_DZ, HOP_VEC):
     _t.setflags(write=False)
 
 # status codes of the event loops
@@ -171,6 +177,21 @@ def prefetch_row(typingctx, arr, row):
                                             "llvm.prefetch.p0")
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(1), i32(3), i32(1)])
         return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def popcount(typingctx, x):
+    """Number of set bits of an integer (LLVM ctpop: one instruction)."""
+    if not isinstance(x, types.Integer):
+        return None
+    sig = x(x)
+
+    def codegen(context, builder, signature, args):
+        lt = context.get_value_type(signature.args[0])
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lt, [lt]), f"llvm.ctpop.i{lt.width}")
+        return builder.call(fn, [args[0]])
 
     return sig, codegen
 
@@ -316,8 +337,7 @@ def hop_rates8(occ, local, s, table, out):
     vac &= ~missing
     blocked = vac | missing
     for d in range(8):
-        n_cl = (((cl >> ENV_LOCAL[s, d, 0]) & 1) + ((cl >> ENV_LOCAL[s, d, 1]) & 1)
-                + ((cl >> ENV_LOCAL[s, d, 2]) & 1) + ((cl >> ENV_LOCAL[s, d, 3]) & 1))
+        n_cl = popcount(cl & ENV_MASK[s, d])
         r = table[(cl >> d) & 1, n_cl, HOP_DZ[s, d] + 1]
         out[d] = 0.0 if (blocked >> d) & 1 else r
     return vac
@@ -390,7 +410,9 @@ def tree_update8(tree, first_leaf, rates8):
 
 
 @numba.njit(cache=True, inline="always")
-def tree_select(tree, u):
+def tree_select_pair(tree, u):
+    """:func:`tree_select` as (group, d) with leaf = 8 group + d; the group comes straight from the
+    descent, so loads that depend only on it can start before the leaf line arrives."""
     g = tree.shape[0] // 10
     x = u * tree[1]
     n = 1
@@ -447,7 +469,13 @@ def tree_select(tree, u):
                         x -= r
         if found < 0:
             found = last  # -1 only if the total rate is zero (callers check that first)
-    return 8 * (n - g) + found
+    return n - g, found
+
+
+@numba.njit(cache=True, inline="always")
+def tree_select(tree, u):
+    grp, d = tree_select_pair(tree, u)
+    return 8 * grp + d
 
 
 @numba.njit(cache=True, inline="always")
@@ -614,9 +642,7 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
         if not total > 0.0:
             done = ev
             break
-        leaf = tree_select(tree, rng_uniform(rng))
-        v = leaf >> 3
-        d = leaf & 7
+        v, d = tree_select_pair(tree, rng_uniform(rng))
         src = vac_site[v]
         ci = vac_cell[v, 0]
         cj = vac_cell[v, 1]
@@ -665,10 +691,14 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
             w = _slot_of(local[l], disp, p_dst, p_v, ev + 1, n_pending)
             _refresh_vacancy(occ, vac_cell, w, tree, table, nx, ny, nz, True, deltas, scan, rates)
         # vacancies whose rates involve src: src's local10 minus dst and minus dst's local10
+        interior = 0 < ci < nx - 1 and 0 < cj < ny - 1 and 0 < ck < nz - 1
         for m in range(5):
             l = SRC_ONLY[cs, d, m]
-            ia, ja, ka, sa, valid = local_coords(ci, cj, ck, cs, l, nx, ny, nz, True)
-            q = ((ka * ny + ja) * nx + ia) * 3 + sa
+            if interior:
+                q = src + deltas[cs, l]
+            else:
+                ia, ja, ka, sa, valid = local_coords(ci, cj, ck, cs, l, nx, ny, nz, True)
+                q = ((ka * ny + ja) * nx + ia) * 3 + sa
             if occ[q] == VACANCY:
                 w = _slot_of(q, disp, p_dst, p_v, ev + 1, n_pending)
                 _refresh_vacancy(occ, vac_cell, w, tree, table, nx, ny, nz, True, deltas, scan, rates)
