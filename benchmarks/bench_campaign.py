@@ -1,6 +1,6 @@
 """Campaign benchmark: scheduling overhead and kMC campaign throughput from 1 to 2 workers.
 
-    python benchmarks/bench_campaign.py overhead [--runs 3] [--run-s 10] [--workers 1]
+    python benchmarks/bench_campaign.py overhead [--runs 3] [--run-s 10] [--workers 1] [--scheduler local]
     python benchmarks/bench_campaign.py throughput [--config CONFIG.toml] [--runs 8]
     python benchmarks/bench_campaign.py all --json
 
@@ -78,13 +78,13 @@ def _load() -> dict:
     return {"load_1min": one, "load_5min": five, "cpus": os.cpu_count()}
 
 
-def run_campaign_file(cfg: Path, out: Path, workers: int) -> dict:
+def run_campaign_file(cfg: Path, out: Path, workers: int, scheduler: str | None = None) -> dict:
     from coupling.campaign import load_spec, run_campaign
 
     spec = load_spec(cfg)
     load_before = _load()
     t0 = time.perf_counter()
-    rep = run_campaign(spec, out, workers=workers, progress=False)
+    rep = run_campaign(spec, out, workers=workers, scheduler=scheduler, progress=False)
     wall = time.perf_counter() - t0
     assert not rep.failed and rep.n_new == rep.n_runs, rep.failed
     out = {"runs": rep.n_runs, "workers": workers, "wall_s": wall, "run_wall_s": rep.run_wall_s,
@@ -96,11 +96,11 @@ def run_campaign_file(cfg: Path, out: Path, workers: int) -> dict:
     return out
 
 
-def bench_overhead(runs: int, run_s: float, workers: int) -> dict:
+def bench_overhead(runs: int, run_s: float, workers: int, scheduler: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / "spin.toml"
         cfg.write_text(f'run = "bench_campaign:Spin"\nrun_s = {run_s}\n[sweep]\nreplicas = {runs}\n')
-        r = run_campaign_file(cfg, Path(d) / "out", workers)
+        r = run_campaign_file(cfg, Path(d) / "out", workers, scheduler)
     r["overhead_fraction"] = (r["wall_s"] * workers - r["run_wall_s"]) / r["run_wall_s"]
     r["overhead_per_run_s"] = (r["wall_s"] * workers - r["run_wall_s"]) / runs
     r["run_s"] = run_s
@@ -128,13 +128,14 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=3, help="overhead: number of runs")
     p.add_argument("--run-s", type=float, default=10.0, help="overhead: seconds per run")
     p.add_argument("--workers", type=int, default=1, help="overhead: workers")
+    p.add_argument("--scheduler", default=None, help="overhead: dask scheduler ('local' or an address)")
     p.add_argument("--config", type=Path, default=HERE / "bench_campaign_kmc.toml",
                    help="throughput: the kMC campaign config")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     res = {}
     if args.what in ("overhead", "all"):
-        res["overhead"] = bench_overhead(args.runs, args.run_s, args.workers)
+        res["overhead"] = bench_overhead(args.runs, args.run_s, args.workers, args.scheduler)
     if args.what in ("throughput", "all"):
         res["throughput"] = bench_throughput(args.config, None)
     if args.json:
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
     else:
         if "overhead" in res:
             o = res["overhead"]
-            print(f"overhead: {o['runs']} runs x {o['run_s']:g} s on {o['workers']} worker(s): campaign "
+            print(f"overhead: {o['runs']} runs x {o['run_s']:g} s on {o['executor']}: campaign "
                   f"{o['wall_s']:.2f} s, runs {o['run_wall_s']:.2f} s -> {100 * o['overhead_fraction']:.2f} % "
                   f"({o['overhead_per_run_s']:.3f} s per run); load {o['load_before']['load_1min']:.2f}")
         if "throughput" in res:
