@@ -117,6 +117,26 @@ class CompareSettings:
 
 
 @dataclass(frozen=True)
+class ElectrodeKineticsSettings:
+    """[electrode_kinetics] (optional): measure r_c, r_d with the device kMC (hops frozen, uniform
+    alloy wires) at every field x composition and fit the continuum source form
+    (coupling.electrode_kinetics.measure_and_fit); creations_per_point sets the Poisson error
+    (~1/sqrt(n) per point)."""
+
+    fields_V_per_um: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    x_cl: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    creations_per_point: int = 2000
+    seed: int = 5
+
+    def __post_init__(self):
+        require(len(self.fields_V_per_um) >= 2 and all(f > 0 for f in self.fields_V_per_um),
+                "fields_V_per_um: give >= 2 positive fields (the sign only swaps the electrodes)")
+        require(len(self.x_cl) >= 2 and all(0.0 <= x <= 1.0 for x in self.x_cl),
+                "x_cl: give >= 2 compositions in [0, 1]")
+        require(self.creations_per_point >= 10, "creations_per_point must be >= 10")
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     """The shared parameter set + [kmc] + [continuum] + [compare] (``run`` key ignored)."""
 
@@ -128,6 +148,7 @@ class ValidationConfig:
     kmc: KMCEnsemble = field(default_factory=KMCEnsemble)
     continuum: ContinuumNumerics = field(default_factory=ContinuumNumerics)
     compare: CompareSettings = field(default_factory=CompareSettings)
+    electrode_kinetics: ElectrodeKineticsSettings | None = None
 
     @property
     def params(self) -> DeviceParameters:
@@ -343,9 +364,21 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         directions[name] = summ
         arrays_all[name] = arrays
         R.plot_direction(arrays, name, outdir)
+    electrode = None
+    if cfg.electrode_kinetics is not None:
+        from .electrode_kinetics import measure_and_fit
+
+        ek = cfg.electrode_kinetics
+        t0 = time.perf_counter()
+        electrode = measure_and_fit(cfg.params, cfg.kmc.nx, cfg.kmc.ny, ek.fields_V_per_um, ek.x_cl, ek.seed,
+                                    ek.creations_per_point)
+        electrode["wall_s"] = time.perf_counter() - t0
+        R.write_json(outdir / "electrode_kinetics.json", electrode)
     wall_total = time.perf_counter() - t_start
     summary = {
         "chi2_per_dof": {n: d["chi2_per_dof"] for n, d in directions.items()},
+        "chi2_per_dof_variance_corrected": {n: d["chi2_per_dof_variance_corrected"] for n, d in directions.items()},
+        "acceptance_criterion": R.ACCEPTANCE,
         "front_position_agreement": {n: d.get("front_position_agreement") for n, d in directions.items()},
         "replicas": c.replicas,
         "times_s": list(c.times_s),
@@ -362,6 +395,8 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "parameters": to_mapping(cfg.params),
         "bin_nm": ppb * h_um * 1e3,
         "debye_length_nm": _debye_length_nm(cfg.params),
+        "electrode_kinetics": None if electrode is None else {
+            k: v for k, v in electrode.items() if k != "measurements"},
     }
     write_report(outdir / "report.h5", summary, arrays_all, config_toml, provenance(config_toml=config_toml))
     R.write_json(outdir / "summary.json", summary)

@@ -36,7 +36,7 @@ def run(args):
         cfg = dataclasses.replace(cfg, compare=settings)
     summary = compare(cfg, args.output, config_toml=text, progress=not (args.no_progress or args.json))
     if args.json:
-        keys = ("chi2_per_dof", "front_position_agreement", "replicas", "wall_s", "accepted", "times_s",
+        keys = ("chi2_per_dof", "chi2_per_dof_variance_corrected", "acceptance_criterion", "front_position_agreement", "replicas", "wall_s", "accepted", "times_s",
                 "expected_chi2_per_dof_if_models_agree", "onsager", "preset")
         print(json.dumps({k: summary[k] for k in keys}, default=float))
     else:
