@@ -45,7 +45,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._kernels import HOP_DZ, N_LOCAL, hop_rates8, local_sites, plane_of, rng_uniform
+from ._kernels import HOP_DZ, N_LOCAL, SRC_ONLY, hop_rates8, local_sites, local_sites_fast, plane_of, rng_uniform
 
 # The shared kmc._kernels sum tree adds differences to ancestors (round-off depends on the
 # history); bit-identical restarts need trees that are pure functions of their leaves, so the
@@ -78,11 +78,12 @@ GAUGE_LIMIT = 200.0
 
 
 @numba.njit(cache=True)
-def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local):
-    """Base (field-free) rates of vacancy slot v into rates8[v] and their (down, in, up) sums."""
+def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local):
+    """Base (field-free) rates of vacancy slot v into rates8[v] and their (down, in, up) sums;
+    leaves v's local10 in ``local`` and returns the bit mask of its local sites holding vacancies."""
     s = vac_cell[v, 3]
-    local_sites(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], s, nx, ny, nz, False, local)
-    hop_rates8(occ, local, s, table, rates8[v])
+    local_sites_fast(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], s, nx, ny, nz, False, deltas, local)
+    mask = hop_rates8(occ, local, s, table, rates8[v])
     b0 = 0.0
     b1 = 0.0
     b2 = 0.0
@@ -97,6 +98,7 @@ def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local):
     base3[v, 0] = b0
     base3[v, 1] = b1
     base3[v, 2] = b2
+    return mask
 
 
 @numba.njit(cache=True)
@@ -228,13 +230,14 @@ def _bond_factor(k, L, fu, fd, gamma, expt):
 
 
 @numba.njit(cache=True, inline="always")
-def multipliers(lam, psi_drop, gamma, a, b, expt):
+def multipliers(lam, psi_drop, gamma, a, b, expt, c_up, c_down):
     """(M_up, M_down) = exp(-+ g/2), g = (psi_drop + gamma Lambda)/(b - a), of the bonds between
-    the imposed planes; expt_lam holds exp(-gamma j / 2N) (a pure function of Lambda)."""
+    the imposed planes; expt holds exp(gamma j / 2N), c_up = exp(-psi_drop / 2N), c_down = 1 / c_up
+    (a pure function of Lambda)."""
     n = b - a
     J = expt.shape[0] >> 1
     if -J <= lam <= J:
-        return np.exp(-0.5 * psi_drop / n) * expt[J - lam], np.exp(0.5 * psi_drop / n) * expt[J + lam]
+        return c_up * expt[J - lam], c_down * expt[J + lam]
     g = (psi_drop + gamma * lam) / n
     return np.exp(-0.5 * g), np.exp(0.5 * g)
 
@@ -247,14 +250,14 @@ def total_rate(tree5, m_up, m_down):
 @numba.njit(cache=True)
 def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
                  bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
-                 table, istate, nx, ny, nz, a, b, gamma, expt):
+                 table, istate, nx, ny, nz, a, b, gamma, expt, deltas):
     """Recompute every derived array (rates, plane sums and counts, bond factors, trees) from the
     integer state: occ, vac_site/vac_cell[:n_vac], the plane lists (head, nxt), L."""
     n_planes = head.shape[0]
     n_vac = istate[I_NVAC]
     local = np.empty(N_LOCAL, dtype=np.int64)
     for v in range(n_vac):
-        vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local)
+        vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
     counts[:, :] = 0
     per_k = 3 * nx * ny
     for site in range(occ.shape[0]):
@@ -270,9 +273,9 @@ def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
 
 
 @numba.njit(cache=True)
-def draw_next_time(tree5, istate, fstate, rng, psi_drop, gamma, a, b, expt_lam):
+def draw_next_time(tree5, istate, fstate, rng, psi_drop, gamma, a, b, expt_lam, c_up, c_down):
     """Draw the absolute time of the next event from the current total rate (inf if none)."""
-    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam)
+    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
     total = total_rate(tree5, m_up, m_down)
     if total > 0.0:
         fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
@@ -385,7 +388,7 @@ def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums,
 
 @numba.njit(cache=True)
 def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                       nx, ny, nz, scan, local, plo_phi):
+                       nx, ny, nz, deltas, scan, local, plo_phi):
     """Recompute the rates of the vacancies among the local10 of ``site`` (except site ``skip``);
     widens the dirty plane range plo_phi[0..1]."""
     per_k = 3 * nx * ny
@@ -395,12 +398,23 @@ def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head,
             continue
         k = q // per_k
         pq = 2 * k + (1 if q % 3 == 2 else 0)
-        w = _slot_of_site(q, pq, vac_site, head, nxt)
-        vacancy_rates(occ, w, vac_cell, rates8, base3, table, nx, ny, nz, local)
-        if pq < plo_phi[0]:
-            plo_phi[0] = pq
-        if pq > plo_phi[1]:
-            plo_phi[1] = pq
+        _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz, deltas, local,
+                      plo_phi)
+
+
+@numba.njit(cache=True, inline="always")
+def _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz, deltas, local,
+                  plo_phi):
+    """Recompute the rates of the vacancy on site q and widen the dirty plane range."""
+    per_k = 3 * nx * ny
+    k = q // per_k
+    pq = 2 * k + (1 if q % 3 == 2 else 0)
+    w = _slot_of_site(q, pq, vac_site, head, nxt)
+    vacancy_rates(occ, w, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
+    if pq < plo_phi[0]:
+        plo_phi[0] = pq
+    if pq > plo_phi[1]:
+        plo_phi[1] = pq
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,13 +424,14 @@ def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head,
 def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
                       bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
                       table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop, expt, expt_lam,
-                      n_events, t_stop):
+                      c_up, c_down, deltas, n_events, t_stop):
     """Advance the device by at most ``n_events`` events, stopping before any event after
     ``t_stop`` (s; then fstate[F_TIME] = t_stop).  Arrays are updated in place (see kmc.device
     for their meaning).  Returns (status, events done)."""
     n_planes = head.shape[0]
     cap = vac_site.shape[0]
     local = np.empty(N_LOCAL, dtype=np.int64)
+    local2 = np.empty(N_LOCAL, dtype=np.int64)
     scan = np.empty(N_LOCAL, dtype=np.int64)
     plo_phi = np.empty(2, dtype=np.int64)
     for ev in range(n_events):
@@ -428,7 +443,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             return STATUS_TIME, ev
         if istate[I_NVAC] >= cap - 1:
             return STATUS_FULL, ev
-        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam)
+        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
         t_plain = tree5[1, 0]
         t_up = m_up * tree5[1, 1]
         t_down = m_down * tree5[1, 2]
@@ -536,13 +551,21 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 if a <= kb and kb < b:
                     istate[I_LAMBDA] -= dz
                 _bond_factor(kb, L, fu, fd, gamma, expt)
-            vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local)
-            # vacancies whose local10 contains src (scan holds src's local10; dst is v itself)
-            _update_neighbours(src, dst, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                               nx, ny, nz, scan, local, plo_phi)
-            local_sites(vac_cell[v, 0], vac_cell[v, 1], k2, s2, nx, ny, nz, False, scan)
-            _update_neighbours(dst, src, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                               nx, ny, nz, scan, local, plo_phi)
+            mask = vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
+            # other vacancies to refresh: those in dst's local10 (the mask of v's new rates) and
+            # those on the 5 sites of src's local10 outside dst's (scan holds src's local10)
+            while mask:
+                l = 0
+                while not (mask >> l) & 1:
+                    l += 1
+                mask &= mask - 1
+                _refresh_site(local[l], occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz,
+                              deltas, local2, plo_phi)
+            for m in range(5):
+                q = scan[SRC_ONLY[cs, d, m]]
+                if q >= 0 and occ[q] == VACANCY:
+                    _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz,
+                                  deltas, local2, plo_phi)
             _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
                             counts, rc_tab, rd_tab)
         else:
@@ -590,7 +613,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 vac_cell[v, 1] = j
                 vac_cell[v, 2] = k
                 vac_cell[v, 3] = s
-                vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, local)
+                vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
                 delta = 1
             else:
                 # annihilation: a uniformly chosen vacancy of plane p is refilled with the
@@ -648,7 +671,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             plo_phi[1] = p
             local_sites(i, j, k, s, nx, ny, nz, False, scan)
             _update_neighbours(site, site, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                               nx, ny, nz, scan, local, plo_phi)
+                               nx, ny, nz, deltas, scan, local, plo_phi)
             _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
                             counts, rc_tab, rd_tab)
             klo, khi = add_charge(p, delta, L, istate, a, b)
@@ -662,7 +685,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 _refresh_planes(klo, khi + 1, head, nxt, base3, bsum, fu, fd, tree5, a, b, False, contact,
                                 counts, rc_tab, rd_tab)
         # ---------------- the next event time, from the new total rate
-        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam)
+        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
         total = total_rate(tree5, m_up, m_down)
         if total > 0.0:
             fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
