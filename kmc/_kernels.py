@@ -613,24 +613,35 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
     All arrays are updated in place.  Returns the number of events done; fewer than n_events
     only if the total rate became zero (then nothing more can happen).
 
+    The loop itself (``_bulk_core``) is compiled without numba's reference counting (it gets
+    its scratch arrays from here): inlined helpers taking arrays would otherwise cost several
+    atomic increments per event.
+    """
+    return _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
+                      n_events, rng, collective, hops, clock,
+                      np.empty(N_LOCAL, dtype=np.int64), np.empty(N_LOCAL, dtype=np.int64),
+                      np.empty(8, dtype=np.float64), np.empty((3, N_LOCAL), dtype=np.int64),
+                      np.zeros(DEFER, dtype=np.int64), np.zeros(DEFER, dtype=np.int64),
+                      np.zeros(DEFER, dtype=np.int64), np.zeros((DEFER, 3), dtype=np.int64))
+
+
+@numba.njit(cache=True, _nrt=False)
+def _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
+               n_events, rng, collective, hops, clock, local, scan, rates, deltas, p_src, p_dst, p_v, p_h):
+    """The event loop of :func:`run_bulk_events` (scratch arrays passed in, no NRT).
+
     Memory latency: ``disp`` (12 bytes/site) is the one large array touched at random, and a
     cache miss on it stalls the in-order retirement of the whole event.  Its update is therefore
     deferred by DEFER events: the line is prefetched when the hop happens and the move is applied
     DEFER events later (in order); slot look-ups consult the pending hops first.  Every pending
     update is applied before returning, so the arrays are consistent between calls.
     """
-    local = np.empty(N_LOCAL, dtype=np.int64)
-    scan = np.empty(N_LOCAL, dtype=np.int64)
-    rates = np.empty(8, dtype=np.float64)
-    deltas = np.empty((3, N_LOCAL), dtype=np.int64)
     for s in range(3):
         for l in range(N_LOCAL):
             deltas[s, l] = ((LOCAL_OFFSETS[s, l, 2] * ny + LOCAL_OFFSETS[s, l, 1]) * nx
                             + LOCAL_OFFSETS[s, l, 0]) * 3 + LOCAL_OFFSETS[s, l, 3] - s
-    p_src = np.zeros(DEFER, dtype=np.int64)
-    p_dst = np.full(DEFER, -1, dtype=np.int64)
-    p_v = np.zeros(DEFER, dtype=np.int64)
-    p_h = np.zeros((DEFER, 3), dtype=np.int64)
+    for e in range(DEFER):
+        p_dst[e] = -1
     n_pending = 0
     # exact internal sums at the start of every call (difference updates drift by round-off);
     # a run restarted from a checkpoint at a call boundary therefore repeats it bit for bit
