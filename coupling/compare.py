@@ -395,12 +395,35 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "parameters": to_mapping(cfg.params),
         "bin_nm": ppb * h_um * 1e3,
         "debye_length_nm": _debye_length_nm(cfg.params),
+        "mean_field_coupling": mean_field_coupling(cfg),
+        "vacancies_per_debye_slab": vacancies_per_debye_slab(cfg),
         "electrode_kinetics": None if electrode is None else {
             k: v for k, v in electrode.items() if k != "measurements"},
     }
     write_report(outdir / "report.h5", summary, arrays_all, config_toml, provenance(config_toml=config_toml))
     R.write_json(outdir / "summary.json", summary)
     return summary
+
+
+def mean_field_coupling(cfg: ValidationConfig) -> float:
+    """Gamma = (e / (eps A)) lambda_D / (kT/e): the potential drop (in kT/e) that ONE vacancy's
+    laterally averaged field makes across a Debye length of the kMC wire (cross-section A =
+    nx ny a^2).  The continuum's mean-field (Poisson-Boltzmann) electrostatics assumes Gamma << 1;
+    for Gamma >~ 1 single vacancies dominate the potential and the kMC's potential profile departs
+    from the continuum's while the composition profiles can still agree."""
+    from continuum.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, thermal_voltage_V
+
+    m = cfg.material
+    area = cfg.kmc.nx * cfg.kmc.ny * (m.lattice_constant_A * 1e-10) ** 2
+    eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
+    return ELEMENTARY_CHARGE_C / (eps * area) * _debye_length_nm(cfg.params) * 1e-9 / thermal_voltage_V(m.temperature_K)
+
+
+def vacancies_per_debye_slab(cfg: ValidationConfig) -> float:
+    """Mean number of vacancies (Br segment) in a slab one Debye length thick across the kMC wire."""
+    a = cfg.material.lattice_constant_A * 1e-10
+    sites_per_m = 3 * cfg.kmc.nx * cfg.kmc.ny / a
+    return sites_per_m * cfg.vacancies.equilibrium_fraction_Br * _debye_length_nm(cfg.params) * 1e-9
 
 
 def _debye_length_nm(params: DeviceParameters) -> float:
@@ -411,3 +434,44 @@ def _debye_length_nm(params: DeviceParameters) -> float:
     cs = site_density_per_m3(m.lattice_constant_A) * params.vacancies.equilibrium_fraction_Br
     eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
     return math.sqrt(eps * thermal_voltage_V(m.temperature_K) / (ELEMENTARY_CHARGE_C * cs)) * 1e9
+
+
+# --------------------------------------------------------------------------------------------
+# campaign run type: the replicas fan out, the continuum and the analysis run in reduce
+# --------------------------------------------------------------------------------------------
+class CompareRun:
+    """Run type ``coupling.compare:CompareRun`` (coupling.runtypes protocol): one point per
+    (field, replica); ``reduce`` runs the continuum model and writes the same report as
+    ``ionwire compare`` into the campaign folder."""
+
+    name = "compare"
+
+    @staticmethod
+    def load(mapping):
+        return load_config(mapping)
+
+    @staticmethod
+    def expand(cfg: ValidationConfig) -> list[dict]:
+        return [{"field_V_per_um": float(E), "replica": r}
+                for E in cfg.compare.fields_V_per_um for r in range(cfg.compare.replicas)]
+
+    @staticmethod
+    def run(cfg: ValidationConfig, point, outdir) -> dict:
+        fi = list(cfg.compare.fields_V_per_um).index(point["field_V_per_um"])
+        seed = replica_seed(cfg.compare.seed, fi, int(point["replica"]))
+        res = run_kmc_replica(cfg, point["field_V_per_um"], seed)
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()} | {"seed": seed}
+
+    @staticmethod
+    def reduce(cfg: ValidationConfig, points, results, outdir) -> dict:
+        lookup = {}
+        for p, r in zip(points, results):
+            if r is None:
+                raise ParameterError(f"compare: replica {p} did not finish; no report without the full ensemble")
+            lookup[int(r["seed"])] = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in r.items()}
+
+        def runner(cfg_, E, seed):
+            return lookup[int(seed)]
+
+        s = compare(cfg, outdir, progress=False, kmc_runner=runner)
+        return {k: s[k] for k in ("chi2_per_dof_variance_corrected", "accepted", "replicas", "wall_s")}

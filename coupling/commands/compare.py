@@ -21,6 +21,10 @@ def add_arguments(parser):
     parser.add_argument("config", help="validation config (TOML), e.g. runs/validate.toml")
     parser.add_argument("-o", "--output", required=True, help="report directory to write")
     parser.add_argument("--replicas", type=int, default=None, help="override [compare].replicas")
+    parser.add_argument("--onsager", default=None,
+                        help="override [compare].onsager: 'theory' or an `ionwire parameterize` table file")
+    parser.add_argument("--field", type=float, action="append", default=None, metavar="V_PER_UM",
+                        help="override [compare].fields_V_per_um (repeat for several fields)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -31,8 +35,15 @@ def run(args):
     from coupling.compare import CompareSettings
 
     cfg, text = load_file(args.config)
+    overrides = {}
     if args.replicas is not None:
-        settings = from_mapping(CompareSettings, {**to_mapping(cfg.compare), "replicas": args.replicas}, "compare")
+        overrides["replicas"] = args.replicas
+    if args.onsager is not None:
+        overrides["onsager"] = args.onsager
+    if args.field:
+        overrides["fields_V_per_um"] = args.field
+    if overrides:
+        settings = from_mapping(CompareSettings, {**to_mapping(cfg.compare), **overrides}, "compare")
         cfg = dataclasses.replace(cfg, compare=settings)
     summary = compare(cfg, args.output, config_toml=text, progress=not (args.no_progress or args.json))
     if args.json:
