@@ -70,7 +70,11 @@ of every kernel call, i.e. every <= 1e6 events) and the selection never returns 
 - ``tree_select(tree, u) -> leaf``: the leaf whose cumulative interval contains ``u * total``,
   u in [0, 1); never a zero-rate leaf while the total is positive (-1 if the total is zero:
   check ``tree_total(tree) > 0`` first).
-- ``tree_select_pair(tree, u) -> (group, d)``: the same as (leaf // 8, leaf % 8).
+- ``tree_select_pair(tree, u) -> (group, d)``: the same as (leaf // 8, leaf % 8);
+  ``tree_select_pair_prefetch(tree, u, pf_a, pf_b)`` also prefetches the candidate groups' leaf
+  lines and rows of two per-group arrays near the end of the descent.
+- Called from a kernel compiled with NRT (the default), these inlined helpers cost numba atomic
+  reference counts on ``tree``; the bulk loop is compiled with ``_nrt=False`` to avoid them.
 - ``tree_total(tree) -> float``;  ``tree_leaf(tree, leaf) -> float``.
 
 Random numbers [shared] (xoshiro256++, state = uint64[4])
@@ -410,13 +414,27 @@ def tree_update8(tree, first_leaf, rates8):
 
 
 @numba.njit(cache=True, inline="always")
-def tree_select_pair(tree, u):
-    """:func:`tree_select` as (group, d) with leaf = 8 group + d; the group comes straight from the
-    descent, so loads that depend only on it can start before the leaf line arrives."""
+def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
+    """:func:`tree_select_pair` that also prefetches, two levels above the group level, the leaf
+    lines of the 4 candidate groups and rows ``pf_a[q]``, ``pf_b[q]`` of two per-group arrays
+    (e.g. the vacancy positions): the cache misses overlap the end of the descent."""
     g = tree.shape[0] // 10
     x = u * tree[1]
     n = 1
     # branch-free descent over the group totals (no mispredictions) ...
+    g4 = g >> 2
+    while n < g4:
+        left = 2 * n
+        tl = tree[left]
+        go = x >= tl
+        x -= tl if go else 0.0
+        n = left + go
+    if g >= 4:
+        q0 = 4 * n - g  # first of the 4 groups still reachable
+        for j in range(4):
+            prefetch_row(tree, 2 * g + 8 * (q0 + j))
+            prefetch_row(pf_a, q0 + j)
+            prefetch_row(pf_b, q0 + j)
     while n < g:
         left = 2 * n
         tl = tree[left]
@@ -470,6 +488,13 @@ def tree_select_pair(tree, u):
         if found < 0:
             found = last  # -1 only if the total rate is zero (callers check that first)
     return n - g, found
+
+
+@numba.njit(cache=True, inline="always")
+def tree_select_pair(tree, u):
+    """:func:`tree_select` as (group, d) with leaf = 8 group + d; the group comes straight from the
+    descent, so loads that depend only on it can start before the leaf line arrives."""
+    return tree_select_pair_prefetch(tree, u, tree, tree)
 
 
 @numba.njit(cache=True, inline="always")
@@ -653,7 +678,7 @@ def _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
         if not total > 0.0:
             done = ev
             break
-        v, d = tree_select_pair(tree, rng_uniform(rng))
+        v, d = tree_select_pair_prefetch(tree, rng_uniform(rng), vac_cell, vac_site)
         src = vac_site[v]
         ci = vac_cell[v, 0]
         cj = vac_cell[v, 1]
