@@ -222,6 +222,8 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
 
 
 FRESH_JACOBIAN_EVERY_STEP = True
+#: absolute tolerance on v = x_V/x_ref in units of rtol
+ATOL_V_FACTOR = 1.0
 #: block-tridiagonal elimination (numba) instead of LAPACK dgbtrf/dgbtrs (fallback if singular)
 USE_BLOCK_SOLVER = True
 #: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
@@ -313,7 +315,7 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
         if len(hist_t) >= 2:
             c_err = 2.0 / 11.0 if len(hist_t) >= 3 else 0.5
             vnew = ynew[0::3]
-            ev = c_err * np.abs(vnew - ypred[0::3]) / (rtol + rtol * np.abs(vnew))
+            ev = c_err * np.abs(vnew - ypred[0::3]) / (ATOL_V_FACTOR * rtol + rtol * np.abs(vnew))
             eb = c_err * np.abs(ynew[1::3] - ypred[1::3]) / (atol_b + rtol * np.abs(ynew[1::3]))
             err = max(float(np.max(ev)), float(np.max(eb)))
         else:
