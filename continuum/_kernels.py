@@ -52,14 +52,10 @@ def bernoulli(x):
 
 @numba.njit(cache=True, error_model="numpy")
 def half_coth(p):
-    """(p/2) coth(p/2), an even function, for real or complex p."""
+    """(p/2) coth(p/2) = B(|p|) + |p|/2, an even function, for real or complex p."""
     if p.real < 0.0:
         p = -p
-    if p.real < 0.1:
-        p2 = p * p
-        return 1.0 + p2 * (1.0 / 12.0 - p2 * (1.0 / 720.0 - p2 / 30240.0))
-    e = np.exp(-p)
-    return 0.5 * p * (1.0 + e) / (1.0 - e)
+    return bernoulli(p) + 0.5 * p
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -119,8 +115,13 @@ def face_flux(pi, pj, bi, bj, psi_i, psi_j, h, xref, d0):
     dgam = (gbr * (bj - bi) + gcl * (clj - cli)) / (gbr * 0.5 * (bi + bj) + gcl * 0.5 * (cli + clj))
     delta = (psi_j - psi_i) - dgam
     c = d0 * mf / h
-    bp = bernoulli(delta)
-    bm = bernoulli(-delta)
+    # B(-x) = B(x) + x: one exponential; B of the non-negative argument is the small, accurate one
+    if delta.real >= 0.0:
+        bp = bernoulli(delta)
+        bm = bp + delta
+    else:
+        bm = bernoulli(-delta)
+        bp = bm - delta
     jv = c * (bp * vi - bm * vj)
     jx = -xref * jv
     ff = 0.5 * (pi[6] + pj[6])
