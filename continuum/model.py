@@ -268,7 +268,14 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
         if steps > max_steps:
             raise SolverError(f"more than {max_steps} steps")
         if dt < 1e-14 * max(1.0, t):
-            raise SolverError(f"step size underflow at t = {t:.3e} s")
+            yl = hist_y[-1]
+            xv_max = float(np.max(yl[0::3])) * prob.xref
+            hint = ""
+            if xv_max > 0.1:
+                hint = (f"; x_V reached {xv_max:.2g} at z = {prob.mesh.z_um[int(np.argmax(yl[0::3]))]:.3g} um: "
+                        "vacancies pile up without a sink (electrodes.negative_electrode = 'inert' or "
+                        "r_d_form = 'zero'?) and the dilute-vacancy model breaks down")
+            raise SolverError(f"step size underflow at t = {t:.3e} s{hint}")
         t_target = t_out[k_out]
         land = False
         if t + dt >= t_target * (1 - 1e-12) or t + 1.05 * dt > t_target:

@@ -145,3 +145,13 @@ def test_onsager_table_callable_matches_theory():
     # (the callable table takes its end-member values from x_Cl = 0.001 and 0.999: tiny differences)
     np.testing.assert_allclose(b.x_br, a.x_br, atol=1e-5)
     np.testing.assert_allclose(b.x_v, a.x_v, rtol=1e-3, atol=1e-6 * a.x_v.max())
+
+
+def test_cli_reports_solver_breakdown_in_one_line(tmp_path, capsys):
+    """Without a vacancy sink the dilute model breaks down: one clear line, exit status 2."""
+    cfg = tmp_path / "inert.toml"
+    cfg.write_text(SMALL.replace("[numerics]", "[electrodes]\nnegative_electrode = \"inert\"\n[numerics]")
+                   .replace("[-4.0, 0.0, 4.0]", "[4.0]"))
+    assert main(["continuum", str(cfg), "-o", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pile up" in err[0]

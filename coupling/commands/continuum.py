@@ -43,8 +43,13 @@ def run(args) -> int:
             print(f"  E = {s['field_V_per_um']:+5.2f} V/um  L = {s['migration_length_um']:+.4f} um  "
                   f"({s['wall_s']:.2f} s)", file=sys.stderr)
 
-    summary = run_sweep(cfg, out, workers=args.workers, calibrate_first=not args.no_calibrate, figure=fig,
-                        progress=progress)
+    from continuum.model import SolverError
+
+    try:
+        summary = run_sweep(cfg, out, workers=args.workers, calibrate_first=not args.no_calibrate, figure=fig,
+                            progress=progress)
+    except SolverError as exc:  # a physically meaningless parameter set, reported in one line
+        raise UserError(f"the continuum solver failed: {exc}") from None
     if args.paper_figures:
         from continuum.experiment import with_alphas
         from continuum.figures import paper_figures
