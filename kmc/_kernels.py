@@ -424,6 +424,9 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
     # branch-free descent over the group totals (no mispredictions) ...
     g4 = g >> 2
     while n < g4:
+        # the line of the great-grandchildren (3 levels down) is fetched while this level and
+        # the next two are resolved: the lower levels of the tree live in L2, not L1
+        prefetch_row(tree, 8 * n)
         left = 2 * n
         tl = tree[left]
         go = x >= tl
@@ -436,6 +439,7 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
             prefetch_row(pf_a, q0 + j)
             prefetch_row(pf_b, q0 + j)
     while n < g:
+        prefetch_row(tree, 8 * n)  # (8n < 8g: inside the array; beyond the groups it is a leaf line)
         left = 2 * n
         tl = tree[left]
         go = x >= tl
