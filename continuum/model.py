@@ -214,7 +214,7 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
         size = max(du, db * 1e3, dp)
         if du < NEWTON_TOL and db < 1e-3 * NEWTON_TOL and dp < NEWTON_TOL:
             return True, it + 1
-        if it > 0 and size > 0.2 * prev:
+        if it > 0 and size > REFRESH_RATIO * prev:
             jac.valid = False  # slow contraction: refresh the Jacobian at this iterate
         prev = size
     jac.valid = False
@@ -222,6 +222,8 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
 
 
 FRESH_JACOBIAN_EVERY_STEP = True
+#: a Newton contraction ratio above this triggers a fresh Jacobian
+REFRESH_RATIO = 0.2
 #: absolute tolerance on v = x_V/x_ref in units of rtol
 ATOL_V_FACTOR = 1.0
 #: block-tridiagonal elimination (numba) instead of LAPACK dgbtrf/dgbtrs (fallback if singular)
