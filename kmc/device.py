@@ -472,6 +472,13 @@ class DeviceSimulation:
         """float64[P]: the potential the hop rates use (exact discrete Poisson solution)."""
         return potential_from_bonds(self._L, int(self._istate[dk.I_LAMBDA]), self.layout.electrostatics)
 
+    def total_rate_per_s(self) -> float:
+        """Sum of all event rates (1/s) in the current state: hops with their field factors and
+        electrode reactions (the rate of the exponential waiting time to the next event)."""
+        m_up, m_down = dk.multipliers(int(self._istate[dk.I_LAMBDA]), self._psi_drop, self._gamma, self._a,
+                                      self._b, self._expt_lam, self._c_up, self._c_down)
+        return float(dk.total_rate(self._tree5, m_up, m_down))
+
     def profiles(self) -> dict[str, np.ndarray]:
         """Per-plane x_Br, x_Cl, x_V (site fractions), charge (e) and potential (V), float64[P]."""
         n = self.layout.sites_per_plane.astype(np.float64)
