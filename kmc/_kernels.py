@@ -200,6 +200,13 @@ def popcount(typingctx, x):
     return sig, codegen
 
 
+@numba.njit(cache=True, inline="always")
+def _u(i):
+    """An index known to be >= 0, as unsigned: numba then omits the negative-index wrap-around
+    code (a compare and a conditional move per access in the hot loops)."""
+    return np.uint64(i)
+
+
 # ---------------------------------------------------------------------------------------------
 # site arithmetic
 # ---------------------------------------------------------------------------------------------
@@ -290,7 +297,7 @@ def local_sites_fast(i, j, k, s, nx, ny, nz, periodic_z, deltas, out):
     if 0 < i < nx - 1 and 0 < j < ny - 1 and 0 < k < nz - 1:
         site = ((k * ny + j) * nx + i) * 3 + s
         for l in range(N_LOCAL):
-            out[l] = site + deltas[s, l]
+            out[_u(l)] = site + deltas[_u(s), _u(l)]
     else:
         local_sites(i, j, k, s, nx, ny, nz, periodic_z, out)
 
@@ -331,8 +338,8 @@ def hop_rates8(occ, local, s, table, out):
     vac = 0
     missing = 0
     for l in range(N_LOCAL):
-        e = local[l]
-        o = occ[e if e >= 0 else 0]
+        e = local[_u(l)]
+        o = occ[_u(e if e >= 0 else 0)]
         bit = 1 << l
         missing |= bit if e < 0 else 0
         cl |= bit if o == 1 else 0
@@ -341,9 +348,9 @@ def hop_rates8(occ, local, s, table, out):
     vac &= ~missing
     blocked = vac | missing
     for d in range(8):
-        n_cl = popcount(cl & ENV_MASK[s, d])
-        r = table[(cl >> d) & 1, n_cl, HOP_DZ[s, d] + 1]
-        out[d] = 0.0 if (blocked >> d) & 1 else r
+        n_cl = popcount(cl & ENV_MASK[_u(s), _u(d)])
+        r = table[_u((cl >> d) & 1), _u(n_cl), _u(HOP_DZ[_u(s), _u(d)] + 1)]
+        out[_u(d)] = 0.0 if (blocked >> d) & 1 else r
     return vac
 
 
@@ -366,8 +373,9 @@ def tree_new(n_leaves: int) -> np.ndarray:
 
 @numba.njit(cache=True, inline="always")
 def _group_sum(tree, base):
-    return (((tree[base] + tree[base + 1]) + (tree[base + 2] + tree[base + 3]))
-            + ((tree[base + 4] + tree[base + 5]) + (tree[base + 6] + tree[base + 7])))
+    b = _u(base)
+    return (((tree[b] + tree[b + 1]) + (tree[b + 2] + tree[b + 3]))
+            + ((tree[b + 4] + tree[b + 5]) + (tree[b + 6] + tree[b + 7])))
 
 
 @numba.njit(cache=True, inline="always")
@@ -376,7 +384,7 @@ def _propagate(tree, n, delta):
     # chain through the levels); round-off is removed by tree_build (see module docstring)
     while n > 1:
         n >>= 1
-        tree[n] += delta
+        tree[_u(n)] += delta
 
 
 @numba.njit(cache=True)
@@ -405,11 +413,11 @@ def tree_update8(tree, first_leaf, rates8):
     g = tree.shape[0] // 10
     base = 2 * g + first_leaf
     for d in range(8):
-        tree[base + d] = rates8[d]
+        tree[_u(base + d)] = rates8[_u(d)]
     n = g + (first_leaf >> 3)
     new = _group_sum(tree, base)
-    delta = new - tree[n]
-    tree[n] = new
+    delta = new - tree[_u(n)]
+    tree[_u(n)] = new
     _propagate(tree, n, delta)
 
 
@@ -428,7 +436,7 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
         # the next two are resolved: the lower levels of the tree live in L2, not L1
         prefetch_row(tree, 8 * n)
         left = 2 * n
-        tl = tree[left]
+        tl = tree[_u(left)]
         go = x >= tl
         x -= tl if go else 0.0
         n = left + go
@@ -441,7 +449,7 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
     while n < g:
         prefetch_row(tree, 8 * n)  # (8n < 8g: inside the array; beyond the groups it is a leaf line)
         left = 2 * n
-        tl = tree[left]
+        tl = tree[_u(left)]
         go = x >= tl
         x -= tl if go else 0.0
         n = left + go
@@ -452,9 +460,9 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
     acc = 0.0
     cnt = 0
     for d in range(7):
-        acc += tree[base + d]
+        acc += tree[_u(base + d)]
         cnt += x >= acc
-    found = cnt if tree[base + cnt] > 0.0 else -1
+    found = cnt if tree[_u(base + cnt)] > 0.0 else -1
     if found < 0:
         # Rare: round-off (group-end, or internal sums drifted by difference updates) sent x
         # into a zero leaf.  Recompute every internal sum exactly (an all-zero subtree then sums
