@@ -23,9 +23,11 @@ section 6, l_ab = reduced table (a, b, d) of y = x_Cl / (x_Br + x_Cl); D0 = z s^
       when the Peclet number is small, the upwind limit |J_X| h G / 2 when the front is driven
       (keeps x_Br, x_Cl >= 0 behind a moving front, unlike a plain central split of J_X).
 Electrode sources (MODEL.md 7) on the contact cells, weighted by the cell length inside the
-contact.  The Jacobian is the exact derivative of this discrete residual, computed face by face
-(and source by source) with the complex step (machine precision, no truncation error), and
-assembled in LAPACK band storage (kl = ku = 5).
+contact.  The Jacobian is the exact derivative of this discrete residual (no truncation error):
+hand-written derivatives of the face fluxes (face_flux_grad, reverse mode) chained with those of
+the node properties (node_props_grad), complex-step derivatives of the sources; all checked
+against the complex step / finite differences in the tests; assembled in LAPACK band
+storage (kl = ku = 5).
 """
 from __future__ import annotations
 
@@ -239,15 +241,13 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
     props = np.empty((n, NPROP))
     for i in range(n):
         node_props(y[3 * i], y[3 * i + 1], xref, tab, props[i])
+    dpv = np.empty((n, NPROP))
+    dpb = np.empty((n, NPROP))
+    gv = np.empty(23)
+    gb = np.empty(23)
     if with_jac:
-        pc = np.empty((n, NPROP), dtype=np.complex128)
-        pu = np.empty((n, NPROP), dtype=np.complex128)
-        pb = np.empty((n, NPROP), dtype=np.complex128)
         for i in range(n):
-            for q in range(NPROP):
-                pc[i, q] = props[i, q]
-            node_props(complex(y[3 * i], cs), complex(y[3 * i + 1], 0.0), xref, tab, pu[i])
-            node_props(complex(y[3 * i], 0.0), complex(y[3 * i + 1], cs), xref, tab, pb[i])
+            node_props_grad(y[3 * i], y[3 * i + 1], xref, tab, props[i], dpv[i], dpb[i])
     # faces
     for i in range(n - 1):
         j = i + 1
@@ -272,37 +272,46 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
             if not dirichlet[j]:
                 ab[KU, 3 * j + 2] += -1.0 / hf
                 ab[KU + (3 * j + 2) - (3 * i + 2), 3 * i + 2] += 1.0 / hf
-            bi_c = complex(bi, 0.0)
-            bj_c = complex(bj, 0.0)
-            si_c = complex(si, 0.0)
-            sj_c = complex(sj, 0.0)
+            # exact derivatives: hand-written reverse mode through the face (face_flux_grad) and
+            # forward mode through the node properties (node_props_grad)
+            face_flux_grad(props[i], props[j], bi, bj, sj - si, hf, xref, d0, gv, gb)
             for m in range(5):
                 if m == 0:
-                    gi, gbr = face_flux(pu[i], pc[j], bi_c + 0.0j, bj_c, si_c, sj_c, hf, xref, d0)
                     col = 3 * i
                 elif m == 1:
-                    gi, gbr = face_flux(pb[i], pc[j], bi_c + 1j * cs, bj_c, si_c, sj_c, hf, xref, d0)
                     col = 3 * i + 1
                 elif m == 2:
-                    gi, gbr = face_flux(pc[i], pu[j], bi_c, bj_c, si_c, sj_c, hf, xref, d0)
                     col = 3 * j
                 elif m == 3:
-                    gi, gbr = face_flux(pc[i], pb[j], bi_c, bj_c + 1j * cs, si_c, sj_c, hf, xref, d0)
                     col = 3 * j + 1
                 else:
-                    gi, gbr = face_flux(pc[i], pc[j], bi_c, bj_c, si_c, sj_c + 1j * cs, hf, xref, d0)
                     col = 3 * j + 2
-                dgi = gi.imag / cs
-                dgj = dgi
-                dgb = gbr.imag / cs
+                dgi = 0.0
+                dgb = 0.0
+                if m == 4:
+                    dgi = gv[22]
+                    dgb = gb[22]
+                else:
+                    node = i if m < 2 else j
+                    off = 0 if m < 2 else 10
+                    dp = dpv if (m == 0 or m == 2) else dpb
+                    for q in range(NPROP):
+                        dgi += gv[off + q] * dp[node, q]
+                        dgb += gb[off + q] * dp[node, q]
+                    if m == 1:
+                        dgi += gv[20]
+                        dgb += gb[20]
+                    elif m == 3:
+                        dgi += gv[21]
+                        dgb += gb[21]
                 ab[KU + 3 * i - col, col] += dgi
-                ab[KU + 3 * j - col, col] -= dgj
+                ab[KU + 3 * j - col, col] -= dgi
                 ab[KU + 3 * i + 1 - col, col] += dgb
                 ab[KU + 3 * j + 1 - col, col] -= dgb
                 if m == 4:  # the fluxes depend on psi_j - psi_i only
                     col = 3 * i + 2
                     ab[KU + 3 * i - col, col] -= dgi
-                    ab[KU + 3 * j - col, col] += dgj
+                    ab[KU + 3 * j - col, col] += dgi
                     ab[KU + 3 * i + 1 - col, col] -= dgb
                     ab[KU + 3 * j + 1 - col, col] += dgb
 
@@ -435,3 +444,207 @@ def block_solve(low, dinv, up, rhs, x):
             t2 -= up[i, 2, 0] * x[3 * i + 3] + up[i, 2, 1] * x[3 * i + 4] + up[i, 2, 2] * x[3 * i + 5]
         for r in range(3):
             x[3 * i + r] = dinv[i, r, 0] * t0 + dinv[i, r, 1] * t1 + dinv[i, r, 2] * t2
+
+
+@numba.njit(cache=True, error_model="numpy")
+def dbernoulli(x):
+    """dB/dx for real x (B(x) = x / (e^x - 1))."""
+    if abs(x) < 0.1:
+        x2 = x * x
+        return -0.5 + x * (1.0 / 6.0 - x2 * (1.0 / 180.0 - x2 * (1.0 / 5040.0 - x2 / 151200.0)))
+    b = bernoulli(x)
+    return b * (1.0 - b) / x - b
+
+
+@numba.njit(cache=True, error_model="numpy")
+def face_flux_grad(pi, pj, bi, bj, dpsi, h, xref, d0, out_v, out_b):
+    """face_flux (real) and the partial derivatives of its two outputs (J_V/x_ref, J_Br) with
+    respect to the node properties (out_*[0:10] node i, [10:20] node j), x_Br,i ([20]),
+    x_Br,j ([21]) and psi_j - psi_i ([22]) -- reverse-mode differentiation written out by hand
+    (checked against the complex-step derivative in tests/test_continuum_numerics.py).
+    out_v receives d(J_V/x_ref), out_b d(J_Br).  Returns (J_V/x_ref, J_Br)."""
+    vi = pi[0]
+    vj = pj[0]
+    cli = pi[1]
+    clj = pj[1]
+    gbr = 0.5 * (pi[2] + pj[2])
+    gcl = 0.5 * (pi[3] + pj[3])
+    mf = 0.5 * (pi[4] + pj[4])
+    num = gbr * (bj - bi) + gcl * (clj - cli)
+    den = 0.5 * gbr * (bi + bj) + 0.5 * gcl * (cli + clj)
+    dgam = num / den
+    delta = dpsi - dgam
+    c = d0 * mf / h
+    if delta >= 0.0:
+        bp = bernoulli(delta)
+        bm = bp + delta
+        dbp = dbernoulli(delta)
+        dbm = dbp + 1.0
+    else:
+        bm = bernoulli(-delta)
+        bp = bm - delta
+        dbm = -dbernoulli(-delta)
+        dbp = dbm - 1.0
+    jv = c * (bp * vi - bm * vj)
+    jx = -xref * jv
+    ff = 0.5 * (pi[6] + pj[6])
+    qf = 0.5 * (pi[5] + pj[5])
+    vs = 0.5 * (vi + vj)
+    dint = d0 * xref * vs * qf / mf
+    # selections (as in face_flux)
+    gsel = 0
+    g = pi[7]
+    if pj[7] > g:
+        g = pj[7]
+        gsel = 1
+    if pi[8] > g:
+        g = pi[8]
+        gsel = 2
+    if pj[8] > g:
+        g = pj[8]
+        gsel = 3
+    xsel = 0
+    xh = pi[9]
+    if pj[9] < xh:
+        xh = pj[9]
+        xsel = 1
+    if xh < 1e-3:
+        xh = 1e-3
+        xsel = 2
+    a_up = jx * (h * g / (2.0 * xh))
+    if dint > 1e-280 * abs(a_up) and dint > 0.0:
+        p = 2.0 * a_up / dint
+        ap = abs(p)
+        phi = bernoulli(ap) + 0.5 * ap
+        dphi = (dbernoulli(ap) + 0.5) * (1.0 if p >= 0.0 else -1.0)
+        k = dint * phi
+        dk_da = 2.0 * dphi
+        dk_dd = phi - p * dphi
+    else:
+        s = 1.0 if a_up >= 0.0 else -1.0
+        k = s * a_up
+        dk_da = s
+        dk_dd = 0.0
+    x_ex = cli * bj - bi * clj
+    jbr = ff * jx - (k / h) * x_ex
+    for o in range(2):
+        out = out_v if o == 0 else out_b
+        for q in range(23):
+            out[q] = 0.0
+        if o == 0:
+            a_jv = 1.0
+        else:
+            # J_Br = ff jx - (k/h) X
+            out[6] += 0.5 * jx
+            out[16] += 0.5 * jx
+            a_k = -x_ex / h
+            a_x = -k / h
+            out[1] += a_x * bj
+            out[21] += a_x * cli
+            out[20] += -a_x * clj
+            out[11] += -a_x * bi
+            a_aup = a_k * dk_da
+            a_dint = a_k * dk_dd
+            # a_up = jx h g / (2 xh)
+            a_jx = ff + a_aup * (h * g / (2.0 * xh))
+            a_g = a_aup * jx * h / (2.0 * xh)
+            out[(7, 17, 8, 18)[gsel]] += a_g
+            if xsel < 2:
+                out[(9, 19)[xsel]] += -a_aup * a_up / xh
+            # dint = d0 xref vs qf / mf
+            t = a_dint * d0 * xref / mf
+            out[0] += 0.5 * t * qf
+            out[10] += 0.5 * t * qf
+            out[5] += 0.5 * t * vs
+            out[15] += 0.5 * t * vs
+            out[4] += -0.5 * a_dint * dint / mf
+            out[14] += -0.5 * a_dint * dint / mf
+            a_jv = -xref * a_jx
+        # jv = c (bp vi - bm vj), c = d0 mf / h
+        a_c = a_jv * (bp * vi - bm * vj)
+        out[4] += 0.5 * a_c * d0 / h
+        out[14] += 0.5 * a_c * d0 / h
+        out[0] += a_jv * c * bp
+        out[10] += -a_jv * c * bm
+        a_delta = a_jv * c * (dbp * vi - dbm * vj)
+        out[22] += a_delta
+        a_num = -a_delta / den
+        a_den = a_delta * num / (den * den)
+        a_gbr = a_num * (bj - bi) + a_den * 0.5 * (bi + bj)
+        a_gcl = a_num * (clj - cli) + a_den * 0.5 * (cli + clj)
+        out[21] += a_num * gbr + a_den * 0.5 * gbr
+        out[20] += -a_num * gbr + a_den * 0.5 * gbr
+        out[11] += a_num * gcl + a_den * 0.5 * gcl
+        out[1] += -a_num * gcl + a_den * 0.5 * gcl
+        out[2] += 0.5 * a_gbr
+        out[12] += 0.5 * a_gbr
+        out[3] += 0.5 * a_gcl
+        out[13] += 0.5 * a_gcl
+    return jv, jbr
+
+
+@numba.njit(cache=True, error_model="numpy")
+def node_props_grad(v, b, xref, tab, out, dv, db):
+    """node_props (real) and their derivatives with respect to v (dv) and x_Br (db)."""
+    n = tab.shape[0]
+    xv = xref * v
+    sv = 1.0 - xv
+    cl = 1.0 - b - xv
+    y = cl / sv
+    k = int(np.floor(y * (n - 1)))
+    if k < 0:
+        k = 0
+    if k > n - 2:
+        k = n - 2
+    t = y * (n - 1) - k
+    sa = (tab[k + 1, 0] - tab[k, 0])
+    sb = (tab[k + 1, 1] - tab[k, 1])
+    sd = (tab[k + 1, 2] - tab[k, 2])
+    a = tab[k, 0] + sa * t
+    bb = tab[k, 1] + sb * t
+    d = tab[k, 2] + sd * t
+    gbr = a + bb * cl
+    gcl = d + bb * b
+    m = b * gbr + cl * gcl
+    q = a * d - bb * bb * b * cl
+    f = b * gbr / m
+    out[0] = v
+    out[1] = cl
+    out[2] = gbr
+    out[3] = gcl
+    out[4] = m
+    out[5] = q
+    out[6] = f
+    out[7] = gbr / m
+    out[8] = gcl / m
+    out[9] = sv
+    for w in range(2):
+        o = dv if w == 0 else db
+        if w == 0:
+            dcl = -xref
+            dbv = 0.0
+            dy = -xref * b / (sv * sv)
+            dsv = -xref
+            dvv = 1.0
+        else:
+            dcl = -1.0
+            dbv = 1.0
+            dy = -1.0 / sv
+            dsv = 0.0
+            dvv = 0.0
+        da = sa * (n - 1) * dy
+        dbb = sb * (n - 1) * dy
+        dd = sd * (n - 1) * dy
+        dgbr = da + dbb * cl + bb * dcl
+        dgcl = dd + dbb * b + bb * dbv
+        dm = dbv * gbr + b * dgbr + dcl * gcl + cl * dgcl
+        o[0] = dvv
+        o[1] = dcl
+        o[2] = dgbr
+        o[3] = dgcl
+        o[4] = dm
+        o[5] = da * d + a * dd - 2.0 * bb * dbb * b * cl - bb * bb * (dbv * cl + b * dcl)
+        o[6] = (dbv * gbr + b * dgbr) / m - f * dm / m
+        o[7] = dgbr / m - (gbr / m) * dm / m
+        o[8] = dgcl / m - (gcl / m) * dm / m
+        o[9] = dsv

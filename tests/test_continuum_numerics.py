@@ -256,3 +256,45 @@ def test_front_position_interpolates():
     x = np.clip(1.5 - 2 * z, 0, 1)
     assert front_position_um(z, x, 0.5) == pytest.approx((1.5 - 0.55) / 2)
     assert math.isnan(front_position_um(z, np.ones(11), 0.5))
+
+
+def test_hand_derivatives_match_complex_step():
+    """face_flux_grad / node_props_grad (the Jacobian's building blocks) against the complex-step
+    derivative of face_flux / node_props, to round-off, over random states and potential steps."""
+    tab = np.ascontiguousarray(maa_table(6.3e8, 1.3e8, F0).abd_per_s)
+    xref, d0, h, cs = 3.3e-8, 2.24e-7, 0.01, 1e-30
+    rng = np.random.default_rng(0)
+
+    def props_c(v, b, dv, db):
+        out = np.empty(K.NPROP, dtype=complex)
+        K.node_props(complex(v, dv), complex(b, db), xref, tab, out)
+        return out
+
+    for trial in range(60):
+        vi, vj = rng.uniform(0.01, 50, 2)
+        bi, bj = rng.uniform(0, 1, 2) * (1 - xref * np.array([vi, vj]))
+        if trial % 3 == 0:
+            bi, bj = 1 - xref * vi, 1 - xref * vj
+        dpsi = rng.uniform(-0.05, 0.05) if trial % 2 else rng.uniform(-30, 30)
+        pi, pj = np.empty(K.NPROP), np.empty(K.NPROP)
+        dvi, dbi, dvj, dbj = (np.empty(K.NPROP) for _ in range(4))
+        K.node_props_grad(vi, bi, xref, tab, pi, dvi, dbi)
+        K.node_props_grad(vj, bj, xref, tab, pj, dvj, dbj)
+        np.testing.assert_allclose(dvi, props_c(vi, bi, cs, 0).imag / cs, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(dbj, props_c(vj, bj, 0, cs).imag / cs, rtol=1e-12, atol=1e-300)
+        gv, gb = np.empty(23), np.empty(23)
+        jv, jbr = K.face_flux_grad(pi, pj, bi, bj, dpsi, h, xref, d0, gv, gb)
+        ref = K.face_flux(pi, pj, bi, bj, 0.0, dpsi, h, xref, d0)
+        assert jv == pytest.approx(ref[0], rel=1e-14, abs=1e-300) and jbr == pytest.approx(ref[1], rel=1e-14, abs=1e-300)
+
+        def f_c(dvi_=0, dbi_=0, dvj_=0, dbj_=0, dps=0):
+            r = K.face_flux(props_c(vi, bi, dvi_, dbi_), props_c(vj, bj, dvj_, dbj_), complex(bi, dbi_),
+                            complex(bj, dbj_), 0j, complex(dpsi, dps), h, xref, d0)
+            return np.array([r[0].imag, r[1].imag]) / cs
+
+        ref_d = [f_c(dvi_=cs), f_c(dbi_=cs), f_c(dvj_=cs), f_c(dbj_=cs), f_c(dps=cs)]
+        for o, g in enumerate((gv, gb)):
+            got = [g[:10] @ dvi, g[:10] @ dbi + g[20], g[10:20] @ dvj, g[10:20] @ dbj + g[21], g[22]]
+            scale = max(abs(r[o]) for r in ref_d) + 1e-300
+            for m in range(5):
+                assert abs(got[m] - ref_d[m][o]) < 1e-12 * scale, (trial, o, m)
