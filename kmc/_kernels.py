@@ -613,16 +613,21 @@ DEFER = 4  # displacement updates are applied this many events late (see run_bul
 @numba.njit(cache=True, inline="always")
 def _flush(e, disp, vac_disp, p_src, p_dst, p_v, p_h):
     """Apply the deferred displacement update of event slot e (see run_bulk_events)."""
-    src = p_src[e]
-    dst = p_dst[e]
+    e = _u(e)
+    src = _u(p_src[e])
+    dst = _u(p_dst[e])
     v = p_v[e]
-    disp[src, 0] = disp[dst, 0] - p_h[e, 0]
-    disp[src, 1] = disp[dst, 1] - p_h[e, 1]
-    disp[src, 2] = disp[dst, 2] - p_h[e, 2]
-    disp[dst, 0] = v
-    vac_disp[v, 0] += p_h[e, 0]
-    vac_disp[v, 1] += p_h[e, 1]
-    vac_disp[v, 2] += p_h[e, 2]
+    hx = p_h[e, _u(0)]
+    hy = p_h[e, _u(1)]
+    hz = p_h[e, _u(2)]
+    disp[src, _u(0)] = disp[dst, _u(0)] - hx
+    disp[src, _u(1)] = disp[dst, _u(1)] - hy
+    disp[src, _u(2)] = disp[dst, _u(2)] - hz
+    disp[dst, _u(0)] = v
+    vu = _u(v)
+    vac_disp[vu, _u(0)] += hx
+    vac_disp[vu, _u(1)] += hy
+    vac_disp[vu, _u(2)] += hz
 
 
 @numba.njit(cache=True, inline="always")
@@ -691,20 +696,21 @@ def _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
             done = ev
             break
         v, d = tree_select_pair_prefetch(tree, rng_uniform(rng), vac_cell, vac_site)
-        src = vac_site[v]
-        ci = vac_cell[v, 0]
-        cj = vac_cell[v, 1]
-        ck = vac_cell[v, 2]
-        cs = vac_cell[v, 3]
+        vu = _u(v)
+        src = vac_site[vu]
+        ci = vac_cell[vu, _u(0)]
+        cj = vac_cell[vu, _u(1)]
+        ck = vac_cell[vu, _u(2)]
+        cs = vac_cell[vu, _u(3)]
         i2, j2, k2, s2, valid = local_coords(ci, cj, ck, cs, d, nx, ny, nz, True)
         dst = ((k2 * ny + j2) * nx + i2) * 3 + s2
-        x = occ[dst]
+        x = occ[_u(dst)]
         # the atom moves dst -> src: opposite to the vacancy's hop vector
-        hx = HOP_VEC[cs, d, 0]
-        hy = HOP_VEC[cs, d, 1]
-        hz = HOP_VEC[cs, d, 2]
-        occ[src] = x
-        occ[dst] = VACANCY
+        hx = HOP_VEC[_u(cs), _u(d), _u(0)]
+        hy = HOP_VEC[_u(cs), _u(d), _u(1)]
+        hz = HOP_VEC[_u(cs), _u(d), _u(2)]
+        occ[_u(src)] = x
+        occ[_u(dst)] = VACANCY
         # deferred displacement update (prefetch now, apply DEFER events later)
         prefetch_row(disp, dst)
         prefetch_row(disp, src)
@@ -713,21 +719,23 @@ def _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
             _flush(e, disp, vac_disp, p_src, p_dst, p_v, p_h)
         else:
             n_pending += 1
-        p_src[e] = src
-        p_dst[e] = dst
-        p_v[e] = v
-        p_h[e, 0] = hx
-        p_h[e, 1] = hy
-        p_h[e, 2] = hz
-        collective[x, 0] -= hx
-        collective[x, 1] -= hy
-        collective[x, 2] -= hz
-        hops[x] += 1
-        vac_site[v] = dst
-        vac_cell[v, 0] = i2
-        vac_cell[v, 1] = j2
-        vac_cell[v, 2] = k2
-        vac_cell[v, 3] = s2
+        eu = _u(e)
+        p_src[eu] = src
+        p_dst[eu] = dst
+        p_v[eu] = v
+        p_h[eu, _u(0)] = hx
+        p_h[eu, _u(1)] = hy
+        p_h[eu, _u(2)] = hz
+        xu = _u(x)
+        collective[xu, _u(0)] -= hx
+        collective[xu, _u(1)] -= hy
+        collective[xu, _u(2)] -= hz
+        hops[xu] += 1
+        vac_site[vu] = dst
+        vac_cell[vu, _u(0)] = i2
+        vac_cell[vu, _u(1)] = j2
+        vac_cell[vu, _u(2)] = k2
+        vac_cell[vu, _u(3)] = s2
         t += -np.log(1.0 - rng_uniform(rng)) / total
         # rates of the moved vacancy; its local10 holds every vacancy whose rates involve dst
         local_sites_fast(i2, j2, k2, s2, nx, ny, nz, True, deltas, local)
@@ -741,13 +749,13 @@ def _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
         # vacancies whose rates involve src: src's local10 minus dst and minus dst's local10
         interior = 0 < ci < nx - 1 and 0 < cj < ny - 1 and 0 < ck < nz - 1
         for m in range(5):
-            l = SRC_ONLY[cs, d, m]
+            l = SRC_ONLY[_u(cs), _u(d), _u(m)]
             if interior:
-                q = src + deltas[cs, l]
+                q = src + deltas[_u(cs), _u(l)]
             else:
                 ia, ja, ka, sa, valid = local_coords(ci, cj, ck, cs, l, nx, ny, nz, True)
                 q = ((ka * ny + ja) * nx + ia) * 3 + sa
-            if occ[q] == VACANCY:
+            if occ[_u(q)] == VACANCY:
                 w = _slot_of(q, disp, p_dst, p_v, ev + 1, n_pending)
                 _refresh_vacancy(occ, vac_cell, w, tree, table, nx, ny, nz, True, deltas, scan, rates)
     # apply the pending displacement updates, oldest first
