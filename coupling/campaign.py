@@ -323,14 +323,26 @@ class LocalPool:
         self.pool.shutdown(wait=True)
 
 
-def _probe(address: str, timeout_s: float = 10.0) -> None:
-    """Open and close a TCP connection to a ``tcp://host:port`` scheduler (OSError if refused)."""
+def check_scheduler(address: str | None, timeout_s: float = 10.0) -> None:
+    """CampaignError unless ``address`` is None, "local" or a reachable dask scheduler address
+    (``tcp://host:port`` is probed with one TCP connection; other protocols are left to dask)."""
+    if address is None or address == "local":
+        return
     from urllib.parse import urlsplit
 
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    if parts.scheme != "tcp" or parts.port is None:
-        return  # other protocols (tls, ucx, inproc): leave it to the client
-    socket.create_connection((parts.hostname, parts.port), timeout=timeout_s).close()
+    try:
+        parts = urlsplit(address if "://" in address else f"tcp://{address}")
+        port = parts.port
+    except ValueError as exc:
+        raise CampaignError(f"--scheduler {address}: not 'local' or a scheduler address ({exc})") from None
+    if parts.scheme == "tcp" and (port is None or not parts.hostname):
+        raise CampaignError(f"--scheduler {address}: not 'local' or a scheduler address like tcp://host:8786")
+    if parts.scheme != "tcp":
+        return
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise CampaignError(f"cannot reach dask scheduler {address}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -366,14 +378,14 @@ class DaskPool:
                 self.client = distributed.Client(self.cluster)
                 self.description = f"dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}"
             else:
-                _probe(address)  # a wrong address fails now, not after the client's retries
+                check_scheduler(address)  # a wrong address fails now, not after the client's retries
                 self.client = distributed.Client(address, timeout="30s")
                 n = len(self.client.scheduler_info().get("workers", {}))
                 self.description = f"dask scheduler {address} ({n} workers now)"
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             if self.cluster is not None:
                 self.cluster.close()
-            raise CampaignError(f"cannot reach dask scheduler {address}: {exc}") from None
+            raise CampaignError(f"cannot use dask scheduler {address}: {exc}") from None
         self.window = 1 << 30  # submit everything: the scheduler balances (and jobqueue scales)
 
     def submit(self, fn: Callable, *args, key: str = "") -> Any:
@@ -556,6 +568,9 @@ def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *,
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if workers < 1:
         raise ParameterError(f"--workers: must be >= 1, got {workers}")
+    if out.exists() and not out.is_dir():
+        raise CampaignError(f"{out} exists and is not a folder (-o names the campaign folder)")
+    check_scheduler(scheduler)  # before prepare(), which may take minutes
     folder = CampaignFolder(out)
     folder.lock()
     try:

@@ -69,6 +69,8 @@ def test_bad_config_gives_one_line_naming_the_key(tmp_path, capsys, text, fragme
 @pytest.mark.parametrize("argv, fragment", [
     (["--workers", "0"], "--workers"),
     (["--scheduler", "tcp://127.0.0.1:1"], "tcp://127.0.0.1:1"),
+    (["--scheduler", "nonsense"], "--scheduler nonsense"),
+    (["--scheduler", "tcp://127.0.0.1:notaport"], "--scheduler tcp://127.0.0.1:notaport"),
 ])
 def test_bad_options_give_one_line(tmp_path, capsys, argv, fragment):
     cfg = tmp_path / "ok.toml"
@@ -97,3 +99,14 @@ def test_registered_run_types_reject_an_unknown_key(tmp_path, capsys, name):
     assert cli.main(["campaign", str(cfg), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not_a_parameter_xyz" in err[0], err
+
+
+def test_an_output_path_that_is_a_file_gives_one_line(tmp_path, capsys):
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text(TOY + GOOD_BODY)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert cli.main(["campaign", str(cfg), "-o", str(afile), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a folder" in err[0], err
+    assert afile.read_text() == "x"
