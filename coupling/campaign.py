@@ -669,6 +669,7 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
                             detail = rec.get("traceback", err) if isinstance(rec, dict) else err
                             with open(folder.failed / f"{rp.id}.txt", "w") as fh:
                                 fh.write(f"point: {canonical_json(rp.point)}\n{detail}\n")
+                        bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in rp.point.items()), refresh=False)
                         bar.update(1)
                     if getattr(pool, "broken", False):
                         pool.restart()
