@@ -90,7 +90,13 @@ does not depend on how it is chunked into kernel calls.
 Bulk event loop
 ---------------
 ``run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
-n_events, rng, collective, hops, clock) -> status``: see its docstring.
+n_events, rng, collective, hops, clock) -> n_done``: see its docstring.  Per event: select
+(group = vacancy, direction), move the vacancy, recompute its 8 rates from its local10 and those
+of the vacancies in the local10 of the two changed sites; the tracer-displacement update is
+deferred by DEFER events behind a prefetch, and the loop is compiled without numba's reference
+counting (``_nrt=False``), since helpers inlined with array arguments would otherwise cost
+atomic operations every event.  Building blocks for other loops: ``prefetch_row(arr, row)``
+(LLVM prefetch hint) and ``popcount(x)``.
 """
 from __future__ import annotations
 

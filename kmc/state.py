@@ -18,7 +18,7 @@ Memory layout (all numpy, consumed by the numba kernels of :mod:`kmc._kernels`):
 ==========================  ======================  ================================================
 
 That is 13 bytes per site plus O(n_vac) (see :attr:`BulkState.nbytes`; the event tree is owned
-by the engine).  int32 displacements hold +-2^31 half-units (~620 m): they cannot overflow.
+by the engine).  int32 displacements hold +-2^31 half-units (about 0.6 m): they cannot overflow.
 
 Randomness: ``seed`` (int or :class:`numpy.random.SeedSequence`) is split by SeedSequence into
 one stream for the initial configuration (a numpy Generator) and one for the event loop (the
