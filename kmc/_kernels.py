@@ -428,6 +428,30 @@ def tree_update8(tree, first_leaf, rates8):
 
 
 @numba.njit(cache=True, inline="always")
+def _descend1(tree, n, x):
+    prefetch_row(tree, 8 * n)
+    tl = tree[_u(2 * n)]
+    go = x >= tl
+    return 2 * n + go, x - (tl if go else 0.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _descend2(tree, n, x):
+    prefetch_row(tree, 8 * n)
+    prefetch_row(tree, 16 * n)
+    prefetch_row(tree, 16 * n + 8)
+    a = tree[_u(2 * n)]
+    b0 = tree[_u(4 * n)]
+    b1 = tree[_u(4 * n + 2)]
+    go1 = x >= a
+    x -= a if go1 else 0.0
+    tb = b1 if go1 else b0
+    go2 = x >= tb
+    x -= tb if go2 else 0.0
+    return 4 * n + 2 * go1 + go2, x
+
+
+@numba.njit(cache=True, inline="always")
 def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
     """:func:`tree_select_pair` that also prefetches, two levels above the group level, the leaf
     lines of the 4 candidate groups and rows ``pf_a[q]``, ``pf_b[q]`` of two per-group arrays
@@ -435,39 +459,40 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
     g = tree.shape[0] // 10
     x = u * tree[1]
     n = 1
-    # branch-free descent over the group totals (no mispredictions) ...
+    # branch-free descent over the group totals (no mispredictions), two levels per step where
+    # possible: the left child and both grandchildren candidates are loaded at once, so a step
+    # costs one load latency; the lines two steps down are prefetched (the lower levels of the
+    # tree live in L2, not L1) ...
     g4 = g >> 2
+    while n < (g4 >> 1):
+        n, x = _descend2(tree, n, x)
     while n < g4:
-        # the line of the great-grandchildren (3 levels down) is fetched while this level and
-        # the next two are resolved: the lower levels of the tree live in L2, not L1
-        prefetch_row(tree, 8 * n)
-        left = 2 * n
-        tl = tree[_u(left)]
-        go = x >= tl
-        x -= tl if go else 0.0
-        n = left + go
+        n, x = _descend1(tree, n, x)
     if g >= 4:
         q0 = 4 * n - g  # first of the 4 groups still reachable
         for j in range(4):
             prefetch_row(tree, 2 * g + 8 * (q0 + j))
             prefetch_row(pf_a, q0 + j)
             prefetch_row(pf_b, q0 + j)
+    while n < (g >> 1):
+        n, x = _descend2(tree, n, x)
     while n < g:
-        prefetch_row(tree, 8 * n)  # (8n < 8g: inside the array; beyond the groups it is a leaf line)
-        left = 2 * n
-        tl = tree[_u(left)]
-        go = x >= tl
-        x -= tl if go else 0.0
-        n = left + go
+        n, x = _descend1(tree, n, x)
     # ... then the group's 8 leaves (one cache line): count the prefix sums <= x (branch-free;
+    # the prefix sums are formed as a tree, 3 adds deep, and stay non-decreasing under round-off;
     # a zero leaf adds nothing to the prefix, so it cannot be chosen except by round-off at the
     # group's end, which the check below catches)
-    base = 2 * g + 8 * (n - g)
-    acc = 0.0
-    cnt = 0
-    for d in range(7):
-        acc += tree[_u(base + d)]
-        cnt += x >= acc
+    base = _u(2 * g + 8 * (n - g))
+    l0 = tree[base]
+    l2 = tree[base + 2]
+    l4 = tree[base + 4]
+    l6 = tree[base + 6]
+    p1 = l0 + tree[base + 1]
+    p3 = p1 + (l2 + tree[base + 3])
+    p5 = p3 + (l4 + tree[base + 5])
+    cnt = ((x >= l0) + (x >= p1) + (x >= p1 + l2) + (x >= p3) + (x >= p3 + l4) + (x >= p5)
+           + (x >= p5 + l6))
+    cnt = np.int64(cnt)
     found = cnt if tree[_u(base + cnt)] > 0.0 else -1
     if found < 0:
         # Rare: round-off (group-end, or internal sums drifted by difference updates) sent x
