@@ -10,6 +10,7 @@ r_i the displacement of atom i):
 
 - tracer correlation factor  f_a = sum_{i in a} |r_i|^2 / (n_hops_a s^2)
 - tracer diffusion coefficient  D_a = sum_{i in a} |r_i|^2 / (6 N_a t)            (cm^2/s)
+  (zero-field quantities: under a field |r_i|^2 also contains the drift)
 - Onsager coefficients  l_ab = <dR_a . dR_b> / (t N_sites z s^2 x_V)                (1/s)
   (MODEL.md normalisation, L_ab kT = c_s (z s^2/6) x_V l_ab; l = w for one species of
   uncorrelated hops).  Estimated from the increments dR over ``n_blocks`` consecutive blocks of
