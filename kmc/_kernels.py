@@ -721,6 +721,9 @@ def _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
     tree_build(tree)
     t = clock[0]
     done = n_events
+    n_sites = occ.shape[0]
+    row = 3 * nx
+    plane = 3 * nx * ny
     for ev in range(n_events):
         total = tree[1]
         if not total > 0.0:
@@ -729,6 +732,14 @@ def _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
         v, d = tree_select_pair_prefetch(tree, rng_uniform(rng), vac_cell, vac_site)
         vu = _u(v)
         src = vac_site[vu]
+        # the occupancy lines around the vacancy (its row, the rows above and below, the planes
+        # above and below) are needed for the new rates: ask for them before the hop direction
+        # is known (addresses clamped into the array)
+        prefetch_row(occ, src)
+        prefetch_row(occ, min(src + row, n_sites - 1))
+        prefetch_row(occ, max(src - row, 0))
+        prefetch_row(occ, min(src + plane, n_sites - 1))
+        prefetch_row(occ, max(src - plane, 0))
         ci = vac_cell[vu, _u(0)]
         cj = vac_cell[vu, _u(1)]
         ck = vac_cell[vu, _u(2)]
