@@ -233,3 +233,21 @@ def test_f0_constant_reproduced_precisely():
     value, err = measure_f0((32, 32, 32), n_events=2_000_000, n_replicas=16, seed=2024)
     assert err < 1e-3
     assert abs(value - onsager.F0_ANION_PEROVSKITE) < 4 * math.hypot(err, 2e-4)
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize("w_ratio, x_cl", [(0.1, 0.5), (1.0, 0.3)])
+def test_mobility_under_field_matches_onsager_linear_response(w_ratio, x_cl):
+    """Drift under a weak uniform field against the zero-field Onsager coefficients (MODEL.md
+    section 6 flux law, linear response): mu_a = (z s^2 / 6) (x_V / x_a) (e / kT) sum_b l_ab."""
+    m = _random_alloy(w_ratio)
+    r0 = measure_bulk((8, 8, 8), x_cl, 1, m, 0.0, 2_000_000, 16, 1, 5000, 2000)
+    r1 = measure_bulk((8, 8, 8), x_cl, 1, m, 5.0, 2_000_000, 16, 2, 5000, 10)
+    s_cm = m.lattice_constant_A / math.sqrt(2) * ANGSTROM_M / CM_M
+    for a, pairs in (("Br", ("BrBr", "BrCl")), ("Cl", ("BrCl", "ClCl"))):
+        k = 8 * s_cm**2 / 6 * r0.fractions["V"] / r0.fractions[a] / m.kT_eV
+        pred = k * sum(r0.l_per_s[p] for p in pairs)
+        pred_err = k * math.sqrt(sum(r0.l_err[p] ** 2 for p in pairs))
+        mu, mu_err = r1.mobility_cm2_per_Vs[a], r1.mobility_err[a]
+        assert mu > 0
+        assert abs(mu - pred) < 4 * math.hypot(mu_err, pred_err), (a, mu, mu_err, pred, pred_err)
