@@ -68,9 +68,10 @@ of every kernel call, i.e. every <= 1e6 events) and the selection never returns 
 - ``tree_update8(tree, first_leaf, rates8)``: set the 8 leaves of one group
   (``first_leaf`` a multiple of 8: one vacancy), O(log G).
 - ``tree_select(tree, u) -> leaf``: the leaf whose cumulative interval contains ``u * total``,
-  u in [0, 1); never a zero-rate leaf while the total is positive (-1 if the total is zero:
+  u in [0, 1); never a zero-rate leaf while the total is positive (-1 if every leaf is zero:
   check ``tree_total(tree) > 0`` first).
-- ``tree_select_pair(tree, u) -> (group, d)``: the same as (leaf // 8, leaf % 8);
+- ``tree_select_pair(tree, u) -> (group, d)``: the same as (leaf // 8, leaf % 8) ((-1, -1) if
+  every leaf is zero);
   ``tree_select_pair_prefetch(tree, u, pf_a, pf_b)`` also prefetches the candidate groups' leaf
   lines and rows of two per-group arrays near the end of the descent.
 - Called from a kernel compiled with NRT (the default), these inlined helpers cost numba atomic
@@ -84,8 +85,11 @@ kernel advances in place.  ``rng_state_from_seed(seed) -> uint64[4]`` seeds it f
 :class:`numpy.random.SeedSequence` (an int, a SeedSequence, or None).  Same seed -> same stream;
 a checkpoint is ``state.copy()`` and restoring it (``state[:] = saved``) continues the stream
 exactly.  ``rng_next(state) -> uint64``; ``rng_uniform(state) -> float64 in [0, 1)`` (53 bits).
-Each bulk event consumes exactly two uniforms (selection, then waiting time), so a trajectory
-does not depend on how it is chunked into kernel calls.
+Each bulk event consumes exactly two uniforms (selection, then waiting time).  Runs with the
+same seed and the same chunking into kernel calls are bit-identical, and so is a run restarted
+from a checkpoint taken between calls.  (A different chunking changes only the round-off of the
+tree's internal sums, which every call resets; that can alter a selection only if a uniform falls
+within ~1e-16 of an interval boundary.)
 
 Bulk event loop
 ---------------
@@ -530,6 +534,8 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
                         x -= r
         if found < 0:
             found = last  # -1 only if the total rate is zero (callers check that first)
+    if found < 0:
+        return np.int64(-1), np.int64(-1)
     return n - g, found
 
 
@@ -543,7 +549,7 @@ def tree_select_pair(tree, u):
 @numba.njit(cache=True, inline="always")
 def tree_select(tree, u):
     grp, d = tree_select_pair(tree, u)
-    return 8 * grp + d
+    return 8 * grp + d if d >= 0 else np.int64(-1)
 
 
 @numba.njit(cache=True, inline="always")

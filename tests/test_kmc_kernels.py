@@ -44,6 +44,7 @@ def test_sum_tree_matches_brute_force(leaves, updates, us):
     for q in range(n):
         assert K.tree_leaf(tree, q) == leaves[q]
     if leaves.sum() == 0:
+        assert K.tree_select(tree, 0.5) == -1 and K.tree_select_pair(tree, 0.5) == (-1, -1)
         return
     c = np.cumsum(leaves)
     for u in us:
