@@ -664,7 +664,10 @@ class CompareRun:
         text = json.dumps(to_mapping(config), sort_keys=True)
         summary = compare(config, outdir, config_toml=text, progress=False, kmc_runner=finished_replica)
         acc = summary.get("accepted", {})
-        summary["headline"] = (f"{len(results)} kMC replicas; chi2/dof per direction: "
-                               + "; ".join(f"{n}: {v}" for n, v in summary.get("chi2_per_dof", {}).items())
-                               + f"; accepted: {acc}; report {outdir}/report.h5")
+        parts = []
+        for name, per_field in summary.get("chi2_per_dof", {}).items():
+            worst = ", ".join(f"{f} {max(v):.2f}" for f, v in per_field.items())
+            parts.append(f"{name}: max chi2/dof {worst}; accepted {acc.get(name)}")
+        summary["headline"] = (f"{len(results)} kMC replicas; " + "; ".join(parts)
+                               + f"; report {outdir}/report.h5")
         return json.loads(json.dumps(summary, default=float))
