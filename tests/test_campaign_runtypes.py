@@ -137,3 +137,35 @@ def test_compare_campaign_gives_the_same_report_as_the_serial_comparison(tmp_pat
     serial = compare(spec.config, tmp_path / "serial", progress=False)
     assert rep.summary["chi2_per_dof"] == json.loads(json.dumps(serial["chi2_per_dof"], default=float))
     assert rep.summary["accepted"] == json.loads(json.dumps(serial["accepted"], default=float))
+
+
+def test_continuum_campaign_writes_the_figure_and_its_data(tmp_path):
+    """runs/fig1e.toml shrunk (3 fields, 10 min, 200 nodes, no calibration): the campaign writes
+    fig1e.png and fig1e.csv with the per-field numbers of the runs, in sweep order."""
+    import csv
+    import re
+
+    src = RUNS / "fig1e.toml"
+    if not src.exists():
+        pytest.skip("runs/fig1e.toml not in this checkout")
+    text = src.read_text()
+    text = re.sub(r"(?m)^duration_s = .*", "duration_s = 600.0", text)
+    text = re.sub(r"(?m)^n_nodes = .*", "n_nodes = 200", text)
+    text = re.sub(r"(?m)^enabled = true", "enabled = false", text)
+    text = re.sub(r"(?m)^field_V_per_um = \[.*\]", "field_V_per_um = [-4.0, 0.0, 4.0]", text)
+    cfg = tmp_path / "fig1e_small.toml"
+    cfg.write_text(text)
+    spec = cp.load_spec(cfg)
+    assert [rp.point["field_V_per_um"] for rp in spec.points] == [-4.0, 0.0, 4.0]
+    assert not spec.config.calibration.enabled and spec.config.duration_s == 600.0
+    out = tmp_path / "out"
+    rep = cp.run_campaign(spec, out, workers=2, progress=False)
+    assert not rep.failed and (out / "fig1e.png").stat().st_size > 0
+    with open(out / "fig1e.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["field_V_per_um"]) for r in rows] == [-4.0, 0.0, 4.0]
+    for r, rec in zip(rows, rep.records):
+        assert float(r["migration_length_um"]) == rec["result"]["migration_length_um"]
+        assert (out / "runs" / rec["id"] / rec["result"]["h5"]).is_file()
+    assert rep.summary["migration_length_um"] == [rec["result"]["migration_length_um"] for rec in rep.records]
+    assert "rectification ratio" in rep.summary["headline"]
