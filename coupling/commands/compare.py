@@ -25,6 +25,10 @@ def add_arguments(parser):
                         help="override [compare].onsager: 'theory' or an `ionwire parameterize` table file")
     parser.add_argument("--field", type=float, action="append", default=None, metavar="V_PER_UM",
                         help="override [compare].fields_V_per_um (repeat for several fields)")
+    parser.add_argument("--times", type=float, nargs="+", default=None, metavar="T_S",
+                        help="override [compare].times_s")
+    parser.add_argument("--cells", type=int, nargs=2, default=None, metavar=("NX", "NY"),
+                        help="override the kMC cross-section [kmc] nx ny")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -42,6 +46,12 @@ def run(args):
         overrides["onsager"] = args.onsager
     if args.field:
         overrides["fields_V_per_um"] = args.field
+    if args.times:
+        overrides["times_s"] = args.times
+    if args.cells:
+        from coupling.compare import KMCEnsemble
+
+        cfg = dataclasses.replace(cfg, kmc=from_mapping(KMCEnsemble, {"nx": args.cells[0], "ny": args.cells[1]}, "kmc"))
     if overrides:
         settings = from_mapping(CompareSettings, {**to_mapping(cfg.compare), **overrides}, "compare")
         cfg = dataclasses.replace(cfg, compare=settings)
