@@ -45,7 +45,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._kernels import HOP_DZ, N_LOCAL, SRC_ONLY, hop_rates8, local_sites, local_sites_fast, plane_of, rng_uniform
+from ._kernels import (HOP_DZ, N_LOCAL, SRC_ONLY, hop_rates8, local_coords, local_sites, local_sites_fast, plane_of,
+                       rng_uniform)
 
 # The shared kmc._kernels sum tree adds differences to ancestors (round-off depends on the
 # history); bit-identical restarts need trees that are pure functions of their leaves, so the
@@ -154,6 +155,33 @@ def tree5_update(tree, leaf, v0, v1, v2, v3, v4):
 
 
 @numba.njit(cache=True, inline="always")
+def tree5_set_leaf(tree, leaf, v0, v1, v2, v3, v4):
+    """Set the 5 components of one leaf WITHOUT updating its ancestors (see tree5_propagate)."""
+    n = (tree.shape[0] >> 1) + leaf
+    tree[n, 0] = v0
+    tree[n, 1] = v1
+    tree[n, 2] = v2
+    tree[n, 3] = v3
+    tree[n, 4] = v4
+
+
+@numba.njit(cache=True, inline="always")
+def tree5_propagate(tree, lo, hi):
+    """Recompute the ancestors of the leaves lo..hi (a contiguous range) as sums of their
+    children, level by level: O(hi - lo + log cap) for the whole range."""
+    cap = tree.shape[0] >> 1
+    lo += cap
+    hi += cap
+    while lo > 1:
+        lo >>= 1
+        hi >>= 1
+        for n in range(lo, hi + 1):
+            lft = 2 * n
+            for c in range(N_COMPONENTS):
+                tree[n, c] = tree[lft, c] + tree[lft + 1, c]
+
+
+@numba.njit(cache=True, inline="always")
 def tree5_select(tree, c, u):
     """Leaf whose cumulative interval of component c contains u * total (u in [0, 1))."""
     cap = tree.shape[0] >> 1
@@ -185,9 +213,10 @@ def _interp_tab(tab, x):
     return tab[i] + f * (tab[i + 1] - tab[i])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab):
-    """Recompute the 5 tree components of plane p (see the module docstring)."""
+    """Recompute the 5 tree components of leaf (plane) p (see the module docstring); the caller
+    propagates them to the ancestors with tree5_propagate."""
     n_planes = bsum.shape[0]
     up, up_in, dn, dn_in = _bond_flags(p, n_planes, a, b)
     plain = bsum[p, 1]
@@ -211,7 +240,7 @@ def plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
         x = counts[p, 1] / nh if nh > 0 else 0.0
         ec = _interp_tab(rc_tab[side], x) * nh
         ea = _interp_tab(rd_tab[side], x) * counts[p, 2]
-    tree5_update(tree5, p, plain, eu, ed, ec, ea)
+    tree5_set_leaf(tree5, p, plain, eu, ed, ec, ea)
 
 
 @numba.njit(cache=True, inline="always")
@@ -244,7 +273,8 @@ def multipliers(lam, psi_drop, gamma, a, b, expt, c_up, c_down):
 
 @numba.njit(cache=True, inline="always")
 def total_rate(tree5, m_up, m_down):
-    return tree5[1, 0] + m_up * tree5[1, 1] + m_down * tree5[1, 2] + tree5[1, 3] + tree5[1, 4]
+    """Total event rate (1/s), summed in the same order as the event loop does."""
+    return tree5[1, 0] + m_up * tree5[1, 1] + m_down * tree5[1, 2] + (tree5[1, 3] + tree5[1, 4])
 
 
 @numba.njit(cache=True)
@@ -270,6 +300,7 @@ def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
     for p in range(n_planes):
         plane_sums(p, head, nxt, base3, bsum)
         plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
+    tree5_propagate(tree5, 0, n_planes - 1)
 
 
 @numba.njit(cache=True)
@@ -384,6 +415,7 @@ def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums,
         if sums:
             plane_sums(p, head, nxt, base3, bsum)
         plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
+    tree5_propagate(tree5, plo, phi)
 
 
 @numba.njit(cache=True)
@@ -434,6 +466,13 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
     local2 = np.empty(N_LOCAL, dtype=np.int64)
     scan = np.empty(N_LOCAL, dtype=np.int64)
     plo_phi = np.empty(2, dtype=np.int64)
+    # the class totals of the current state (pure functions of it; carried from event to event)
+    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
+    t_plain = tree5[1, 0]
+    t_up = m_up * tree5[1, 1]
+    t_down = m_down * tree5[1, 2]
+    t_create = tree5[1, 3]
+    t_react = t_create + tree5[1, 4]
     for ev in range(n_events):
         if fstate[F_TNEXT] > t_stop:
             if t_stop > fstate[F_TIME]:
@@ -443,12 +482,6 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             return STATUS_TIME, ev
         if istate[I_NVAC] >= cap - 1:
             return STATUS_FULL, ev
-        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
-        t_plain = tree5[1, 0]
-        t_up = m_up * tree5[1, 1]
-        t_down = m_down * tree5[1, 2]
-        t_create = tree5[1, 3]
-        t_react = t_create + tree5[1, 4]
         total = t_plain + t_up + t_down + t_react
         fstate[F_TIME] = fstate[F_TNEXT]
         x = rng_uniform(rng) * total
@@ -482,11 +515,20 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 w2 = 1.0
             else:
                 w0 = 1.0
-            W = 0.0
-            w = head[p]
-            while w >= 0:
-                W += w0 * base3[w, 0] + w1 * base3[w, 1] + w2 * base3[w, 2]
-                w = nxt[w]
+            # the class weight of the plane: with one z class it is exactly the plane sum (same
+            # additions in the same list order), else one pass over the plane's list
+            if cls == 1:
+                W = bsum[p, 2]
+            elif cls == 2:
+                W = bsum[p, 0]
+            elif w0 == 0.0 and w2 == 0.0:
+                W = bsum[p, 1]
+            else:
+                W = 0.0
+                w = head[p]
+                while w >= 0:
+                    W += w0 * base3[w, 0] + w1 * base3[w, 1] + w2 * base3[w, 2]
+                    w = nxt[w]
             target = rng_uniform(rng) * W
             cum = 0.0
             v = -1
@@ -516,7 +558,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             ci = vac_cell[v, 0]
             cj = vac_cell[v, 1]
             ck = vac_cell[v, 2]
-            local_sites(ci, cj, ck, cs, nx, ny, nz, False, scan)
+            local_sites_fast(ci, cj, ck, cs, nx, ny, nz, False, deltas, scan)
             dst = scan[d]
             dz = HOP_DZ[cs, d]
             xs = occ[dst]
@@ -526,15 +568,11 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             counters[C_DZ + xs] -= dz
             ps = plane_of(ck, cs)
             pd = ps + dz
-            # new cell of the vacancy: decode once
-            per_k = 3 * nx * ny
-            k2 = dst // per_k
-            rem = dst - k2 * per_k
-            s2 = rem % 3
-            c2 = rem // 3
+            # new cell of the vacancy (compare-and-wrap, no division)
+            i2, j2, k2, s2, _ = local_coords(ci, cj, ck, cs, d, nx, ny, nz, False)
             vac_site[v] = dst
-            vac_cell[v, 0] = c2 % nx
-            vac_cell[v, 1] = c2 // nx
+            vac_cell[v, 0] = i2
+            vac_cell[v, 1] = j2
             vac_cell[v, 2] = k2
             vac_cell[v, 3] = s2
             plo_phi[0] = min(ps, pd)
@@ -686,7 +724,12 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                                 counts, rc_tab, rd_tab)
         # ---------------- the next event time, from the new total rate
         m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
-        total = total_rate(tree5, m_up, m_down)
+        t_plain = tree5[1, 0]
+        t_up = m_up * tree5[1, 1]
+        t_down = m_down * tree5[1, 2]
+        t_create = tree5[1, 3]
+        t_react = t_create + tree5[1, 4]
+        total = t_plain + t_up + t_down + t_react
         if total > 0.0:
             fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
         else:
