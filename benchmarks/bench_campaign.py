@@ -16,7 +16,10 @@ CPU contention from other users lengthens the runs themselves but not this diffe
 
 throughput: the same kMC campaign (the ``bulk`` run type: independent replicas with a fixed
 number of events each) with 1 and then 2 local workers; speed-up = wall(1) / wall(2).  This
-needs two free cores: on a shared machine the load average is recorded next to the numbers.
+needs two free cores: on a shared machine the load average is recorded next to the numbers, and a
+control measures what the machine gives at that moment without the campaign (two runs in one
+plain process against two runs in each of two concurrent processes); campaign / raw is the
+campaign's own parallel efficiency.
 """
 from __future__ import annotations
 
@@ -107,16 +110,53 @@ def bench_overhead(runs: int, run_s: float, workers: int, scheduler: str | None 
     return r
 
 
+_CONTROL = """
+import sys, tempfile, time
+from pathlib import Path
+from coupling.campaign import load_spec
+spec = load_spec(sys.argv[1])
+t = time.perf_counter()
+for rp in spec.points[: int(sys.argv[2])]:
+    with tempfile.TemporaryDirectory() as d:
+        spec.run_type.run(spec.config, rp.point, Path(d))
+print(time.perf_counter() - t)
+"""
+
+
+def raw_parallel_speedup(cfg: Path) -> dict:
+    """What the machine gives right now, without the campaign: four runs of the config in ONE
+    plain process, against two runs in each of TWO concurrent processes (same work)."""
+    import subprocess
+
+    def launch(n_runs):
+        return subprocess.Popen([sys.executable, "-c", _CONTROL, str(cfg), str(n_runs)], stdout=subprocess.PIPE,
+                                text=True)
+
+    t0 = time.perf_counter()
+    launch(4).communicate()
+    serial = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    procs = [launch(2), launch(2)]
+    for p in procs:
+        p.communicate()
+    parallel = time.perf_counter() - t0
+    return {"one_process_four_runs_s": serial, "two_processes_two_runs_each_s": parallel,
+            "raw_speedup": serial / parallel, "load_after": _load()}
+
+
 def bench_throughput(config: Path, runs: int | None) -> dict:
     text = config.read_text()
     out = {}
     with tempfile.TemporaryDirectory() as d:
         cfg = Path(d) / config.name
         cfg.write_text(text)
+        out["control"] = raw_parallel_speedup(cfg)
         for workers in (1, 2):
             out[f"workers_{workers}"] = run_campaign_file(cfg, Path(d) / f"out{workers}", workers)
     w1, w2 = out["workers_1"], out["workers_2"]
     out["speedup_1_to_2"] = w1["wall_s"] / w2["wall_s"]
+    # the campaign's share: its speed-up relative to what two plain processes got
+    out["efficiency_vs_raw"] = out["speedup_1_to_2"] / out["control"]["raw_speedup"]
     out["runs_per_s"] = {"1": w1["runs"] / w1["wall_s"], "2": w2["runs"] / w2["wall_s"]}
     out["config"] = str(config)
     return out
@@ -154,6 +194,10 @@ def main(argv=None) -> int:
                   f"{w1.get('events_per_second_per_run', float('nan')):.3g} / "
                   f"{w2.get('events_per_second_per_run', float('nan')):.3g}; load (1 min) before "
                   f"{w1['load_before']['load_1min']:.2f} / {w2['load_before']['load_1min']:.2f}")
+            c = t["control"]
+            print(f"control without the campaign: 4 runs in 1 process {c['one_process_four_runs_s']:.2f} s, "
+                  f"2 runs in each of 2 processes {c['two_processes_two_runs_each_s']:.2f} s -> raw speed-up "
+                  f"{c['raw_speedup']:.2f}x; campaign / raw = {t['efficiency_vs_raw']:.2f}")
     return 0
 
 
