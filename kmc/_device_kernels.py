@@ -12,8 +12,11 @@ up (+z) hop from plane p is the factor of bond p, of a down hop that of bond p-1
 exact bond representation of :mod:`kmc.electrostatics` (D_k = g - c L_k between the imposed
 planes, D_k = -c L_k outside), the factor of bond k is
 
-    up:   M_up   * fu[k],  fu[k] = exp(+gamma L_k / 2),  M_up   = exp(-g/2) (1 outside [a, b])
-    down: M_down * fd[k],  fd[k] = exp(-gamma L_k / 2),  M_down = exp(+g/2)
+    up:   M_up   * exp(+gamma L_k / 2),  M_up   = exp(-g/2) (1 outside [a, b])
+    down: M_down * exp(-gamma L_k / 2),  M_down = exp(+g/2)
+
+stored per PLANE: fu[p] = exp(+gamma L_p / 2) (its up bond p; 0 for the last plane) and
+fd[p] = exp(-gamma L_{p-1} / 2) (its down bond p-1; 0 for plane 0)
 
 where g = (psi_b - psi_a + gamma Lambda) / (b - a) changes with EVERY hop (a uniform field
 change), but only through the two scalars M_up, M_down.  Hence ONE sum tree over planes with
@@ -21,7 +24,7 @@ five components per node (``tree5[node, c]``, leaves = planes):
 
 - c = 0 (plain): in-plane hops + hops across bonds outside [a, b] of the vacancies on plane p;
 - c = 1 (up):   Bup[p] fu[p] for bond p inside [a, b]  (multiplied by M_up at the top);
-- c = 2 (down): Bdown[p] fd[p-1] for bond p-1 inside [a, b]  (times M_down);
+- c = 2 (down): Bdown[p] fd[p] for bond p-1 inside [a, b]  (times M_down);
 - c = 3: vacancy creation on contact plane p, r_c(x_Cl(p)) * (halides on p);
 - c = 4: annihilation, r_d(x_Cl(p)) * (vacancies on p).
 
@@ -78,31 +81,33 @@ C_EVENTS, C_HOPS, C_DZ, C_CREATED, C_ANNIHILATED, C_CREATED_FROM, C_REFILLED = 0
 GAUGE_LIMIT = 200.0
 
 
-@numba.njit(cache=True)
-def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local):
+@numba.njit(cache=True, inline="always")
+def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8):
     """Base (field-free) rates of vacancy slot v into rates8[v] and their (down, in, up) sums;
     leaves v's local10 in ``local`` and returns the bit mask of its local sites holding vacancies."""
     s = vac_cell[v, 3]
     local_sites_fast(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], s, nx, ny, nz, False, deltas, local)
-    mask = hop_rates8(occ, local, s, table, rates8[v])
+    mask = hop_rates8(occ, local, s, table, out8)
     b0 = 0.0
     b1 = 0.0
     b2 = 0.0
     for d in range(8):
+        r = out8[d]
+        rates8[v, d] = r
         dz = HOP_DZ[s, d]
         if dz < 0:
-            b0 += rates8[v, d]
+            b0 += r
         elif dz == 0:
-            b1 += rates8[v, d]
+            b1 += r
         else:
-            b2 += rates8[v, d]
+            b2 += r
     base3[v, 0] = b0
     base3[v, 1] = b1
     base3[v, 2] = b2
     return mask
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def plane_sums(p, head, nxt, base3, bsum):
     b0 = 0.0
     b1 = 0.0
@@ -166,9 +171,11 @@ def tree5_set_leaf(tree, leaf, v0, v1, v2, v3, v4):
 
 
 @numba.njit(cache=True, inline="always")
-def tree5_propagate(tree, lo, hi):
-    """Recompute the ancestors of the leaves lo..hi (a contiguous range) as sums of their
-    children, level by level: O(hi - lo + log cap) for the whole range."""
+def tree5_propagate(tree, lo, hi, n_comp):
+    """Recompute components 0 .. n_comp-1 of the ancestors of the leaves lo..hi (a contiguous
+    range) as sums of their children, level by level: O(hi - lo + log cap) for the whole range.
+    (n_comp = 3 when no leaf in the range is a contact plane: the reaction components of the
+    leaves did not change, so neither do their ancestors'.)"""
     cap = tree.shape[0] >> 1
     lo += cap
     hi += cap
@@ -177,8 +184,12 @@ def tree5_propagate(tree, lo, hi):
         hi >>= 1
         for n in range(lo, hi + 1):
             lft = 2 * n
-            for c in range(N_COMPONENTS):
-                tree[n, c] = tree[lft, c] + tree[lft + 1, c]
+            tree[n, 0] = tree[lft, 0] + tree[lft + 1, 0]
+            tree[n, 1] = tree[lft, 1] + tree[lft + 1, 1]
+            tree[n, 2] = tree[lft, 2] + tree[lft + 1, 2]
+            if n_comp > 3:
+                tree[n, 3] = tree[lft, 3] + tree[lft + 1, 3]
+                tree[n, 4] = tree[lft, 4] + tree[lft + 1, 4]
 
 
 @numba.njit(cache=True, inline="always")
@@ -201,45 +212,40 @@ def tree5_select(tree, c, u):
 
 
 @numba.njit(cache=True, inline="always")
-def _interp_tab(tab, x):
-    g = tab.shape[0] - 1
+def _interp_tab(tab, side, x):
+    """Linear interpolation of row ``side`` of a rate table on the grid x = i / (len - 1)
+    (indexing the 2D table directly: no array view in the hot path)."""
+    g = tab.shape[1] - 1
     y = x * g
     i = int(y)
     if i >= g:
-        return tab[g]
+        return tab[side, g]
     if i < 0:
-        return tab[0]
+        return tab[side, 0]
     f = y - i
-    return tab[i] + f * (tab[i + 1] - tab[i])
+    return tab[side, i] + f * (tab[side, i + 1] - tab[side, i])
 
 
 @numba.njit(cache=True, inline="always")
 def plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab):
     """Recompute the 5 tree components of leaf (plane) p (see the module docstring); the caller
     propagates them to the ancestors with tree5_propagate."""
-    n_planes = bsum.shape[0]
-    up, up_in, dn, dn_in = _bond_flags(p, n_planes, a, b)
-    plain = bsum[p, 1]
-    eu = 0.0
-    ed = 0.0
-    if up:
-        if up_in:
-            eu = bsum[p, 2] * fu[p]
-        else:
-            plain += bsum[p, 2] * fu[p]
-    if dn:
-        if dn_in:
-            ed = bsum[p, 0] * fd[p - 1]
-        else:
-            plain += bsum[p, 0] * fd[p - 1]
+    # branch-free: iu / idn = 1 if the up / down bond lies between the imposed planes
+    iu = 1.0 if (a <= p) & (p < b) else 0.0
+    idn = 1.0 if (a < p) & (p <= b) else 0.0
+    xu = bsum[p, 2] * fu[p]
+    xd = bsum[p, 0] * fd[p]
+    plain = bsum[p, 1] + xu * (1.0 - iu) + xd * (1.0 - idn)
+    eu = xu * iu
+    ed = xd * idn
     ec = 0.0
     ea = 0.0
     side = contact[p] - 1
     if side >= 0:
         nh = counts[p, 0] + counts[p, 1]
         x = counts[p, 1] / nh if nh > 0 else 0.0
-        ec = _interp_tab(rc_tab[side], x) * nh
-        ea = _interp_tab(rd_tab[side], x) * counts[p, 2]
+        ec = _interp_tab(rc_tab, side, x) * nh
+        ea = _interp_tab(rd_tab, side, x) * counts[p, 2]
     tree5_set_leaf(tree5, p, plain, eu, ed, ec, ea)
 
 
@@ -254,8 +260,9 @@ def _exp_half(j, gamma, expt):
 
 @numba.njit(cache=True, inline="always")
 def _bond_factor(k, L, fu, fd, gamma, expt):
+    """Field factors of bond k: the up factor of plane k and the down factor of plane k+1."""
     fu[k] = _exp_half(L[k], gamma, expt)
-    fd[k] = _exp_half(-L[k], gamma, expt)
+    fd[k + 1] = _exp_half(-L[k], gamma, expt)
 
 
 @numba.njit(cache=True, inline="always")
@@ -286,8 +293,9 @@ def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
     n_planes = head.shape[0]
     n_vac = istate[I_NVAC]
     local = np.empty(N_LOCAL, dtype=np.int64)
+    out8 = np.empty(8, dtype=np.float64)
     for v in range(n_vac):
-        vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
+        vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
     counts[:, :] = 0
     per_k = 3 * nx * ny
     for site in range(occ.shape[0]):
@@ -300,7 +308,7 @@ def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
     for p in range(n_planes):
         plane_sums(p, head, nxt, base3, bsum)
         plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
-    tree5_propagate(tree5, 0, n_planes - 1)
+    tree5_propagate(tree5, 0, n_planes - 1, N_COMPONENTS)
 
 
 @numba.njit(cache=True)
@@ -357,7 +365,7 @@ def _slot_of_site(site, p, vac_site, head, nxt):
 # ---------------------------------------------------------------------------------------------
 # charge bookkeeping (see kmc.electrostatics)
 # ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def add_charge(p, delta, L, istate, a, b):
     """Plane p gains ``delta`` elementary charges: update L (and Lambda); returns the changed bond
     range (klo, khi), empty if klo > khi."""
@@ -382,7 +390,7 @@ def add_charge(p, delta, L, istate, a, b):
     return a, p - 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _regauge(L, istate, a, b, gamma):
     """Shift the gauge constant of L between a and b if exp(gamma L / 2) would grow too large;
     returns True if it did (a pure function of L: restarts see the same shifts)."""
@@ -403,7 +411,7 @@ def _regauge(L, istate, a, b, gamma):
     return True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums, contact, counts, rc_tab,
                     rd_tab):
     n_planes = bsum.shape[0]
@@ -411,16 +419,19 @@ def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums,
         plo = 0
     if phi > n_planes - 1:
         phi = n_planes - 1
+    n_comp = 3
     for p in range(plo, phi + 1):
         if sums:
             plane_sums(p, head, nxt, base3, bsum)
         plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
-    tree5_propagate(tree5, plo, phi)
+        if contact[p] != 0:
+            n_comp = N_COMPONENTS
+    tree5_propagate(tree5, plo, phi, n_comp)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                       nx, ny, nz, deltas, scan, local, plo_phi):
+                       nx, ny, nz, deltas, scan, local, out8, plo_phi):
     """Recompute the rates of the vacancies among the local10 of ``site`` (except site ``skip``);
     widens the dirty plane range plo_phi[0..1]."""
     per_k = 3 * nx * ny
@@ -428,21 +439,19 @@ def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head,
         q = scan[l]
         if q < 0 or q == skip or occ[q] != VACANCY:
             continue
-        k = q // per_k
-        pq = 2 * k + (1 if q % 3 == 2 else 0)
         _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz, deltas, local,
-                      plo_phi)
+                      out8, plo_phi)
 
 
 @numba.njit(cache=True, inline="always")
 def _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz, deltas, local,
-                  plo_phi):
+                  out8, plo_phi):
     """Recompute the rates of the vacancy on site q and widen the dirty plane range."""
     per_k = 3 * nx * ny
     k = q // per_k
     pq = 2 * k + (1 if q % 3 == 2 else 0)
     w = _slot_of_site(q, pq, vac_site, head, nxt)
-    vacancy_rates(occ, w, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
+    vacancy_rates(occ, w, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
     if pq < plo_phi[0]:
         plo_phi[0] = pq
     if pq > plo_phi[1]:
@@ -464,6 +473,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
     cap = vac_site.shape[0]
     local = np.empty(N_LOCAL, dtype=np.int64)
     local2 = np.empty(N_LOCAL, dtype=np.int64)
+    out8 = np.empty(8, dtype=np.float64)
     scan = np.empty(N_LOCAL, dtype=np.int64)
     plo_phi = np.empty(2, dtype=np.int64)
     # the class totals of the current state (pure functions of it; carried from event to event)
@@ -500,17 +510,16 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 cls = 2
                 u = (x - t_plain - t_up) / t_down
                 p = tree5_select(tree5, 2, u if u < 1.0 else 0.9999999999999999)
-            up, up_in, dn, dn_in = _bond_flags(p, n_planes, a, b)
             # per-class weights of the three z classes (down, in, up) of a vacancy on plane p
             w0 = 0.0
             w1 = 0.0
             w2 = 0.0
             if cls == 0:
                 w1 = 1.0
-                if up and not up_in:
-                    w2 = fu[p]
-                if dn and not dn_in:
-                    w0 = fd[p - 1]
+                iu = 1.0 if (a <= p) & (p < b) else 0.0
+                idn = 1.0 if (a < p) & (p <= b) else 0.0
+                w2 = fu[p] * (1.0 - iu)
+                w0 = fd[p] * (1.0 - idn)
             elif cls == 1:
                 w2 = 1.0
             else:
@@ -589,7 +598,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 if a <= kb and kb < b:
                     istate[I_LAMBDA] -= dz
                 _bond_factor(kb, L, fu, fd, gamma, expt)
-            mask = vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
+            mask = vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
             # other vacancies to refresh: those in dst's local10 (the mask of v's new rates) and
             # those on the 5 sites of src's local10 outside dst's (scan holds src's local10)
             while mask:
@@ -598,12 +607,12 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                     l += 1
                 mask &= mask - 1
                 _refresh_site(local[l], occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz,
-                              deltas, local2, plo_phi)
+                              deltas, local2, out8, plo_phi)
             for m in range(5):
                 q = scan[SRC_ONLY[cs, d, m]]
                 if q >= 0 and occ[q] == VACANCY:
                     _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz,
-                                  deltas, local2, plo_phi)
+                                  deltas, local2, out8, plo_phi)
             _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
                             counts, rc_tab, rd_tab)
         else:
@@ -651,7 +660,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                 vac_cell[v, 1] = j
                 vac_cell[v, 2] = k
                 vac_cell[v, 3] = s
-                vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local)
+                vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
                 delta = 1
             else:
                 # annihilation: a uniformly chosen vacancy of plane p is refilled with the
@@ -709,7 +718,7 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
             plo_phi[1] = p
             local_sites(i, j, k, s, nx, ny, nz, False, scan)
             _update_neighbours(site, site, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                               nx, ny, nz, deltas, scan, local, plo_phi)
+                               nx, ny, nz, deltas, scan, local, out8, plo_phi)
             _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
                             counts, rc_tab, rd_tab)
             klo, khi = add_charge(p, delta, L, istate, a, b)

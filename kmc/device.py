@@ -322,8 +322,8 @@ class DeviceSimulation:
             raise TrajectoryError("checkpoint plane arrays do not match the config's lattice")
         self._counts = np.zeros((P, 3), dtype=np.int64)
         self._bsum = np.zeros((P, 3))
-        self._fu = np.zeros(P - 1)
-        self._fd = np.zeros(P - 1)
+        self._fu = np.zeros(P)  # per plane: up-bond factor (0 for the last plane)
+        self._fd = np.zeros(P)  # per plane: down-bond factor (0 for plane 0)
         self._tree5 = dk.tree5_new(P)
         # exp(gamma j / 2) and exp(gamma j / 2N) tables: bond factors and the uniform-field
         # multipliers become pure table lookups of the integer state (see _device_kernels)
