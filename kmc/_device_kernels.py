@@ -123,16 +123,6 @@ def plane_sums(p, head, nxt, base3, bsum):
     bsum[p, 2] = b2
 
 
-@numba.njit(cache=True, inline="always")
-def _bond_flags(p, n_planes, a, b):
-    """(up bond exists, up bond inside [a,b], down bond exists, down bond inside [a,b])."""
-    up = p < n_planes - 1
-    up_in = up and a <= p and p < b
-    dn = p >= 1
-    dn_in = dn and a <= p - 1 and p - 1 < b
-    return up, up_in, dn, dn_in
-
-
 def tree5_new(n_leaves: int) -> np.ndarray:
     """Zero 5-component sum tree float64[2 cap, 5] (cap a power of two >= n_leaves, >= 8)."""
     cap = 8
