@@ -22,6 +22,9 @@ it and is discarded); every JSON file is written to a temporary name and ``os.re
 ``index.json`` is derived data, rebuilt from ``runs/`` on resume; a lock file stops two
 campaigns from sharing one folder.
 
+Python use: ``run_campaign(load_spec(path), outdir, workers=2, resume=True)`` -> CampaignReport; in a
+script, call it under ``if __name__ == "__main__":`` (workers start by importing the main module).
+
 Execution: a local process pool (forkserver/spawn context) by default, or dask.distributed with
 ``scheduler="local"`` (a LocalCluster) or ``scheduler="tcp://host:port"`` (a running cluster,
 e.g. one started by dask-jobqueue; its workers must see the campaign folder, as on any cluster
