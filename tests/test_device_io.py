@@ -89,19 +89,20 @@ def test_trajectory_layout_and_reader(tmp_path):
 
 
 def test_sigkill_then_resume_is_bit_identical_to_the_uninterrupted_run(tmp_path):
-    cfg_path = _write_config(tmp_path / "dev.toml", duration=2e-7, interval=5e-9)
+    # ~1e6 events (a few seconds): long enough that the kill always lands mid-run
+    cfg_path = _write_config(tmp_path / "dev.toml", duration=1e-6, interval=2.5e-8)
     config = load_config(cfg_path)
     ref = tmp_path / "ref.h5"
     run_device(config, ref)  # no checkpoints at all: chunking must not matter either
     out = tmp_path / "run.h5"
     ck = checkpoint_path(out)
-    cmd = [sys.executable, "-m", "coupling.cli", "device", cfg_path, "-o", str(out), "--checkpoint-every", "30000",
+    cmd = [sys.executable, "-m", "coupling.cli", "device", cfg_path, "-o", str(out), "--checkpoint-every", "100000",
            "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t0 = time.time()
     while not os.path.exists(ck) and proc.poll() is None and time.time() - t0 < 120:
         time.sleep(0.02)
-    time.sleep(0.15)  # let it write frames past the checkpoint: resume must drop and redo them
+    time.sleep(0.1)  # let it write frames past the checkpoint: resume must drop and redo them
     assert proc.poll() is None, "the run finished before it could be killed: make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
