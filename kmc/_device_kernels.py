@@ -458,14 +458,28 @@ def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, p
                       c_up, c_down, deltas, n_events, t_stop):
     """Advance the device by at most ``n_events`` events, stopping before any event after
     ``t_stop`` (s; then fstate[F_TIME] = t_stop).  Arrays are updated in place (see kmc.device
-    for their meaning).  Returns (status, events done)."""
+    for their meaning).  Returns (status, events done).
+
+    The loop itself (``_device_core``) is compiled without numba's reference counting and gets
+    its scratch arrays from here: with NRT, every inlined helper taking arrays cost atomic
+    increments/decrements of their reference counts (hundreds of call sites, dozens per event)."""
+    return _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
+                        bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
+                        table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop, expt, expt_lam,
+                        c_up, c_down, deltas, n_events, t_stop,
+                        np.empty(N_LOCAL, dtype=np.int64), np.empty(N_LOCAL, dtype=np.int64),
+                        np.empty(8, dtype=np.float64), np.empty(N_LOCAL, dtype=np.int64),
+                        np.empty(2, dtype=np.int64))
+
+
+@numba.njit(cache=True, _nrt=False)
+def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
+                 bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
+                 table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop, expt, expt_lam,
+                 c_up, c_down, deltas, n_events, t_stop, local, local2, out8, scan, plo_phi):
+    """The event loop of :func:`run_device_events` (scratch arrays passed in, no NRT)."""
     n_planes = head.shape[0]
     cap = vac_site.shape[0]
-    local = np.empty(N_LOCAL, dtype=np.int64)
-    local2 = np.empty(N_LOCAL, dtype=np.int64)
-    out8 = np.empty(8, dtype=np.float64)
-    scan = np.empty(N_LOCAL, dtype=np.int64)
-    plo_phi = np.empty(2, dtype=np.int64)
     # the class totals of the current state (pure functions of it; carried from event to event)
     m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
     t_plain = tree5[1, 0]
