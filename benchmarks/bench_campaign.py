@@ -93,6 +93,10 @@ def run_campaign_file(cfg: Path, out: Path, workers: int, scheduler: str | None 
     out = {"runs": rep.n_runs, "workers": workers, "wall_s": wall, "run_wall_s": rep.run_wall_s,
            "load_before": load_before, "load_after": _load(), "executor": rep.executor,
            "overhead_fraction": (wall * workers - rep.run_wall_s) / rep.run_wall_s}
+    cpu = [r["cpu_s"] / r["wall_s"] for r in rep.records if r and r.get("cpu_s") is not None and r["wall_s"] > 0]
+    # the share of a core each run got (1: a core to itself); low values mean other processes
+    # took the cores during the measurement
+    out["cpu_share_per_run"] = sum(cpu) / len(cpu) if cpu else None
     if isinstance(rep.summary, dict) and "events_per_second_per_run" in rep.summary:
         # kMC speed inside each run: falls when the workers compete for cores (other users)
         out["events_per_second_per_run"] = rep.summary["events_per_second_per_run"]
@@ -192,7 +196,8 @@ def main(argv=None) -> int:
             print(f"throughput: {w1['runs']} kMC runs: 1 worker {w1['wall_s']:.2f} s, 2 workers {w2['wall_s']:.2f} s "
                   f"-> speed-up {t['speedup_1_to_2']:.2f}x; kMC events/s per run "
                   f"{w1.get('events_per_second_per_run', float('nan')):.3g} / "
-                  f"{w2.get('events_per_second_per_run', float('nan')):.3g}; load (1 min) before "
+                  f"{w2.get('events_per_second_per_run', float('nan')):.3g}; core share per run "
+                  f"{w1['cpu_share_per_run']:.2f} / {w2['cpu_share_per_run']:.2f}; load (1 min) before "
                   f"{w1['load_before']['load_1min']:.2f} / {w2['load_before']['load_1min']:.2f}")
             c = t["control"]
             print(f"control without the campaign: 4 runs in 1 process {c['one_process_four_runs_s']:.2f} s, "

@@ -202,6 +202,7 @@ def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) 
     tmp.mkdir(parents=True)
     started = time.time()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     base = {"id": rid, "point": point, "host": socket.gethostname(), "pid": os.getpid(),
             "started_unix": started}
     try:
@@ -211,7 +212,9 @@ def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) 
         shutil.rmtree(tmp, ignore_errors=True)
         return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(), "wall_s": time.perf_counter() - t0}
-    record = {**base, "status": "done", "result": result, "wall_s": time.perf_counter() - t0}
+    # cpu_s / wall_s < 1: the run did not have a core to itself (other processes on the machine)
+    record = {**base, "status": "done", "result": result, "wall_s": time.perf_counter() - t0,
+              "cpu_s": time.process_time() - c0}
     with open(tmp / "result.json", "w") as fh:
         json.dump(record, fh, indent=1)
         fh.flush()
