@@ -49,7 +49,7 @@ import numba
 import numpy as np
 
 from ._kernels import (HOP_DZ, N_LOCAL, SRC_ONLY, hop_rates8, local_coords, local_sites, local_sites_fast, plane_of,
-                       rng_uniform)
+                       prefetch_row, rng_uniform)
 
 # The shared kmc._kernels sum tree adds differences to ancestors (round-off depends on the
 # history); bit-identical restarts need trees that are pure functions of their leaves, so the
@@ -480,6 +480,9 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
     """The event loop of :func:`run_device_events` (scratch arrays passed in, no NRT)."""
     n_planes = head.shape[0]
     cap = vac_site.shape[0]
+    n_sites = occ.shape[0]
+    row = 3 * nx
+    plane_stride = 3 * nx * ny
     # the class totals of the current state (pure functions of it; carried from event to event)
     m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
     t_plain = tree5[1, 0]
@@ -528,20 +531,16 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
                 w2 = 1.0
             else:
                 w0 = 1.0
-            # the class weight of the plane: with one z class it is exactly the plane sum (same
-            # additions in the same list order), else one pass over the plane's list
+            # the class weight of the plane: with one z class exactly the plane sum (same additions
+            # in the same list order); class 0: the plane's leaf, bsum[p, 1] + w2 bsum[p, 2] + w0 bsum[p, 0] as plane_entries
+            # forms it; the scans below end on the last vacancy / direction of positive weight, so
+            # round-off between this and a direct sum cannot select a zero-rate event)
             if cls == 1:
                 W = bsum[p, 2]
             elif cls == 2:
                 W = bsum[p, 0]
-            elif w0 == 0.0 and w2 == 0.0:
-                W = bsum[p, 1]
             else:
-                W = 0.0
-                w = head[p]
-                while w >= 0:
-                    W += w0 * base3[w, 0] + w1 * base3[w, 1] + w2 * base3[w, 2]
-                    w = nxt[w]
+                W = tree5[(tree5.shape[0] >> 1) + p, 0]
             target = rng_uniform(rng) * W
             cum = 0.0
             v = -1
@@ -554,6 +553,14 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
                         break
                     cum += ww
                 w = nxt[w]
+            # the occupancy lines around the vacancy (its row, the rows and planes above and
+            # below) are needed for the new rates: ask for them before the direction is chosen
+            src = vac_site[v]
+            prefetch_row(occ, src)
+            prefetch_row(occ, min(src + row, n_sites - 1))
+            prefetch_row(occ, max(src - row, 0))
+            prefetch_row(occ, min(src + plane_stride, n_sites - 1))
+            prefetch_row(occ, max(src - plane_stride, 0))
             target -= cum
             cs = vac_cell[v, 3]
             d = -1
@@ -567,7 +574,6 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
                         break
                     cum += wd
             # ---------------- execute the hop of vacancy v along d
-            src = vac_site[v]
             ci = vac_cell[v, 0]
             cj = vac_cell[v, 1]
             ck = vac_cell[v, 2]
