@@ -183,6 +183,75 @@ def tree5_propagate(tree, lo, hi, n_comp):
 
 
 @numba.njit(cache=True, inline="always")
+def tree5_propagate_near(tree, lo, hi):
+    """:func:`tree5_propagate` (all 5 components) for hi - lo <= 1, the case of a hop: the new
+    sums travel up in registers (only the siblings are loaded), so the levels do not wait for a
+    store to be read back.  Each node is still the sum of its two children (addition is
+    commutative), so the tree is bit-identical to the generic routine's."""
+    cap = tree.shape[0] >> 1
+    n = cap + lo
+    m = cap + hi
+    a0 = tree[n, 0]
+    a1 = tree[n, 1]
+    a2 = tree[n, 2]
+    a3 = tree[n, 3]
+    a4 = tree[n, 4]
+    b0 = tree[m, 0]
+    b1 = tree[m, 1]
+    b2 = tree[m, 2]
+    b3 = tree[m, 3]
+    b4 = tree[m, 4]
+    # two adjacent paths (m = n + 1) until they meet
+    while n > 1 and m != n:
+        if (n & 1) == 0:
+            # siblings: their parent is the meeting point
+            a0 += b0
+            a1 += b1
+            a2 += b2
+            a3 += b3
+            a4 += b4
+            n >>= 1
+            m = n
+        else:
+            a0 = tree[n - 1, 0] + a0
+            a1 = tree[n - 1, 1] + a1
+            a2 = tree[n - 1, 2] + a2
+            a3 = tree[n - 1, 3] + a3
+            a4 = tree[n - 1, 4] + a4
+            b0 += tree[m + 1, 0]
+            b1 += tree[m + 1, 1]
+            b2 += tree[m + 1, 2]
+            b3 += tree[m + 1, 3]
+            b4 += tree[m + 1, 4]
+            n >>= 1
+            m >>= 1
+            tree[m, 0] = b0
+            tree[m, 1] = b1
+            tree[m, 2] = b2
+            tree[m, 3] = b3
+            tree[m, 4] = b4
+        tree[n, 0] = a0
+        tree[n, 1] = a1
+        tree[n, 2] = a2
+        tree[n, 3] = a3
+        tree[n, 4] = a4
+    # one path to the root
+    while n > 1:
+        sib = n ^ 1
+        a0 += tree[sib, 0]
+        a1 += tree[sib, 1]
+        a2 += tree[sib, 2]
+        a3 += tree[sib, 3]
+        a4 += tree[sib, 4]
+        n >>= 1
+        tree[n, 0] = a0
+        tree[n, 1] = a1
+        tree[n, 2] = a2
+        tree[n, 3] = a3
+        tree[n, 4] = a4
+
+
+@numba.njit(cache=True, inline="always")
 def tree5_select(tree, c, u):
     """Leaf whose cumulative interval of component c contains u * total (u in [0, 1))."""
     cap = tree.shape[0] >> 1
@@ -416,7 +485,10 @@ def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums,
         plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
         if contact[p] != 0:
             n_comp = N_COMPONENTS
-    tree5_propagate(tree5, plo, phi, n_comp)
+    if phi - plo <= 1:
+        tree5_propagate_near(tree5, plo, phi)
+    else:
+        tree5_propagate(tree5, plo, phi, n_comp)
 
 
 @numba.njit(cache=True, inline="always")
