@@ -123,6 +123,45 @@ def plane_sums(p, head, nxt, base3, bsum):
     bsum[p, 2] = b2
 
 
+@numba.njit(cache=True, inline="always")
+def plane_sums2(p, q, head, nxt, base3, bsum):
+    """:func:`plane_sums` of two planes, their lists walked side by side (two independent chains
+    of dependent loads overlap); each plane's additions keep their list order."""
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    c0 = 0.0
+    c1 = 0.0
+    c2 = 0.0
+    v = head[p]
+    w = head[q]
+    while v >= 0 and w >= 0:
+        a0 += base3[v, 0]
+        a1 += base3[v, 1]
+        a2 += base3[v, 2]
+        c0 += base3[w, 0]
+        c1 += base3[w, 1]
+        c2 += base3[w, 2]
+        v = nxt[v]
+        w = nxt[w]
+    while v >= 0:
+        a0 += base3[v, 0]
+        a1 += base3[v, 1]
+        a2 += base3[v, 2]
+        v = nxt[v]
+    while w >= 0:
+        c0 += base3[w, 0]
+        c1 += base3[w, 1]
+        c2 += base3[w, 2]
+        w = nxt[w]
+    bsum[p, 0] = a0
+    bsum[p, 1] = a1
+    bsum[p, 2] = a2
+    bsum[q, 0] = c0
+    bsum[q, 1] = c1
+    bsum[q, 2] = c2
+
+
 def tree5_new(n_leaves: int) -> np.ndarray:
     """Zero 5-component sum tree float64[2 cap, 5] (cap a power of two >= n_leaves, >= 8)."""
     cap = 8
@@ -479,8 +518,11 @@ def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums,
     if phi > n_planes - 1:
         phi = n_planes - 1
     n_comp = 3
+    pair = sums and phi == plo + 1
+    if pair:
+        plane_sums2(plo, phi, head, nxt, base3, bsum)
     for p in range(plo, phi + 1):
-        if sums:
+        if sums and not pair:
             plane_sums(p, head, nxt, base3, bsum)
         plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
         if contact[p] != 0:
