@@ -169,3 +169,20 @@ def test_continuum_campaign_writes_the_figure_and_its_data(tmp_path):
         assert (out / "runs" / rec["id"] / rec["result"]["h5"]).is_file()
     assert rep.summary["migration_length_um"] == [rec["result"]["migration_length_um"] for rec in rep.records]
     assert "rectification ratio" in rep.summary["headline"]
+
+
+def test_onsager_campaign_writes_the_table(tmp_path):
+    """The registered ``onsager`` run type (coupling.parameterize) through the engine: one table
+    of two compositions x two replicas, written with its plot into the campaign folder."""
+    cfg = tmp_path / "onsager.toml"
+    cfg.write_text('run = "onsager"\n[bulk]\ncells = [4, 4, 4]\nvacancy_fraction = 0.01\n'
+                   'events_per_replica = 20000\nblocks = 10\nseed = 3\n'
+                   '[sweep]\npreset = ["random_alloy"]\nx_cl = [0.3, 0.7]\nreplicas = 2\n')
+    spec = cp.load_spec(cfg)
+    assert len(spec.points) == 4
+    rep = cp.run_campaign(spec, tmp_path / "out", workers=2, progress=False)
+    assert not rep.failed
+    assert (tmp_path / "out" / "onsager_table.h5").is_file() and (tmp_path / "out" / "onsager_table.png").is_file()
+    assert list(rep.summary) == ["random_alloy"]
+    seeds = {rec["result"]["seed"] for rec in rep.records}
+    assert len(seeds) == 4
