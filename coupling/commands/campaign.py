@@ -54,7 +54,7 @@ def run(args) -> int:
         if args.json:
             print(json.dumps({"run": spec.run_name, "output": str(out), "n_runs": len(rows), "runs": rows}))
         else:
-            print(f"{spec.path}: run type {spec.run_name!r}, {len(rows)} runs -> {out}")
+            print(f"{spec.path}: run type {spec.run_name!r}, {len(rows)} run{'s' if len(rows) != 1 else ''} -> {out}")
             for r in rows:
                 print("  " + " ".join(f"{k}={v}" for k, v in r.items()))
         return 0
