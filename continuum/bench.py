@@ -10,9 +10,7 @@ import argparse
 import json
 import os
 import resource
-import tempfile
 import time
-from pathlib import Path
 
 
 def _cpu_s() -> float:

@@ -48,9 +48,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import io as cio
-from .model import Numerics, WireResult, default_f0, output_times, simulate_wire, integrate, solution_to_result, wire_problem
-from .observables import cl_uptake, linear_fit, migration_lengths_um, front_positions_um
-from .parameters import (DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
+from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
+from .observables import cl_uptake, linear_fit, front_positions_um
+from .parameters import (read_toml, DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
                          from_mapping, require, to_mapping)
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
@@ -150,10 +150,7 @@ def load_config(mapping: Mapping[str, Any]) -> ContinuumConfig:
 
 
 def load_config_file(path) -> ContinuumConfig:
-    import tomllib
-
-    with open(path, "rb") as fh:
-        return load_config(tomllib.load(fh))
+    return load_config(read_toml(path)[0])
 
 
 def _onsager(cfg: ContinuumConfig):

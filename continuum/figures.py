@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io as cio
-from .experiment import ContinuumConfig, config_dict, map_runs, result_arrays
+from .experiment import ContinuumConfig, config_dict, map_runs
 
 FIG2_FIELDS = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 S10_FIELDS = (-4.0, -2.0, 0.0, 2.0, 4.0)

@@ -20,15 +20,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy.linalg.lapack import dgbtrf, dgbtrs
 
 from . import _kernels as K
 from .mesh import Mesh, graded_mesh
-from .parameters import DeviceParameters, ParameterError, _positive, require
-from .transport import ReducedOnsagerTable, as_table
+from .parameters import DeviceParameters, _positive, require
+from .transport import as_table
 from .units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, Z_ANION, hop_length_A,
                     site_density_per_m3, thermal_voltage_V)
 

@@ -112,6 +112,18 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "") -> 
         raise
 
 
+def read_toml(path) -> tuple[dict, str]:
+    """(mapping, text) of a TOML config file; a syntax error becomes a ParameterError naming the file."""
+    import tomllib
+    from pathlib import Path
+
+    text = Path(path).read_text()
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+
+
 def to_mapping(obj: Any) -> dict:
     """The inverse of :func:`from_mapping`: a plain dict (TOML/JSON/HDF5-attribute friendly)."""
     out = {}

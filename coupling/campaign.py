@@ -33,7 +33,6 @@ with a shared file system).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -44,14 +43,13 @@ import socket
 import sys
 import threading
 import time
-import tomllib
 import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from continuum.parameters import ParameterError
+from continuum.parameters import ParameterError, read_toml
 
 from . import runtypes
 
@@ -144,8 +142,7 @@ def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None)
     """
     path = Path(path)
     if mapping is None:
-        with open(path, "rb") as fh:
-            mapping = tomllib.load(fh)
+        mapping = read_toml(path)[0]
     if "run" not in mapping:
         known = ", ".join(sorted(runtypes.REGISTRY)) or "none registered"
         raise ParameterError(f"run: missing; a campaign config starts with run = \"<run type>\" ({known})")

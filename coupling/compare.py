@@ -33,17 +33,15 @@ agreement) are in :mod:`coupling.statistics` / :mod:`coupling.report`.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import (DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
+from continuum.parameters import (read_toml, DeviceParameters, Electrodes, Geometry, Material, Vacancies,
                                   from_mapping, require, to_mapping)
 
 from . import report as R
@@ -163,12 +161,7 @@ def load_config(mapping: Mapping[str, Any]) -> ValidationConfig:
 
 
 def load_file(path) -> tuple[ValidationConfig, str]:
-    path = Path(path)
-    text = path.read_text()
-    try:
-        mapping = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{path}: {exc}") from None
+    mapping, text = read_toml(path)
     return load_config(mapping), text
 
 

@@ -23,8 +23,6 @@ physics).  Measured points that violate the bound by noise are clipped the same 
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -309,7 +307,7 @@ def plot_tables(tables: dict[str, OnsagerTable], path) -> None:
             ax.errorbar(t.x_cl, t.l_per_s[:, k] / scale, yerr=2 * t.l_err_per_s[:, k] / scale, fmt="o",
                         ms=4, capsize=2, color=colours[name], label=f"kMC $l_{{{name}}}$ (±2σ)")
             ax.plot(xs, th[:, k] / scale, "-", color=colours[name], lw=1, alpha=0.7,
-                    label=f"MAA theory" if k == 0 else None)
+                    label="MAA theory" if k == 0 else None)
             ax.plot(xs, interp[:, k] / scale, ":", color=colours[name], lw=1,
                     label="table interpolation" if k == 0 else None)
         ax.set_xlabel("x_Cl")

@@ -26,14 +26,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import (PRESETS, Barriers, Material, ParameterError, from_mapping, require,
+from continuum.parameters import (read_toml, PRESETS, Barriers, Material, ParameterError, from_mapping, require,
                                   to_mapping)
 
 from . import runtypes
@@ -126,12 +125,7 @@ def load_config(mapping: Mapping[str, Any]) -> OnsagerCampaignConfig:
 
 def load_file(path) -> tuple[OnsagerCampaignConfig, str]:
     """(config, TOML text) of a config file; TOML and parameter errors name the file."""
-    path = Path(path)
-    text = path.read_text()
-    try:
-        mapping = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"{path}: {exc}") from None
+    mapping, text = read_toml(path)
     return load_config(mapping), text
 
 

@@ -39,16 +39,14 @@ import json
 import math
 import os
 import time as _time
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import (DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
+from continuum.parameters import (read_toml, DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
                                   electrode_rates, from_mapping, require, to_mapping)
-from continuum.units import thermal_voltage_V
 from structures.lattice import AnionLattice
 
 from . import _device_kernels as dk
@@ -132,9 +130,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> DeviceConfig:
     """A validated :class:`DeviceConfig` from a TOML file path or a mapping (unknown keys raise)."""
     if isinstance(source, Mapping):
         return from_mapping(DeviceConfig, source)
-    with open(source, "rb") as fh:
-        data = tomllib.load(fh)
-    return from_mapping(DeviceConfig, data)
+    return from_mapping(DeviceConfig, read_toml(source)[0])
 
 
 def replace_settings(config: DeviceConfig, **kmc_changes) -> DeviceConfig:

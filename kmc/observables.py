@@ -34,7 +34,6 @@ from continuum.parameters import Material
 from continuum.units import ANGSTROM_M, CM_M, Z_ANION
 from structures.lattice import AnionLattice
 
-from ._kernels import VACANCY
 from .bulk import BulkKMC
 from .state import BR, CL, BulkState
 

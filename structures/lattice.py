@@ -86,7 +86,6 @@ for _t in (NEIGHBOUR_OFFSETS, HOP_HALF_UNITS, ENVIRONMENT_OFFSETS, REVERSE_DIREC
 
 @numba.njit(cache=True, inline="always")
 def _offset_site(site, di, dj, dk, s2, nx, ny, nz, periodic_z):
-    s = site % 3
     c = site // 3
     i = c % nx
     j = (c // nx) % ny
