@@ -34,6 +34,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from structures._jit_cache import configure as _configure_jit_cache
+
+_configure_jit_cache()
+
 KL = 5
 KU = 5
 CS_STEP = 1e-30

@@ -13,7 +13,7 @@ Bulk public API (see each module):
   ``measure_f0(...) -> (f0, err)``, ``run_replica(...)``, ``result_to_dict(result)``.
 - :mod:`kmc._kernels`: the shared numba primitives (sum tree, local10 rates, xoshiro256++).
 """
-import os
+from structures._jit_cache import configure as _configure_jit_cache
 
-# numba compiles once per process; keep its cache inside the tree so repeated runs are fast
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".numba_cache"))
+# the numba cache is keyed by the kernel sources (see structures._jit_cache)
+_configure_jit_cache()

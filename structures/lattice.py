@@ -27,6 +27,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ._jit_cache import configure as _configure_jit_cache
+
+_configure_jit_cache()
+
 N_SUBLATTICES = 3
 N_NEIGHBOURS = 8
 N_ENVIRONMENT = 4

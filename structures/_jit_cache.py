@@ -1,0 +1,46 @@
+"""Where numba keeps the compiled kernels, keyed by the source of every kernel module.
+
+numba's own cache decides that a compiled function is stale only from the file that defines it.
+The device kernels inline helpers from ``kmc/_kernels.py`` and ``structures/lattice.py``, so after
+an update of one of those files numba would happily load machine code built against the old
+helpers (wrong results or a crash).  Keying the cache folder by a hash of all kernel sources makes
+any edit start a fresh cache.  The base folder is ``$NUMBA_CACHE_DIR`` if set, else
+``$XDG_CACHE_HOME/ionwire/numba`` (``~/.cache/ionwire/numba``).
+
+Call :func:`configure` before any ``@numba.njit(cache=True)`` decorator runs (the kernel modules
+import this first); it is idempotent.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+_ROOT = Path(__file__).resolve().parent.parent
+# every module whose numba functions are compiled into another module's cached code
+_KERNEL_SOURCES = ("structures/lattice.py", "kmc/_kernels.py", "kmc/_device_kernels.py", "continuum/_kernels.py")
+_configured: str | None = None
+
+
+def source_digest() -> str:
+    """First 16 hex digits of the SHA-256 of the kernel sources (and the numba version)."""
+    h = hashlib.sha256(numba.__version__.encode())
+    for rel in _KERNEL_SOURCES:
+        path = _ROOT / rel
+        h.update(rel.encode())
+        if path.exists():
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def configure() -> str:
+    """Point numba's cache at ``<base>/<digest>`` and return that folder."""
+    global _configured
+    if _configured is None:
+        base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ionwire", "numba")
+        _configured = os.path.join(base, source_digest())
+        numba.config.CACHE_DIR = _configured
+    return _configured
