@@ -50,8 +50,7 @@ import numpy as np
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
 from .observables import cl_uptake, linear_fit, front_positions_um
-from .parameters import (read_toml, DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
-                         from_mapping, require, to_mapping)
+from .parameters import DeviceParameters, ParameterError, from_mapping, read_toml, require, to_mapping
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
 PAPER_ALPHA_BR = 1.3e-5
@@ -111,7 +110,7 @@ class Sweep:
 
 
 @dataclass(frozen=True)
-class ContinuumConfig:
+class ContinuumConfig(DeviceParameters):
     """A continuum experiment: the shared device parameters, numerics and the sweep.
 
     ``calibration_record`` is set by :func:`bind` (the JSON of the fit); not for config files.
@@ -119,10 +118,6 @@ class ContinuumConfig:
 
     duration_s: float = 4 * 3600.0
     workers: int = 2
-    material: Material = field(default_factory=Material)
-    vacancies: Vacancies = field(default_factory=Vacancies)
-    geometry: Geometry = field(default_factory=Geometry)
-    electrodes: Electrodes = field(default_factory=Electrodes)
     numerics: Numerics = field(default_factory=Numerics)
     transport: Transport = field(default_factory=Transport)
     calibration: Calibration = field(default_factory=Calibration)
@@ -134,10 +129,6 @@ class ContinuumConfig:
                 f"duration_s must be a positive number, got {self.duration_s!r}")
         require(isinstance(self.workers, int) and 1 <= self.workers <= 64,
                 f"workers must be an integer in [1, 64], got {self.workers!r}")
-
-    @property
-    def params(self) -> DeviceParameters:
-        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
 
 
 def load_config(mapping: Mapping[str, Any]) -> ContinuumConfig:

@@ -418,6 +418,11 @@ class DeviceParameters:
     geometry: Geometry = field(default_factory=Geometry)
     electrodes: Electrodes = field(default_factory=Electrodes)
 
+    @property
+    def params(self) -> "DeviceParameters":
+        """The shared physical sections alone (run configs subclass this class and add theirs)."""
+        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
+
 
 ELECTRODES = ("positive", "negative")
 

@@ -41,8 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import (read_toml, DeviceParameters, Electrodes, Geometry, Material, Vacancies,
-                                  from_mapping, require, to_mapping)
+from continuum.parameters import DeviceParameters, from_mapping, read_toml, require, to_mapping
 
 from . import report as R
 from . import statistics as S
@@ -135,23 +134,14 @@ class ElectrodeKineticsSettings:
 
 
 @dataclass(frozen=True)
-class ValidationConfig:
+class ValidationConfig(DeviceParameters):
     """The shared parameter set + [kmc] + [continuum] + [compare] (``run`` key ignored)."""
 
     run: str = "compare"
-    material: Material = field(default_factory=Material)
-    vacancies: Vacancies = field(default_factory=Vacancies)
-    geometry: Geometry = field(default_factory=Geometry)
-    electrodes: Electrodes = field(default_factory=Electrodes)
     kmc: KMCEnsemble = field(default_factory=KMCEnsemble)
     continuum: ContinuumNumerics = field(default_factory=ContinuumNumerics)
     compare: CompareSettings = field(default_factory=CompareSettings)
     electrode_kinetics: ElectrodeKineticsSettings | None = None
-
-    @property
-    def params(self) -> DeviceParameters:
-        """THE parameter object both models are built from."""
-        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
 
 
 def load_config(mapping: Mapping[str, Any]) -> ValidationConfig:

@@ -45,8 +45,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import (read_toml, DeviceParameters, Electrodes, Geometry, Material, ParameterError, Vacancies,
-                                  electrode_rates, from_mapping, require, to_mapping)
+from continuum.parameters import (DeviceParameters, ParameterError, electrode_rates, from_mapping, read_toml,
+                                  require, to_mapping)
 from structures.lattice import AnionLattice
 
 from . import _device_kernels as dk
@@ -103,24 +103,16 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
-class DeviceConfig:
+class DeviceConfig(DeviceParameters):
     """A device kMC run: the shared physical parameters + [kmc] + [output]."""
 
     run: typing.Literal["device"] = "device"
-    material: Material = field(default_factory=Material)
-    vacancies: Vacancies = field(default_factory=Vacancies)
-    geometry: Geometry = field(default_factory=Geometry)
-    electrodes: Electrodes = field(default_factory=Electrodes)
     kmc: KMCSettings = field(default_factory=KMCSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
 
     def __post_init__(self):
         n = self.kmc.duration_s / self.output.frame_interval_s
         require(n <= 1e6, f"output.frame_interval_s gives {n:.3g} frames (more than 1e6)")
-
-    @property
-    def params(self) -> DeviceParameters:
-        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
 
     def to_mapping(self) -> dict:
         return to_mapping(self)
