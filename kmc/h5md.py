@@ -97,7 +97,24 @@ def _open_h5(path, mode: str, what: str) -> h5py.File:
 # ---------------------------------------------------------------------------------------------
 # writer
 # ---------------------------------------------------------------------------------------------
-class TrajectoryWriter:
+class _OpenFile:
+    """Holds an open h5py file in ``self._f``; ``close`` and context-manager support."""
+
+    _f = None
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TrajectoryWriter(_OpenFile):
     """Append frames to an H5MD device trajectory (see the module docstring for the layout).
 
     Create with :meth:`create` (a new file) or :meth:`reopen` (append to an existing one after
@@ -245,17 +262,6 @@ class TrajectoryWriter:
         self.n_frames = i + 1
         return self.n_frames
 
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def _time_series(parent, name, row_shape, dtype, *, chunk_row, compress, unit, frames_per_chunk=1):
     g = parent.create_group(name)
@@ -296,7 +302,7 @@ def _frame_groups(f):
 # ---------------------------------------------------------------------------------------------
 # reader
 # ---------------------------------------------------------------------------------------------
-class Trajectory:
+class Trajectory(_OpenFile):
     """Read access to a device trajectory (see :func:`open_trajectory`)."""
 
     def __init__(self, path):
@@ -368,17 +374,6 @@ class Trajectory:
 
     def positions_A(self) -> np.ndarray:
         return np.asarray(self._f["particles/anions/position"], dtype=np.float64)
-
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __len__(self):
         return self.n_frames
