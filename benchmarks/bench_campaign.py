@@ -51,13 +51,13 @@ class Spin:
 
     @staticmethod
     def load(mapping):
-        from continuum.parameters import from_mapping
+        from ionwire.structures.parameters import from_mapping
 
         return from_mapping(SpinConfig, mapping)
 
     @staticmethod
     def expand(config):
-        from coupling.runtypes import sweep_points
+        from ionwire.coupling.runtypes import sweep_points
 
         return sweep_points(config.sweep, {})
 
@@ -82,7 +82,7 @@ def _load() -> dict:
 
 
 def run_campaign_file(cfg: Path, out: Path, workers: int, scheduler: str | None = None) -> dict:
-    from coupling.campaign import load_spec, run_campaign
+    from ionwire.coupling.campaign import load_spec, run_campaign
 
     spec = load_spec(cfg)
     load_before = _load()
@@ -117,7 +117,7 @@ def bench_overhead(runs: int, run_s: float, workers: int, scheduler: str | None 
 _CONTROL = """
 import sys, tempfile, time
 from pathlib import Path
-from coupling.campaign import load_spec
+from ionwire.coupling.campaign import load_spec
 spec = load_spec(sys.argv[1])
 t = time.perf_counter()
 for rp in spec.points[: int(sys.argv[2])]:

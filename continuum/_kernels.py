@@ -34,7 +34,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from structures._jit_cache import configure as _configure_jit_cache
+from ionwire.structures._jit_cache import configure as _configure_jit_cache
 
 _configure_jit_cache()
 
@@ -173,7 +173,7 @@ def source(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
 
     Returns (S_V / x_ref, S_Br) with S in site fractions per s and
     fac = |E| times the electrode factor.  r_c = fac alpha(y), r_d = r_c (1 - x_eq)/x_eq or 0,
-    x_eq = x_ref exp(-dEf_kT y) (continuum.parameters.electrode_rates, written for the kernel);
+    x_eq = x_ref exp(-dEf_kT y) (structures.parameters.electrode_rates, written for the kernel);
     v = x_V / x_ref;
     rd_on = 0 switches r_d off at this node.
     """

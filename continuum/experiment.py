@@ -18,7 +18,7 @@ Config file (runs/fig1e.toml)::
     run = "continuum"
     duration_s = 14400.0
     workers = 2
-    [material] [vacancies] [geometry] [electrodes]   continuum.parameters (DeviceParameters)
+    [material] [vacancies] [geometry] [electrodes]   structures.parameters (DeviceParameters)
     [numerics]                                       continuum.model.Numerics
     [transport] f0, onsager_table, table_preset      Onsager coefficients (MAA theory or kMC table)
     [calibration] enabled, targets ...               the fit (see Calibration)
@@ -50,7 +50,7 @@ import numpy as np
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
 from .observables import cl_uptake, linear_fit, front_positions_um
-from .parameters import DeviceParameters, ParameterError, from_mapping, read_toml, require, to_mapping
+from ionwire.structures.parameters import DeviceParameters, ParameterError, from_mapping, read_toml, require, to_mapping
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
 PAPER_ALPHA_BR = 1.3e-5
@@ -147,7 +147,7 @@ def load_config_file(path) -> ContinuumConfig:
 def _onsager(cfg: ContinuumConfig):
     if cfg.transport.onsager_table is None:
         return None
-    from coupling.onsager_table import load_table
+    from ionwire.structures.onsager_table import load_table
 
     table = load_table(cfg.transport.onsager_table, cfg.transport.table_preset)
     return table.interpolator()

@@ -8,7 +8,7 @@ Equations (MODEL.md sections 3, 5-8), unknowns x_Br(z, t), x_V(z, t), phi(z, t) 
     d^2 phi/dz^2 = -e c_s (x_V - x_V^eq(z, 0)) / eps
     phi imposed at the outer (or inner) contact edges; no flux and zero field at the wire ends.
 
-Stages (PyBaMM style): parameters (continuum.parameters) -> mesh (continuum.mesh) ->
+Stages (PyBaMM style): parameters (structures.parameters) -> mesh (continuum.mesh) ->
 discretisation (continuum._kernels: conservative finite volumes, Scharfetter-Gummel vacancy flux,
 exponentially fitted exchange form of the halide split) -> time integration (here: variable-step
 BDF2 with Newton on the banded exact Jacobian, Poisson algebraic) -> observables
@@ -26,13 +26,13 @@ from scipy.linalg.lapack import dgbtrf, dgbtrs
 
 from . import _kernels as K
 from .mesh import Mesh, graded_mesh
-from .parameters import DeviceParameters, _positive, require
+from ionwire.structures.parameters import DeviceParameters, _positive, require
 from .transport import as_table
-from .units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, Z_ANION, hop_length_A,
+from ionwire.structures.units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, Z_ANION, hop_length_A,
                     site_density_per_m3, thermal_voltage_V)
 
 # provisional tracer correlation factor of the perovskite anion sublattice, used only while
-# continuum.onsager.F0_ANION_PEROVSKITE (measured by the kMC) is unset: f = 0.69 for anion
+# structures.onsager.F0_ANION_PEROVSKITE (measured by the kMC) is unset: f = 0.69 for anion
 # vacancy diffusion in the cubic perovskite lattice (Ishioka & Koiwa, Phil. Mag. A 52, 267 (1985);
 # quoted e.g. by De Souza, Adv. Funct. Mater. 25, 6326 (2015)).
 F0_LITERATURE = 0.69
@@ -40,10 +40,10 @@ F0_LITERATURE = 0.69
 
 def default_f0() -> tuple[float, str]:
     """(f0, source): the kMC-measured constant if set, else the literature value."""
-    from . import onsager
+    from ionwire.structures import onsager
 
     if onsager.F0_ANION_PEROVSKITE is not None:
-        return float(onsager.F0_ANION_PEROVSKITE), "kMC (continuum.onsager.F0_ANION_PEROVSKITE)"
+        return float(onsager.F0_ANION_PEROVSKITE), "kMC (structures.onsager.F0_ANION_PEROVSKITE)"
     return F0_LITERATURE, "literature (Ishioka & Koiwa 1985), kMC value not yet set"
 
 
@@ -427,7 +427,7 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
         fac[pos > 0] = abs(field_V_per_um) * el.positive_electrode_factor
         if el.negative_electrode == "same":
             fac[neg > 0] = abs(field_V_per_um) * el.negative_electrode_factor
-        # r_d as continuum.parameters.electrode_rates gives it
+        # r_d as structures.parameters.electrode_rates gives it
         if el.r_d_form == "zero":
             rd_on[:] = 0.0
         elif el.r_d_form == "irreversible_at_positive":

@@ -11,7 +11,7 @@ kernels (continuum/_kernels.py).  Sources:
 - ``maa_table``: the Moleko-Allnatt-Allnatt theory (continuum/onsager.py) in the dilute-vacancy
   limit c_V -> 0 (x_V ~ 1e-8 here, so the c_V terms change l_ab by ~1e-8 relative);
 - ``table_from_callable`` / ``table_from_arrays``: a measured table l_ab(x_Cl) (e.g. from
-  coupling.onsager_table.OnsagerTable.interpolator()).
+  structures.onsager_table.OnsagerTable.interpolator()).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .onsager import correlation_parameter
+from ionwire.structures.onsager import correlation_parameter
 
 N_TABLE = 1001
 
@@ -62,7 +62,7 @@ def table_from_arrays(x_cl, l_brbr, l_brcl, l_clcl, n: int = N_TABLE, source: st
     """Reduced table from measured l_ab at compositions x_cl (1/s; any order, >= 2 interior points).
 
     Interior points are normalised; the end members (where the normalisation is 0/0) take the
-    value of the nearest interior point (constant extrapolation, as coupling.onsager_table does).
+    value of the nearest interior point (constant extrapolation, as structures.onsager_table does).
     """
     x = np.asarray(x_cl, dtype=float)
     order = np.argsort(x)

@@ -1,7 +1,7 @@
 """Campaigns: fan the runs of one config out over local processes or a dask cluster, resumably.
 
 A campaign config is a TOML file whose top-level ``run = "<run type>"`` names a run type
-(:mod:`coupling.runtypes`); the rest of the file is that run type's config, usually with a
+(:mod:`ionwire.coupling.runtypes`); the rest of the file is that run type's config, usually with a
 ``[sweep]`` table.  Every run gets a stable id, a hash of its canonical parameters (run type,
 fingerprint of the config, point), so the same run has the same id in every invocation.
 
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from continuum.parameters import ParameterError, read_toml
+from ionwire.structures.parameters import ParameterError, read_toml
 
 from . import runtypes
 
@@ -138,7 +138,7 @@ def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None)
     """Read a campaign config (TOML), validate it through its run type and expand the sweep.
 
     Bad input raises ParameterError naming the key (unknown keys, wrong types, out-of-range
-    values are checked by the run type's ``load`` and by :func:`coupling.runtypes.sweep_points`).
+    values are checked by the run type's ``load`` and by :func:`ionwire.coupling.runtypes.sweep_points`).
     """
     path = Path(path)
     if mapping is None:

@@ -1,6 +1,6 @@
 """The ``ionwire`` command line: a thin table of subcommands (ASE ``ase/cli/main.py`` style).
 
-Each subcommand is a module in :mod:`coupling.commands` with a docstring (its help text),
+Each subcommand is a module in :mod:`ionwire.coupling.commands` with a docstring (its help text),
 ``add_arguments(parser)`` and ``run(args)``.  Imports are lazy so ``ionwire --help`` is fast.
 User errors (bad config, bad input file) become one line on stderr and exit status 2;
 ``--traceback`` shows the full traceback instead.  All logic lives in the library.
@@ -13,26 +13,23 @@ import sys
 
 # (name, module) -- one line each; the module holds the logic's entry point
 COMMANDS = [
-    ("bulk", "coupling.commands.bulk"),
-    ("bench", "coupling.commands.bench"),
-    ("continuum", "coupling.commands.continuum"),
-    ("device", "coupling.commands.device"),
-    ("parameterize", "coupling.commands.parameterize"),
-    ("compare", "coupling.commands.compare"),
-    ("export", "coupling.commands.export"),
-    ("snapshot", "coupling.commands.snapshot"),
-    ("campaign", "coupling.commands.campaign"),
+    ("bulk", "ionwire.coupling.commands.bulk"),
+    ("bench", "ionwire.coupling.commands.bench"),
+    ("continuum", "ionwire.coupling.commands.continuum"),
+    ("device", "ionwire.coupling.commands.device"),
+    ("parameterize", "ionwire.coupling.commands.parameterize"),
+    ("compare", "ionwire.coupling.commands.compare"),
+    ("export", "ionwire.coupling.commands.export"),
+    ("snapshot", "ionwire.coupling.commands.snapshot"),
+    ("campaign", "ionwire.coupling.commands.campaign"),
 ]
 
 
-class UserError(Exception):
-    """An error the user can fix (bad option, config or file): printed as one line."""
+from ionwire.structures.errors import UserError  # noqa: E402  (re-exported for the commands)
 
 
 def _user_error_types() -> tuple[type, ...]:
-    from continuum.parameters import ParameterError
-
-    types_ = [UserError, ParameterError, FileNotFoundError, IsADirectoryError, PermissionError]
+    types_ = [UserError, FileNotFoundError, IsADirectoryError, PermissionError]
     try:
         import tomllib
 

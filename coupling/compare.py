@@ -5,7 +5,7 @@
 One parameter object, read by both models
 -----------------------------------------
 The config's [material], [vacancies], [geometry] and [electrodes] tables build ONE
-:class:`continuum.parameters.DeviceParameters`; the device kMC (kmc.device) and the continuum model
+:class:`ionwire.structures.parameters.DeviceParameters`; the device kMC (kmc.device) and the continuum model
 (continuum.model) are both constructed from that object.  Nothing is fitted to the kMC.
 
 Mapping to the kMC scale (MODEL.md section 9).  The experiment (x_V ~ 3e-8, 10 um, hours) is out
@@ -29,7 +29,7 @@ continuum slab [p a/2, (p+1) a/2], so that the wire ends and the Br|Cl step coin
 both models; bins of ``bin_cells`` unit cells (2 bin_cells planes) average both models over the
 same slabs (kMC: site-weighted; continuum: exact average of its piecewise-linear profile).
 Statistics (reduced chi^2 with replica standard errors, the front at x_Br = 0.55 and its 2-sigma
-agreement) are in :mod:`coupling.statistics` / :mod:`coupling.report`.
+agreement) are in :mod:`ionwire.coupling.statistics` / :mod:`ionwire.coupling.report`.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import DeviceParameters, from_mapping, read_toml, require, to_mapping
+from ionwire.structures.parameters import DeviceParameters, from_mapping, read_toml, require, to_mapping
 
 from . import report as R
 from . import statistics as S
@@ -188,7 +188,7 @@ def replica_seed(root: int, field_index: int, replica: int) -> int:
 # --------------------------------------------------------------------------------------------
 def device_config(cfg: ValidationConfig, field_V_per_um: float, seed: int):
     """The device-kMC config built from the shared parameter object (kmc.device.DeviceConfig)."""
-    from kmc.device import DeviceConfig, KMCSettings, OutputSettings
+    from ionwire.kmc.device import DeviceConfig, KMCSettings, OutputSettings
 
     duration = float(cfg.compare.times_s[-1])
     return DeviceConfig(material=cfg.material, vacancies=cfg.vacancies, geometry=cfg.geometry,
@@ -202,7 +202,7 @@ def device_config(cfg: ValidationConfig, field_V_per_um: float, seed: int):
 def run_kmc_replica(cfg: ValidationConfig, field_V_per_um: float, seed: int) -> dict:
     """One device-kMC replica: per-plane x_Br, x_V, potential float64[t, P] at compare.times_s,
     plane_z_um, sites_per_plane, events, wall_s, counters."""
-    from kmc.device import device_layout, simulate_profiles
+    from ionwire.kmc.device import device_layout, simulate_profiles
 
     dc = device_config(cfg, field_V_per_um, seed)
     t0 = time.perf_counter()
@@ -216,12 +216,12 @@ def run_kmc_replica(cfg: ValidationConfig, field_V_per_um: float, seed: int) -> 
 
 def onsager_source(cfg: ValidationConfig):
     """(onsager argument of the continuum model, f0, description)."""
-    from continuum.model import default_f0
+    from ionwire.continuum.model import default_f0
 
     f0 = cfg.compare.f0 if cfg.compare.f0 is not None else default_f0()[0]
     if cfg.compare.onsager == "theory":
         return None, f0, f"Moleko-Allnatt-Allnatt theory, f0 = {f0:.4g}"
-    from .onsager_table import load_table
+    from ionwire.structures.onsager_table import load_table
 
     table = load_table(cfg.compare.onsager, cfg.material.preset)
     table.check_material(cfg.material)
@@ -231,7 +231,7 @@ def onsager_source(cfg: ValidationConfig):
 def run_continuum(cfg: ValidationConfig, field_V_per_um: float):
     """The continuum model on the same parameter object at compare.times_s (plus t = 0):
     continuum.model.WireResult."""
-    from continuum.model import Numerics, integrate, solution_to_result, wire_problem
+    from ionwire.continuum.model import Numerics, integrate, solution_to_result, wire_problem
 
     c = cfg.continuum
     num = Numerics(n_nodes=c.n_nodes, refinement=c.refinement, layer_width_um=c.layer_width_um, rtol=c.rtol,
@@ -297,7 +297,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     "replicas", "wall_s": {"kmc", "continuum", "total"}, "parameters", "mapping", ...}.
     """
     from .io import write_report
-    from .provenance import provenance
+    from ionwire.structures.provenance import provenance
 
     t_start = time.perf_counter()
     outdir = Path(outdir)
@@ -308,7 +308,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     h_um = 0.5 * a_um
     ppb = 2 * c.bin_cells
     kT = cfg.material.kT_eV
-    br_side = "left"  # continuum.parameters.Geometry: Br segment at small z
+    br_side = "left"  # structures.parameters.Geometry: Br segment at small z
     _, _, onsager_desc = onsager_source(cfg)
     directions, arrays_all = {}, {}
     wall_kmc = wall_cont = 0.0
@@ -394,7 +394,7 @@ def mean_field_coupling(cfg: ValidationConfig) -> float:
     nx ny a^2).  The continuum's mean-field (Poisson-Boltzmann) electrostatics assumes Gamma << 1;
     for Gamma >~ 1 single vacancies dominate the potential and the kMC's potential profile departs
     from the continuum's while the composition profiles can still agree."""
-    from continuum.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, thermal_voltage_V
+    from ionwire.structures.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, thermal_voltage_V
 
     m = cfg.material
     area = cfg.kmc.nx * cfg.kmc.ny * (m.lattice_constant_A * 1e-10) ** 2
@@ -410,7 +410,7 @@ def vacancies_per_debye_slab(cfg: ValidationConfig) -> float:
 
 
 def _debye_length_nm(params: DeviceParameters) -> float:
-    from continuum.units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, site_density_per_m3,
+    from ionwire.structures.units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, site_density_per_m3,
                                  thermal_voltage_V)
 
     m = params.material

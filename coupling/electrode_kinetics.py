@@ -1,6 +1,6 @@
 """Electrode kinetics measured from device kMC, fitted to the continuum model's source form.
 
-The continuum model's vacancy source on a contact (MODEL.md section 7, continuum.parameters.
+The continuum model's vacancy source on a contact (MODEL.md section 7, structures.parameters.
 Electrodes) is S_V = r_c (1 - x_V) - r_d x_V with
 
     r_c = alpha(x_Cl) |E|,   ln alpha linear in x_Cl  (log_linear form),
@@ -184,8 +184,8 @@ def measure_contact_events(params, nx: int, ny: int, field_V_per_um: float, x_cl
     """
     import time as _time
 
-    from continuum.parameters import electrode_rates
-    from kmc.device import COUNTER_NAMES, DeviceConfig, DeviceSimulation, KMCSettings, OutputSettings
+    from ionwire.structures.parameters import electrode_rates
+    from ionwire.kmc.device import COUNTER_NAMES, DeviceConfig, DeviceSimulation, KMCSettings, OutputSettings
 
     r_c_pos, _ = electrode_rates(params, x_cl, field_V_per_um, "positive")
     if not float(r_c_pos) > 0:

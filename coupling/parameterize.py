@@ -2,8 +2,8 @@
 
 Config (TOML; ``runs/onsager.toml``)::
 
-    run = "coupling.parameterize:OnsagerTableRun"   # campaign run type (ionwire campaign)
-    [material]            # continuum.parameters.Material: a, nu0, T, barriers of the end members
+    run = "ionwire.coupling.parameterize:OnsagerTableRun"   # campaign run type (ionwire campaign)
+    [material]            # structures.parameters.Material: a, nu0, T, barriers of the end members
     [bulk]                # BulkSettings: cells, vacancy_fraction, events_per_replica, seed, f0
     [sweep]               # campaign sweep grammar (coupling.runtypes.sweep_points)
     preset = ["random_alloy", "host"]
@@ -32,11 +32,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import (read_toml, PRESETS, Barriers, Material, ParameterError, from_mapping, require,
+from ionwire.structures.parameters import (read_toml, PRESETS, Barriers, Material, ParameterError, from_mapping, require,
                                   to_mapping)
 
 from . import runtypes
-from .onsager_table import OnsagerTable, plot_tables
+from ionwire.structures.onsager_table import OnsagerTable, plot_tables
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class BulkSettings:
     many blocks per replica are what makes the table precise; each block must stay long against
     the correlation of a vacancy's hops (checked: >= 100 hops per vacancy per block);
     seed: root seed of the campaign; f0: tracer correlation factor for the theory comparison
-    (None: continuum.onsager.F0_ANION_PEROVSKITE, measured by the kMC engine).
+    (None: structures.onsager.F0_ANION_PEROVSKITE, measured by the kMC engine).
     """
 
     cells: tuple[int, int, int] = (10, 10, 10)
@@ -145,10 +145,10 @@ def point_seed(root: int, preset: str, x_cl: float, replica: int) -> int:
 def resolve_f0(settings: BulkSettings) -> float:
     if settings.f0 is not None:
         return settings.f0
-    from continuum.onsager import F0_ANION_PEROVSKITE
+    from ionwire.structures.onsager import F0_ANION_PEROVSKITE
 
     if F0_ANION_PEROVSKITE is None:
-        raise ParameterError("bulk.f0: not given and continuum.onsager.F0_ANION_PEROVSKITE is not measured yet")
+        raise ParameterError("bulk.f0: not given and structures.onsager.F0_ANION_PEROVSKITE is not measured yet")
     return float(F0_ANION_PEROVSKITE)
 
 
@@ -159,8 +159,8 @@ def measure_replica(material: Material, settings: BulkSettings, x_cl: float, see
     """One bulk replica: {"l_per_s": [BrBr, BrCl, ClCl] (1/s), "l_err_blocks": None, "x_cl":
     actual halide composition, "x_v", "events", "wall_s", "seed", "f": {Br, Cl}} from
     kmc.observables.run_replica (zero field; l_ab from the collective displacements of 20 blocks)."""
-    from kmc.observables import run_replica
-    from structures.lattice import AnionLattice
+    from ionwire.kmc.observables import run_replica
+    from ionwire.structures.lattice import AnionLattice
 
     nx, ny, nz = settings.cells
     lattice = AnionLattice(nx, ny, nz, periodic_z=True, lattice_constant_A=material.lattice_constant_A)
@@ -214,8 +214,8 @@ class OnsagerTableRun:
     def reduce(config: OnsagerCampaignConfig, points, results, outdir) -> dict:
         tables = build_tables(config, points, results)
         outdir = Path(outdir)
-        from .io import write_onsager_tables
-        from .provenance import provenance
+        from ionwire.structures.onsager_table import write_onsager_tables
+        from ionwire.structures.provenance import provenance
 
         write_onsager_tables(outdir / "onsager_table.h5", tables, provenance(config_toml=_config_text(config)))
         plot_tables(tables, outdir / "onsager_table.png")
@@ -268,8 +268,8 @@ def run_serial(config: OnsagerCampaignConfig, out_path, config_toml: str = "", p
     After every finished composition the table so far is written (complete = false), so a killed
     campaign keeps what it measured.  Returns {preset: summary}.
     """
-    from .io import write_onsager_tables
-    from .provenance import provenance
+    from ionwire.structures.onsager_table import write_onsager_tables
+    from ionwire.structures.provenance import provenance
 
     out_path = Path(out_path)
     points = OnsagerTableRun.expand(config)

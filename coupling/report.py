@@ -6,7 +6,7 @@ Input of :func:`analyse_direction` (one bias direction, e.g. forward):
   the continuum model averaged over the same bins; fields are "x_br", "x_v", "phi_V";
   sites_per_bin float64[b]; br_side "left"|"right"; kT_eV.
 Output: a dict of arrays (for HDF5) and a JSON-able summary: reduced chi^2 per field and time
-(:func:`coupling.statistics.reduced_chi2`), its expectation for R replicas, the front position
+(:func:`ionwire.coupling.statistics.reduced_chi2`), its expectation for R replicas, the front position
 (x_Br = 0.55) per replica and of the continuum, and the 2-sigma front agreement (sigma = replica
 standard error combined with ``front_resolution``, the quantisation of a position on the lattice:
 h/sqrt(12) for planes h apart; the z-scores with the replica SEM alone are reported too).

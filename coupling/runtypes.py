@@ -51,7 +51,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from continuum.parameters import ParameterError, to_mapping
+from ionwire.structures.parameters import ParameterError, to_mapping
 
 # --------------------------------------------------------------------------------------------
 # registry
@@ -60,15 +60,15 @@ from continuum.parameters import ParameterError, to_mapping
 #: library is missing from an installation only fails when a config asks for it)
 REGISTRY: dict[str, str] = {
     # the rectification experiment with the continuum model (runs/fig1e.toml; CONT's library)
-    "continuum": "coupling.runtypes:ContinuumCampaignRun",
+    "continuum": "ionwire.coupling.runtypes:ContinuumCampaignRun",
     # independent bulk kMC replicas (kmc.observables; throughput benchmark, transport sweeps)
-    "bulk": "coupling.runtypes:BulkRun",
+    "bulk": "ionwire.coupling.runtypes:BulkRun",
     # device kMC trajectories (kmc.device; runs/device_small.toml plus a [sweep])
-    "device": "coupling.runtypes:DeviceRun",
+    "device": "ionwire.coupling.runtypes:DeviceRun",
     # atomistic (device-kMC ensemble) against continuum on one parameter set (runs/validate.toml)
-    "compare": "coupling.runtypes:CompareRun",
+    "compare": "ionwire.coupling.runtypes:CompareRun",
     # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml; the coupling engineer's)
-    "onsager": "coupling.parameterize:OnsagerTableRun",
+    "onsager": "ionwire.coupling.parameterize:OnsagerTableRun",
 }
 _LOADED: dict[str, Any] = {}
 
@@ -308,7 +308,7 @@ class BulkCampaignConfig:
     (None: 1 % of the anion sites); field_V_per_um: uniform field along z; events: hops per
     replica after ``warmup_events`` (None: events // 10); blocks: blocks per replica for l_ab;
     seed: root seed (each run's seed is derived from it and the run's point, so every replica is
-    independent and reproducible on its own); [material]: continuum.parameters.Material.
+    independent and reproducible on its own); [material]: structures.parameters.Material.
     """
 
     material: Any = None
@@ -323,7 +323,7 @@ class BulkCampaignConfig:
     sweep: Any = None
 
     def __post_init__(self):
-        from continuum.parameters import Material, from_mapping, require
+        from ionwire.structures.parameters import Material, from_mapping, require
 
         if not isinstance(self.material, Material):
             object.__setattr__(self, "material", from_mapping(Material, self.material, "material"))
@@ -360,7 +360,7 @@ class BulkRun:
 
     @staticmethod
     def load(mapping):
-        from continuum.parameters import from_mapping
+        from ionwire.structures.parameters import from_mapping
 
         return from_mapping(BulkCampaignConfig, mapping)
 
@@ -392,8 +392,8 @@ class BulkRun:
     def run(config, point, outdir):
         import time
 
-        from kmc.observables import run_replica
-        from structures.lattice import AnionLattice
+        from ionwire.kmc.observables import run_replica
+        from ionwire.structures.lattice import AnionLattice
 
         material, vac, events, warm = BulkRun._settings(config, point)
         lattice = AnionLattice(*config.cells, periodic_z=True, lattice_constant_A=material.lattice_constant_A)
@@ -478,7 +478,7 @@ class DeviceRun:
 
     @staticmethod
     def load(mapping):
-        from kmc.device import load_config
+        from ionwire.kmc.device import load_config
 
         data = dict(mapping)
         sweep = data.pop("sweep", None)
@@ -497,7 +497,7 @@ class DeviceRun:
     @staticmethod
     def settings(config, point):
         """The kmc.device.DeviceConfig of one point."""
-        from kmc.device import replace_settings
+        from ionwire.kmc.device import replace_settings
 
         kmc = config.device.kmc
         if "seed" in point:
@@ -511,7 +511,7 @@ class DeviceRun:
 
     @staticmethod
     def run(config, point, outdir):
-        from kmc.device import run_device
+        from ionwire.kmc.device import run_device
 
         cfg = DeviceRun.settings(config, point)
         summary = run_device(cfg, os.path.join(outdir, "device.h5"))
@@ -539,7 +539,7 @@ class DeviceRun:
 
 
 def _continuum_run_type():
-    from continuum.experiment import ContinuumRun
+    from ionwire.continuum.experiment import ContinuumRun
 
     return ContinuumRun
 
@@ -609,7 +609,7 @@ class ContinuumCampaignRun:
 class CompareRun:
     """Run type ``compare`` (runs/validate.toml, coupling.compare): every run is ONE device-kMC
     replica at one field of [compare] (the expensive part, fanned out); ``reduce`` hands the
-    finished replicas to :func:`coupling.compare.compare`, which runs the continuum model on the
+    finished replicas to :func:`ionwire.coupling.compare.compare`, which runs the continuum model on the
     same parameter object, bins both and writes report.h5, summary.json and the plots into the
     campaign folder, exactly as ``ionwire compare`` does serially (same seeds, same numbers)."""
 
@@ -618,7 +618,7 @@ class CompareRun:
 
     @staticmethod
     def load(mapping):
-        from coupling.compare import load_config
+        from ionwire.coupling.compare import load_config
 
         return load_config(mapping)
 
@@ -629,7 +629,7 @@ class CompareRun:
 
     @staticmethod
     def _seed(config, point):
-        from coupling.compare import replica_seed
+        from ionwire.coupling.compare import replica_seed
 
         fi = [float(e) for e in config.compare.fields_V_per_um].index(float(point["field_V_per_um"]))
         return replica_seed(config.compare.seed, fi, int(point["replica"]))
@@ -638,7 +638,7 @@ class CompareRun:
     def run(config, point, outdir):
         import numpy as np
 
-        from coupling.compare import run_kmc_replica
+        from ionwire.coupling.compare import run_kmc_replica
 
         seed = CompareRun._seed(config, point)
         res = run_kmc_replica(config, float(point["field_V_per_um"]), seed)
@@ -652,7 +652,7 @@ class CompareRun:
 
         import numpy as np
 
-        from coupling.compare import compare
+        from ionwire.coupling.compare import compare
 
         done = {(float(p["field_V_per_um"]), r["seed"]): r for p, r in zip(points, results)}
 

@@ -1,15 +1,15 @@
 """numba kernels of the device kMC: bounded wire, exact 1D electrostatics, electrode reactions.
 
 Pure functions over arrays and scalars (no I/O, no globals but constant tables); the Python layer
-(:mod:`kmc.device`) allocates and checks the arrays.  Shared primitives (sum tree, hop rates,
-local10 geometry, xoshiro256++) come from :mod:`kmc._kernels`.
+(:mod:`ionwire.kmc.device`) allocates and checks the arrays.  Shared primitives (sum tree, hop rates,
+local10 geometry, xoshiro256++) come from :mod:`ionwire.kmc._kernels`.
 
 Event structure ("tree of trees", all selection O(log P + vacancies per plane))
 -------------------------------------------------------------------------------
 Rates of a vacancy hop = base rate (barrier only: ``hop_rates8`` with a field-free table) x field
 factor exp(-(phi_to - phi_from)/2V_T).  Hops change z by -1, 0, +1 planes; the field factor of an
 up (+z) hop from plane p is the factor of bond p, of a down hop that of bond p-1.  With the
-exact bond representation of :mod:`kmc.electrostatics` (D_k = g - c L_k between the imposed
+exact bond representation of :mod:`ionwire.kmc.electrostatics` (D_k = g - c L_k between the imposed
 planes, D_k = -c L_k outside), the factor of bond k is
 
     up:   M_up   * exp(+gamma L_k / 2),  M_up   = exp(-g/2) (1 outside [a, b])

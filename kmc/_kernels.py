@@ -7,7 +7,7 @@ marked [shared]; their signatures are stable.
 Conventions
 -----------
 - Occupancy codes: 0 = Br, 1 = Cl, 2 = vacancy (uint8).
-- Site numbering and half-unit positions as in :mod:`structures.lattice`:
+- Site numbering and half-unit positions as in :mod:`ionwire.structures.lattice`:
   ``site = ((k * ny + j) * nx + i) * 3 + s``; a cell coordinate quadruple is ``(i, j, k, s)``.
 - A vacancy occupies event slot ``v``; its 8 possible hops are the sum-tree leaves
   ``8 * v + d`` (d = 0..7 the direction of :data:`structures.lattice.NEIGHBOUR_OFFSETS`).
@@ -111,7 +111,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from structures.lattice import ENVIRONMENT_OFFSETS, HOP_HALF_UNITS, NEIGHBOUR_OFFSETS
+from ionwire.structures.lattice import ENVIRONMENT_OFFSETS, HOP_HALF_UNITS, NEIGHBOUR_OFFSETS
 
 VACANCY = 2
 N_LOCAL = 10
@@ -320,7 +320,7 @@ def rate_table(barriers_eV, nu0_per_s: float, kT_eV: float, field_half_eV: float
     4 environment sites and vacancy z step dz (index dz + 1).
 
     barriers_eV: float64[2, 2] [species, octahedron end member (0 Br-rich, 1 Cl-rich)], i.e.
-    ``continuum.parameters.Barriers.as_array()``; E_a(X, n) = E[X,0] + (E[X,1] - E[X,0]) n / 4.
+    ``structures.parameters.Barriers.as_array()``; E_a(X, n) = E[X,0] + (E[X,1] - E[X,0]) n / 4.
     field_half_eV = e E (a/2) / 2 (eV) for a uniform field E along z (MODEL.md section 4).
     """
     b = np.asarray(barriers_eV, dtype=np.float64)

@@ -6,7 +6,7 @@ E_X,Br) n/4 with n the Cl among the hop's 4 octahedron-environment sites.  A uni
 (V/um, along +z) gives phi_j - phi_i = -E (z_j - z_i), i.e. the factor exp(+e E (z_j - z_i)/2kT)
 for the vacancy moving i -> j: vacancies drift along E, halides against it.
 
-Events: 8 hops per vacancy in a sum tree (:mod:`kmc._kernels`), O(log n_vac) selection, and after
+Events: 8 hops per vacancy in a sum tree (:mod:`ionwire.kmc._kernels`), O(log n_vac) selection, and after
 a hop only the rates of the moved vacancy and of vacancies within the local10 of the two changed
 sites are recomputed.  The clock advances by an exponential waiting time with the total rate.
 
@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 
-from continuum.parameters import Material
-from continuum.units import V_PER_UM, ANGSTROM_M
-from structures.lattice import AnionLattice
+from ionwire.structures.parameters import Material
+from ionwire.structures.units import V_PER_UM, ANGSTROM_M
+from ionwire.structures.lattice import AnionLattice
 
 from . import _kernels as K
 from .state import BulkState
@@ -40,7 +40,7 @@ def field_half_eV(field_V_per_um: float, lattice_constant_A: float) -> float:
 
 
 def hop_rate_table(material: Material, field_V_per_um: float = 0.0) -> np.ndarray:
-    """float64[3, 5, 3] rate table (see :func:`kmc._kernels.rate_table`) for ``material``."""
+    """float64[3, 5, 3] rate table (see :func:`ionwire.kmc._kernels.rate_table`) for ``material``."""
     return K.rate_table(material.barriers.as_array(), material.attempt_frequency_per_s, material.kT_eV,
                         field_half_eV(field_V_per_um, material.lattice_constant_A))
 

@@ -1,7 +1,7 @@
 """Device kMC: a biased CsPbBr3 | CsPbCl3 wire between two electrodes (MODEL.md sections 3-5, 7, 8).
 
 The wire is an nx x ny x nz anion sublattice (x, y periodic; z bounded, no flux through the ends)
-laid out along z exactly like the continuum model's :class:`continuum.parameters.Geometry`
+laid out along z exactly like the continuum model's :class:`ionwire.structures.parameters.Geometry`
 (anion plane p at z_p = p a/2; wire length -> nz = round(L / a)):
 
 - Br segment for z_p < junction, Cl segment beyond; each plane's vacancies are drawn at its
@@ -11,9 +11,9 @@ laid out along z exactly like the continuum model's :class:`continuum.parameters
 - the bias: phi = V on the left imposed plane, 0 on the right one, V = ``applied_voltage_V``
   (field * distance between the imposed positions, the OUTER contact edges by default); the
   planes are those nearest to ``imposed_positions_um``;
-- electrostatics exact after every event (:mod:`kmc.electrostatics`);
+- electrostatics exact after every event (:mod:`ionwire.kmc.electrostatics`);
 - electrode reactions on contact planes with rates from the shared
-  :func:`continuum.parameters.electrode_rates` (the left contact is the "positive" electrode for
+  :func:`ionwire.structures.parameters.electrode_rates` (the left contact is the "positive" electrode for
   field > 0): a halide leaves a contact site at r_c(x_Cl(p)), a contact vacancy is refilled at
   r_d(x_Cl(p)) by Br or Cl with the plane's halide composition; x_Cl(p) is the Cl fraction of the
   halides on the plane; the rate laws are tabulated on 4097 x_Cl points and interpolated
@@ -45,9 +45,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from continuum.parameters import (DeviceParameters, ParameterError, electrode_rates, from_mapping, read_toml,
+from ionwire.structures.parameters import (DeviceParameters, ParameterError, electrode_rates, from_mapping, read_toml,
                                   require, to_mapping)
-from structures.lattice import AnionLattice
+from ionwire.structures.lattice import AnionLattice
 
 from . import _device_kernels as dk
 from ._kernels import local_deltas, rate_table, rng_state_from_seed
@@ -424,7 +424,7 @@ class DeviceSimulation:
 
     def advance(self, t_stop_s: float, max_events: int | None = None) -> int:
         """Run events up to simulated time t_stop_s (the state is then the state at t_stop_s) or
-        until max_events events were done.  Returns a status of :mod:`kmc._device_kernels`:
+        until max_events events were done.  Returns a status of :mod:`ionwire.kmc._device_kernels`:
         STATUS_TIME, STATUS_EVENTS (max_events reached first) or STATUS_NO_EVENT."""
         remaining = np.iinfo(np.int64).max if max_events is None else int(max_events)
         lat = self.lattice
@@ -565,7 +565,7 @@ def parse_checkpoint_every(text: str | int | None) -> tuple[str, float] | None:
 def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoint_every=None,
                overwrite: bool = False, progress=None) -> dict:
     """Run the device kMC with H5MD output at ``out_path`` and checkpoints at
-    ``<out_path>.checkpoint`` (see :mod:`kmc.h5md`).
+    ``<out_path>.checkpoint`` (see :mod:`ionwire.kmc.h5md`).
 
     checkpoint_every: None (a checkpoint only at the end), ('events', N) or ('seconds', S), or a
     string accepted by :func:`parse_checkpoint_every`.  resume: continue from the checkpoint

@@ -38,7 +38,7 @@ import numpy as np
 from scipy.linalg import solve_banded
 from scipy.optimize import brentq
 
-from continuum.units import ANGSTROM_M, ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, thermal_voltage_V
+from ionwire.structures.units import ANGSTROM_M, ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, thermal_voltage_V
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from importlib import metadata as _metadata
 import h5py
 import numpy as np
 
-from structures.lattice import AnionLattice
+from ionwire.structures.lattice import AnionLattice
 
 FORMAT = "ionwire-device-h5md"
 FORMAT_VERSION = 1

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from continuum.parameters import Material
-from continuum.units import ANGSTROM_M, CM_M, Z_ANION
-from structures.lattice import AnionLattice
+from ionwire.structures.parameters import Material
+from ionwire.structures.units import ANGSTROM_M, CM_M, Z_ANION
+from ionwire.structures.lattice import AnionLattice
 
 from .bulk import BulkKMC
 from .state import BR, CL, BulkState
@@ -220,7 +220,7 @@ def measure_bulk(cells=(16, 16, 16), x_cl: float = 0.5, n_vacancies: int | None 
 def theory_l(result: BulkResult, f0: float | None = None) -> dict | None:
     """Moleko-Allnatt-Allnatt l_ab (1/s) for the fractions and w of ``result`` (random_alloy
     model only; None when f0 is unknown)."""
-    from continuum import onsager
+    from ionwire.structures import onsager
 
     f0 = onsager.F0_ANION_PEROVSKITE if f0 is None else f0
     if f0 is None:
@@ -235,7 +235,7 @@ def measure_f0(cells=(48, 48, 48), n_events: int = 4_000_000, n_replicas: int = 
                material: Material | None = None) -> tuple[float, float]:
     """Tracer correlation factor of one vacancy in the pure (all-Br) periodic lattice: the
     replica mean and standard error of f_Br.  Returns (f0, f0_err).  The defaults reproduce
-    continuum.onsager.F0_ANION_PEROVSKITE (1.28e8 hops, about a minute on one core)."""
+    structures.onsager.F0_ANION_PEROVSKITE (1.28e8 hops, about a minute on one core)."""
     res = measure_bulk(cells, 0.0, 1, material, 0.0, n_events, n_replicas, seed, warmup_events=0, n_blocks=1)
     return res.f["Br"], res.f_err["Br"]
 

@@ -1,6 +1,6 @@
 """State of a bulk kMC system: occupancy, vacancies, displacements, clock and random stream.
 
-Memory layout (all numpy, consumed by the numba kernels of :mod:`kmc._kernels`):
+Memory layout (all numpy, consumed by the numba kernels of :mod:`ionwire.kmc._kernels`):
 
 ==========================  ======================  ================================================
 ``occupancy``               uint8[n_sites]          0 Br, 1 Cl, 2 vacancy
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from structures.lattice import AnionLattice
+from ionwire.structures.lattice import AnionLattice
 
 from ._kernels import VACANCY, rng_state_from_seed
 

@@ -351,7 +351,7 @@ def select_frames(spec: str | int | None, n_frames: int) -> np.ndarray:
 def trajectory_atoms(trajectory, frames=None, *, vacancies: str = "omit"):
     """Yield one :class:`ase.Atoms` per selected frame of a kMC trajectory (lazily, frame by frame).
 
-    ``trajectory`` is a :class:`kmc.h5md.Trajectory` (or anything with ``.lattice``, ``.n_frames``,
+    ``trajectory`` is a :class:`ionwire.kmc.h5md.Trajectory` (or anything with ``.lattice``, ``.n_frames``,
     ``.times_s`` and ``.species(i)``); ``frames`` an iterable of frame indices (default: all).
     Each Atoms carries ``info["time_s"]`` (simulated time of the frame, s) and ``info["frame"]``.
     """

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from continuum.parameters import ParameterError, from_mapping, require
-from coupling.runtypes import Axis, seed_for, sweep_points
+from ionwire.structures.parameters import ParameterError, from_mapping, require
+from ionwire.coupling.runtypes import Axis, seed_for, sweep_points
 
 
 @dataclass(frozen=True)

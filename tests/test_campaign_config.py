@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coupling import cli, runtypes
+from ionwire.coupling import cli, runtypes
 
 GOOD_BODY = 'samples = 1000\n[sweep]\ndimension = [2, 3]\nreplicas = 2\n'
 TOY = 'run = "campaign_toy:Toy"\n'

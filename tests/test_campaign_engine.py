@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from coupling import campaign as cp
-from coupling import runtypes
+from ionwire.coupling import campaign as cp
+from ionwire.coupling import runtypes
 
 TOY = """
 run = "campaign_toy:Toy"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coupling import campaign as cp
+from ionwire.coupling import campaign as cp
 
 TESTS = Path(__file__).resolve().parent
 CONFIG = """
@@ -36,7 +36,7 @@ def env():
 
 
 def campaign_cmd(cfg, out, *extra):
-    return [sys.executable, "-m", "coupling.cli", "campaign", str(cfg), "-o", str(out), "--no-progress", *extra]
+    return [sys.executable, "-m", "ionwire.coupling.cli", "campaign", str(cfg), "-o", str(out), "--no-progress", *extra]
 
 
 def start(cmd):

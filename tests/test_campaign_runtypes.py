@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coupling import campaign as cp
-from coupling import runtypes
+from ionwire.coupling import campaign as cp
+from ionwire.coupling import runtypes
 
 RUNS = Path(__file__).resolve().parent.parent / "runs"
 
@@ -92,7 +92,7 @@ def test_device_campaign_writes_one_readable_trajectory_per_run(tmp_path):
         text = text.replace(old, new)
     cfg = tmp_path / "device.toml"
     cfg.write_text(text + "\n[sweep]\nfield_V_per_um = [-2.0, 2.0]\nreplicas = 2\n")
-    from kmc.h5md import open_trajectory
+    from ionwire.kmc.h5md import open_trajectory
 
     spec = cp.load_spec(cfg)
     rep = cp.run_campaign(spec, tmp_path / "out", workers=1, progress=False)  # 1: compile the kernels once
@@ -132,7 +132,7 @@ def test_compare_campaign_gives_the_same_report_as_the_serial_comparison(tmp_pat
     assert len(spec.points) == 4 * len(spec.config.compare.fields_V_per_um)
     rep = cp.run_campaign(spec, tmp_path / "out", workers=2, progress=False)  # kernels cached by the test above
     assert not rep.failed and (tmp_path / "out" / "report.h5").is_file()
-    from coupling.compare import compare
+    from ionwire.coupling.compare import compare
 
     serial = compare(spec.config, tmp_path / "serial", progress=False)
     assert rep.summary["chi2_per_dof"] == json.loads(json.dumps(serial["chi2_per_dof"], default=float))

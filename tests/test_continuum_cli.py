@@ -5,10 +5,10 @@ import h5py
 import numpy as np
 import pytest
 
-from continuum import io as cio
-from continuum.experiment import (ContinuumRun, bind, expand, load_config, run_point, summarize)
-from continuum.parameters import ParameterError
-from coupling.cli import main
+from ionwire.continuum import io as cio
+from ionwire.continuum.experiment import (ContinuumRun, bind, expand, load_config, run_point, summarize)
+from ionwire.structures.parameters import ParameterError
+from ionwire.coupling.cli import main
 
 SMALL = """
 run = "continuum"
@@ -115,7 +115,7 @@ def test_paper_figures_small(tmp_path):
     physics statements hold qualitatively (no sources: no motion; S16 sensitivity)."""
     import tomllib
 
-    from continuum.figures import paper_figures
+    from ionwire.continuum.figures import paper_figures
 
     cfg = load_config(tomllib.loads(SMALL.replace("duration_s = 600.0", "duration_s = 1800.0")))
     out = paper_figures(cfg, tmp_path, workers=1)
@@ -131,9 +131,9 @@ def test_paper_figures_small(tmp_path):
 
 def test_onsager_table_callable_matches_theory():
     """A table passed as a callable l_ab(x_Cl) (what coupling passes) reproduces the theory run."""
-    from continuum.model import Numerics, default_f0, simulate_wire
-    from continuum.onsager import onsager_coefficients
-    from continuum.parameters import DeviceParameters
+    from ionwire.continuum.model import Numerics, default_f0, simulate_wire
+    from ionwire.structures.onsager import onsager_coefficients
+    from ionwire.structures.parameters import DeviceParameters
 
     p = DeviceParameters()
     w = p.material.jump_frequencies_per_s()

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from scipy.special import erfc
 
-from continuum import _kernels as K
-from continuum.mesh import Mesh, graded_mesh
-from continuum.model import Numerics, Problem, integrate, scales, simulate_wire, wire_problem
-from continuum.observables import front_position_um, migration_lengths_um
-from continuum.parameters import DeviceParameters, from_mapping
-from continuum.transport import maa_table
-from continuum.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, site_density_per_m3
+from ionwire.continuum import _kernels as K
+from ionwire.continuum.mesh import Mesh, graded_mesh
+from ionwire.continuum.model import Numerics, Problem, integrate, scales, simulate_wire, wire_problem
+from ionwire.continuum.observables import front_position_um, migration_lengths_um
+from ionwire.structures.parameters import DeviceParameters, from_mapping
+from ionwire.continuum.transport import maa_table
+from ionwire.structures.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, site_density_per_m3
 
 F0 = 0.69
 

@@ -1,13 +1,13 @@
-"""Shared device parameters (continuum.parameters) and electrode rates."""
+"""Shared device parameters (structures.parameters) and electrode rates."""
 import math
 
 import numpy as np
 import pytest
 
-from continuum import _kernels as K
-from continuum.onsager import onsager_coefficients
-from continuum.parameters import (DeviceParameters, Electrodes, ParameterError, electrode_rates, from_mapping)
-from continuum.transport import maa_table, table_from_callable
+from ionwire.continuum import _kernels as K
+from ionwire.structures.onsager import onsager_coefficients
+from ionwire.structures.parameters import (DeviceParameters, Electrodes, ParameterError, electrode_rates, from_mapping)
+from ionwire.continuum.transport import maa_table, table_from_callable
 
 
 @pytest.mark.parametrize("table, key", [

@@ -1,7 +1,7 @@
 """Issue 3 acceptance on the real sweep (runs/fig1e.toml): calibration + 17 fields, ~10 s CPU."""
 import pytest
 
-from continuum.experiment import load_config_file, run_sweep
+from ionwire.continuum.experiment import load_config_file, run_sweep
 
 pytestmark = pytest.mark.validate
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from continuum.parameters import ParameterError
-from coupling.compare import compare, load_config
+from ionwire.structures.parameters import ParameterError
+from ionwire.coupling.compare import compare, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 VALIDATE = REPO / "runs" / "validate.toml"
@@ -63,7 +63,7 @@ def test_small_comparison_runs_and_reports(tmp_path):
         assert len(chi["x_br"]) == 2 and all(np.isfinite(chi["x_v"]))
         assert max(chi["x_br"]) < 2.0 and max(chi["x_v"]) < 2.0, chi
         assert js["front_position_agreement"][d]["all_within"], js["front_position_agreement"][d]
-    from coupling.io import read_report
+    from ionwire.coupling.io import read_report
 
     summary, groups = read_report(tmp_path / "report.h5")
     assert groups["forward"]["kmc_replicas_x_br"].shape[:2] == (8, 2)
@@ -73,7 +73,7 @@ def test_small_comparison_runs_and_reports(tmp_path):
 def test_cli_one_line_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(VALIDATE.read_text().replace("[kmc]", "[kmc]\nnz = 3"))
-    r = subprocess.run([sys.executable, "-m", "coupling.cli", "compare", str(bad), "-o", str(tmp_path / "o")],
+    r = subprocess.run([sys.executable, "-m", "ionwire.coupling.cli", "compare", str(bad), "-o", str(tmp_path / "o")],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "kmc.nz" in r.stderr
 

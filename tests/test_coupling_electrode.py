@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from coupling.electrode_kinetics import fit_annihilation_ratio, fit_creation_rate, poisson_rate
+from ionwire.coupling.electrode_kinetics import fit_annihilation_ratio, fit_creation_rate, poisson_rate
 
 
 def test_fit_recovers_known_alphas_within_their_errors():
@@ -59,8 +59,8 @@ def test_device_kmc_electrode_rates_fit_the_continuum_source_form():
     import tomllib
     from pathlib import Path
 
-    from coupling.compare import load_config
-    from coupling.electrode_kinetics import measure_and_fit
+    from ionwire.coupling.compare import load_config
+    from ionwire.coupling.electrode_kinetics import measure_and_fit
 
     cfg = load_config(tomllib.loads((Path(__file__).resolve().parent.parent / "runs" / "validate.toml").read_text()))
     res = measure_and_fit(cfg.params, 4, 4, [1.0, 4.0], [0.0, 1.0], seed=11, target_creations=1500)
@@ -81,8 +81,8 @@ def test_intermediate_composition_shows_the_plane_fluctuation_excess():
     import tomllib
     from pathlib import Path
 
-    from coupling.compare import load_config
-    from coupling.electrode_kinetics import measure_and_fit
+    from ionwire.coupling.compare import load_config
+    from ionwire.coupling.electrode_kinetics import measure_and_fit
 
     cfg = load_config(tomllib.loads((Path(__file__).resolve().parent.parent / "runs" / "validate.toml").read_text()))
     res = measure_and_fit(cfg.params, 4, 4, [4.0, 8.0], [0.5], seed=12, target_creations=2500)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from continuum.parameters import ParameterError
-from coupling.parameterize import build_tables, load_config, OnsagerTableRun
+from ionwire.structures.parameters import ParameterError
+from ionwire.coupling.parameterize import build_tables, load_config, OnsagerTableRun
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,8 +61,8 @@ def _continuum_cl_uptake(onsager, f0=None):
     """Cl that entered the Br half (nm of pure Cl) after 1e-2 s forward in the validation device."""
     import tomllib
 
-    from continuum.model import Numerics, integrate, solution_to_result, wire_problem
-    from coupling.compare import load_config as load_validation
+    from ionwire.continuum.model import Numerics, integrate, solution_to_result, wire_problem
+    from ionwire.coupling.compare import load_config as load_validation
 
     cfg = load_validation(tomllib.loads((REPO / "runs" / "validate.toml").read_text()))
     num = Numerics(n_nodes=400, refinement=5.0, layer_width_um=0.005, rtol=1e-4, initial_step_s=1e-12)
@@ -74,8 +74,8 @@ def _continuum_cl_uptake(onsager, f0=None):
 
 
 def test_continuum_with_the_table_matches_continuum_with_the_theory(kmc_table):
-    from continuum.onsager import F0_ANION_PEROVSKITE
-    from coupling.onsager_table import make_interpolator
+    from ionwire.structures.onsager import F0_ANION_PEROVSKITE
+    from ionwire.structures.onsager_table import make_interpolator
 
     q_theory = _continuum_cl_uptake(None, f0=F0_ANION_PEROVSKITE)
     # 1) the interpolation itself: theory sampled at 11 compositions -> same answer to 0.5 %
@@ -128,10 +128,10 @@ x_cl = [0.3, 0.7]
 replicas = 2
 """)
     out = tmp_path / "t.h5"
-    r = subprocess.run([sys.executable, "-m", "coupling.cli", "parameterize", str(cfg), "-o", str(out), "--json"],
+    r = subprocess.run([sys.executable, "-m", "ionwire.coupling.cli", "parameterize", str(cfg), "-o", str(out), "--json"],
                        capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr
-    from coupling.onsager_table import tables_from_file
+    from ionwire.structures.onsager_table import tables_from_file
 
     tables, prov = tables_from_file(out)
     assert set(tables) == {"random_alloy", "host"}
@@ -141,6 +141,6 @@ replicas = 2
     assert tables["host"].material["barriers"]["Br_in_Cl_eV"] == pytest.approx(0.29)
     assert out.with_suffix(".png").stat().st_size > 1000
     cfg.write_text("[bulk]\nevents = 3\n")
-    r = subprocess.run([sys.executable, "-m", "coupling.cli", "parameterize", str(cfg), "-o", str(out)],
+    r = subprocess.run([sys.executable, "-m", "ionwire.coupling.cli", "parameterize", str(cfg), "-o", str(out)],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "bulk.events" in r.stderr

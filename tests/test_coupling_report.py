@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 
-from coupling import report
-from coupling.io import read_report, write_report
+from ionwire.coupling import report
+from ionwire.coupling.io import read_report, write_report
 
 
 def _synthetic(shift_nm=0.0, R=16, seed=0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from coupling import statistics as S
+from ionwire.coupling import statistics as S
 
 
 def test_reduced_chi2_of_a_perfect_model_matches_the_student_t_expectation():

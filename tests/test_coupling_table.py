@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from continuum.onsager import onsager_coefficients
-from continuum.parameters import ParameterError
-from coupling.io import CouplingFileError
-from coupling.onsager_table import OnsagerTable, load_table, make_interpolator, tables_from_file
+from ionwire.structures.onsager import onsager_coefficients
+from ionwire.structures.parameters import ParameterError
+from ionwire.coupling.io import CouplingFileError
+from ionwire.structures.onsager_table import OnsagerTable, load_table, make_interpolator, tables_from_file
 
 F0_SYNTHETIC = 0.65  # any f0 in (0, 1) serves these interpolation tests
 
@@ -88,7 +88,7 @@ def test_bad_tables_are_refused():
 
 
 def test_hdf5_round_trip_and_bad_files(tmp_path):
-    from coupling.io import write_onsager_tables
+    from ionwire.structures.onsager_table import write_onsager_tables
 
     x = np.linspace(0.1, 0.9, 5)
     rng = np.random.default_rng(1)

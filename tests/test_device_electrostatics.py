@@ -4,8 +4,8 @@ bond state gives the exact discrete Poisson solution after every charge move, in
 import numpy as np
 import pytest
 
-from kmc import _device_kernels as dk
-from kmc.electrostatics import (PlaneElectrostatics, bond_state_from_charge, poisson_boltzmann,
+from ionwire.kmc import _device_kernels as dk
+from ionwire.kmc.electrostatics import (PlaneElectrostatics, bond_state_from_charge, poisson_boltzmann,
                                 potential_from_bonds, solve_potential)
 
 

@@ -8,9 +8,9 @@ import dataclasses
 import numpy as np
 from scipy import stats
 
-from continuum.parameters import electrode_rates
-from kmc.device import DeviceSimulation, load_config
-from kmc.electrostatics import solve_potential
+from ionwire.structures.parameters import electrode_rates
+from ionwire.kmc.device import DeviceSimulation, load_config
+from ionwire.kmc.electrostatics import solve_potential
 
 
 def _state():

@@ -12,9 +12,9 @@ import h5py
 import numpy as np
 import pytest
 
-from coupling.cli import main
-from kmc.device import DeviceSimulation, load_config, run_device
-from kmc.h5md import OBSERVABLES, TrajectoryError, checkpoint_path, open_trajectory, read_checkpoint
+from ionwire.coupling.cli import main
+from ionwire.kmc.device import DeviceSimulation, load_config, run_device
+from ionwire.kmc.h5md import OBSERVABLES, TrajectoryError, checkpoint_path, open_trajectory, read_checkpoint
 
 CONFIG = """
 [vacancies]
@@ -96,7 +96,7 @@ def test_sigkill_then_resume_is_bit_identical_to_the_uninterrupted_run(tmp_path)
     run_device(config, ref)  # no checkpoints at all: chunking must not matter either
     out = tmp_path / "run.h5"
     ck = checkpoint_path(out)
-    cmd = [sys.executable, "-m", "coupling.cli", "device", cfg_path, "-o", str(out), "--checkpoint-every", "100000",
+    cmd = [sys.executable, "-m", "ionwire.coupling.cli", "device", cfg_path, "-o", str(out), "--checkpoint-every", "100000",
            "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t0 = time.time()

@@ -9,10 +9,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from continuum.parameters import electrode_rates
-from kmc import _device_kernels as dk
-from kmc.device import DeviceSimulation, load_config, plane_sites
-from kmc.electrostatics import poisson_boltzmann
+from ionwire.structures.parameters import electrode_rates
+from ionwire.kmc import _device_kernels as dk
+from ionwire.kmc.device import DeviceSimulation, load_config, plane_sites
+from ionwire.kmc.electrostatics import poisson_boltzmann
 
 
 def _config(**over):

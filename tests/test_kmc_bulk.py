@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from continuum import onsager
-from continuum.parameters import Barriers, Material
-from continuum.units import ANGSTROM_M, CM_M, V_PER_UM
-from kmc import _kernels as K
-from kmc.bulk import BulkKMC, field_half_eV
-from kmc.observables import measure_bulk, measure_f0, theory_l
-from kmc.state import BulkState
-from structures.lattice import AnionLattice, NEIGHBOUR_OFFSETS
+from ionwire.structures import onsager
+from ionwire.structures.parameters import Barriers, Material
+from ionwire.structures.units import ANGSTROM_M, CM_M, V_PER_UM
+from ionwire.kmc import _kernels as K
+from ionwire.kmc.bulk import BulkKMC, field_half_eV
+from ionwire.kmc.observables import measure_bulk, measure_f0, theory_l
+from ionwire.kmc.state import BulkState
+from ionwire.structures.lattice import AnionLattice, NEIGHBOUR_OFFSETS
 
 HOST = Material(preset="host", barriers=Barriers(0.25, 0.33, 0.21, 0.30))  # all four different
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from coupling.cli import main
+from ionwire.coupling.cli import main
 
 
 def _json(capsys, argv):

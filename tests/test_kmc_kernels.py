@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kmc import _kernels as K
-from structures.lattice import AnionLattice
+from ionwire.kmc import _kernels as K
+from ionwire.structures.lattice import AnionLattice
 
 BARRIERS = np.array([[0.25, 0.27], [0.29, 0.31]])  # all four different: exercises the n_Cl logic
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from structures.lattice import (AnionLattice, ENVIRONMENT_OFFSETS, NEIGHBOUR_OFFSETS, REVERSE_DIRECTION,
+from ionwire.structures.lattice import (AnionLattice, ENVIRONMENT_OFFSETS, NEIGHBOUR_OFFSETS, REVERSE_DIRECTION,
                                 environment_site, neighbour_site)
 
 

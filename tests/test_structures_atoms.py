@@ -5,10 +5,10 @@ from ase.io import read, write
 from ase.neighborlist import neighbor_list
 from hypothesis import given, settings, strategies as st
 
-from structures.atoms import (BR, CL, VACANCY, crop_cells, front_position_um, heterojunction, occupancy_from_atoms,
+from ionwire.structures.atoms import (BR, CL, VACANCY, crop_cells, front_position_um, heterojunction, occupancy_from_atoms,
                               occupancy_from_profile, perovskite_atoms, sample_continuum_window, select_frames,
                               trajectory_atoms)
-from structures.lattice import AnionLattice
+from ionwire.structures.lattice import AnionLattice
 
 A = 5.8
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from coupling.cli import main
-from structures.atoms import occupancy_from_atoms
-from structures.lattice import AnionLattice
+from ionwire.coupling.cli import main
+from ionwire.structures.atoms import occupancy_from_atoms
+from ionwire.structures.lattice import AnionLattice
 
 LATTICE = AnionLattice(3, 3, 8, periodic_z=False)
 TIMES = np.array([0.0, 1e-7, 2e-7, 3e-7, 4e-7])
@@ -26,7 +26,7 @@ def _states(seed=3):
 @pytest.fixture
 def trajectory(tmp_path):
     """A device trajectory written by the device kMC's own H5MD writer."""
-    from kmc.h5md import OBSERVABLES, TrajectoryWriter
+    from ionwire.kmc.h5md import OBSERVABLES, TrajectoryWriter
 
     path = tmp_path / "traj.h5"
     zeros = np.zeros(LATTICE.n_planes)
@@ -128,7 +128,7 @@ def test_snapshot_z_cells_crops_the_wire(trajectory, tmp_path, capsys):
 @pytest.fixture
 def continuum_result(tmp_path):
     """A two-field continuum result file written by the continuum model's own writer."""
-    from continuum import io
+    from ionwire.continuum import io
 
     z = np.linspace(0.0, 4.0, 801)
     x_v = np.full((3, len(z)), 1e-3)

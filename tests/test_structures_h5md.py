@@ -6,10 +6,10 @@ import pyh5md  # the standard H5MD reader (test extra)
 import pytest
 from ase.io import read
 
-from coupling.cli import main
-from kmc.h5md import OBSERVABLES, TrajectoryWriter, open_trajectory
-from structures.atoms import occupancy_from_atoms
-from structures.lattice import AnionLattice
+from ionwire.coupling.cli import main
+from ionwire.kmc.h5md import OBSERVABLES, TrajectoryWriter, open_trajectory
+from ionwire.structures.atoms import occupancy_from_atoms
+from ionwire.structures.lattice import AnionLattice
 
 LATTICE = AnionLattice(3, 2, 6, periodic_z=False)
 TIMES = np.array([0.0, 2.5e-9, 5.0e-9, 1.0e-8])
@@ -105,7 +105,7 @@ def test_snapshot_of_a_trajectory_frame(trajectory, tmp_path, capsys):
     assert "frame 1 (t = 2.5e-09 s)" in capsys.readouterr().out
     image = matplotlib.image.imread(out)
     assert image.shape[:2] == (240, 640)
-    from structures.snapshot import ELEMENT_COLOURS
+    from ionwire.structures.snapshot import ELEMENT_COLOURS
     for element in ("Br", "Cl", "Cs", "Pb"):
         assert np.any(np.all(np.abs(image[..., :3] - ELEMENT_COLOURS[element]) < 0.02, axis=-1)), element
     assert main(["snapshot", str(trajectory), "--frame", "-5", "-o", str(out)]) == 2

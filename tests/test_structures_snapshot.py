@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from structures.atoms import heterojunction, perovskite_atoms
-from structures.lattice import AnionLattice
-from structures.snapshot import ELEMENT_COLOURS, povray_available, render_snapshot
+from ionwire.structures.atoms import heterojunction, perovskite_atoms
+from ionwire.structures.lattice import AnionLattice
+from ionwire.structures.snapshot import ELEMENT_COLOURS, povray_available, render_snapshot
 
 
 def _has_colour(image, rgb, tol=0.02):

@@ -21,7 +21,7 @@ import json
 
 
 def _bench_kmc(args) -> dict:
-    from kmc.bulk import benchmark
+    from ionwire.kmc.bulk import benchmark
 
     runs = [benchmark(cells=tuple(args.cells), n_events=int(args.events), warmup_events=int(args.warmup),
                       seed=args.seed + i) for i in range(args.repeat)]
@@ -36,7 +36,7 @@ def _bench_kmc(args) -> dict:
 
 
 def _bench_continuum(args) -> dict:
-    from continuum.bench import benchmark_sweep
+    from ionwire.continuum.bench import benchmark_sweep
 
     return benchmark_sweep("runs/fig1e.toml")
 
@@ -44,7 +44,7 @@ def _bench_continuum(args) -> dict:
 def _bench_device(args) -> dict:
     # device kMC (owner DEVICE): kmc.device.benchmark_device; the default --cells (the bulk cube)
     # maps to the device's standard wire of as many sites, 16 x 16 x 1024 cells
-    from kmc.device import benchmark_device
+    from ionwire.kmc.device import benchmark_device
 
     cells = (16, 16, 1024) if list(args.cells) == [64, 64, 64] else tuple(args.cells)
     runs = [benchmark_device(events=int(args.events), warmup_events=int(args.warmup), cells=cells,
@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from coupling.cli import UserError
+    from ionwire.coupling.cli import UserError
 
     if args.repeat < 1 or args.events < 1 or args.warmup < 0:
         raise UserError("--repeat and --events must be >= 1 and --warmup >= 0")

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _count(value: float, name: str, minimum: int) -> int:
-    from coupling.cli import UserError
+    from ionwire.coupling.cli import UserError
 
     if not math.isfinite(value) or value != int(value) or value < minimum:
         raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -44,8 +44,8 @@ def _count(value: float, name: str, minimum: int) -> int:
 
 
 def build_material(args):
-    """continuum.parameters.Material from the CLI options (ParameterError on bad values)."""
-    from continuum.parameters import Barriers, Material, from_mapping
+    """ionwire.structures.parameters.Material from the CLI options (ParameterError on bad values)."""
+    from ionwire.structures.parameters import Barriers, Material, from_mapping
 
     data = {"attempt_frequency_per_s": args.nu0, "temperature_K": args.temperature, "preset": args.preset}
     material = from_mapping(Material, data, "material")
@@ -56,8 +56,8 @@ def build_material(args):
 
 
 def run(args) -> int:
-    from coupling.cli import UserError
-    from kmc.observables import measure_bulk, result_to_dict, theory_l
+    from ionwire.coupling.cli import UserError
+    from ionwire.kmc.observables import measure_bulk, result_to_dict, theory_l
 
     material = build_material(args)
     events = _count(args.events, "--events", 1)

@@ -41,9 +41,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from coupling.campaign import (CampaignError, CampaignInterrupted, default_outdir, load_spec,
+    from ionwire.coupling.campaign import (CampaignError, CampaignInterrupted, default_outdir, load_spec,
                                    run_campaign)
-    from coupling.cli import UserError
+    from ionwire.coupling.cli import UserError
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be >= 1, got {args.workers}")

@@ -34,9 +34,9 @@ def add_arguments(parser):
 
 
 def run(args):
-    from coupling.compare import compare, load_file
-    from continuum.parameters import from_mapping, to_mapping
-    from coupling.compare import CompareSettings
+    from ionwire.coupling.compare import compare, load_file
+    from ionwire.structures.parameters import from_mapping, to_mapping
+    from ionwire.coupling.compare import CompareSettings
 
     cfg, text = load_file(args.config)
     overrides = {}
@@ -49,7 +49,7 @@ def run(args):
     if args.times:
         overrides["times_s"] = args.times
     if args.cells:
-        from coupling.compare import KMCEnsemble
+        from ionwire.coupling.compare import KMCEnsemble
 
         cfg = dataclasses.replace(cfg, kmc=from_mapping(KMCEnsemble, {"nx": args.cells[0], "ny": args.cells[1]}, "kmc"))
     if overrides:

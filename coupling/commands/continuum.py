@@ -24,8 +24,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from coupling.cli import UserError
-    from continuum.experiment import load_config_file, run_sweep
+    from ionwire.coupling.cli import UserError
+    from ionwire.continuum.experiment import load_config_file, run_sweep
 
     path = Path(args.config)
     if not path.is_file():
@@ -43,7 +43,7 @@ def run(args) -> int:
             print(f"  E = {s['field_V_per_um']:+5.2f} V/um  L = {s['migration_length_um']:+.4f} um  "
                   f"({s['wall_s']:.2f} s)", file=sys.stderr)
 
-    from continuum.model import SolverError
+    from ionwire.continuum.model import SolverError
 
     try:
         summary = run_sweep(cfg, out, workers=args.workers, calibrate_first=not args.no_calibrate, figure=fig,
@@ -51,8 +51,8 @@ def run(args) -> int:
     except SolverError as exc:  # a physically meaningless parameter set, reported in one line
         raise UserError(f"the continuum solver failed: {exc}") from None
     if args.paper_figures:
-        from continuum.experiment import with_alphas
-        from continuum.figures import paper_figures
+        from ionwire.continuum.experiment import with_alphas
+        from ionwire.continuum.figures import paper_figures
 
         cal = summary.get("calibrated") or {}
         bound = cfg

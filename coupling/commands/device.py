@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from coupling.cli import UserError
-    from kmc.device import load_config, parse_checkpoint_every, replace_settings, run_device
-    from kmc.h5md import TrajectoryError
+    from ionwire.coupling.cli import UserError
+    from ionwire.kmc.device import load_config, parse_checkpoint_every, replace_settings, run_device
+    from ionwire.kmc.h5md import TrajectoryError
 
     if args.resume and args.overwrite:
         raise UserError("--resume and --overwrite exclude each other")

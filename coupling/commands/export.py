@@ -30,12 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def open_kmc_trajectory(path: str):
     """Open a kMC trajectory through kmc.h5md, turning its errors into one-line user errors."""
-    from coupling.cli import UserError
+    from ionwire.coupling.cli import UserError
 
     if not Path(path).exists():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        from kmc.h5md import open_trajectory
+        from ionwire.kmc.h5md import open_trajectory
     except ImportError as exc:  # the trajectory reader is part of the device-kMC installation
         raise UserError(f"cannot read kMC trajectories: {exc}") from exc
     try:
@@ -45,7 +45,7 @@ def open_kmc_trajectory(path: str):
 
 
 def output_format(path: str) -> str:
-    from coupling.cli import UserError
+    from ionwire.coupling.cli import UserError
 
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
@@ -54,8 +54,8 @@ def output_format(path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from coupling.cli import UserError
-    from structures.atoms import select_frames, trajectory_atoms
+    from ionwire.coupling.cli import UserError
+    from ionwire.structures.atoms import select_frames, trajectory_atoms
 
     fmt = output_format(args.output)
     out = Path(args.output)

@@ -24,7 +24,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from coupling.parameterize import load_file, run_serial
+    from ionwire.coupling.parameterize import load_file, run_serial
 
     config, text = load_file(args.config)
     t0 = time.perf_counter()

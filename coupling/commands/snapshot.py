@@ -87,7 +87,7 @@ def pick_index(times_s, frame: int, time_s: float | None, what: str) -> int:
 
 
 def _z_cells(text: str, nz: int) -> tuple[int, int]:
-    from coupling.cli import UserError
+    from ionwire.coupling.cli import UserError
 
     try:
         k0, k1 = (int(v) if v.strip() else d for v, d in zip(text.split(":"), (0, nz), strict=True))
@@ -99,7 +99,7 @@ def _z_cells(text: str, nz: int) -> tuple[int, int]:
 
 
 def _continuum_atoms(args, result):
-    from structures.atoms import sample_continuum_window
+    from ionwire.structures.atoms import sample_continuum_window
 
     i = pick_index(result.times_s, args.frame, args.time_s, "continuum result")
     atoms = sample_continuum_window(result.z_um, np.asarray(result.x_br)[i], np.asarray(result.x_v)[i],
@@ -115,15 +115,15 @@ def _continuum_atoms(args, result):
 
 def load_atoms(args):
     """(Atoms, description) for the input file: a kMC frame, or a sample of a continuum profile."""
-    from coupling.cli import UserError
-    from structures.atoms import crop_cells, perovskite_atoms
+    from ionwire.coupling.cli import UserError
+    from ionwire.structures.atoms import crop_cells, perovskite_atoms
 
     path = args.input
     if not Path(path).exists():
         raise FileNotFoundError(f"no such file: {path}")
     errors = []
     try:
-        from kmc.h5md import open_trajectory
+        from ionwire.kmc.h5md import open_trajectory
     except ImportError as exc:
         open_trajectory = None
         errors.append(f"kMC reader unavailable: {exc}")
@@ -158,7 +158,7 @@ def load_atoms(args):
                 atoms = perovskite_atoms(lattice, occ, vacancies=args.vacancies, time_s=t)
                 return atoms, what
     try:
-        from continuum.io import read_result
+        from ionwire.continuum.io import read_result
     except ImportError as exc:
         errors.append(f"continuum reader unavailable: {exc}")
     else:
@@ -175,8 +175,8 @@ def load_atoms(args):
 
 
 def run(args: argparse.Namespace) -> int:
-    from coupling.cli import UserError
-    from structures.snapshot import render_snapshot
+    from ionwire.coupling.cli import UserError
+    from ionwire.structures.snapshot import render_snapshot
 
     out = Path(args.output)
     if out.suffix.lower() != ".png":

@@ -3,7 +3,7 @@
 What is stored (MODEL.md section 6): for each halide composition x_Cl = n_Cl / (n_Br + n_Cl)
 of a bulk kMC run at vacancy site fraction x_V, the replica mean and standard error of
 l_BrBr, l_BrCl, l_ClCl (1/s, normalisation L_ab kT = c_s (z s^2/6) x_V l_ab), every replica's
-value and seed, and the campaign's provenance (:mod:`coupling.io` has the HDF5 layout).
+value and seed, and the campaign's provenance (:mod:`ionwire.coupling.io` has the HDF5 layout).
 
 Interpolation (:meth:`OnsagerTable.interpolator`).  The 2x2 Onsager matrix must stay symmetric
 and positive (semi-)definite at every composition the continuum model asks for, and it has exact
@@ -24,13 +24,20 @@ physics).  Measured points that violate the bound by noise are clipped the same 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+import json
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from continuum.onsager import onsager_coefficients
-from continuum.parameters import ParameterError
+from .errors import FileFormatError
+from .hdf5 import atomic_write as _atomic_write, decode as _decode, open_for_reading, to_attr as _attr
+from .onsager import onsager_coefficients
+from .parameters import ParameterError
+
+TABLE_SCHEMA = "ionwire.onsager_table"
+SCHEMA_VERSION = 1
 
 COLUMNS = ("BrBr", "BrCl", "ClCl")
 # relative margin that makes the clipped matrices strictly positive definite
@@ -47,7 +54,7 @@ class OnsagerTable:
     l_replicas_per_s: float64[n, R, 3]; seeds: int64[n, R]; events_per_replica: int64[n];
     wall_s: float64[n]; x_v: vacancy site fraction of the runs; w_per_s: (w_Br, w_Cl) pure-
     environment jump frequencies; f0: tracer correlation factor used by the theory comparison;
-    material: the continuum.parameters.Material of the runs as a plain mapping.
+    material: the structures.parameters.Material of the runs as a plain mapping.
     """
 
     preset: str
@@ -172,11 +179,11 @@ class OnsagerTable:
                 "chi2_per_dof": float(np.sum(z**2) / z.size)}
 
     def check_material(self, material) -> None:
-        """Raise ParameterError unless ``material`` (continuum.parameters.Material) has the
+        """Raise ParameterError unless ``material`` (structures.parameters.Material) has the
         barriers, attempt frequency, temperature and lattice constant the table was measured with."""
         if not self.material:
             return
-        from continuum.parameters import to_mapping
+        from ionwire.structures.parameters import to_mapping
 
         mine = self.material
         theirs = to_mapping(material)
@@ -266,7 +273,6 @@ def make_interpolator(x_cl, l_per_s):
 
 def tables_from_file(path, allow_incomplete: bool = False) -> tuple[dict[str, OnsagerTable], dict]:
     """Read an ``ionwire parameterize`` file: ({preset: OnsagerTable}, provenance)."""
-    from .io import read_onsager_tables
 
     raw, prov = read_onsager_tables(path, allow_incomplete=allow_incomplete)
     tables = {}
@@ -317,3 +323,69 @@ def plot_tables(tables: dict[str, OnsagerTable], path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# Onsager tables
+# --------------------------------------------------------------------------------------------
+def write_onsager_tables(path, tables: Mapping[str, Any], provenance: Mapping[str, Any],
+                         complete: bool = True) -> Path:
+    """Write ``tables`` ({preset: OnsagerTable}) and the campaign ``provenance`` to ``path``."""
+
+    def fill(f):
+        f.attrs["schema"] = TABLE_SCHEMA
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["complete"] = bool(complete)
+        f.attrs["units"] = "l in 1/s; x_cl, x_v site fractions"
+        prov = f.create_group("provenance")
+        for k, v in provenance.items():
+            prov.attrs[k] = _attr(v)
+        grp = f.create_group("tables")
+        for preset, t in tables.items():
+            g = grp.create_group(preset)
+            g.attrs["preset"] = t.preset
+            g.attrs["x_v"] = t.x_v
+            g.attrs["w_Br_per_s"] = t.w_per_s[0]
+            g.attrs["w_Cl_per_s"] = t.w_per_s[1]
+            g.attrs["f0"] = t.f0
+            g.attrs["material_json"] = json.dumps(t.material, sort_keys=True)
+            g.attrs["columns"] = _attr(["BrBr", "BrCl", "ClCl"])
+            g.attrs["normalisation"] = "L_ab kT = c_s (z s^2/6) x_V l_ab (MODEL.md section 6)"
+            g.attrs["composition"] = "x_Cl / (x_Br + x_Cl) of the whole cell"
+            g.create_dataset("x_cl", data=np.asarray(t.x_cl, dtype=np.float64))
+            g.create_dataset("l_per_s", data=np.asarray(t.l_per_s, dtype=np.float64))
+            g.create_dataset("l_err_per_s", data=np.asarray(t.l_err_per_s, dtype=np.float64))
+            g.create_dataset("l_replicas_per_s", data=np.asarray(t.l_replicas_per_s, dtype=np.float64))
+            g.create_dataset("seeds", data=np.asarray(t.seeds, dtype=np.int64))
+            g.create_dataset("events_per_replica", data=np.asarray(t.events_per_replica, dtype=np.int64))
+            g.create_dataset("wall_s", data=np.asarray(t.wall_s, dtype=np.float64))
+
+    return _atomic_write(path, fill)
+
+
+def read_onsager_tables(path, allow_incomplete: bool = False) -> tuple[dict[str, dict], dict]:
+    """Read a table file: ({preset: dict of the stored arrays and attributes}, provenance dict).
+
+    Raises :class:`FileFormatError` for missing/foreign/truncated files and, unless
+    ``allow_incomplete``, for a file whose campaign did not finish.
+    """
+    f = open_for_reading(path, TABLE_SCHEMA, SCHEMA_VERSION)
+    with f:
+        if not bool(f.attrs.get("complete", False)) and not allow_incomplete:
+            raise FileFormatError(f"{path}: the parameterisation campaign did not finish "
+                                    "(attribute complete = false)")
+        try:
+            prov = {k: _decode(v) for k, v in f["provenance"].attrs.items()}
+            out = {}
+            for preset, g in f["tables"].items():
+                d = {k: _decode(v) for k, v in g.attrs.items()}
+                for name in ("x_cl", "l_per_s", "l_err_per_s", "l_replicas_per_s", "seeds",
+                             "events_per_replica", "wall_s"):
+                    d[name] = g[name][()]
+                d["material"] = json.loads(d.pop("material_json"))
+                out[preset] = d
+        except (KeyError, OSError) as exc:
+            raise FileFormatError(f"{path}: damaged Onsager table ({exc})") from None
+    if not out:
+        raise FileFormatError(f"{path}: contains no tables")
+    return out, prov

@@ -25,8 +25,7 @@ import numpy as np
 from .units import BOLTZMANN_EV_PER_K
 
 
-class ParameterError(ValueError):
-    """A configuration value is missing, unknown, of the wrong type or out of range."""
+from .errors import ParameterError  # noqa: E402  (re-exported: the config layer's error)
 
 
 # --------------------------------------------------------------------------------------------
