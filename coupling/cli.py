@@ -39,12 +39,19 @@ def _user_error_types() -> tuple[type, ...]:
     return tuple(types_)
 
 
+def _version() -> str:
+    from ionwire import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ionwire",
         description="Halide-ion migration in perovskite heterostructures: kMC and continuum models.",
     )
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    parser.add_argument("--version", action="version", version=f"ionwire {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
         try:
