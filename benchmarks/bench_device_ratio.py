@@ -1,4 +1,4 @@
-"""Device-vs-bulk kMC speed ratio (issue 4 target: device >= 50 % of bulk events per second).
+"""Device-vs-bulk kMC speed ratio (target: device >= 50 % of bulk events per second).
 
     python benchmarks/bench_device_ratio.py [--rounds 3] [--json]
 

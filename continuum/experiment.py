@@ -1,7 +1,7 @@
 """The rectification experiment with the continuum model: config, calibration, sweep, summary.
 
 Stable library API (used by ``ionwire continuum`` and, through :class:`ContinuumRun`, by
-``ionwire campaign``; interface 6 of the team contract)::
+``ionwire campaign``)::
 
     cfg = load_config(mapping)                      # TOML mapping -> frozen ContinuumConfig
     record = calibrate(cfg, workers=2)              # the fit of (alpha_Br, alpha_Cl); JSON-able
@@ -370,7 +370,7 @@ def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
 
 
 def prepare(cfg: ContinuumConfig) -> dict:
-    """The calibration fit if cfg.calibration.enabled, else {} (interface 6 ``prepare``)."""
+    """The calibration fit if cfg.calibration.enabled, else {} (the run type's ``prepare`` step)."""
     if not cfg.calibration.enabled:
         return {}
     return calibrate(cfg)
@@ -497,7 +497,7 @@ def run_sweep(cfg: ContinuumConfig, out_h5, workers: int | None = None, calibrat
 
 
 class ContinuumRun:
-    """The ``continuum`` run type for coupling.runtypes / ``ionwire campaign`` (interface 6)."""
+    """The ``continuum`` run type for coupling.runtypes / ``ionwire campaign``."""
 
     name = "continuum"
 

@@ -43,7 +43,7 @@ class ResultFileError(ValueError):
 
 @dataclass
 class ContinuumResult:
-    """One field's profiles (interface 5): z_um float64[nz], times_s float64[nt], x_br, x_cl, x_v,
+    """One field's profiles: z_um float64[nz], times_s float64[nt], x_br, x_cl, x_v,
     phi_V float64[nt, nz], plus j_v, j_br, q_v, q_br, front_um, migration_length_um, volume_um and
     metadata (field_V_per_um, migration_length_um, cl_uptake, junction_um, summary dict, config
     dict, calibrated dict, path)."""

@@ -23,7 +23,7 @@ from . import statistics as S
 
 FIELDS = ("x_br", "x_v", "phi_V")
 FIELD_LABELS = {"x_br": "x_Br", "x_v": "x_V", "phi_V": "phi (V)"}
-#: the fields whose reduced chi^2 is held to the acceptance threshold (issue 5)
+#: the fields whose reduced chi^2 is held to the acceptance threshold
 ACCEPTANCE_FIELDS = ("x_br", "x_v")
 CHI2_THRESHOLD = 2.0
 ACCEPTANCE = (

@@ -1,4 +1,4 @@
-"""Run types: what ``ionwire campaign`` fans out (interface 6 of the team contract).
+"""Run types: what ``ionwire campaign`` fans out.
 
 A *run type* is any object (usually a class with static methods) with these attributes::
 
@@ -67,7 +67,7 @@ REGISTRY: dict[str, str] = {
     "device": "ionwire.coupling.runtypes:DeviceRun",
     # atomistic (device-kMC ensemble) against continuum on one parameter set (runs/validate.toml)
     "compare": "ionwire.coupling.runtypes:CompareRun",
-    # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml; the coupling engineer's)
+    # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml)
     "onsager": "ionwire.coupling.parameterize:OnsagerTableRun",
 }
 _LOADED: dict[str, Any] = {}

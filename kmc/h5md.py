@@ -31,7 +31,7 @@ Checkpoints are separate small HDF5 files (``<trajectory>.checkpoint``), written
 file, fsynced and atomically renamed over the previous one: a kill while checkpointing keeps the
 previous checkpoint intact.
 
-Reader API (interface 4 of the team notes)::
+Reader API::
 
     with open_trajectory(path) as traj:
         traj.lattice            # structures.lattice.AnionLattice (z bounded)

@@ -33,7 +33,7 @@ BAD_CONFIGS = [
      ["sweep", "zip", "dimension: 2", "samples: 1"]),
     ("sweep-not-a-table", TOY + "sweep = 5\n", ["sweep", "table"]),
     ("toml-syntax", TOY + "samples = = 3\n", ["line 2"]),
-    # the shipped run types (their own loaders, same one-line contract)
+    # the shipped run types (their own loaders, same one-line error)
     ("bulk-cells", 'run = "bulk"\ncells = [1, 8, 8]\n', ["cells", "[2, 4096]"]),
     ("bulk-cells-length", 'run = "bulk"\ncells = [8, 8]\n', ["cells", "3 values"]),
     ("bulk-sweep-x_cl", 'run = "bulk"\n[sweep]\nx_cl = [0.5, 1.5]\n', ["sweep.x_cl[1]", "[0, 1]"]),

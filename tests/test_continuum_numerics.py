@@ -1,4 +1,4 @@
-"""Numerics of the continuum model against exact results (issue 3, acceptance 'Numerical tests')."""
+"""Numerics of the continuum model against exact results."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Issue 3 acceptance on the real sweep (runs/fig1e.toml): calibration + 17 fields, ~10 s CPU."""
+"""Acceptance of the continuum model on the real sweep (runs/fig1e.toml): calibration + 17 fields, ~10 s CPU."""
 import pytest
 
 from ionwire.continuum.experiment import load_config_file, run_sweep

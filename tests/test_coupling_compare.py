@@ -80,7 +80,7 @@ def test_cli_one_line_error(tmp_path):
 
 @pytest.mark.validate
 def test_validation_random_alloy_forward_and_reverse(tmp_path):
-    """Issue 5 acceptance on runs/validate.toml (12 replicas per bias, ~4 min): variance-corrected
+    """Acceptance of the validation on runs/validate.toml (12 replicas per bias, ~4 min): variance-corrected
     reduced chi^2 of x_Br and x_V <= 2 at every compared time, fronts within 2 sigma, both biases."""
     cfg = load_config(_mapping())
     s = compare(cfg, tmp_path, progress=False)

@@ -1,4 +1,4 @@
-"""Device kMC output and restart (issue 4 items 4-6): H5MD trajectory contents, a run killed with
+"""Device kMC output and restart: H5MD trajectory contents, a run killed with
 SIGKILL keeps its flushed frames and resumes bit-identical to the uninterrupted run, bad files
 given to --resume are refused with one clear line and left untouched."""
 import hashlib

@@ -1,4 +1,4 @@
-"""Device kMC physics (issue 4 item 7): bookkeeping, exact electrostatics during runs, zero-bias
+"""Device kMC physics: bookkeeping, exact electrostatics during runs, zero-bias
 stationarity, the steady vacancy profile under bias against discrete Poisson-Boltzmann, electrode
 reactions with hops off against the exact two-state relaxation, exact restart in-process.
 

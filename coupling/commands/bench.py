@@ -42,7 +42,7 @@ def _bench_continuum(args) -> dict:
 
 
 def _bench_device(args) -> dict:
-    # device kMC (owner DEVICE): kmc.device.benchmark_device; the default --cells (the bulk cube)
+    # device kMC: kmc.device.benchmark_device; the default --cells (the bulk cube)
     # maps to the device's standard wire of as many sites, 16 x 16 x 1024 cells
     from ionwire.kmc.device import benchmark_device
 
