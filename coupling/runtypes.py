@@ -59,7 +59,7 @@ from ionwire.structures.parameters import ParameterError, to_mapping
 #: registered run types: name -> "module:attribute" (imported on first use, so a run type whose
 #: library is missing from an installation only fails when a config asks for it)
 REGISTRY: dict[str, str] = {
-    # the rectification experiment with the continuum model (runs/fig1e.toml; CONT's library)
+    # the rectification experiment with the continuum model (runs/fig1e.toml; continuum.experiment)
     "continuum": "ionwire.coupling.runtypes:ContinuumCampaignRun",
     # independent bulk kMC replicas (kmc.observables; throughput benchmark, transport sweeps)
     "bulk": "ionwire.coupling.runtypes:BulkRun",
