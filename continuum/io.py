@@ -230,7 +230,6 @@ def create(path, config: dict, calibrated: dict | None = None) -> None:
         run = f.create_dataset("run", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(64,))
         run.make_scale("run")
         run.attrs["long_name"] = "run group index (/runs/<run>)"
-        run.attrs["units"] = "1"
         fld = f.create_dataset("field", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(64,))
         fld.dims[0].attach_scale(run)
         fld.attrs["units"] = FIELD[2]
@@ -245,12 +244,17 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
 
     if isinstance(arrays, ContinuumResult):
         arrays = arrays.arrays
+    z = np.asarray(arrays["z_um"], dtype=np.float64)
+    t = np.asarray(arrays["times_s"], dtype=np.float64)
+    sizes = {"z": z.size, "time": t.size, "z_face": z.size - 1}
+    for k, (dims, _, _) in VARIABLES.items():
+        if k in arrays and np.shape(arrays[k]) != tuple(sizes[d] for d in dims):
+            raise ValueError(f"{k} must have shape {tuple(sizes[d] for d in dims)} ({', '.join(dims)}), "
+                             f"got {np.shape(arrays[k])}")
     with h5py.File(path, "a") as f:
         runs = f.require_group("runs")
         name = str(len(runs))
         g = runs.create_group(name)
-        z = np.asarray(arrays["z_um"], dtype=np.float64)
-        t = np.asarray(arrays["times_s"], dtype=np.float64)
         scales = {}
         for cname, values in (("z", z), ("time", t), ("z_face", 0.5 * (z[:-1] + z[1:]))):
             if cname == "z_face" and not any(k in arrays for k in ("j_v", "j_br")):
@@ -268,9 +272,6 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
             if k not in arrays:
                 continue
             value = np.asarray(arrays[k], dtype=np.float64)
-            shape = tuple(scales[d].shape[0] for d in dims)
-            if value.shape != shape:
-                raise ValueError(f"{k} must have shape {shape} ({', '.join(dims)}), got {value.shape}")
             ds = g.create_dataset(k, data=value, compression="gzip" if value.ndim == 2 else None)
             for i, d in enumerate(dims):
                 ds.dims[i].attach_scale(scales[d])
