@@ -1,23 +1,10 @@
 """HDF5 files of the coupling layer: Onsager tables and atomistic-vs-continuum reports.
 
-All h5py calls of ``coupling/`` live here.  Two schemas, each marked on the root group by the
-attributes ``schema`` and ``schema_version``:
+All h5py calls of ``coupling/`` live here.  Each schema is marked on the root group by the
+attributes ``schema`` and ``schema_version`` (``ionwire.structures.hdf5``).
 
-``ionwire.onsager_table`` (written by ``ionwire parameterize``)::
-
-    /                      attrs schema, schema_version, complete (bool), units
-    /provenance            attrs created_utc, code_version, git_commit, python, numpy, numba,
-                           h5py, scipy, command, config_toml
-    /tables/<preset>/      attrs preset, x_v (vacancy site fraction of the runs), w_Br_per_s,
-                           w_Cl_per_s, f0, material_json, columns ["BrBr","BrCl","ClCl"],
-                           normalisation, composition ("x_Cl/(x_Br+x_Cl)")
-        x_cl               float64[n]        halide composition of each run
-        l_per_s            float64[n, 3]     replica mean of l_BrBr, l_BrCl, l_ClCl (1/s)
-        l_err_per_s        float64[n, 3]     standard error of the mean over replicas (1/s)
-        l_replicas_per_s   float64[n, R, 3]  every replica's value (1/s)
-        seeds              int64[n, R]       the seed of every replica
-        events_per_replica int64[n]
-        wall_s             float64[n]
+``ionwire.onsager_table`` (written by ``ionwire parameterize``): the layout is documented, written
+and read in ``ionwire.structures.onsager_table`` (``write_onsager_tables``), below both models.
 
 ``ionwire.comparison_report`` (written by ``ionwire compare``; version 2, netCDF-4/CF style: one
 group per direction, ``xarray.open_dataset(path, engine="h5netcdf", group="forward")``)::

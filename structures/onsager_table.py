@@ -3,7 +3,7 @@
 What is stored (MODEL.md section 6): for each halide composition x_Cl = n_Cl / (n_Br + n_Cl)
 of a bulk kMC run at vacancy site fraction x_V, the replica mean and standard error of
 l_BrBr, l_BrCl, l_ClCl (1/s, normalisation L_ab kT = c_s (z s^2/6) x_V l_ab), every replica's
-value and seed, and the campaign's provenance (:mod:`ionwire.coupling.io` has the HDF5 layout).
+value and seed, and the campaign's provenance (:func:`write_onsager_tables` has the HDF5 layout).
 
 Interpolation (:meth:`OnsagerTable.interpolator`).  The 2x2 Onsager matrix must stay symmetric
 and positive (semi-)definite at every composition the continuum model asks for, and it has exact

@@ -253,3 +253,43 @@ def test_one_continuum_result_in_memory_and_on_disk(tmp_path):
     with h5py.File(path, "r") as f:  # a refused run leaves no trace
         assert list(f["runs"]) == ["0"] and f["run"].shape == (1,)
     json.dumps(back.to_xarray().attrs["summary"])  # metadata dicts are kept as JSON strings
+
+
+def test_files_of_the_first_layouts_are_still_read(tmp_path):
+    """Version 1 continuum results, Onsager tables and reports (no dimension scales, z_um /
+    x_cl / z_nm names) keep reading through ionwire's readers."""
+    from ionwire.continuum.io import read_result
+    from ionwire.coupling.io import read_report
+    from ionwire.structures.onsager_table import load_table
+
+    z, t = np.linspace(0.0, 2.0, 5), np.array([0.0, 10.0])
+    x_br = np.tile(np.linspace(1.0, 0.0, 5), (2, 1))
+    with h5py.File(tmp_path / "c1.h5", "w") as f:
+        f.attrs.update({"schema": "ionwire-continuum", "version": 1, "config": "{}", "calibrated": "{}"})
+        g = f.create_group("runs/0")
+        for k, v in {"z_um": z, "times_s": t, "x_br": x_br, "x_cl": 1 - x_br, "x_v": 0 * x_br,
+                     "phi_V": 0 * x_br, "front_um": np.array([1.0, 0.9])}.items():
+            g[k] = v
+        g.attrs.update({"field_V_per_um": 2.0, "complete": True})
+    r = read_result(tmp_path / "c1.h5")
+    assert r.field_V_per_um == 2.0 and np.array_equal(r.z_um, z) and np.array_equal(r.front_um, [1.0, 0.9])
+    assert r.j_v is None and "field 2 V/um" in repr(r)
+
+    table = _table()
+    with h5py.File(tmp_path / "t1.h5", "w") as f:
+        f.attrs.update({"schema": "ionwire.onsager_table", "schema_version": 1, "complete": True})
+        f.create_group("provenance").attrs["command"] = "old"
+        g = f.create_group("tables/random_alloy")
+        g.attrs.update({"preset": "random_alloy", "x_v": 1e-3, "w_Br_per_s": 1.0, "w_Cl_per_s": 0.2, "f0": 0.69,
+                        "material_json": "{}"})
+        for k in ("x_cl", "l_per_s", "l_err_per_s", "l_replicas_per_s", "seeds", "events_per_replica", "wall_s"):
+            g[k] = getattr(table, k)
+    np.testing.assert_array_equal(load_table(tmp_path / "t1.h5", "random_alloy").l_per_s, table.l_per_s)
+
+    with h5py.File(tmp_path / "r1.h5", "w") as f:
+        f.attrs.update({"schema": "ionwire.comparison_report", "schema_version": 1, "summary_json": "{}"})
+        g = f.create_group("forward")
+        g["z_nm"], g["times_s"] = np.arange(3.0), np.array([1e-6])
+        g.attrs["field_V_per_um"] = 4.0
+    _, groups = read_report(tmp_path / "r1.h5")
+    assert groups["forward"]["z_nm"].tolist() == [0.0, 1.0, 2.0] and groups["forward"]["field_V_per_um"] == 4.0
