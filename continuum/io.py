@@ -215,7 +215,7 @@ def create(path, config: dict, calibrated: dict | None = None) -> None:
     """Create (truncate) a result file with the root attributes and an empty run index."""
     import h5py
 
-    from ionwire.structures.hdf5 import mark
+    from ionwire.structures.hdf5 import dimension, mark
     from ionwire.structures.provenance import provenance
 
     path = Path(path)
@@ -227,9 +227,8 @@ def create(path, config: dict, calibrated: dict | None = None) -> None:
         f.attrs["creator"] = "ionwire continuum"
         f.attrs["config"] = json.dumps(config)
         f.attrs["calibrated"] = json.dumps(calibrated or {})
-        run = f.create_dataset("run", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(64,))
-        run.make_scale("run")
-        run.attrs["long_name"] = "run group index (/runs/<run>)"
+        run = dimension(f, "run", np.zeros(0, dtype=np.int64), None, "run group index (/runs/<run>)",
+                        maxshape=(None,))
         fld = f.create_dataset("field", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(64,))
         fld.dims[0].attach_scale(run)
         fld.attrs["units"] = FIELD[2]
@@ -241,6 +240,8 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
     """Append one field (a :class:`ContinuumResult` or its arrays by file name: z_um, times_s,
     x_br, ... as in the module docstring) with scalar attrs; flushes.  Returns the group name."""
     import h5py
+
+    from ionwire.structures.hdf5 import dimension, variable
 
     if isinstance(arrays, ContinuumResult):
         arrays = arrays.arrays
@@ -257,27 +258,15 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
         g = runs.create_group(name)
         scales = {}
         for cname, values in (("z", z), ("time", t), ("z_face", 0.5 * (z[:-1] + z[1:]))):
-            if cname == "z_face" and not any(k in arrays for k in ("j_v", "j_br")):
-                continue
-            ds = g.create_dataset(cname, data=values)
-            ds.make_scale(cname)
-            _, units, long_name = COORDINATES[cname]
-            ds.attrs["units"] = units
-            ds.attrs["long_name"] = long_name
-            scales[cname] = ds
-        fld = g.create_dataset("field", data=float(attrs.get("field_V_per_um", np.nan)))
-        fld.attrs["units"] = FIELD[2]
-        fld.attrs["long_name"] = FIELD[3]
+            if cname != "z_face" or any(k in arrays for k in ("j_v", "j_br")):
+                scales[cname] = dimension(g, cname, values, *COORDINATES[cname][1:])
+        variable(g, "field", float(attrs.get("field_V_per_um", np.nan)), (), *FIELD[2:])
         for k, (dims, units, long_name) in VARIABLES.items():
-            if k not in arrays:
-                continue
-            value = np.asarray(arrays[k], dtype=np.float64)
-            ds = g.create_dataset(k, data=value, compression="gzip" if value.ndim == 2 else None)
-            for i, d in enumerate(dims):
-                ds.dims[i].attach_scale(scales[d])
-            ds.attrs["units"] = units
-            ds.attrs["long_name"] = long_name
-            ds.attrs["coordinates"] = "field"
+            if k in arrays:
+                value = np.asarray(arrays[k], dtype=np.float64)
+                ds = variable(g, k, value, tuple(scales[d] for d in dims), units, long_name,
+                              **({"compression": "gzip"} if value.ndim == 2 else {}))
+                ds.attrs["coordinates"] = "field"
         for k, v in attrs.items():
             g.attrs[k] = json.dumps(v, default=_json_default) if isinstance(v, (dict, list)) else v
         g.attrs["complete"] = True

@@ -199,6 +199,11 @@ class OnsagerTable:
         lbb, lbc, lcc = f(self.x_cl)
         return self.x_cl.copy(), lbb, lbc, lcc
 
+    def __repr__(self) -> str:
+        x = self.x_cl
+        return (f"OnsagerTable({self.preset!r}, {x.size} compositions x_Cl = {x[0]:g}-{x[-1]:g}, "
+                f"{self.n_replicas} replicas, x_V = {self.x_v:g}, w = ({self.w_per_s[0]:g}, {self.w_per_s[1]:g}) 1/s)")
+
     def to_xarray(self):
         """``xarray.Dataset`` of the table with the names and units of its file group
         (dimensions composition, replica, coefficient); see :func:`table_to_xarray`."""

@@ -293,3 +293,13 @@ def test_files_of_the_first_layouts_are_still_read(tmp_path):
         g.attrs["field_V_per_um"] = 4.0
     _, groups = read_report(tmp_path / "r1.h5")
     assert groups["forward"]["z_nm"].tolist() == [0.0, 1.0, 2.0] and groups["forward"]["field_V_per_um"] == 4.0
+
+
+def test_onsager_table_repr_is_short_and_to_xarray_names_its_axes():
+    t = _table()
+    text = repr(t)
+    assert text.startswith("OnsagerTable('random_alloy', 5 compositions") and "4 replicas" in text and len(text) < 200
+    ds = t.to_xarray()
+    assert ds["l_replicas_per_s"].dims == ("composition", "replica", "coefficient")
+    np.testing.assert_array_equal(ds["l_per_s"].sel(coefficient="BrCl").values, t.l_per_s[:, 1])
+    assert ds["l_per_s"].attrs["units"] == "1/s"
