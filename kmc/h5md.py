@@ -38,8 +38,11 @@ powers; the units module is declared): ``s``, ``angstrom`` (the length unit of A
 The standard readers open the file directly::
 
     MDAnalysis.Universe.empty(n_sites, trajectory=False).load_new(path, format="H5MD")
-    ase.io.read(path, ":", format="znh5md")     # atoms: Br, Cl and X (vacancy), cell, pbc
+    ase.io.read(path, ":")          # with ZnH5MD installed: Br, Cl and X (vacancy), cell, pbc
     pyh5md.File(path, "r")
+
+(MDAnalysis reads positions, box, times and observables but no species, hence the empty
+universe; ``ase gui`` opens the file through the same ZnH5MD plugin.)
 
 Every frame is appended (datasets resized along the frame axis, ``maxshape=None``), flushed,
 and only then counted in ``/parameters@frames_complete`` (flushed again).  A reader uses
