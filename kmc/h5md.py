@@ -367,10 +367,10 @@ def _time_series(parent, name, row_shape, dtype, *, chunk_row, compress, unit, f
     return g
 
 
-def _link_step_time(group, owner) -> None:
+def _link_step_time(group, source) -> None:
     """H5MD shares step and time between elements sampled together through hard links."""
-    group["step"] = owner["step"]
-    group["time"] = owner["time"]
+    group["step"] = source["step"]
+    group["time"] = source["time"]
 
 
 def _position_vds(group, n_sites: int) -> None:
