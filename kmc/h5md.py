@@ -510,6 +510,12 @@ class Trajectory(_OpenFile):
     def __len__(self):
         return self.n_frames
 
+    def __repr__(self) -> str:
+        lat = self.lattice
+        span = f", t = {self.times_s[0]:g}-{self.times_s[-1]:g} s" if self.n_frames else ""
+        return (f"Trajectory({self.path!r}, {self.n_frames} frames{span}, {lat.nx}x{lat.ny}x{lat.nz} cells, "
+                f"{lat.n_sites} anion sites{'' if self.has_species else ', no species'})")
+
 
 def open_trajectory(path) -> Trajectory:
     """Open a device trajectory for reading; raises :class:`TrajectoryError` for bad files."""

@@ -42,6 +42,8 @@ def test_the_run_is_not_trivial(run):
     with open_trajectory(path) as traj:
         assert np.array_equal(traj.species(0), first) and np.array_equal(traj.species(-1), last)
         assert traj.counters()["events"][-1] > 100
+        assert repr(traj) == (f"Trajectory({str(path)!r}, 5 frames, t = 0-4e-09 s, 6x4x80 cells, "
+                              f"{6 * 4 * 80 * 3} anion sites)")
     assert not np.array_equal(first, last)  # the state changed: frames are distinguishable
     assert _counts(first)["Br"] > 0 and _counts(first)["Cl"] > 0 and _counts(last)["X"] > 0
 
