@@ -188,6 +188,7 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
     lengths = front[0] - front
     res.metadata["front_um"] = front
     res.metadata["migration_length_um_t"] = lengths
+    res.front_um, res.migration_length_um = front, lengths
     g0, g1 = cfg.geometry.gap_um_interval
     ic = int(np.argmin(np.abs(0.5 * (res.z_um[:-1] + res.z_um[1:]) - 0.5 * (g0 + g1))))
     summary = {

@@ -25,6 +25,7 @@ import numpy as np
 from scipy.linalg.lapack import dgbtrf, dgbtrs
 
 from . import _kernels as K
+from .io import ContinuumResult
 from .mesh import Mesh, graded_mesh
 from ionwire.structures.parameters import DeviceParameters, _positive, require
 from .transport import as_table
@@ -452,35 +453,23 @@ def output_times(duration_s: float, numerics: Numerics) -> np.ndarray:
     return np.concatenate(([0.0], np.geomspace(first, duration_s, numerics.n_outputs)))
 
 
-@dataclass
-class WireResult:
-    """One field: z_um float64[nz]; times_s float64[nt]; x_br, x_cl, x_v, phi_V float64[nt, nz];
-    currents at the faces j_v, j_br float64[nt, nz-1] (site fractions * um / s); q_v, q_br
-    float64[nt] integrated electrode sources (site fractions * um); metadata dict."""
-
-    z_um: np.ndarray
-    times_s: np.ndarray
-    x_br: np.ndarray
-    x_cl: np.ndarray
-    x_v: np.ndarray
-    phi_V: np.ndarray
-    j_v: np.ndarray
-    j_br: np.ndarray
-    q_v: np.ndarray
-    q_br: np.ndarray
-    volume_um: np.ndarray
-    metadata: dict = field(default_factory=dict)
+# One result type in memory and on disk: continuum.io.ContinuumResult (WireResult is its name here).
+WireResult = ContinuumResult
 
 
-def solution_to_result(prob: Problem, sol: Solution, metadata: dict | None = None) -> WireResult:
+def solution_to_result(prob: Problem, sol: Solution, metadata: dict | None = None) -> ContinuumResult:
+    """The profiles of an integrated problem as a :class:`~ionwire.continuum.io.ContinuumResult`:
+    x_V = xref v, x_Br, x_Cl = 1 - x_Br - x_V, phi = psi kT/e, the face currents and the source
+    integrals; metadata plus the solver statistics (solver_*)."""
     y = sol.y
     x_v = prob.xref * y[:, 0::3]
     x_br = y[:, 1::3].copy()
     phi = y[:, 2::3] * prob.thermal_voltage_V
     cur = np.stack([prob.currents(row) for row in y])
-    return WireResult(prob.mesh.z_um.copy(), sol.times_s, x_br, 1.0 - x_br - x_v, x_v, phi,
-                      cur[:, :, 0], cur[:, :, 1], sol.q_v, sol.q_br, prob.mesh.volume_um.copy(),
-                      dict(metadata or {}, **{"solver_" + k: v for k, v in sol.stats.items()}))
+    return ContinuumResult(prob.mesh.z_um.copy(), sol.times_s, x_br, 1.0 - x_br - x_v, x_v, phi,
+                           j_v=cur[:, :, 0], j_br=cur[:, :, 1], q_v=sol.q_v, q_br=sol.q_br,
+                           volume_um=prob.mesh.volume_um.copy(),
+                           metadata=dict(metadata or {}, **{"solver_" + k: v for k, v in sol.stats.items()}))
 
 
 def simulate_wire(params: DeviceParameters, field_V_per_um: float, duration_s: float,

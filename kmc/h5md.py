@@ -1,17 +1,22 @@
 """HDF5 (H5MD 1.1) trajectories and checkpoints of the device kMC: every h5py call of kmc/ is here.
 
-Trajectory layout (H5MD 1.1, https://www.nongnu.org/h5md/h5md.html; VMD, OVITO and MDAnalysis
-read the ``particles`` part)::
+Trajectory layout (H5MD 1.1, https://www.nongnu.org/h5md/h5md.html, format version 2)::
 
+    /                          attrs schema = "ionwire.device_trajectory", schema_version = 2,
+                               provenance (JSON)                       (structures.hdf5.mark)
     /h5md                      attrs version = int32[2] {1, 1}
         author                 attrs name
         creator                attrs name = "ionwire", version
+        modules/units          attrs version = int32[2] {1, 0}, system = "SI"
     /particles/anions
         box                    attrs dimension = 3, boundary = ["periodic", "periodic", "none"]
-            edges              float64[3]            Angstrom (nx a, ny a, nz a)
-        position               float32[n_sites, 3]   Angstrom (time-independent: sites do not move)
-        species                {step int64[f], time float64[f] (s), value uint8[f, n_sites]}
-                               0 Br, 1 Cl, 2 vacancy; chunked (1 frame x <= 2^20 sites), gzip
+            edges              {step int64[f], time float64[f] (s), value float64[f, 3] (angstrom)}
+        position               {step, time: hard links to box/edges/step, time;
+                                value float32[f, n_sites, 3] (angstrom): a virtual dataset, every
+                                frame maps to /parameters/site_position (the sites do not move)}
+        species                {step, time: hard links; value uint8[f, n_sites]}: atomic numbers,
+                               SPECIES_Z: 35 Br, 17 Cl, 0 vacancy (ASE's dummy element "X");
+                               chunked (1 frame x <= 2^20 sites), gzip
     /observables
         x_Br, x_Cl, x_V        {step, time, value float64[f, n_planes]}  site fractions per anion plane
         charge                 {step, time, value float64[f, n_planes]}  e per plane: vacancies - background
@@ -19,13 +24,31 @@ read the ``particles`` part)::
         counters               {step, time, value int64[f, n_counters]}, attr columns = counter names
     /parameters                attrs: config (the ionwire TOML config as JSON), seed, nx, ny, nz,
                                lattice_constant_A, code_version, library versions, format,
-                               frames_complete (frames fully written and flushed)
+                               format_version, frames_complete (frames fully written and flushed)
+        site_position          float32[n_sites, 3] (angstrom), the fixed anion sites
+        site_position_frames/  hard links 0, 1, ... to site_position, one per frame: the sources
+                               of the ``position`` virtual dataset (its printf-style mapping
+                               ``site_position_frames/%b`` makes its length follow the frames)
         <name>                 static per-plane arrays of the run (plane_z_A, sites_per_plane, ...)
+
+Unit attributes (``unit``) follow the H5MD units grammar (space-separated symbols with integer
+powers; the units module is declared): ``s``, ``angstrom`` (the length unit of ASE and MDAnalysis),
+``V``, ``e`` (elementary charge), ``1`` (site fractions).  Every string parses in pint.
+
+The standard readers open the file directly::
+
+    MDAnalysis.Universe.empty(n_sites, trajectory=False).load_new(path, format="H5MD")
+    ase.io.read(path, ":")          # with ZnH5MD installed: Br, Cl and X (vacancy), cell, pbc
+    pyh5md.File(path, "r")
+
+(MDAnalysis reads positions, box, times and observables but no species, hence the empty
+universe; ``ase gui`` opens the file through the same ZnH5MD plugin.)
 
 Every frame is appended (datasets resized along the frame axis, ``maxshape=None``), flushed,
 and only then counted in ``/parameters@frames_complete`` (flushed again).  A reader uses
 ``min(frames_complete, dataset lengths)``, so a run killed with SIGKILL at any moment leaves a file
-whose complete frames all read back.
+whose complete frames all read back.  Files of format version 1 (private species codes, one
+time-independent ``position``) are still read; they cannot be appended to.
 
 Checkpoints are separate small HDF5 files (``<trajectory>.checkpoint``), written to a temporary
 file, fsynced and atomically renamed over the previous one: a kill while checkpointing keeps the
@@ -36,7 +59,7 @@ Reader API::
     with open_trajectory(path) as traj:
         traj.lattice            # structures.lattice.AnionLattice (z bounded)
         traj.n_frames, traj.times_s, traj.steps
-        traj.species(i)         # uint8[n_sites] of frame i
+        traj.species(i)         # uint8[n_sites] of frame i: the occupancy codes 0 Br, 1 Cl, 2 vacancy
         traj.observable("x_V")  # float64[n_frames, n_planes]
         traj.counters()         # dict name -> int64[n_frames]
         traj.config, traj.attributes, traj.static(name)
@@ -52,15 +75,55 @@ from importlib import metadata as _metadata
 import h5py
 import numpy as np
 
+from ionwire.structures.hdf5 import mark
 from ionwire.structures.lattice import AnionLattice
+from ionwire.structures.provenance import provenance
 
 FORMAT = "ionwire-device-h5md"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+SCHEMA = "ionwire.device_trajectory"
 OBSERVABLES = ("x_Br", "x_Cl", "x_V", "charge", "potential")
-OBSERVABLE_UNITS = {"x_Br": "site fraction", "x_Cl": "site fraction", "x_V": "site fraction",
-                    "charge": "e per plane", "potential": "V"}
+# H5MD units grammar (and pint): site fractions are dimensionless ("1"), charge in elementary charges
+OBSERVABLE_UNITS = {"x_Br": "1", "x_Cl": "1", "x_V": "1", "charge": "e", "potential": "V"}
+OBSERVABLE_DESCRIPTIONS = {"x_Br": "Br site fraction of each anion plane",
+                           "x_Cl": "Cl site fraction of each anion plane",
+                           "x_V": "vacancy site fraction of each anion plane",
+                           "charge": "net charge of each anion plane (vacancies minus background), "
+                                     "elementary charges per plane",
+                           "potential": "laterally averaged electrostatic potential of each anion plane"}
+LENGTH_UNIT = "angstrom"
+TIME_UNIT = "s"
 CHECKPOINT_FORMAT = "ionwire-device-checkpoint"
+CHECKPOINT_SCHEMA = "ionwire.device_checkpoint"
+CHECKPOINT_VERSION = 1
 _SPECIES_CHUNK = 1 << 20
+
+# Species on disk are atomic numbers, so that H5MD readers (ZnH5MD, ASE) see elements; the
+# occupancy codes of the simulation (0 Br, 1 Cl, 2 vacancy) index this table.  A vacancy is
+# stored as 0, the atomic number ASE gives its dummy element "X".
+SPECIES_Z = np.array([35, 17, 0], dtype=np.uint8)
+VACANCY_Z = 0
+_CODE_OF_Z = np.full(256, 255, dtype=np.uint8)
+_CODE_OF_Z[SPECIES_Z] = np.arange(SPECIES_Z.size, dtype=np.uint8)
+
+
+def species_to_atomic_numbers(occupancy: np.ndarray) -> np.ndarray:
+    """uint8 atomic numbers (Br 35, Cl 17, vacancy 0) of occupancy codes (0 Br, 1 Cl, 2 vacancy)."""
+    occ = np.asarray(occupancy)
+    if occ.size and int(occ.max()) >= SPECIES_Z.size:
+        raise ValueError(f"occupancy codes must be 0 (Br), 1 (Cl) or 2 (vacancy), found {int(occ.max())}")
+    return SPECIES_Z[occ]
+
+
+def atomic_numbers_to_species(numbers: np.ndarray) -> np.ndarray:
+    """Occupancy codes (0 Br, 1 Cl, 2 vacancy) of stored atomic numbers; ValueError for others."""
+    codes = _CODE_OF_Z[np.asarray(numbers, dtype=np.uint8)]
+    if codes.size and int(codes.max()) == 255:
+        bad = np.asarray(numbers)[codes == 255][0]
+        raise ValueError(f"atomic number {int(bad)} is not a species of the anion sublattice (35 Br, 17 Cl, "
+                         f"0 vacancy)")
+    return codes
 
 
 class TrajectoryError(ValueError):
@@ -122,13 +185,14 @@ class TrajectoryWriter(_OpenFile):
     """
 
     def __init__(self, f: h5py.File, path: str, n_sites: int, n_planes: int, counter_names: tuple[str, ...],
-                 write_species: bool):
+                 write_species: bool, cell_A: np.ndarray):
         self._f = f
         self.path = path
         self.n_sites = n_sites
         self.n_planes = n_planes
         self.counter_names = tuple(counter_names)
         self.write_species = write_species
+        self.cell_A = np.asarray(cell_A, dtype=np.float64)
         self.n_frames = int(f["parameters"].attrs["frames_complete"])
 
     # construction ----------------------------------------------------------------------------
@@ -141,34 +205,46 @@ class TrajectoryWriter(_OpenFile):
         f = h5py.File(path, "w")
         try:
             versions = library_versions()
+            mark(f, SCHEMA, FORMAT_VERSION, provenance=provenance())
             h = f.create_group("h5md")
             h.attrs["version"] = np.array([1, 1], dtype=np.int32)
             h.create_group("author").attrs["name"] = author
             cr = h.create_group("creator")
             cr.attrs["name"] = "ionwire"
             cr.attrs["version"] = versions["ionwire"]
+            units = h.create_group("modules/units")
+            units.attrs["version"] = np.array([1, 0], dtype=np.int32)
+            units.attrs["system"] = "SI"
+            par = f.create_group("parameters")
+            n = lattice.n_sites
+            sites = par.create_dataset("site_position", shape=(n, 3), dtype=np.float32,
+                                       chunks=(min(n, _SPECIES_CHUNK), 3), compression="gzip", compression_opts=1)
+            sites.attrs["unit"] = LENGTH_UNIT
+            _write_positions(sites, lattice)
+            par.create_group("site_position_frames")
             anions = f.create_group("particles/anions")
             box = anions.create_group("box")
             box.attrs["dimension"] = np.int32(3)
-            box.attrs["boundary"] = np.array([b"periodic", b"periodic", b"none"], dtype="S8")
-            edges = box.create_dataset("edges", data=lattice.cell_A.astype(np.float64))
-            edges.attrs["unit"] = "Angstrom"
-            n = lattice.n_sites
-            pos = anions.create_dataset("position", shape=(n, 3), dtype=np.float32,
-                                        chunks=(min(n, _SPECIES_CHUNK), 3), compression="gzip", compression_opts=1)
-            pos.attrs["unit"] = "Angstrom"
-            _write_positions(pos, lattice)
+            box.attrs["boundary"] = np.array(["periodic", "periodic", "none"], dtype=h5py.string_dtype())
+            edges = _time_series(box, "edges", (3,), np.float64, chunk_row=3, compress=False, unit=LENGTH_UNIT,
+                                 frames_per_chunk=64)
+            pos = anions.create_group("position")
+            _link_step_time(pos, edges)
+            _position_vds(pos, n)
             if write_species:
-                _time_series(anions, "species", (n,), np.uint8, chunk_row=min(n, _SPECIES_CHUNK),
-                             compress=True, unit=None)
+                sp = anions.create_group("species")
+                _link_step_time(sp, edges)
+                sp.create_dataset("value", shape=(0, n), maxshape=(None, n), dtype=np.uint8,
+                                  chunks=(1, min(n, _SPECIES_CHUNK)), compression="gzip", compression_opts=1)
+                sp["value"].attrs["codes"] = "atomic numbers: 35 Br, 17 Cl, 0 vacancy"
             obs = f.create_group("observables")
             for name in OBSERVABLES:
-                _time_series(obs, name, (2 * lattice.nz,), np.float64, chunk_row=2 * lattice.nz,
-                             compress=False, unit=OBSERVABLE_UNITS[name], frames_per_chunk=16)
+                g = _time_series(obs, name, (2 * lattice.nz,), np.float64, chunk_row=2 * lattice.nz,
+                                 compress=False, unit=OBSERVABLE_UNITS[name], frames_per_chunk=16)
+                g["value"].attrs["description"] = OBSERVABLE_DESCRIPTIONS[name]
             c = _time_series(obs, "counters", (len(counter_names),), np.int64, chunk_row=len(counter_names),
                              compress=False, unit=None, frames_per_chunk=64)
             c.attrs["columns"] = np.array([s.encode() for s in counter_names])
-            par = f.create_group("parameters")
             par.attrs["format"] = FORMAT
             par.attrs["format_version"] = FORMAT_VERSION
             par.attrs["config"] = json.dumps(config, sort_keys=True)
@@ -181,13 +257,15 @@ class TrajectoryWriter(_OpenFile):
             par.attrs["library_versions"] = json.dumps(versions, sort_keys=True)
             par.attrs["species_written"] = bool(write_species)
             for name, arr in (static or {}).items():
+                if name in par:
+                    raise ValueError(f"static array name {name!r} is reserved in /parameters")
                 par.create_dataset(name, data=np.asarray(arr))
             par.attrs["frames_complete"] = 0
             f.flush()
         except BaseException:
             f.close()
             raise
-        return cls(f, path, n, 2 * lattice.nz, counter_names, write_species)
+        return cls(f, path, n, 2 * lattice.nz, counter_names, write_species, lattice.cell_A)
 
     @classmethod
     def reopen(cls, path, n_frames_keep: int) -> "TrajectoryWriter":
@@ -199,6 +277,10 @@ class TrajectoryWriter(_OpenFile):
         f = _open_h5(path, "r+", "trajectory")
         try:
             par = f["parameters"]
+            version = int(par.attrs.get("format_version", 1))
+            if version != FORMAT_VERSION:
+                raise TrajectoryError(f"trajectory {path!r} has format version {version}; this ionwire appends "
+                                      f"only to version {FORMAT_VERSION} files (start a new run with --overwrite)")
             have = int(par.attrs["frames_complete"])
             if n_frames_keep > have:
                 raise TrajectoryError(f"trajectory {path!r} holds {have} complete frames, the checkpoint "
@@ -208,34 +290,40 @@ class TrajectoryWriter(_OpenFile):
                     d = g[ds]
                     if d.shape[0] > n_frames_keep:
                         d.resize(n_frames_keep, axis=0)
+            links = par["site_position_frames"]
+            for name in [k for k in links if int(k) >= n_frames_keep]:
+                del links[name]
             par.attrs["frames_complete"] = int(n_frames_keep)
             f.flush()
-            n_sites = int(f["particles/anions/position"].shape[0])
+            n_sites = int(par["site_position"].shape[0])
             n_planes = int(f["observables/x_V/value"].shape[1])
             names = tuple(s.decode() for s in f["observables/counters"].attrs["columns"])
             species = bool(par.attrs["species_written"])
+            lattice = AnionLattice(int(par.attrs["nx"]), int(par.attrs["ny"]), int(par.attrs["nz"]),
+                                   periodic_z=False, lattice_constant_A=float(par.attrs["lattice_constant_A"]))
         except BaseException:
             f.close()
             raise
-        return cls(f, path, n_sites, n_planes, names, species)
+        return cls(f, path, n_sites, n_planes, names, species, lattice.cell_A)
 
     # frames ----------------------------------------------------------------------------------
     def write_frame(self, step: int, time_s: float, species: np.ndarray | None,
                     observables: dict[str, np.ndarray], counters: np.ndarray) -> int:
         """Append one frame and flush it to disk; returns the new number of frames.
 
-        species: uint8[n_sites] (ignored when the file was created without species);
-        observables: name -> float64[n_planes] for every name in OBSERVABLES;
-        counters: int64[n_counters] in the order of the ``columns`` attribute.
+        species: uint8[n_sites] occupancy codes 0 Br, 1 Cl, 2 vacancy (ignored when the file was
+        created without species; stored as atomic numbers); observables: name -> float64[n_planes]
+        for every name in OBSERVABLES; counters: int64[n_counters] in the order of ``columns``.
         """
         f = self._f
         i = self.n_frames
-        groups = []
+        box = f["particles/anions/box/edges"]
+        groups = [(box, self.cell_A)]
         if self.write_species:
             sp = np.asarray(species)
             if sp.shape != (self.n_sites,):
                 raise ValueError(f"species must have shape ({self.n_sites},), got {sp.shape}")
-            groups.append((f["particles/anions/species"], sp.astype(np.uint8, copy=False)))
+            groups.append((f["particles/anions/species"], species_to_atomic_numbers(sp)))
         for name in OBSERVABLES:
             v = np.asarray(observables[name], dtype=np.float64)
             if v.shape != (self.n_planes,):
@@ -251,7 +339,10 @@ class TrajectoryWriter(_OpenFile):
             d = g["value"]
             d.resize(i + 1, axis=0)
             d[i] = value
-        for g, _ in groups:
+        links = f["parameters/site_position_frames"]
+        if str(i) not in links:
+            links[str(i)] = f["parameters/site_position"]  # frame i of the position virtual dataset
+        for g, _ in groups:  # (position and species share box/edges' step and time)
             for ds, val in (("step", int(step)), ("time", float(time_s))):
                 d = g[ds]
                 d.resize(i + 1, axis=0)
@@ -272,8 +363,30 @@ def _time_series(parent, name, row_shape, dtype, *, chunk_row, compress, unit, f
         v.attrs["unit"] = unit
     g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
     t = g.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(256,))
-    t.attrs["unit"] = "s"
+    t.attrs["unit"] = TIME_UNIT
     return g
+
+
+def _link_step_time(group, source) -> None:
+    """H5MD shares step and time between elements sampled together through hard links."""
+    group["step"] = source["step"]
+    group["time"] = source["time"]
+
+
+def _position_vds(group, n_sites: int) -> None:
+    """``value`` float32[f, n_sites, 3] (angstrom): a virtual dataset whose frame b is the dataset
+    /parameters/site_position_frames/<b> (a hard link to the fixed sites), so it costs a link per
+    frame, not 12 bytes per site and frame, and its length is the number of links."""
+    from h5py import h5d, h5p, h5s, h5t
+
+    vspace = h5s.create_simple((0, n_sites, 3), (h5s.UNLIMITED, n_sites, 3))
+    vspace.select_hyperslab((0, 0, 0), (h5s.UNLIMITED, 1, 1), stride=(1, 1, 1), block=(1, n_sites, 3))
+    source = h5s.create_simple((n_sites, 3))
+    source.select_all()
+    dcpl = h5p.create(h5p.DATASET_CREATE)
+    dcpl.set_virtual(vspace, b".", b"/parameters/site_position_frames/%b", source)
+    h5d.create(group.id, b"value", h5t.NATIVE_FLOAT, vspace, dcpl=dcpl).close()
+    group["value"].attrs["unit"] = LENGTH_UNIT
 
 
 def _write_positions(ds, lattice: AnionLattice) -> None:
@@ -291,7 +404,10 @@ def _write_positions(ds, lattice: AnionLattice) -> None:
 
 
 def _frame_groups(f):
+    """The time-dependent groups with their own (resizable) value, step and time."""
     out = []
+    if "particles/anions/box/edges" in f:
+        out.append(f["particles/anions/box/edges"])
     if "particles/anions/species" in f:
         out.append(f["particles/anions/species"])
     for name in list(OBSERVABLES) + ["counters"]:
@@ -320,22 +436,31 @@ class Trajectory(_OpenFile):
 
     def _validate(self) -> None:
         f = self._f
-        for required in ("h5md", "particles/anions/position", "parameters", "observables/counters"):
+        for required in ("h5md", "parameters", "observables/counters"):
             if required not in f:
                 raise TrajectoryError(f"{self.path!r} is not an ionwire device trajectory (no /{required})")
         par = f["parameters"]
         if par.attrs.get("format") != FORMAT:
             raise TrajectoryError(f"{self.path!r} is not an ionwire device trajectory "
                                   f"(/parameters@format = {par.attrs.get('format')!r})")
+        self.format_version = int(par.attrs.get("format_version", 1))
+        if self.format_version not in READABLE_FORMAT_VERSIONS:
+            raise TrajectoryError(f"{self.path!r}: device trajectory format version {self.format_version} is not "
+                                  f"supported (this ionwire reads {READABLE_FORMAT_VERSIONS})")
+        self._positions = "parameters/site_position" if self.format_version >= 2 else "particles/anions/position"
+        if self._positions not in f:
+            raise TrajectoryError(f"{self.path!r} is not an ionwire device trajectory (no /{self._positions})")
         self.attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in par.attrs.items()}
         self.config = json.loads(self.attributes["config"])
         self.lattice = AnionLattice(int(par.attrs["nx"]), int(par.attrs["ny"]), int(par.attrs["nz"]),
                                     periodic_z=False, lattice_constant_A=float(par.attrs["lattice_constant_A"]))
-        if f["particles/anions/position"].shape != (self.lattice.n_sites, 3):
-            raise TrajectoryError(f"{self.path!r}: /particles/anions/position does not match the lattice")
+        if f[self._positions].shape != (self.lattice.n_sites, 3):
+            raise TrajectoryError(f"{self.path!r}: /{self._positions} does not match the lattice")
         lengths = [int(par.attrs["frames_complete"])]
         for g in _frame_groups(f):
             lengths += [g["step"].shape[0], g["time"].shape[0], g["value"].shape[0]]
+        if self.format_version >= 2:
+            lengths.append(len(par["site_position_frames"]))
         self.n_frames = int(min(lengths))
         self._time_group = f["observables/counters"]
         self.times_s = np.asarray(self._time_group["time"][: self.n_frames], dtype=np.float64)
@@ -351,9 +476,15 @@ class Trajectory(_OpenFile):
         if not -n <= i < n:
             raise IndexError(f"frame {i} out of range: {self.path!r} has {n} frames")
         try:
-            return np.asarray(self._f["particles/anions/species/value"][i % n], dtype=np.uint8)
+            raw = np.asarray(self._f["particles/anions/species/value"][i % n], dtype=np.uint8)
         except OSError as exc:
             raise TrajectoryError(f"{self.path!r}: frame {i} is unreadable: {exc}") from None
+        if self.format_version == 1:
+            return raw
+        try:
+            return atomic_numbers_to_species(raw)
+        except ValueError as exc:
+            raise TrajectoryError(f"{self.path!r}: frame {i}: {exc}") from None
 
     def observable(self, name: str) -> np.ndarray:
         """float64[n_frames, n_planes] time series of a per-plane observable (see OBSERVABLES)."""
@@ -373,10 +504,17 @@ class Trajectory(_OpenFile):
         return np.asarray(self._f["parameters"][name])
 
     def positions_A(self) -> np.ndarray:
-        return np.asarray(self._f["particles/anions/position"], dtype=np.float64)
+        """float64[n_sites, 3]: the anion site positions (angstrom, stored as float32)."""
+        return np.asarray(self._f[self._positions], dtype=np.float64)
 
     def __len__(self):
         return self.n_frames
+
+    def __repr__(self) -> str:
+        lat = self.lattice
+        span = f", t = {self.times_s[0]:g}-{self.times_s[-1]:g} s" if self.n_frames else ""
+        return (f"Trajectory({self.path!r}, {self.n_frames} frames{span}, {lat.nx}x{lat.ny}x{lat.nz} cells, "
+                f"{lat.n_sites} anion sites{'' if self.has_species else ', no species'})")
 
 
 def open_trajectory(path) -> Trajectory:
@@ -392,8 +530,9 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
     path = os.fspath(path)
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
+        mark(f, CHECKPOINT_SCHEMA, CHECKPOINT_VERSION)
         f.attrs["format"] = CHECKPOINT_FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["format_version"] = CHECKPOINT_VERSION
         for k, v in attrs.items():
             f.attrs[k] = v
         g = f.create_group("state")

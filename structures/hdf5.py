@@ -1,10 +1,17 @@
-"""The one HDF5 convention of every ionwire file: schema marks, safe attributes, atomic writes.
+"""The one HDF5 convention of every ionwire file: schema marks, safe attributes, atomic writes,
+named dimensions.
 
 Every file ionwire writes carries, on its root group, the attributes ``schema`` (a name such as
 ``ionwire.onsager_table``) and ``schema_version``; readers refuse a missing, truncated or foreign
 file with one :class:`~ionwire.structures.errors.FileFormatError` naming it.  Files are written to
 ``<path>.part`` and renamed into place, so a killed writer never leaves a truncated file under the
 final name.
+
+Arrays are netCDF-4 / CF-style variables: their axes are HDF5 dimension scales
+(:func:`dimension`), and each carries ``units`` (a string pint and UDUNITS parse: ``um``, ``s``,
+``1/s``, ``V/um``, ``1`` for dimensionless) and ``long_name`` (:func:`variable`), so
+``xarray.open_dataset(path, engine="h5netcdf", group=...)`` names every axis.  Trajectories
+follow H5MD instead (``unit`` attributes in the H5MD units grammar, see ``ionwire.kmc.h5md``).
 """
 from __future__ import annotations
 
@@ -39,7 +46,9 @@ def decode(value: Any) -> Any:
     return value
 
 
-def open_for_reading(path: str | os.PathLike, schema: str, version: int) -> h5py.File:
+def open_for_reading(path: str | os.PathLike, schema: str, version: int | tuple[int, ...]) -> h5py.File:
+    """``path`` opened read-only after checking its schema and schema_version (one of ``version``)."""
+    versions = (version,) if isinstance(version, int) else tuple(version)
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
@@ -52,10 +61,10 @@ def open_for_reading(path: str | os.PathLike, schema: str, version: int) -> h5py
         f.close()
         raise FileFormatError(f"{path}: not an {schema} file (schema attribute {found!r})")
     found_version = int(f.attrs.get("schema_version", -1))
-    if found_version != version:
+    if found_version not in versions:
         f.close()
         raise FileFormatError(f"{path}: {schema} schema_version {found_version} is not supported "
-                              f"(this ionwire reads {version})")
+                              f"(this ionwire reads {', '.join(map(str, versions))})")
     return f
 
 
@@ -76,3 +85,38 @@ def mark(f: h5py.File, schema: str, version: int, provenance: Mapping[str, Any] 
     f.attrs["schema_version"] = int(version)
     if provenance is not None:
         f.attrs["provenance"] = to_attr(dict(provenance))
+
+
+def dimension(group: h5py.Group, name: str, values, units: str | None = None, long_name: str | None = None,
+              maxshape=None) -> h5py.Dataset:
+    """A coordinate variable: dataset ``name`` holding the coordinate values, made the dimension
+    scale ``name`` (netCDF-4 reads it as the dimension and its coordinate)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "U":
+        ds = group.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype())
+    else:
+        ds = group.create_dataset(name, data=values, maxshape=maxshape)
+    ds.make_scale(name)
+    _describe(ds, units, long_name)
+    return ds
+
+
+def variable(group: h5py.Group, name: str, data, dims: tuple[h5py.Dataset, ...] = (), units: str | None = None,
+             long_name: str | None = None, **create_kw) -> h5py.Dataset:
+    """A data variable ``name`` whose axes are the dimension scales ``dims`` (in order)."""
+    data = np.asarray(data)
+    if data.ndim != len(dims) or any(data.shape[i] != d.shape[0] for i, d in enumerate(dims)):
+        raise ValueError(f"{name}: shape {data.shape} does not match its dimensions "
+                         f"{[(d.name.rsplit('/', 1)[-1], d.shape[0]) for d in dims]}")
+    ds = group.create_dataset(name, data=data, **create_kw)
+    for i, d in enumerate(dims):
+        ds.dims[i].attach_scale(d)
+    _describe(ds, units, long_name)
+    return ds
+
+
+def _describe(ds: h5py.Dataset, units: str | None, long_name: str | None) -> None:
+    if units is not None:
+        ds.attrs["units"] = units
+    if long_name is not None:
+        ds.attrs["long_name"] = long_name

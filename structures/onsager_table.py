@@ -3,7 +3,7 @@
 What is stored (MODEL.md section 6): for each halide composition x_Cl = n_Cl / (n_Br + n_Cl)
 of a bulk kMC run at vacancy site fraction x_V, the replica mean and standard error of
 l_BrBr, l_BrCl, l_ClCl (1/s, normalisation L_ab kT = c_s (z s^2/6) x_V l_ab), every replica's
-value and seed, and the campaign's provenance (:mod:`ionwire.coupling.io` has the HDF5 layout).
+value and seed, and the campaign's provenance (:func:`write_onsager_tables` has the HDF5 layout).
 
 Interpolation (:meth:`OnsagerTable.interpolator`).  The 2x2 Onsager matrix must stay symmetric
 and positive (semi-)definite at every composition the continuum model asks for, and it has exact
@@ -37,7 +37,7 @@ from .onsager import onsager_coefficients
 from .parameters import ParameterError
 
 TABLE_SCHEMA = "ionwire.onsager_table"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 COLUMNS = ("BrBr", "BrCl", "ClCl")
 # relative margin that makes the clipped matrices strictly positive definite
@@ -199,6 +199,16 @@ class OnsagerTable:
         lbb, lbc, lcc = f(self.x_cl)
         return self.x_cl.copy(), lbb, lbc, lcc
 
+    def __repr__(self) -> str:
+        x = self.x_cl
+        return (f"OnsagerTable({self.preset!r}, {x.size} compositions x_Cl = {x[0]:g}-{x[-1]:g}, "
+                f"{self.n_replicas} replicas, x_V = {self.x_v:g}, w = ({self.w_per_s[0]:g}, {self.w_per_s[1]:g}) 1/s)")
+
+    def to_xarray(self):
+        """``xarray.Dataset`` of the table with the names and units of its file group
+        (dimensions composition, replica, coefficient); see :func:`table_to_xarray`."""
+        return table_to_xarray(self)
+
     def summary(self) -> dict:
         dev = self.deviation_from_theory()
         return {"preset": self.preset, "x_cl": self.x_cl.tolist(), "x_v": self.x_v,
@@ -330,13 +340,31 @@ def plot_tables(tables: dict[str, OnsagerTable], path) -> None:
 # --------------------------------------------------------------------------------------------
 def write_onsager_tables(path, tables: Mapping[str, Any], provenance: Mapping[str, Any],
                          complete: bool = True) -> Path:
-    """Write ``tables`` ({preset: OnsagerTable}) and the campaign ``provenance`` to ``path``."""
+    """Write ``tables`` ({preset: OnsagerTable}) and the campaign ``provenance`` to ``path``.
+
+    Layout (schema ``ionwire.onsager_table`` version 2, netCDF-4/CF style; one group per preset,
+    ``xarray.open_dataset(path, engine="h5netcdf", group="tables/<preset>")``)::
+
+        /                      attrs schema, schema_version, complete (bool), Conventions
+        /provenance            attrs created_utc, code_version, git_commit, ..., command, config_toml
+        /tables/<preset>/      attrs preset, x_v (vacancy site fraction of the runs), w_Br_per_s,
+                               w_Cl_per_s, f0, material_json, columns, normalisation, composition
+            composition        float64[composition]  dimension: x_Cl / (x_Br + x_Cl) of each run ("1")
+            replica            int64[replica]        dimension: replica index
+            coefficient        str[coefficient]      dimension: "BrBr", "BrCl", "ClCl"
+            l_per_s            float64[composition, coefficient]          replica mean (1/s)
+            l_err_per_s        float64[composition, coefficient]          standard error of the mean (1/s)
+            l_replicas_per_s   float64[composition, replica, coefficient] every replica (1/s)
+            seeds              int64[composition, replica]                the seed of every replica
+            events_per_replica int64[composition]
+            wall_s             float64[composition] (s)
+    """
+    from .hdf5 import dimension, mark, variable
 
     def fill(f):
-        f.attrs["schema"] = TABLE_SCHEMA
-        f.attrs["schema_version"] = SCHEMA_VERSION
+        mark(f, TABLE_SCHEMA, SCHEMA_VERSION)
         f.attrs["complete"] = bool(complete)
-        f.attrs["units"] = "l in 1/s; x_cl, x_v site fractions"
+        f.attrs["Conventions"] = "CF-1.10"
         prov = f.create_group("provenance")
         for k, v in provenance.items():
             prov.attrs[k] = _attr(v)
@@ -349,28 +377,72 @@ def write_onsager_tables(path, tables: Mapping[str, Any], provenance: Mapping[st
             g.attrs["w_Cl_per_s"] = t.w_per_s[1]
             g.attrs["f0"] = t.f0
             g.attrs["material_json"] = json.dumps(t.material, sort_keys=True)
-            g.attrs["columns"] = _attr(["BrBr", "BrCl", "ClCl"])
-            g.attrs["normalisation"] = "L_ab kT = c_s (z s^2/6) x_V l_ab (MODEL.md section 6)"
+            g.attrs["columns"] = _attr(list(COLUMNS))
+            g.attrs["normalisation"] = "L_ab kT = c_s (z s^2/6) x_V l_ab"
             g.attrs["composition"] = "x_Cl / (x_Br + x_Cl) of the whole cell"
-            g.create_dataset("x_cl", data=np.asarray(t.x_cl, dtype=np.float64))
-            g.create_dataset("l_per_s", data=np.asarray(t.l_per_s, dtype=np.float64))
-            g.create_dataset("l_err_per_s", data=np.asarray(t.l_err_per_s, dtype=np.float64))
-            g.create_dataset("l_replicas_per_s", data=np.asarray(t.l_replicas_per_s, dtype=np.float64))
-            g.create_dataset("seeds", data=np.asarray(t.seeds, dtype=np.int64))
-            g.create_dataset("events_per_replica", data=np.asarray(t.events_per_replica, dtype=np.int64))
-            g.create_dataset("wall_s", data=np.asarray(t.wall_s, dtype=np.float64))
+            reps = np.asarray(t.l_replicas_per_s, dtype=np.float64)
+            comp = dimension(g, "composition", np.asarray(t.x_cl, dtype=np.float64), "1",
+                             "Cl fraction of the halides, x_Cl / (x_Br + x_Cl)")
+            rep = dimension(g, "replica", np.arange(reps.shape[1], dtype=np.int64), None, "replica index")
+            coef = dimension(g, "coefficient", np.array(COLUMNS), None, "Onsager coefficient l_ab, a b")
+            variable(g, "l_per_s", np.asarray(t.l_per_s, dtype=np.float64), (comp, coef), "1/s",
+                     "Onsager coefficient l_ab, replica mean")
+            variable(g, "l_err_per_s", np.asarray(t.l_err_per_s, dtype=np.float64), (comp, coef), "1/s",
+                     "standard error of the replica mean of l_ab")
+            variable(g, "l_replicas_per_s", reps, (comp, rep, coef), "1/s", "l_ab of every replica")
+            variable(g, "seeds", _seeds(t), (comp, rep), None, "seed of every replica (0: not recorded)")
+            variable(g, "events_per_replica", np.asarray(t.events_per_replica, dtype=np.int64), (comp,), "1",
+                     "kMC events per replica")
+            variable(g, "wall_s", np.asarray(t.wall_s, dtype=np.float64), (comp,), "s",
+                     "wall time of the composition's replicas")
 
     return _atomic_write(path, fill)
+
+
+def _seeds(t: "OnsagerTable") -> np.ndarray:
+    """int64[n, R] seeds; a table built without seeds records zeros for every replica."""
+    seeds = np.asarray(t.seeds, dtype=np.int64)
+    n, r = np.asarray(t.l_replicas_per_s).shape[:2]
+    if seeds.shape != (n, r) and seeds.size and not np.any(seeds):
+        seeds = np.zeros((n, r), dtype=np.int64)
+    return seeds
+
+
+def table_to_xarray(t: "OnsagerTable"):
+    """The variables of one preset's file group as an ``xarray.Dataset``."""
+    import xarray as xr
+
+    reps = np.asarray(t.l_replicas_per_s, dtype=np.float64)
+    coords = {"composition": ("composition", np.asarray(t.x_cl, dtype=np.float64),
+                              {"units": "1", "long_name": "Cl fraction of the halides, x_Cl / (x_Br + x_Cl)"}),
+              "replica": ("replica", np.arange(reps.shape[1]), {"long_name": "replica index"}),
+              "coefficient": ("coefficient", list(COLUMNS), {"long_name": "Onsager coefficient l_ab, a b"})}
+    data = {"l_per_s": (("composition", "coefficient"), t.l_per_s,
+                        {"units": "1/s", "long_name": "Onsager coefficient l_ab, replica mean"}),
+            "l_err_per_s": (("composition", "coefficient"), t.l_err_per_s,
+                            {"units": "1/s", "long_name": "standard error of the replica mean of l_ab"}),
+            "l_replicas_per_s": (("composition", "replica", "coefficient"), reps,
+                                 {"units": "1/s", "long_name": "l_ab of every replica"}),
+            "seeds": (("composition", "replica"), _seeds(t), {"long_name": "seed of every replica (0: not recorded)"}),
+            "events_per_replica": (("composition",), np.asarray(t.events_per_replica, dtype=np.int64),
+                                   {"units": "1", "long_name": "kMC events per replica"}),
+            "wall_s": (("composition",), np.asarray(t.wall_s, dtype=np.float64),
+                       {"units": "s", "long_name": "wall time of the composition's replicas"})}
+    attrs = {"preset": t.preset, "x_v": t.x_v, "w_Br_per_s": t.w_per_s[0], "w_Cl_per_s": t.w_per_s[1],
+             "f0": t.f0, "material_json": json.dumps(t.material, sort_keys=True)}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 def read_onsager_tables(path, allow_incomplete: bool = False) -> tuple[dict[str, dict], dict]:
     """Read a table file: ({preset: dict of the stored arrays and attributes}, provenance dict).
 
+    Reads schema versions 1 (x_cl, unnamed axes) and 2 (see :func:`write_onsager_tables`).
     Raises :class:`FileFormatError` for missing/foreign/truncated files and, unless
     ``allow_incomplete``, for a file whose campaign did not finish.
     """
-    f = open_for_reading(path, TABLE_SCHEMA, SCHEMA_VERSION)
+    f = open_for_reading(path, TABLE_SCHEMA, (1, SCHEMA_VERSION))
     with f:
+        version = int(f.attrs["schema_version"])
         if not bool(f.attrs.get("complete", False)) and not allow_incomplete:
             raise FileFormatError(f"{path}: the parameterisation campaign did not finish "
                                     "(attribute complete = false)")
@@ -379,7 +451,8 @@ def read_onsager_tables(path, allow_incomplete: bool = False) -> tuple[dict[str,
             out = {}
             for preset, g in f["tables"].items():
                 d = {k: _decode(v) for k, v in g.attrs.items()}
-                for name in ("x_cl", "l_per_s", "l_err_per_s", "l_replicas_per_s", "seeds",
+                d["x_cl"] = g["x_cl" if version == 1 else "composition"][()]
+                for name in ("l_per_s", "l_err_per_s", "l_replicas_per_s", "seeds",
                              "events_per_replica", "wall_s"):
                     d[name] = g[name][()]
                 d["material"] = json.loads(d.pop("material_json"))

@@ -113,28 +113,91 @@ def test_snapshot_of_a_trajectory_frame(trajectory, tmp_path, capsys):
 
 
 def test_trajectory_opens_in_the_standard_h5md_reader_pyh5md(trajectory):
-    """The file is H5MD 1.1 as the pyh5md reader understands it: the /h5md metadata group, a
-    particles group with its box, time-independent positions and time-dependent species."""
+    """The file is H5MD 1.1 as the pyh5md reader understands it: the /h5md metadata group with the
+    units module, a particles group with a time-dependent box, time-dependent positions (the
+    virtual dataset over the fixed sites) and species stored as atomic numbers."""
+    from ionwire.kmc.h5md import SPECIES_Z
+
     with pyh5md.File(str(trajectory), "r") as f:  # pyh5md checks /h5md/author and /h5md/creator
         assert list(f["h5md"].attrs["version"]) == [1, 1]
         assert f["h5md/author"].attrs["name"]
         assert f["h5md/creator"].attrs["name"] == "ionwire" and "version" in f["h5md/creator"].attrs
+        assert list(f["h5md/modules/units"].attrs["version"]) == [1, 0]
         anions = f.particles_group("anions")
         box = anions["box"]
         assert int(box.attrs["dimension"]) == 3
         assert [b.decode() if isinstance(b, bytes) else b for b in box.attrs["boundary"]] == \
             ["periodic", "periodic", "none"]
-        assert np.allclose(pyh5md.element(box, "edges").value[()], LATTICE.cell_A)
+        edges = pyh5md.element(box, "edges")
+        assert edges.element_type == "TimeElement" and edges.value.shape == (len(TIMES), 3)
+        assert np.allclose(edges.value[()], LATTICE.cell_A[None, :], rtol=1e-15)
         position = pyh5md.element(anions, "position")
-        assert position.element_type == "FixedElement"
-        assert np.allclose(position.value[()], LATTICE.positions_A(), atol=1e-5)
+        assert position.element_type == "TimeElement"
+        assert position.value.shape == (len(TIMES), LATTICE.n_sites, 3) and position.value.is_virtual
+        assert position.value.attrs["unit"] == "angstrom"
+        for i in (0, len(TIMES) - 1):
+            assert np.allclose(position.get_by_idx(i), LATTICE.positions_A(), atol=1e-5)
         species = pyh5md.element(anions, "species")
         assert species.element_type == "TimeElement"
         assert np.array_equal(species.step[()], STEPS)
         assert np.allclose(species.time[()], TIMES, rtol=1e-15)
+        assert np.allclose(position.time[()], TIMES, rtol=1e-15)
         for i, occ in enumerate(_states()):
-            assert np.array_equal(species.get_by_idx(i), occ)
+            assert np.array_equal(species.get_by_idx(i), SPECIES_Z[occ])
         for name in OBSERVABLES + ("counters",):
             obs = pyh5md.element(f["observables"], name)
             assert obs.element_type == "TimeElement" and obs.value.shape[0] == len(TIMES)
             assert np.array_equal(obs.step[()], STEPS)
+
+
+def test_species_are_stored_as_atomic_numbers_and_read_back_as_codes(trajectory):
+    import h5py
+
+    from ionwire.kmc.h5md import atomic_numbers_to_species, species_to_atomic_numbers
+
+    codes = np.array([0, 1, 2, 2, 0], dtype=np.uint8)
+    assert species_to_atomic_numbers(codes).tolist() == [35, 17, 0, 0, 35]
+    assert np.array_equal(atomic_numbers_to_species(species_to_atomic_numbers(codes)), codes)
+    with pytest.raises(ValueError, match="atomic number 53"):
+        atomic_numbers_to_species(np.array([35, 53], dtype=np.uint8))
+    with pytest.raises(ValueError, match="occupancy codes"):
+        species_to_atomic_numbers(np.array([0, 3], dtype=np.uint8))
+    with h5py.File(trajectory, "r") as f:
+        raw = f["particles/anions/species/value"][1]
+    assert sorted(set(raw.tolist())) == [0, 17, 35]
+    with open_trajectory(trajectory) as traj:
+        assert np.array_equal(traj.species(1), _states()[1])
+
+
+def test_format_1_trajectories_are_still_read(tmp_path):
+    """A trajectory of the first format (private species codes, time-independent positions) keeps
+    reading through open_trajectory; appending to it is refused with one clear error."""
+    import h5py
+
+    from ionwire.kmc.h5md import TrajectoryError
+
+    path = tmp_path / "v1.h5"
+    occ = _states()
+    with h5py.File(path, "w") as f:
+        f.create_group("h5md").attrs["version"] = np.array([1, 1], dtype=np.int32)
+        a = f.create_group("particles/anions")
+        a.create_dataset("position", data=LATTICE.positions_A().astype(np.float32))
+        sp = a.create_group("species")
+        sp["value"] = np.stack(occ)
+        sp["step"], sp["time"] = STEPS, TIMES
+        obs = f.create_group("observables")
+        for name in OBSERVABLES + ("counters",):
+            g = obs.create_group(name)
+            g["value"] = np.zeros((len(TIMES), 2 if name == "counters" else LATTICE.n_planes))
+            g["step"], g["time"] = STEPS, TIMES
+        obs["counters"].attrs["columns"] = np.array([b"events", b"hops"])
+        par = f.create_group("parameters")
+        par.attrs.update({"format": "ionwire-device-h5md", "format_version": 1, "config": "{}", "seed": 1,
+                          "nx": LATTICE.nx, "ny": LATTICE.ny, "nz": LATTICE.nz, "lattice_constant_A": 5.8,
+                          "frames_complete": len(TIMES), "species_written": True})
+    with open_trajectory(path) as traj:
+        assert traj.n_frames == len(TIMES) and traj.format_version == 1
+        assert np.array_equal(traj.species(2), occ[2])
+        assert np.allclose(traj.positions_A(), LATTICE.positions_A(), atol=1e-5)
+    with pytest.raises(TrajectoryError, match="format version 1"):
+        TrajectoryWriter.reopen(path, 2)
