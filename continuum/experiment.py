@@ -50,7 +50,8 @@ import numpy as np
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
 from .observables import cl_uptake, linear_fit, front_positions_um
-from ionwire.structures.parameters import DeviceParameters, ParameterError, from_mapping, read_toml, require, to_mapping
+from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
+                                           inline_field, read_toml, require, to_mapping)
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
 PAPER_ALPHA_BR = 1.3e-5
@@ -110,12 +111,14 @@ class Sweep:
 
 
 @dataclass(frozen=True)
-class ContinuumConfig(DeviceParameters):
-    """A continuum experiment: the shared device parameters, numerics and the sweep.
+class ContinuumConfig(HoldsDeviceParameters):
+    """A continuum experiment: the shared device parameters (``params``; the file's [material],
+    [vacancies], [geometry], [electrodes]), numerics and the sweep.
 
     ``calibration_record`` is set by :func:`bind` (the JSON of the fit); not for config files.
     """
 
+    params: DeviceParameters = inline_field(DeviceParameters)
     duration_s: float = 4 * 3600.0
     workers: int = 2
     numerics: Numerics = field(default_factory=Numerics)
@@ -163,7 +166,7 @@ def f0_used(cfg: ContinuumConfig) -> tuple[float | None, str]:
 
 def with_alphas(cfg: ContinuumConfig, alpha_br: float, alpha_cl: float) -> ContinuumConfig:
     el = dataclasses.replace(cfg.electrodes, alpha_Br_um_per_V_s=float(alpha_br), alpha_Cl_um_per_V_s=float(alpha_cl))
-    return dataclasses.replace(cfg, electrodes=el)
+    return cfg.with_params(electrodes=el)
 
 
 # --------------------------------------------------------------------------------------------

@@ -190,8 +190,7 @@ def measure_contact_events(params, nx: int, ny: int, field_V_per_um: float, x_cl
     r_c_pos, _ = electrode_rates(params, x_cl, field_V_per_um, "positive")
     if not float(r_c_pos) > 0:
         raise ValueError("no creation at the positive electrode for these parameters (reactions off or zero field)")
-    probe = DeviceConfig(material=params.material, vacancies=params.vacancies, geometry=params.geometry,
-                         electrodes=params.electrodes,
+    probe = DeviceConfig(params=params,
                          kmc=KMCSettings(nx=nx, ny=ny, field_V_per_um=field_V_per_um, duration_s=1.0, seed=seed,
                                          hops=False),
                          output=OutputSettings(frame_interval_s=1.0, species=False))
