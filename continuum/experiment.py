@@ -500,35 +500,49 @@ def run_sweep(cfg: ContinuumConfig, out_h5, workers: int | None = None, calibrat
 
 
 class ContinuumRun:
-    """The ``continuum`` run type for coupling.runtypes / ``ionwire campaign`` (interface 6)."""
+    """The ``continuum`` run type of ``ionwire campaign`` (ionwire.structures.runtype interface):
+    one field per run (``continuum.h5`` in its run folder), the alpha calibration as ``prepare``,
+    Fig. 1e, its data as a plain table ``fig1e.csv`` and a one-line headline in ``reduce``."""
 
     name = "continuum"
-
-    @staticmethod
-    def load(mapping):
-        return load_config(mapping)
-
-    @staticmethod
-    def prepare(cfg):
-        return prepare(cfg)
-
-    @staticmethod
-    def bind(cfg, prepared):
-        return bind(cfg, prepared)
-
-    @staticmethod
-    def expand(cfg):
-        return expand(cfg)
+    load = staticmethod(load_config)
+    prepare = staticmethod(prepare)
+    bind = staticmethod(bind)
+    expand = staticmethod(expand)
 
     @staticmethod
     def run(cfg, point, outdir):
-        return run_point(cfg, point, outdir)
+        result = run_point(cfg, point, outdir)
+        result["h5"] = os.path.basename(result["h5"])  # relative to the run folder (renamed when done)
+        return result
 
     @staticmethod
     def reduce(cfg, points, results, outdir):
+        import csv
+
         out = summarize(cfg, points, results)
-        plot_fig1e(out, Path(outdir) / "fig1e.png")
-        out["figure"] = str(Path(outdir) / "fig1e.png")
+        figure = Path(outdir) / "fig1e.png"
+        plot_fig1e(out, figure)
+        out["figure"] = str(figure)
+        cols = ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake")
+        path = Path(outdir) / "fig1e.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            for r in results:
+                w.writerow([r.get(c) for c in cols])
+        out["data"] = str(path)
+        ratio = out.get("rectification_ratio")
+        fit = out.get("forward_linear_fit") or {}
+        lengths = dict(zip(out.get("field_V_per_um", []), out.get("migration_length_um", [])))
+        parts = [f"figure {figure}, data {path}"]
+        if 4.0 in lengths and -4.0 in lengths:
+            parts.append(f"L(+4) = {lengths[4.0]:.3f} um, L(-4) = {lengths[-4.0]:.3f} um")
+        if ratio is not None:
+            parts.append(f"rectification ratio {ratio:.1f}")
+        if fit:
+            parts.append(f"forward R^2 {fit.get('r_squared', float('nan')):.4f}")
+        out["headline"] = "; ".join(parts)
         return out
 
     @staticmethod

@@ -22,7 +22,7 @@ Every number is in the config; both models read it from there.
 Comparison
 ----------
 For every bias (``compare.fields_V_per_um``; > 0 forward, < 0 reverse) R independent kMC replicas
-(seeds from numpy SeedSequence(compare.seed)) give per-plane x_Br, x_V and phi at
+(seeds derived from compare.seed, the field's number and the replica's: structures.seeds) give per-plane x_Br, x_V and phi at
 ``compare.times_s``; the continuum model gives them on its mesh at the same times.  Anion plane p
 of the kMC (kmc.device puts it at z = p a/2 on a wire of 2 nz planes) is identified with the
 continuum slab [p a/2, (p+1) a/2], so that the wire ends and the Br|Cl step coincide exactly in
@@ -42,6 +42,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ionwire.kmc.device import KMCSettings
+from ionwire.structures.seeds import derive_seed
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
                                            inline_field, read_toml, require, to_mapping)
 
@@ -188,8 +189,8 @@ def direction_names(fields) -> list[str]:
 
 
 def replica_seed(root: int, field_index: int, replica: int) -> int:
-    ss = np.random.SeedSequence([root, field_index, replica])
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    """The seed of replica ``replica`` at field number ``field_index`` of [compare]."""
+    return derive_seed(root, field_index, replica)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,15 +20,15 @@ def test_bulk_campaign_vacancy_diffusion_matches_the_exact_random_walk(tmp_path)
     by the engine; the replica mean must lie within 4 standard errors (two-sided p < 1e-3 for
     a t distribution with 7 dof is 5.4 sigma, so 4 sigma is a strict but not flaky bound)."""
     cfg = tmp_path / "bulk.toml"
-    cfg.write_text('run = "bulk"\ncells = [4, 4, 4]\nx_cl = 0.0\nvacancies = 1\nevents = 20000\n'
-                   'warmup_events = 0\nblocks = 4\nseed = 5\n[sweep]\nreplicas = 8\n')
+    cfg.write_text('run = "bulk"\n[bulk]\ncells = [4, 4, 4]\nx_cl = 0.0\nvacancy_fraction = 0.005\n'
+                   'events_per_replica = 20000\nwarmup_events = 0\nblocks = 4\nseed = 5\n[sweep]\nreplicas = 8\n')
     spec = cp.load_spec(cfg)
     # one worker: with a cold numba cache every worker compiles the kernels; the next test (2
     # workers) then loads them from the cache
     rep = cp.run_campaign(spec, tmp_path / "out", workers=1, progress=False)
     assert rep.n_new == 8 and not rep.failed
     row = rep.summary["table"][0]
-    assert row["replicas"] == 8
+    assert row["replicas"] == 8 and rep.records[0]["result"]["vacancies"] == 1
     mat = spec.config.material
     w = mat.jump_frequencies_per_s()["Br"]
     s_cm = mat.lattice_constant_A * 1e-8 / math.sqrt(2.0)
@@ -43,7 +43,7 @@ def test_bulk_campaign_vacancy_diffusion_matches_the_exact_random_walk(tmp_path)
 
 def test_bulk_sweep_axes_apply_to_the_runs(tmp_path):
     cfg = tmp_path / "bulk.toml"
-    cfg.write_text('run = "bulk"\ncells = [3, 3, 3]\nevents = 2000\nblocks = 2\n'
+    cfg.write_text('run = "bulk"\n[bulk]\ncells = [3, 3, 3]\nevents_per_replica = 2000\nblocks = 2\n'
                    '[sweep]\nx_cl = [0.25, 0.75]\ntemperature_K = [300.0, 400.0]\n')
     spec = cp.load_spec(cfg)
     assert len(spec.points) == 4
