@@ -151,9 +151,15 @@ _MOVED_KEYS = {
 
 
 def load_config(mapping: Mapping[str, Any]) -> ValidationConfig:
+    """Validate a compare config mapping.  [kmc] field_V_per_um, duration_s and seed are set per
+    replica by [compare]: a value other than the [kmc] default is an error (the default, as
+    written by ``to_mapping``, is accepted, so a written config loads again)."""
+    defaults = KMCSettings()
     for (table, key), message in _MOVED_KEYS.items():
         sub = mapping.get(table)
         if isinstance(sub, Mapping) and key in sub:
+            if table == "kmc" and sub[key] == getattr(defaults, key):
+                continue
             raise ParameterError(message)
     cfg = from_mapping(ValidationConfig, mapping)
     check_lattice_commensurate(cfg.params)
