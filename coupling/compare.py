@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from tqdm import tqdm
 
 from ionwire.kmc.device import KMCSettings
 from ionwire.structures.seeds import derive_seed
@@ -328,14 +329,10 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     directions, arrays_all = {}, {}
     wall_kmc = wall_cont = 0.0
     events_total = 0
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
     for fi, (E, name) in enumerate(zip(c.fields_V_per_um, names)):
         reps = []
         it = range(c.replicas)
-        if progress and tqdm is not None:
+        if progress:
             it = tqdm(it, desc=f"kMC {name}", leave=False)
         for r in it:
             res = kmc_runner(cfg, E, replica_seed(c.seed, fi, r))

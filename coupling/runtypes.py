@@ -13,7 +13,7 @@ import importlib
 from typing import Any, Mapping
 
 from ionwire.structures.parameters import ParameterError, to_mapping
-from ionwire.structures.runtype import REQUIRED_METHODS
+from ionwire.structures.runtype import REQUIRED_METHODS, RunType
 
 #: registered run types: name -> "module:attribute" (imported on first use, so a run type whose
 #: library is missing from an installation only fails when a config asks for it)
@@ -32,7 +32,7 @@ REGISTRY: dict[str, str] = {
 _LOADED: dict[str, Any] = {}
 
 
-def check_run_type(obj: Any, name: str) -> Any:
+def check_run_type(obj: Any, name: str) -> RunType:
     """Raise ParameterError unless ``obj`` has the run-type methods (structures.runtype)."""
     missing = [a for a in REQUIRED_METHODS if not callable(getattr(obj, a, None))]
     if missing:
@@ -56,7 +56,7 @@ def _import_target(spec: str, name: str) -> Any:
     return obj
 
 
-def get(name: str) -> Any:
+def get(name: str) -> RunType:
     """The run type called ``name`` (a registered name or ``"module:attribute"``)."""
     if not isinstance(name, str) or not name:
         raise ParameterError(f"run: expected the name of a run type, got {name!r}")

@@ -73,9 +73,36 @@ def test_shipped_campaign_configs_load_and_expand(name, axis):
     assert [rp.id for rp in cp.load_spec(path).points] == [rp.id for rp in spec.points]  # stable
 
 
-def test_registered_run_types_import():
+def test_registered_run_types_import_and_follow_the_protocol():
+    from ionwire.structures.runtype import FingerprintedRunType, PreparedRunType, RunType
+
     for name in runtypes.REGISTRY:
-        runtypes.check_run_type(runtypes.get(name), name)
+        rt = runtypes.check_run_type(runtypes.get(name), name)
+        assert isinstance(rt, RunType), name
+        assert isinstance(rt, FingerprintedRunType) == (name != "compare"), name  # compare: the default
+    assert isinstance(runtypes.get("continuum"), PreparedRunType)
+    assert not isinstance(runtypes.get("bulk"), PreparedRunType)
+    # run types live beside their libraries; only compare and onsager (both models) in coupling
+    homes = {name: spec.partition(":")[0] for name, spec in runtypes.REGISTRY.items()}
+    assert homes == {"continuum": "ionwire.continuum.experiment", "bulk": "ionwire.kmc.runtypes",
+                     "device": "ionwire.kmc.runtypes", "compare": "ionwire.coupling.runtypes",
+                     "onsager": "ionwire.coupling.parameterize"}
+
+
+def test_bulk_and_onsager_run_types_read_one_bulk_config():
+    """Same [material] and [bulk] tables, same loader and settings class; an onsager config is a
+    bulk config whose sweep names the presets and compositions."""
+    from ionwire.kmc.observables import BulkSettings
+    from ionwire.kmc.runtypes import BulkConfig
+
+    body = {"material": {"temperature_K": 350.0},
+            "bulk": {"cells": [4, 4, 4], "vacancy_fraction": 0.01, "events_per_replica": 20000, "blocks": 10},
+            "sweep": {"preset": ["random_alloy"], "x_cl": [0.3, 0.7], "replicas": 2}}
+    onsager = runtypes.get("onsager").load(body)
+    bulk = runtypes.get("bulk").load({**body, "sweep": {"x_cl": [0.3, 0.7], "replicas": 2}})
+    assert type(onsager) is type(bulk) is BulkConfig
+    assert onsager.bulk == bulk.bulk and isinstance(bulk.bulk, BulkSettings) and bulk.bulk.vacancies == 2
+    assert onsager.material == bulk.material and bulk.material.temperature_K == 350.0
 
 
 def test_device_campaign_writes_one_readable_trajectory_per_run(tmp_path):
