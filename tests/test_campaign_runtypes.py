@@ -35,6 +35,12 @@ def test_bulk_campaign_vacancy_diffusion_matches_the_exact_random_walk(tmp_path)
     exact = w * 8 * s_cm**2 / 6.0
     d, err = row["D_vacancy_cm2_per_s"], row["D_vacancy_err"]
     assert err > 0 and abs(d - exact) < 4 * err, (d, err, exact)
+    # the table carries the Moleko-Allnatt-Allnatt l_ab of the point (random_alloy barriers): for
+    # one species it is the uncorrelated collective value, which the replicas must reproduce
+    theory = row["l_theory_MAA_per_s"]
+    assert theory["BrCl"] == theory["ClCl"] == 0.0
+    l, l_err = row["l_per_s"]["BrBr"], row["l_per_s_err"]["BrBr"]
+    assert l_err > 0 and abs(l - theory["BrBr"]) < 4 * l_err, (l, l_err, theory)
     # the replicas are independent: distinct seeds, distinct trajectories
     seeds = {r["result"]["seed"] for r in rep.records}
     assert len(seeds) == 8
