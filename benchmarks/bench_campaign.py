@@ -57,7 +57,7 @@ class Spin:
 
     @staticmethod
     def expand(config):
-        from ionwire.coupling.runtypes import sweep_points
+        from ionwire.structures.runtype import sweep_points
 
         return sweep_points(config.sweep, {})
 

@@ -50,7 +50,8 @@ import numpy as np
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
 from .observables import cl_uptake, linear_fit, front_positions_um
-from ionwire.structures.parameters import DeviceParameters, ParameterError, from_mapping, read_toml, require, to_mapping
+from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
+                                           inline_field, read_toml, require, to_mapping)
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
 PAPER_ALPHA_BR = 1.3e-5
@@ -110,12 +111,14 @@ class Sweep:
 
 
 @dataclass(frozen=True)
-class ContinuumConfig(DeviceParameters):
-    """A continuum experiment: the shared device parameters, numerics and the sweep.
+class ContinuumConfig(HoldsDeviceParameters):
+    """A continuum experiment: the shared device parameters (``params``; the file's [material],
+    [vacancies], [geometry], [electrodes]), numerics and the sweep.
 
     ``calibration_record`` is set by :func:`bind` (the JSON of the fit); not for config files.
     """
 
+    params: DeviceParameters = inline_field(DeviceParameters)
     duration_s: float = 4 * 3600.0
     workers: int = 2
     numerics: Numerics = field(default_factory=Numerics)
@@ -163,7 +166,7 @@ def f0_used(cfg: ContinuumConfig) -> tuple[float | None, str]:
 
 def with_alphas(cfg: ContinuumConfig, alpha_br: float, alpha_cl: float) -> ContinuumConfig:
     el = dataclasses.replace(cfg.electrodes, alpha_Br_um_per_V_s=float(alpha_br), alpha_Cl_um_per_V_s=float(alpha_cl))
-    return dataclasses.replace(cfg, electrodes=el)
+    return cfg.with_params(electrodes=el)
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,35 +501,49 @@ def run_sweep(cfg: ContinuumConfig, out_h5, workers: int | None = None, calibrat
 
 
 class ContinuumRun:
-    """The ``continuum`` run type for coupling.runtypes / ``ionwire campaign``."""
+    """The ``continuum`` run type of ``ionwire campaign`` (ionwire.structures.runtype interface):
+    one field per run (``continuum.h5`` in its run folder), the alpha calibration as ``prepare``,
+    Fig. 1e, its data as a plain table ``fig1e.csv`` and a one-line headline in ``reduce``."""
 
     name = "continuum"
-
-    @staticmethod
-    def load(mapping):
-        return load_config(mapping)
-
-    @staticmethod
-    def prepare(cfg):
-        return prepare(cfg)
-
-    @staticmethod
-    def bind(cfg, prepared):
-        return bind(cfg, prepared)
-
-    @staticmethod
-    def expand(cfg):
-        return expand(cfg)
+    load = staticmethod(load_config)
+    prepare = staticmethod(prepare)
+    bind = staticmethod(bind)
+    expand = staticmethod(expand)
 
     @staticmethod
     def run(cfg, point, outdir):
-        return run_point(cfg, point, outdir)
+        result = run_point(cfg, point, outdir)
+        result["h5"] = os.path.basename(result["h5"])  # relative to the run folder (renamed when done)
+        return result
 
     @staticmethod
     def reduce(cfg, points, results, outdir):
+        import csv
+
         out = summarize(cfg, points, results)
-        plot_fig1e(out, Path(outdir) / "fig1e.png")
-        out["figure"] = str(Path(outdir) / "fig1e.png")
+        figure = Path(outdir) / "fig1e.png"
+        plot_fig1e(out, figure)
+        out["figure"] = str(figure)
+        cols = ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake")
+        path = Path(outdir) / "fig1e.csv"
+        with open(path, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(cols)
+            for r in results:
+                w.writerow([r.get(c) for c in cols])
+        out["data"] = str(path)
+        ratio = out.get("rectification_ratio")
+        fit = out.get("forward_linear_fit") or {}
+        lengths = dict(zip(out.get("field_V_per_um", []), out.get("migration_length_um", [])))
+        parts = [f"figure {figure}, data {path}"]
+        if 4.0 in lengths and -4.0 in lengths:
+            parts.append(f"L(+4) = {lengths[4.0]:.3f} um, L(-4) = {lengths[-4.0]:.3f} um")
+        if ratio is not None:
+            parts.append(f"rectification ratio {ratio:.1f}")
+        if fit:
+            parts.append(f"forward R^2 {fit.get('r_squared', float('nan')):.4f}")
+        out["headline"] = "; ".join(parts)
         return out
 
     @staticmethod

@@ -26,7 +26,7 @@ S16_FACTORS = (0.5, 1.0, 2.0)
 
 
 def _variant(cfg: ContinuumConfig, **electrodes) -> ContinuumConfig:
-    return dataclasses.replace(cfg, electrodes=dataclasses.replace(cfg.electrodes, **electrodes))
+    return cfg.with_params(electrodes=dataclasses.replace(cfg.electrodes, **electrodes))
 
 
 def paper_figures(cfg: ContinuumConfig, outdir, workers: int | None = None) -> dict:

@@ -2,7 +2,7 @@
 
 - front position: where x_Br crosses 0.55 (the paper's mid-point, Fig. 1e caption), linearly
   interpolated between nodes; if x_Br crosses 0.55 several times, the crossing closest to the
-  initial junction is taken;
+  initial junction is taken (:mod:`ionwire.structures.front`);
 - migration length L(t) = z_front(0) - z_front(t): the displacement towards the Br side (the Br
   segment is at small z), negative if the front moves towards the Cl side;
 - Cl uptake: the mean Cl site fraction over the ORIGINAL Br segment, i.e. the cell-volume-weighted
@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-FRONT_LEVEL = 0.55
+from ionwire.structures.front import FRONT_LEVEL, front_near
 
 
 def front_position_um(z_um: np.ndarray, x_br: np.ndarray, near_um: float, level: float = FRONT_LEVEL) -> float:
-    """z (um) where x_br (float64[nz]) crosses ``level``, the crossing closest to near_um; nan if none."""
-    d = x_br - level
-    idx = np.nonzero((d[:-1] >= 0) != (d[1:] >= 0))[0]
-    if idx.size == 0:
-        return float("nan")
-    zc = z_um[idx] + (z_um[idx + 1] - z_um[idx]) * d[idx] / (d[idx] - d[idx + 1])
-    return float(zc[np.argmin(np.abs(zc - near_um))])
+    """z (um) where x_br (float64[nz]) crosses ``level``, the crossing closest to near_um; nan if none
+    (:func:`ionwire.structures.front.front_near`)."""
+    return float(front_near(z_um, x_br, near_um, level))
 
 
 def front_positions_um(z_um, x_br_t, near_um: float, level: float = FRONT_LEVEL) -> np.ndarray:
     """float64[nt]: front_position_um for each row of x_br_t (float64[nt, nz])."""
-    return np.array([front_position_um(z_um, row, near_um, level) for row in x_br_t])
+    return front_near(z_um, x_br_t, near_um, level)
 
 
 def migration_lengths_um(z_um, x_br_t, near_um: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Campaigns: fan the runs of one config out over local processes or a dask cluster, resumably.
 
 A campaign config is a TOML file whose top-level ``run = "<run type>"`` names a run type
-(:mod:`ionwire.coupling.runtypes`); the rest of the file is that run type's config, usually with a
+(:mod:`ionwire.coupling.runtypes` registry, interface in :mod:`ionwire.structures.runtype`); the rest of the file is that run type's config, usually with a
 ``[sweep]`` table.  Every run gets a stable id, a hash of its canonical parameters (run type,
 fingerprint of the config, point), so the same run has the same id in every invocation.
 
@@ -138,7 +138,7 @@ def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None)
     """Read a campaign config (TOML), validate it through its run type and expand the sweep.
 
     Bad input raises ParameterError naming the key (unknown keys, wrong types, out-of-range
-    values are checked by the run type's ``load`` and by :func:`ionwire.coupling.runtypes.sweep_points`).
+    values are checked by the run type's ``load`` and by :func:`ionwire.structures.runtype.sweep_points`).
     """
     path = Path(path)
     if mapping is None:
@@ -189,7 +189,6 @@ def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) 
     "wall_s", ...}).  Exceptions of the run become a "failed" record (the temp folder is
     removed), so nothing half-written is ever taken for a result.
     """
-    os.environ[runtypes.WORKER_ENV] = "1"
     runs = Path(outdir) / "runs"
     final = runs / rid
     existing = _read_json(final / "result.json")
@@ -247,7 +246,6 @@ def _worker_init(main_pid: int) -> None:
     us), and a worker whose campaign process died (SIGKILL) exits instead of lingering (with
     forkserver the worker's parent is the fork server, so watch the campaign process itself)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ[runtypes.WORKER_ENV] = "1"
 
     def watch():
         while True:
@@ -278,7 +276,7 @@ class LocalPool:
         if "forkserver" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("forkserver")
             # workers fork from a server that has imported numpy and this module once
-            ctx.set_forkserver_preload(["coupling.campaign"])
+            ctx.set_forkserver_preload(["ionwire.coupling.campaign"])
         else:
             ctx = multiprocessing.get_context("spawn")
         return self._cf.ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_init,

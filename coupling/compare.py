@@ -22,7 +22,7 @@ Every number is in the config; both models read it from there.
 Comparison
 ----------
 For every bias (``compare.fields_V_per_um``; > 0 forward, < 0 reverse) R independent kMC replicas
-(seeds from numpy SeedSequence(compare.seed)) give per-plane x_Br, x_V and phi at
+(seeds derived from compare.seed, the field's number and the replica's: structures.seeds) give per-plane x_Br, x_V and phi at
 ``compare.times_s``; the continuum model gives them on its mesh at the same times.  Anion plane p
 of the kMC (kmc.device puts it at z = p a/2 on a wire of 2 nz planes) is identified with the
 continuum slab [p a/2, (p+1) a/2], so that the wire ends and the Br|Cl step coincide exactly in
@@ -40,22 +40,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from tqdm import tqdm
 
-from ionwire.structures.parameters import DeviceParameters, from_mapping, read_toml, require, to_mapping
+from ionwire.kmc.device import KMCSettings
+from ionwire.structures.seeds import derive_seed
+from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
+                                           inline_field, read_toml, require, to_mapping)
 
 from . import report as R
 from . import statistics as S
-
-
-@dataclass(frozen=True)
-class KMCEnsemble:
-    """[kmc]: the device-kMC cross-section (nx x ny cells, x and y periodic)."""
-
-    nx: int = 8
-    ny: int = 8
-
-    def __post_init__(self):
-        require(self.nx >= 2 and self.ny >= 2, f"nx and ny must be >= 2, got {self.nx} x {self.ny}")
 
 
 @dataclass(frozen=True)
@@ -85,8 +78,8 @@ class CompareSettings:
     test needs >= 8 to be meaningful, see coupling.statistics); seed: root seed; bin_cells: unit
     cells per comparison bin; onsager: "theory" (Moleko-Allnatt-Allnatt with f0) or the path of
     an ``ionwire parameterize`` table file (its table for material.preset is used); f0: tracer
-    correlation factor for the theory (None: continuum.model.default_f0()); max_events_per_replica:
-    safety cap on the kMC events of one replica (0: none).
+    correlation factor for the theory (None: continuum.model.default_f0()).  The safety cap on the
+    kMC events of one replica is [kmc] max_events (0: none).
     """
 
     fields_V_per_um: tuple[float, ...] = (4.0, -4.0)
@@ -96,7 +89,6 @@ class CompareSettings:
     bin_cells: int = 2
     onsager: str = "theory"
     f0: float | None = None
-    max_events_per_replica: int = 0
 
     def __post_init__(self):
         require(len(self.fields_V_per_um) >= 1, "fields_V_per_um: give at least one field")
@@ -108,7 +100,6 @@ class CompareSettings:
         require(4 <= self.replicas <= 10000, f"replicas must be in [4, 10000], got {self.replicas!r}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed!r}")
         require(self.bin_cells >= 1, f"bin_cells must be >= 1, got {self.bin_cells!r}")
-        require(self.max_events_per_replica >= 0, "max_events_per_replica must be >= 0")
         if self.f0 is not None:
             require(0 < self.f0 < 1, f"f0 must be in (0, 1), got {self.f0!r}")
 
@@ -134,17 +125,43 @@ class ElectrodeKineticsSettings:
 
 
 @dataclass(frozen=True)
-class ValidationConfig(DeviceParameters):
-    """The shared parameter set + [kmc] + [continuum] + [compare] (``run`` key ignored)."""
+class ValidationConfig(HoldsDeviceParameters):
+    """The shared parameter set (``params``; the file's [material], [vacancies], [geometry],
+    [electrodes]) + [kmc] (kmc.device.KMCSettings: the cross-section nx, ny, hops, max_events) +
+    [continuum] + [compare] (``run`` key ignored).  The field, duration and seed of every kMC
+    replica come from [compare], so [kmc] does not take them."""
 
+    params: DeviceParameters = inline_field(DeviceParameters)
     run: str = "compare"
-    kmc: KMCEnsemble = field(default_factory=KMCEnsemble)
+    kmc: KMCSettings = field(default_factory=KMCSettings)
     continuum: ContinuumNumerics = field(default_factory=ContinuumNumerics)
     compare: CompareSettings = field(default_factory=CompareSettings)
     electrode_kinetics: ElectrodeKineticsSettings | None = None
 
 
+#: keys of a compare config that moved, and [kmc] keys that [compare] sets for every replica
+_MOVED_KEYS = {
+    ("compare", "max_events_per_replica"): "compare.max_events_per_replica: renamed kmc.max_events "
+                                           "(the same [kmc] key as in a device config)",
+    ("kmc", "field_V_per_um"): "kmc.field_V_per_um: not used by a compare config (the fields are "
+                               "compare.fields_V_per_um)",
+    ("kmc", "duration_s"): "kmc.duration_s: not used by a compare config (each replica runs to the "
+                           "last of compare.times_s)",
+    ("kmc", "seed"): "kmc.seed: not used by a compare config (replica seeds derive from compare.seed)",
+}
+
+
 def load_config(mapping: Mapping[str, Any]) -> ValidationConfig:
+    """Validate a compare config mapping.  [kmc] field_V_per_um, duration_s and seed are set per
+    replica by [compare]: a value other than the [kmc] default is an error (the default, as
+    written by ``to_mapping``, is accepted, so a written config loads again)."""
+    defaults = KMCSettings()
+    for (table, key), message in _MOVED_KEYS.items():
+        sub = mapping.get(table)
+        if isinstance(sub, Mapping) and key in sub:
+            if table == "kmc" and sub[key] == getattr(defaults, key):
+                continue
+            raise ParameterError(message)
     cfg = from_mapping(ValidationConfig, mapping)
     check_lattice_commensurate(cfg.params)
     return cfg
@@ -179,24 +196,23 @@ def direction_names(fields) -> list[str]:
 
 
 def replica_seed(root: int, field_index: int, replica: int) -> int:
-    ss = np.random.SeedSequence([root, field_index, replica])
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    """The seed of replica ``replica`` at field number ``field_index`` of [compare]."""
+    return derive_seed(root, field_index, replica)
 
 
 # --------------------------------------------------------------------------------------------
 # the two models
 # --------------------------------------------------------------------------------------------
 def device_config(cfg: ValidationConfig, field_V_per_um: float, seed: int):
-    """The device-kMC config built from the shared parameter object (kmc.device.DeviceConfig)."""
-    from ionwire.kmc.device import DeviceConfig, KMCSettings, OutputSettings
+    """The device-kMC config of one replica: the shared parameter object and [kmc], with the field,
+    duration (the last compared time) and seed of the replica (kmc.device.DeviceConfig)."""
+    import dataclasses
+
+    from ionwire.kmc.device import DeviceConfig, OutputSettings
 
     duration = float(cfg.compare.times_s[-1])
-    return DeviceConfig(material=cfg.material, vacancies=cfg.vacancies, geometry=cfg.geometry,
-                        electrodes=cfg.electrodes,
-                        kmc=KMCSettings(nx=cfg.kmc.nx, ny=cfg.kmc.ny, field_V_per_um=float(field_V_per_um),
-                                        duration_s=duration, seed=int(seed),
-                                        max_events=int(cfg.compare.max_events_per_replica)),
-                        output=OutputSettings(frame_interval_s=duration, species=False))
+    kmc = dataclasses.replace(cfg.kmc, field_V_per_um=float(field_V_per_um), duration_s=duration, seed=int(seed))
+    return DeviceConfig(params=cfg.params, kmc=kmc, output=OutputSettings(frame_interval_s=duration, species=False))
 
 
 def run_kmc_replica(cfg: ValidationConfig, field_V_per_um: float, seed: int) -> dict:
@@ -313,14 +329,10 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     directions, arrays_all = {}, {}
     wall_kmc = wall_cont = 0.0
     events_total = 0
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover
-        tqdm = None
     for fi, (E, name) in enumerate(zip(c.fields_V_per_um, names)):
         reps = []
         it = range(c.replicas)
-        if progress and tqdm is not None:
+        if progress:
             it = tqdm(it, desc=f"kMC {name}", leave=False)
         for r in it:
             res = kmc_runner(cfg, E, replica_seed(c.seed, fi, r))

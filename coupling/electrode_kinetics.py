@@ -190,8 +190,7 @@ def measure_contact_events(params, nx: int, ny: int, field_V_per_um: float, x_cl
     r_c_pos, _ = electrode_rates(params, x_cl, field_V_per_um, "positive")
     if not float(r_c_pos) > 0:
         raise ValueError("no creation at the positive electrode for these parameters (reactions off or zero field)")
-    probe = DeviceConfig(material=params.material, vacancies=params.vacancies, geometry=params.geometry,
-                         electrodes=params.electrodes,
+    probe = DeviceConfig(params=params,
                          kmc=KMCSettings(nx=nx, ny=ny, field_V_per_um=field_V_per_um, duration_s=1.0, seed=seed,
                                          hops=False),
                          output=OutputSettings(frame_interval_s=1.0, species=False))
@@ -275,12 +274,12 @@ def measure_and_fit(params, nx: int, ny: int, fields_V_per_um, compositions, see
     "negative_annihilation": fit, "positive_annihilation": {...}, "parameters": the values of the
     shared parameter object for comparison, "z_scores": fitted - parameter in standard errors}.
     """
+    from ionwire.structures.seeds import derive_seed
+
     meas = []
-    ss = np.random.SeedSequence(seed)
-    for E in fields_V_per_um:
-        for x in compositions:
-            child = int(ss.spawn(1)[0].generate_state(1)[0] >> 1)
-            meas.append(measure_contact_events(params, nx, ny, float(E), float(x), child, target_creations))
+    points = [(float(E), float(x)) for E in fields_V_per_um for x in compositions]
+    for i, (E, x) in enumerate(points):
+        meas.append(measure_contact_events(params, nx, ny, E, x, derive_seed(seed, i), target_creations))
     out: dict = {"measurements": meas}
     el = params.electrodes
     kT = params.material.kT_eV

@@ -19,6 +19,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ionwire.structures.front import binned_front
+from ionwire.structures.statistics import replica_mean_sem
+
 from . import statistics as S
 
 FIELDS = ("x_br", "x_v", "phi_V")
@@ -51,7 +54,7 @@ def analyse_direction(z_edges_nm, times_s, kmc: Mapping[str, np.ndarray], contin
             continue
         reps = np.asarray(kmc[f], dtype=float)
         R = reps.shape[0]
-        mean, sem = S.replica_mean_sem(reps)
+        mean, sem = replica_mean_sem(reps)
         model = np.asarray(continuum[f], dtype=float)
         if f == "phi_V":
             floor = S.PHI_FLOOR_KT * kT_eV
@@ -80,8 +83,8 @@ def analyse_direction(z_edges_nm, times_s, kmc: Mapping[str, np.ndarray], contin
     summary["chi2_within_threshold"] = bool(all(accepted)) if accepted else None
     summary["chi2_threshold"] = CHI2_THRESHOLD
     if "x_br" in kmc and "x_br" in continuum:
-        fk = S.front_position(zc, z_edges, np.asarray(kmc["x_br"], dtype=float), br_side)
-        fc = S.front_position(zc, z_edges, np.asarray(continuum["x_br"], dtype=float), br_side)
+        fk = binned_front(zc, z_edges, np.asarray(kmc["x_br"], dtype=float), br_side)
+        fc = binned_front(zc, z_edges, np.asarray(continuum["x_br"], dtype=float), br_side)
         arrays["front_kmc_nm"] = fk
         arrays["front_continuum_nm"] = fc
         agreement = S.front_agreement(fk, fc, n_sigma, resolution=front_resolution)
@@ -152,7 +155,7 @@ def plot_direction(arrays: Mapping[str, Any], name: str, outdir) -> list[str]:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
     if "front_kmc_nm" in arrays:
         fk = arrays["front_kmc_nm"]
-        mean, sem = S.replica_mean_sem(fk)
+        mean, sem = replica_mean_sem(fk)
         a1.errorbar(times, mean, yerr=2 * sem, fmt="o", capsize=3, label="kMC mean ±2 SEM")
         a1.plot(times, arrays["front_continuum_nm"], "s-", color="tab:red", label="continuum")
         a1.set_xscale("log")

@@ -16,25 +16,17 @@ Everything here is pure numpy on arrays; shapes are stated per function.  Conven
   from R replicas, each term is (for a perfect model) a squared Student t with R-1 degrees of
   freedom, whose mean is (R-1)/(R-3), not 1: :func:`expected_chi2_per_dof` gives it, and the
   acceptance threshold 2 is meaningful only for R >= 8 (expectation <= 1.4).
-- the front is where x_Br crosses 0.55 (MODEL.md section 1); with noisy kMC profiles there may be
-  several crossings, and the one nearest the integral front (the position of a sharp step holding
-  the same amount of Br) is taken, for kMC replicas and continuum alike.
+- replica means and standard errors: :mod:`ionwire.structures.statistics`; the front (x_Br = 0.55)
+  of binned profiles, kMC replicas and continuum alike: :func:`ionwire.structures.front.binned_front`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-FRONT_LEVEL = 0.55
+from ionwire.structures.statistics import replica_mean_sem
+
 # potential floor in units of kT/e (0.026 mV at 300 K): far below the kMC noise of any bin
 PHI_FLOOR_KT = 1e-3
-
-
-def replica_mean_sem(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """values float[R, ...] of R independent replicas -> (mean, standard error), each float[...]."""
-    v = np.asarray(values, dtype=float)
-    if v.shape[0] < 2:
-        raise ValueError("need at least 2 replicas for a standard error")
-    return v.mean(axis=0), v.std(axis=0, ddof=1) / np.sqrt(v.shape[0])
 
 
 def bin_planes(plane_values: np.ndarray, plane_weights: np.ndarray, planes_per_bin: int) -> np.ndarray:
@@ -117,48 +109,6 @@ def chi2_per_dof_spread(replicas: int, n_bins: int) -> float:
         return float("inf")
     var = 3.0 * nu**2 / ((nu - 2) * (nu - 4)) - (nu / (nu - 2)) ** 2
     return float(np.sqrt(var / n_bins))
-
-
-def integral_front(z_edges: np.ndarray, x_br: np.ndarray, br_side: str) -> np.ndarray:
-    """Position of the sharp step holding the same Br as the binned profile.
-
-    z_edges float[nb + 1]; x_br float[..., nb]; br_side "left" (Br at small z) or "right".
-    """
-    width = np.diff(np.asarray(z_edges, dtype=float))
-    amount = (np.asarray(x_br, dtype=float) * width).sum(axis=-1)
-    return z_edges[0] + amount if br_side == "left" else z_edges[-1] - amount
-
-
-def front_position(z_centres: np.ndarray, z_edges: np.ndarray, x_br: np.ndarray, br_side: str,
-                   level: float = FRONT_LEVEL) -> np.ndarray:
-    """Where the binned x_Br profile crosses ``level`` (linear interpolation between bin centres).
-
-    z_centres float[nb], z_edges float[nb + 1], x_br float[..., nb].  Among several crossings the
-    one nearest :func:`integral_front` is taken; no crossing gives the wire end on the side the
-    profile is entirely on (Br side if everywhere above ``level``).  Returns float[...].
-    """
-    if br_side not in ("left", "right"):
-        raise ValueError(f"br_side must be 'left' or 'right', got {br_side!r}")
-    zc = np.asarray(z_centres, dtype=float)
-    xb = np.asarray(x_br, dtype=float)
-    flat = xb.reshape(-1, zc.size)
-    ref = integral_front(z_edges, flat, br_side)
-    out = np.empty(flat.shape[0])
-    for r in range(flat.shape[0]):
-        y = flat[r] - level
-        idx = np.nonzero(np.sign(y[:-1]) * np.sign(y[1:]) <= 0)[0]
-        idx = idx[~((y[idx] == 0) & (y[idx + 1] == 0))]
-        if idx.size == 0:
-            above = bool(np.all(y > 0))
-            at_right = above == (br_side == "left")
-            out[r] = z_edges[-1] if at_right else z_edges[0]
-            continue
-        y0, y1 = y[idx], y[idx + 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(y1 != y0, y0 / (y0 - y1), 0.0)
-        zs = zc[idx] + frac * (zc[idx + 1] - zc[idx])
-        out[r] = zs[np.argmin(np.abs(zs - ref[r]))]
-    return out.reshape(xb.shape[:-1])
 
 
 def front_agreement(kmc_fronts: np.ndarray, continuum_front: np.ndarray, n_sigma: float = 2.0,

@@ -45,8 +45,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ionwire.structures.parameters import (DeviceParameters, ParameterError, electrode_rates, from_mapping, read_toml,
-                                  require, to_mapping)
+from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, electrode_rates,
+                                           from_mapping, inline_field, read_toml, require, to_mapping)
 from ionwire.structures.lattice import AnionLattice
 
 from . import _device_kernels as dk
@@ -103,9 +103,11 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
-class DeviceConfig(DeviceParameters):
-    """A device kMC run: the shared physical parameters + [kmc] + [output]."""
+class DeviceConfig(HoldsDeviceParameters):
+    """A device kMC run: the shared physical parameters (``params``; the file's [material],
+    [vacancies], [geometry], [electrodes]) + [kmc] + [output]."""
 
+    params: DeviceParameters = inline_field(DeviceParameters)
     run: typing.Literal["device"] = "device"
     kmc: KMCSettings = field(default_factory=KMCSettings)
     output: OutputSettings = field(default_factory=OutputSettings)

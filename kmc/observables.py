@@ -25,12 +25,14 @@ r_i the displacement of atom i):
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ionwire.structures.parameters import Material
+from ionwire.structures.parameters import Material, require
+from ionwire.structures.statistics import mean_and_error
 from ionwire.structures.units import ANGSTROM_M, CM_M, Z_ANION
 from ionwire.structures.lattice import AnionLattice
 
@@ -88,11 +90,87 @@ class BulkResult:
         return self.n_events_per_replica * self.n_replicas
 
 
-def _mean_err(values):
-    v = np.asarray(values, dtype=float)
-    if v.size < 2:
-        return float(v.mean()), None
-    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+MAX_FIELD_V_PER_UM = 5000.0
+#: hops per vacancy per block below which consecutive blocks of l_ab are correlated
+MIN_HOPS_PER_VACANCY_PER_BLOCK = 100
+
+
+@dataclass(frozen=True)
+class BulkSettings:
+    """[bulk]: how each bulk replica is run (the ``bulk`` and ``onsager`` run types).
+
+    cells: periodic supercell nx, ny, nz (unit cells); x_cl: Cl fraction of the halides;
+    vacancy_fraction: vacancies per anion site (the count is max(1, round(fraction * 3 nx ny nz)));
+    field_V_per_um: uniform field along z; events_per_replica: hops per replica after
+    ``warmup_events`` hops that are discarded (they relax the random initial configuration);
+    blocks: consecutive blocks per replica whose collective-displacement increments estimate l_ab
+    (:func:`run_replica`): the relative error of l_ab scales as sqrt(2/(3 blocks R)), so many
+    blocks per replica make a table precise; each block must stay long against the correlation
+    of a vacancy's hops (checked: >= 100 hops per vacancy per block); seed: root seed (each run's
+    seed is derived from it, :mod:`ionwire.structures.seeds`).
+    """
+
+    cells: tuple[int, int, int] = (10, 10, 10)
+    x_cl: float = 0.5
+    vacancy_fraction: float = 0.002
+    field_V_per_um: float = 0.0
+    events_per_replica: int = 2_000_000
+    warmup_events: int = 0
+    blocks: int = 200
+    seed: int = 2026
+
+    def __post_init__(self):
+        require(all(2 <= c <= 4096 for c in self.cells), f"cells: each must be in [2, 4096], got {list(self.cells)}")
+        require(math.isfinite(self.x_cl) and 0.0 <= self.x_cl <= 1.0, f"x_cl: must be in [0, 1], got {self.x_cl!r}")
+        require(math.isfinite(self.vacancy_fraction) and 0 < self.vacancy_fraction < 0.5,
+                f"vacancy_fraction: must be in (0, 0.5), got {self.vacancy_fraction!r}")
+        require(math.isfinite(self.field_V_per_um) and abs(self.field_V_per_um) <= MAX_FIELD_V_PER_UM,
+                f"field_V_per_um: must be in [-{MAX_FIELD_V_PER_UM:g}, {MAX_FIELD_V_PER_UM:g}] V/um, "
+                f"got {self.field_V_per_um!r}")
+        require(1 <= self.events_per_replica <= 10**13,
+                f"events_per_replica: must be in [1, 1e13], got {self.events_per_replica!r}")
+        require(0 <= self.warmup_events <= 10**12, f"warmup_events: must be in [0, 1e12], got {self.warmup_events!r}")
+        require(1 <= self.blocks <= 10_000, f"blocks: must be in [1, 10000], got {self.blocks!r}")
+        require(0 <= self.seed < 2**63, f"seed: must be in [0, 2^63), got {self.seed!r}")
+        hops = self.events_per_replica / (self.blocks * self.vacancies)
+        require(hops >= MIN_HOPS_PER_VACANCY_PER_BLOCK,
+                f"blocks: {self.blocks} blocks of events_per_replica = {self.events_per_replica} leave {hops:.3g} "
+                f"hops per vacancy per block (need >= {MIN_HOPS_PER_VACANCY_PER_BLOCK} so that blocks are "
+                "uncorrelated)")
+
+    @property
+    def n_sites(self) -> int:
+        nx, ny, nz = self.cells
+        return 3 * nx * ny * nz
+
+    @property
+    def vacancies(self) -> int:
+        return max(1, int(round(self.vacancy_fraction * self.n_sites)))
+
+
+def measure_replica(material: Material, settings: BulkSettings, seed) -> dict:
+    """One bulk replica with ``settings`` (:func:`run_replica`) as a JSON-able dict: the settings
+    used (x_cl nominal, field_V_per_um, temperature_K, vacancies, events, warmup_events, seed),
+    x_cl_actual (the Cl fraction of the atoms placed: exactly round(x_cl n_atoms) Cl) and x_v, the
+    per-replica estimates l_per_s, f, D_tracer_cm2_per_s, D_vacancy_cm2_per_s,
+    drift_velocity_cm_per_s, time_s, hops, and wall_s, events_per_second."""
+    nx, ny, nz = settings.cells
+    lattice = AnionLattice(nx, ny, nz, periodic_z=True, lattice_constant_A=material.lattice_constant_A)
+    n_vac = settings.vacancies
+    events, warm = int(settings.events_per_replica), int(settings.warmup_events)
+    t0 = time.perf_counter()
+    rep = run_replica(lattice, float(settings.x_cl), n_vac, material, float(settings.field_V_per_um), events,
+                      seed, warm, int(settings.blocks))
+    wall = time.perf_counter() - t0
+    n_atoms = lattice.n_sites - n_vac
+    return {"x_cl": float(settings.x_cl), "field_V_per_um": float(settings.field_V_per_um),
+            "temperature_K": material.temperature_K, "vacancies": n_vac, "events": events, "warmup_events": warm,
+            "seed": int(seed), "x_cl_actual": int(round(settings.x_cl * n_atoms)) / n_atoms,
+            "x_v": n_vac / lattice.n_sites,
+            "l_per_s": {k: float(v) for k, v in rep.l_per_s.items()}, "f": {k: float(v) for k, v in rep.f.items()},
+            "D_tracer_cm2_per_s": rep.D_tracer_cm2_per_s, "D_vacancy_cm2_per_s": rep.D_vacancy_cm2_per_s,
+            "drift_velocity_cm_per_s": rep.drift_velocity_cm_per_s, "time_s": float(rep.time_s), "hops": rep.hops,
+            "wall_s": wall, "events_per_second": (events + warm) / wall if wall > 0 else None}
 
 
 def run_replica(lattice: AnionLattice, x_cl: float, n_vacancies: int, material: Material,
@@ -190,14 +268,14 @@ def measure_bulk(cells=(16, 16, 16), x_cl: float = 0.5, n_vacancies: int | None 
     def agg(getter, keys):
         m, e = {}, {}
         for k in keys:
-            m[k], e[k] = _mean_err([getter(r)[k] for r in reps])
+            m[k], e[k] = mean_and_error([getter(r)[k] for r in reps])
         return m, e
 
     f, f_err = agg(lambda r: r.f, SPECIES)
     D, D_err = agg(lambda r: r.D_tracer_cm2_per_s, SPECIES)
     l, l_err = agg(lambda r: r.l_per_s, [p[0] for p in PAIRS])
     v, v_err = agg(lambda r: r.drift_velocity_cm_per_s, ("Br", "Cl", "V"))
-    D_v, D_v_err = _mean_err([r.D_vacancy_cm2_per_s for r in reps])
+    D_v, D_v_err = mean_and_error([r.D_vacancy_cm2_per_s for r in reps])
     if field_V_per_um != 0.0:
         E_V_per_cm = field_V_per_um * 1e4
         charge = {"Br": -1.0, "Cl": -1.0, "V": 1.0}

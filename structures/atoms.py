@@ -236,16 +236,11 @@ def heterojunction(nx: int, ny: int, nz_br: int, nz_cl: int, *, x_v_br: float = 
 
 def front_position_um(z_um: np.ndarray, x_br: np.ndarray, level: float = 0.55) -> float:
     """z (um) where x_Br(z) first crosses ``level`` (linear interpolation); the middle of the
-    profile if it never does."""
+    profile if it never does (:func:`ionwire.structures.front.front_near` from the first point)."""
+    from .front import front_near
+
     z = np.asarray(z_um, dtype=float)
-    x = np.asarray(x_br, dtype=float) - level
-    cross = np.flatnonzero(np.sign(x[:-1]) != np.sign(x[1:]))
-    if len(cross) == 0:
-        return float(0.5 * (z[0] + z[-1]))
-    i = cross[0]
-    if x[i + 1] == x[i]:
-        return float(z[i])
-    return float(z[i] - x[i] * (z[i + 1] - z[i]) / (x[i + 1] - x[i]))
+    return float(front_near(z, x_br, z[0], level, no_crossing=float(0.5 * (z[0] + z[-1]))))
 
 
 def sample_continuum_window(z_um, x_br, x_v, *, z_window_um: tuple[float, float] | None = None,

@@ -108,8 +108,9 @@ class OnsagerTable:
         reps = np.asarray(l_replicas_per_s, dtype=np.float64)
         if reps.ndim != 3 or reps.shape[2] != 3 or reps.shape[1] < 2:
             raise ParameterError(f"Onsager table: replicas must have shape (n, R>=2, 3), got {reps.shape}")
-        mean = reps.mean(axis=1)
-        sem = reps.std(axis=1, ddof=1) / np.sqrt(reps.shape[1])
+        from .statistics import replica_mean_sem
+
+        mean, sem = replica_mean_sem(reps, axis=1)
         return cls(preset=preset, x_cl=np.asarray(x_cl, dtype=float), l_per_s=mean, l_err_per_s=sem,
                    x_v=float(x_v), w_per_s=tuple(w_per_s), f0=float(f0), material=dict(material or {}),
                    l_replicas_per_s=reps, seeds=seeds, events_per_replica=events_per_replica,

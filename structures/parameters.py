@@ -31,6 +31,16 @@ from .errors import ParameterError  # noqa: E402  (re-exported: the config layer
 # --------------------------------------------------------------------------------------------
 # generic, strict construction of frozen dataclasses from TOML mappings
 # --------------------------------------------------------------------------------------------
+#: dataclass field metadata key of :func:`inline_field`
+INLINE = "ionwire.inline"
+
+
+def inline_field(cls: type) -> Any:
+    """A dataclass field holding a ``cls`` whose tables sit at the top level of the config file
+    (``from_mapping`` / ``to_mapping`` flatten it); default: ``cls()``."""
+    return field(default_factory=cls, metadata={INLINE: True})
+
+
 def _check_type(value: Any, annotation: Any, where: str) -> Any:
     origin = typing.get_origin(annotation)
     if annotation is float:
@@ -85,13 +95,19 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "") -> 
     """Build the frozen dataclass ``cls`` from ``data``; unknown keys and bad values raise.
 
     ``where`` is the dotted path of this table in the config file, used in error messages.
+    A field made by :func:`inline_field` (a run config's shared parameter set) takes its own
+    fields from the tables of ``data`` itself, so the config holds the set while the file keeps
+    the set's tables at its top level.
     """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ParameterError(f"{where or cls.__name__}: expected a table, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    inline = {f.name: [g.name for g in dataclasses.fields(hints[f.name]) if g.init]
+              for f in fields if f.metadata.get(INLINE)}
+    names = [n for f in fields for n in inline.get(f.name, [f.name])]
     unknown = sorted(set(data) - set(names))
     if unknown:
         prefix = f"{where}." if where else ""
@@ -99,8 +115,11 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "") -> 
             f"unknown key {prefix}{unknown[0]!s} (allowed in [{where or cls.__name__}]: {', '.join(names)})"
         )
     kwargs = {}
-    for name in names:
-        if name in data:
+    for f in fields:
+        name = f.name
+        if name in inline:
+            kwargs[name] = from_mapping(hints[name], {k: data[k] for k in inline[name] if k in data}, where)
+        elif name in data:
             key = f"{where}.{name}" if where else name
             kwargs[name] = _check_type(data[name], hints[name], key)
     try:
@@ -124,10 +143,15 @@ def read_toml(path) -> tuple[dict, str]:
 
 
 def to_mapping(obj: Any) -> dict:
-    """The inverse of :func:`from_mapping`: a plain dict (TOML/JSON/HDF5-attribute friendly)."""
+    """The inverse of :func:`from_mapping`: a plain dict (TOML/JSON/HDF5-attribute friendly).
+
+    The tables of an :func:`inline_field` are put at the level of ``obj`` (the file layout)."""
     out = {}
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
+        if f.metadata.get(INLINE):
+            out.update(to_mapping(v))
+            continue
         if dataclasses.is_dataclass(v):
             v = to_mapping(v)
         elif isinstance(v, tuple):
@@ -409,7 +433,8 @@ class DeviceParameters:
     """Everything both models need to simulate the biased heterojunction wire.
 
     TOML: tables [material] (and [material.barriers]), [vacancies], [geometry], [electrodes];
-    build with ``from_mapping(DeviceParameters, table)``.
+    build with ``from_mapping(DeviceParameters, table)``.  A run config holds one in a field
+    ``params = inline_field(DeviceParameters)`` (see :class:`HoldsDeviceParameters`).
     """
 
     material: Material = field(default_factory=Material)
@@ -419,8 +444,34 @@ class DeviceParameters:
 
     @property
     def params(self) -> "DeviceParameters":
-        """The shared physical sections alone (run configs subclass this class and add theirs)."""
-        return DeviceParameters(self.material, self.vacancies, self.geometry, self.electrodes)
+        """This parameter set (so code can take a run config's ``params`` or the set itself)."""
+        return self
+
+
+class HoldsDeviceParameters:
+    """Mixin of the run configs that hold the shared parameter set in a field
+    ``params: DeviceParameters = inline_field(DeviceParameters)``: read access to its sections
+    (``config.material`` is ``config.params.material``) and :meth:`with_params`."""
+
+    @property
+    def material(self) -> Material:
+        return self.params.material
+
+    @property
+    def vacancies(self) -> Vacancies:
+        return self.params.vacancies
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.params.geometry
+
+    @property
+    def electrodes(self) -> Electrodes:
+        return self.params.electrodes
+
+    def with_params(self, **sections):
+        """A copy with sections of the parameter set replaced, e.g. ``with_params(electrodes=el)``."""
+        return dataclasses.replace(self, params=dataclasses.replace(self.params, **sections))
 
 
 ELECTRODES = ("positive", "negative")

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from ionwire.structures.parameters import ParameterError, from_mapping, require
-from ionwire.coupling.runtypes import Axis, seed_for, sweep_points
+from ionwire.structures.runtype import Axis, sweep_points
+from ionwire.structures.seeds import point_seed
+from ionwire.structures.statistics import mean_and_error
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Toy:
             import os
 
             os._exit(3)  # a worker that dies (segfault, OOM kill), not an exception
-        rng = np.random.default_rng(seed_for(config.seed, point))
+        rng = np.random.default_rng(point_seed(config.seed, point))
         x = rng.uniform(-1.0, 1.0, size=(n, d))
         inside = float(np.mean(np.sum(x * x, axis=1) <= 1.0))
         if config.sleep_s:
@@ -78,9 +80,8 @@ class Toy:
             by_d.setdefault(r["dimension"], []).append(r["volume"])
         out = {}
         for d, v in sorted(by_d.items()):
-            v = np.array(v)
-            err = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-            out[str(d)] = {"volume": float(v.mean()), "volume_err": err, "replicas": len(v),
+            mean, err = mean_and_error(v)
+            out[str(d)] = {"volume": mean, "volume_err": float("nan") if err is None else err, "replicas": len(v),
                            "exact": math.pi ** (d / 2) / math.gamma(d / 2 + 1)}
         (outdir / "volumes.json").write_text(json.dumps(out))
         return {"volumes": out}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ionwire.coupling import campaign as cp
-from ionwire.coupling import runtypes
+from ionwire.structures.runtype import Axis, sweep_points
 
 TOY = """
 run = "campaign_toy:Toy"
@@ -163,21 +163,14 @@ def test_a_folder_in_use_is_refused(tmp_path):
 
 
 def test_sweep_grammar_product_zip_and_replicas():
-    axes = {"a": runtypes.Axis(float, 0, 10), "b": runtypes.Axis(int, 1, 5)}
-    pts = runtypes.sweep_points({"a": [1, 2.5], "b": [1, 2, 3]}, axes)
+    axes = {"a": Axis(float, 0, 10), "b": Axis(int, 1, 5)}
+    pts = sweep_points({"a": [1, 2.5], "b": [1, 2, 3]}, axes)
     assert len(pts) == 6 and pts[0] == {"a": 1.0, "b": 1} and isinstance(pts[0]["a"], float)
-    pts = runtypes.sweep_points({"a": [1, 2], "b": [4, 5], "combine": "zip", "replicas": 2}, axes)
+    pts = sweep_points({"a": [1, 2], "b": [4, 5], "combine": "zip", "replicas": 2}, axes)
     assert pts == [{"a": 1.0, "b": 4, "replica": 0}, {"a": 1.0, "b": 4, "replica": 1},
                    {"a": 2.0, "b": 5, "replica": 0}, {"a": 2.0, "b": 5, "replica": 1}]
-    assert runtypes.sweep_points(None, axes) == [{}]
-    assert runtypes.sweep_points({"a": 3}, axes) == [{"a": 3.0}]
-
-
-def test_seed_for_gives_distinct_reproducible_seeds():
-    seeds = {runtypes.seed_for(1, {"replica": r}) for r in range(1000)}
-    assert len(seeds) == 1000 and all(0 <= s < 2**63 for s in seeds)
-    assert runtypes.seed_for(1, {"replica": 3}) == runtypes.seed_for(1, {"replica": 3})
-    assert runtypes.seed_for(2, {"replica": 3}) != runtypes.seed_for(1, {"replica": 3})
+    assert sweep_points(None, axes) == [{}]
+    assert sweep_points({"a": 3}, axes) == [{"a": 3.0}]
 
 
 def test_atomic_write_json_leaves_no_temp_files(tmp_path):

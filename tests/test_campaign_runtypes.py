@@ -20,21 +20,27 @@ def test_bulk_campaign_vacancy_diffusion_matches_the_exact_random_walk(tmp_path)
     by the engine; the replica mean must lie within 4 standard errors (two-sided p < 1e-3 for
     a t distribution with 7 dof is 5.4 sigma, so 4 sigma is a strict but not flaky bound)."""
     cfg = tmp_path / "bulk.toml"
-    cfg.write_text('run = "bulk"\ncells = [4, 4, 4]\nx_cl = 0.0\nvacancies = 1\nevents = 20000\n'
-                   'warmup_events = 0\nblocks = 4\nseed = 5\n[sweep]\nreplicas = 8\n')
+    cfg.write_text('run = "bulk"\n[bulk]\ncells = [4, 4, 4]\nx_cl = 0.0\nvacancy_fraction = 0.005\n'
+                   'events_per_replica = 20000\nwarmup_events = 0\nblocks = 4\nseed = 5\n[sweep]\nreplicas = 8\n')
     spec = cp.load_spec(cfg)
     # one worker: with a cold numba cache every worker compiles the kernels; the next test (2
     # workers) then loads them from the cache
     rep = cp.run_campaign(spec, tmp_path / "out", workers=1, progress=False)
     assert rep.n_new == 8 and not rep.failed
     row = rep.summary["table"][0]
-    assert row["replicas"] == 8
+    assert row["replicas"] == 8 and rep.records[0]["result"]["vacancies"] == 1
     mat = spec.config.material
     w = mat.jump_frequencies_per_s()["Br"]
     s_cm = mat.lattice_constant_A * 1e-8 / math.sqrt(2.0)
     exact = w * 8 * s_cm**2 / 6.0
     d, err = row["D_vacancy_cm2_per_s"], row["D_vacancy_err"]
     assert err > 0 and abs(d - exact) < 4 * err, (d, err, exact)
+    # the table carries the Moleko-Allnatt-Allnatt l_ab of the point (random_alloy barriers): for
+    # one species it is the uncorrelated collective value, which the replicas must reproduce
+    theory = row["l_theory_MAA_per_s"]
+    assert theory["BrCl"] == theory["ClCl"] == 0.0
+    l, l_err = row["l_per_s"]["BrBr"], row["l_per_s_err"]["BrBr"]
+    assert l_err > 0 and abs(l - theory["BrBr"]) < 4 * l_err, (l, l_err, theory)
     # the replicas are independent: distinct seeds, distinct trajectories
     seeds = {r["result"]["seed"] for r in rep.records}
     assert len(seeds) == 8
@@ -43,7 +49,7 @@ def test_bulk_campaign_vacancy_diffusion_matches_the_exact_random_walk(tmp_path)
 
 def test_bulk_sweep_axes_apply_to_the_runs(tmp_path):
     cfg = tmp_path / "bulk.toml"
-    cfg.write_text('run = "bulk"\ncells = [3, 3, 3]\nevents = 2000\nblocks = 2\n'
+    cfg.write_text('run = "bulk"\n[bulk]\ncells = [3, 3, 3]\nevents_per_replica = 2000\nblocks = 2\n'
                    '[sweep]\nx_cl = [0.25, 0.75]\ntemperature_K = [300.0, 400.0]\n')
     spec = cp.load_spec(cfg)
     assert len(spec.points) == 4
@@ -73,9 +79,36 @@ def test_shipped_campaign_configs_load_and_expand(name, axis):
     assert [rp.id for rp in cp.load_spec(path).points] == [rp.id for rp in spec.points]  # stable
 
 
-def test_registered_run_types_import():
+def test_registered_run_types_import_and_follow_the_protocol():
+    from ionwire.structures.runtype import FingerprintedRunType, PreparedRunType, RunType
+
     for name in runtypes.REGISTRY:
-        runtypes.check_run_type(runtypes.get(name), name)
+        rt = runtypes.check_run_type(runtypes.get(name), name)
+        assert isinstance(rt, RunType), name
+        assert isinstance(rt, FingerprintedRunType) == (name != "compare"), name  # compare: the default
+    assert isinstance(runtypes.get("continuum"), PreparedRunType)
+    assert not isinstance(runtypes.get("bulk"), PreparedRunType)
+    # run types live beside their libraries; only compare and onsager (both models) in coupling
+    homes = {name: spec.partition(":")[0] for name, spec in runtypes.REGISTRY.items()}
+    assert homes == {"continuum": "ionwire.continuum.experiment", "bulk": "ionwire.kmc.runtypes",
+                     "device": "ionwire.kmc.runtypes", "compare": "ionwire.coupling.runtypes",
+                     "onsager": "ionwire.coupling.parameterize"}
+
+
+def test_bulk_and_onsager_run_types_read_one_bulk_config():
+    """Same [material] and [bulk] tables, same loader and settings class; an onsager config is a
+    bulk config whose sweep names the presets and compositions."""
+    from ionwire.kmc.observables import BulkSettings
+    from ionwire.kmc.runtypes import BulkConfig
+
+    body = {"material": {"temperature_K": 350.0},
+            "bulk": {"cells": [4, 4, 4], "vacancy_fraction": 0.01, "events_per_replica": 20000, "blocks": 10},
+            "sweep": {"preset": ["random_alloy"], "x_cl": [0.3, 0.7], "replicas": 2}}
+    onsager = runtypes.get("onsager").load(body)
+    bulk = runtypes.get("bulk").load({**body, "sweep": {"x_cl": [0.3, 0.7], "replicas": 2}})
+    assert type(onsager) is type(bulk) is BulkConfig
+    assert onsager.bulk == bulk.bulk and isinstance(bulk.bulk, BulkSettings) and bulk.bulk.vacancies == 2
+    assert onsager.material == bulk.material and bulk.material.temperature_K == 350.0
 
 
 def test_device_campaign_writes_one_readable_trajectory_per_run(tmp_path):

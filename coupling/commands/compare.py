@@ -49,9 +49,10 @@ def run(args):
     if args.times:
         overrides["times_s"] = args.times
     if args.cells:
-        from ionwire.coupling.compare import KMCEnsemble
+        from ionwire.kmc.device import KMCSettings
 
-        cfg = dataclasses.replace(cfg, kmc=from_mapping(KMCEnsemble, {"nx": args.cells[0], "ny": args.cells[1]}, "kmc"))
+        kmc = {**to_mapping(cfg.kmc), "nx": args.cells[0], "ny": args.cells[1]}
+        cfg = dataclasses.replace(cfg, kmc=from_mapping(KMCSettings, kmc, "kmc"))
     if overrides:
         settings = from_mapping(CompareSettings, {**to_mapping(cfg.compare), **overrides}, "compare")
         cfg = dataclasses.replace(cfg, compare=settings)
