@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import paper
+from .electrode_law import RateLaw, rate_law
 from .units import BOLTZMANN_EV_PER_K
 
 
@@ -344,7 +346,7 @@ class Electrodes:
 
     Creation rate r_c = alpha(x_Cl) |E| (alpha in um V^-1 s^-1, E in V/um, r_c in 1/s), with
     - alpha_Br_um_per_V_s = 1.3e-5 and alpha_Cl_um_per_V_s = 3.8e-7: the paper's fitted values
-      (Fig. 3 caption) at the vacancy-depleted (positive, the paper's "cathode") electrode on the
+      (Fig. 3 caption; structures.paper.ALPHA_BR / ALPHA_CL) at the vacancy-depleted (positive, the paper's "cathode") electrode on the
       Br and on the Cl segment; ``ionwire continuum`` re-fits both to MODEL.md section 1
       (continuum.experiment.calibrate) and records the fit;
     - composition_dependence "log_linear" (default): ln alpha linear in x_Cl between the two, i.e.
@@ -376,8 +378,8 @@ class Electrodes:
     """
 
     enabled: bool = True
-    alpha_Br_um_per_V_s: float = 1.3e-5
-    alpha_Cl_um_per_V_s: float = 3.8e-7
+    alpha_Br_um_per_V_s: float = paper.ALPHA_BR.value
+    alpha_Cl_um_per_V_s: float = paper.ALPHA_CL.value
     composition_dependence: typing.Literal["log_linear", "linear"] = "log_linear"
     r_d_form: typing.Literal["detailed_balance", "irreversible_at_positive", "zero"] = "irreversible_at_positive"
     negative_electrode: typing.Literal["same", "inert"] = "same"
@@ -397,11 +399,12 @@ class Electrodes:
                 f"negative_electrode must be 'same' or 'inert', got {self.negative_electrode!r}")
 
     def alpha_um_per_V_s(self, x_cl):
-        """alpha(x_Cl) (um V^-1 s^-1), same shape as x_cl (clipped to [0, 1])."""
+        """alpha(x_Cl) (um V^-1 s^-1), same shape as x_cl (clipped to [0, 1]): the rate law's
+        r_c at unit field (structures.electrode_law.rate_law)."""
         x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
-        if self.composition_dependence == "log_linear":
-            return np.exp((1.0 - x) * math.log(self.alpha_Br_um_per_V_s) + x * math.log(self.alpha_Cl_um_per_V_s))
-        return (1.0 - x) * self.alpha_Br_um_per_V_s + x * self.alpha_Cl_um_per_V_s
+        law = RateLaw(1.0, math.log(self.alpha_Br_um_per_V_s), math.log(self.alpha_Cl_um_per_V_s),
+                      self.composition_dependence == "linear", 0.0, 1.0, 0.0)
+        return rate_law(x, *law)[0]
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,31 @@ class DeviceParameters:
 ELECTRODES = ("positive", "negative")
 
 
+def electrode_rate_law(params: DeviceParameters, field_V_per_um: float, electrode: str) -> RateLaw:
+    """The parameters of the rate law (structures.electrode_law) at one electrode and field.
+
+    This is where the choices of :class:`Electrodes` are applied: the electrode factor, the
+    r_d form ("detailed_balance" at both electrodes, "irreversible_at_positive": r_d only at the
+    negative one, "zero": nowhere), an "inert" negative electrode and disabled reactions (both
+    make the field factor 0, so r_c = r_d = 0).  electrode: "positive" or "negative" (see
+    :func:`electrode_rates`).  The continuum kernel evaluates ``rate_law(y, *law)`` with it; the
+    composition-dependent fields are the same for both electrodes.
+    """
+    if electrode not in ELECTRODES:
+        raise ParameterError(f"electrode must be 'positive' or 'negative', got {electrode!r}")
+    el = params.electrodes
+    mat = params.material
+    factor = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
+    if not el.enabled or (electrode == "negative" and el.negative_electrode == "inert"):
+        factor = 0.0
+    one_way = el.r_d_form == "zero" or (el.r_d_form == "irreversible_at_positive" and electrode == "positive")
+    return RateLaw(field_factor_V_per_um=factor * abs(float(field_V_per_um)),
+                   ln_alpha_Br=math.log(el.alpha_Br_um_per_V_s), ln_alpha_Cl=math.log(el.alpha_Cl_um_per_V_s),
+                   linear=el.composition_dependence == "linear", annihilation=0.0 if one_way else 1.0,
+                   x_eq_Br=params.vacancies.equilibrium_fraction_Br,
+                   formation_energy_difference_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV)
+
+
 def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, electrode: str):
     """Vacancy creation and annihilation rates (r_c, r_d) in 1/s on a contact site.
 
@@ -438,23 +466,16 @@ def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, elect
     electrode: "positive" (the higher-potential, vacancy-depleted electrode -- the paper's
       "cathode") or "negative" (the lower-potential, vacancy-accumulating one).  Under forward
       bias (field > 0) the positive electrode is the left (Br-side) contact.
-    Returns two float64 arrays (0-d for scalar x_cl) broadcast to x_cl's shape:
+    Returns two float64 arrays (0-d for scalar x_cl) of x_cl's shape:
       r_c = factor * alpha(x_cl) * |field|,  r_d = r_c (1 - x_V^eq(x_cl)) / x_V^eq(x_cl)
       ("detailed_balance"; "irreversible_at_positive" on the negative electrode) or 0 ("zero";
       "irreversible_at_positive" on the positive electrode); both 0 if reactions are disabled or
       the negative electrode is "inert".  See :class:`Electrodes` for the choices and sources.
-    Pure: no state, no I/O; used by the continuum model and the device kMC alike.
+    ``rate_law(x_cl, *electrode_rate_law(params, field, electrode))``: the one law, also compiled
+    into the continuum kernel.  Pure: no state, no I/O; used by the continuum model and the
+    device kMC alike.
     """
-    if electrode not in ELECTRODES:
-        raise ParameterError(f"electrode must be 'positive' or 'negative', got {electrode!r}")
-    el = params.electrodes
+    law = electrode_rate_law(params, field_V_per_um, electrode)
     x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
-    if not el.enabled or (electrode == "negative" and el.negative_electrode == "inert"):
-        zero = np.zeros_like(x)
-        return zero, zero.copy()
-    factor = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
-    r_c = factor * el.alpha_um_per_V_s(x) * abs(float(field_V_per_um))
-    if el.r_d_form == "zero" or (el.r_d_form == "irreversible_at_positive" and electrode == "positive"):
-        return r_c, np.zeros_like(r_c)
-    x_eq = params.vacancies.equilibrium_fraction(params.material, x)
-    return r_c, r_c * (1.0 - x_eq) / x_eq
+    r_c, r_d = rate_law(x, *law)
+    return np.asarray(r_c, dtype=float), np.asarray(r_d, dtype=float)
