@@ -41,6 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ionwire.continuum.model import Numerics
 from ionwire.structures.parameters import DeviceParameters, from_mapping, read_toml, require, to_mapping
 
 from . import report as R
@@ -58,22 +59,12 @@ class KMCEnsemble:
         require(self.nx >= 2 and self.ny >= 2, f"nx and ny must be >= 2, got {self.nx} x {self.ny}")
 
 
-@dataclass(frozen=True)
-class ContinuumNumerics:
-    """[continuum]: mesh and solver of the continuum model (see continuum.model.Numerics)."""
-
-    n_nodes: int = 400
-    refinement: float = 5.0
-    layer_width_um: float = 0.005
-    rtol: float = 1e-4
-    initial_step_s: float = 1e-12
-    max_steps: int = 50000
-
-    def __post_init__(self):
-        require(self.n_nodes >= 20, f"n_nodes must be >= 20, got {self.n_nodes!r}")
-        require(0 < self.rtol < 0.1, f"rtol must be in (0, 0.1), got {self.rtol!r}")
-        require(self.initial_step_s > 0, f"initial_step_s must be > 0, got {self.initial_step_s!r}")
-        require(self.layer_width_um > 0, f"layer_width_um must be > 0, got {self.layer_width_um!r}")
+#: [numerics] of a comparison (continuum.model.Numerics): the kMC-scale wire (~50 nm, Debye
+#: length ~1.5 nm, microseconds) needs thin boundary layers, a tighter tolerance and a first step
+#: of a picosecond.  A config's [numerics] table changes single values of it; first_output_s and
+#: n_outputs are not used (the output times are compare.times_s).
+VALIDATION_NUMERICS = Numerics(n_nodes=400, refinement=5.0, layer_width_um=0.005, rtol=1e-4,
+                               initial_step_s=1e-12, max_steps=50000)
 
 
 @dataclass(frozen=True)
@@ -135,11 +126,11 @@ class ElectrodeKineticsSettings:
 
 @dataclass(frozen=True)
 class ValidationConfig(DeviceParameters):
-    """The shared parameter set + [kmc] + [continuum] + [compare] (``run`` key ignored)."""
+    """The shared parameter set + [kmc] + [numerics] + [compare] (``run`` key ignored)."""
 
     run: str = "compare"
     kmc: KMCEnsemble = field(default_factory=KMCEnsemble)
-    continuum: ContinuumNumerics = field(default_factory=ContinuumNumerics)
+    numerics: Numerics = VALIDATION_NUMERICS
     compare: CompareSettings = field(default_factory=CompareSettings)
     electrode_kinetics: ElectrodeKineticsSettings | None = None
 
@@ -231,11 +222,9 @@ def onsager_source(cfg: ValidationConfig):
 def run_continuum(cfg: ValidationConfig, field_V_per_um: float):
     """The continuum model on the same parameter object at compare.times_s (plus t = 0):
     continuum.model.WireResult."""
-    from ionwire.continuum.model import Numerics, integrate, solution_to_result, wire_problem
+    from ionwire.continuum.model import integrate, solution_to_result, wire_problem
 
-    c = cfg.continuum
-    num = Numerics(n_nodes=c.n_nodes, refinement=c.refinement, layer_width_um=c.layer_width_um, rtol=c.rtol,
-                   initial_step_s=c.initial_step_s, max_steps=c.max_steps)
+    num = cfg.numerics
     onsager, f0, _ = onsager_source(cfg)
     prob = wire_problem(cfg.params, float(field_V_per_um), num, onsager=onsager, f0=f0)
     t_out = np.concatenate(([0.0], np.asarray(cfg.compare.times_s, dtype=float)))

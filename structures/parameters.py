@@ -83,17 +83,22 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "") -> Any:
+def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "", base: Any = None) -> Any:
     """Build the frozen dataclass ``cls`` from ``data``; unknown keys and bad values raise.
 
     ``where`` is the dotted path of this table in the config file, used in error messages.
+    Keys missing from ``data`` take the class defaults, or the values of ``base`` (an instance of
+    ``cls``) if given.  A field whose default is an instance (``numerics: Numerics =
+    SOME_NUMERICS``, rather than a default_factory) is built on top of that instance, so a
+    config that sets one key of the table keeps the other values of that instance.
     """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ParameterError(f"{where or cls.__name__}: expected a table, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    names = list(fields)
     unknown = sorted(set(data) - set(names))
     if unknown:
         prefix = f"{where}." if where else ""
@@ -104,9 +109,14 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "") -> 
     for name in names:
         if name in data:
             key = f"{where}.{name}" if where else name
-            kwargs[name] = _check_type(data[name], hints[name], key)
+            default = fields[name].default
+            if (dataclasses.is_dataclass(default) and not isinstance(default, type)
+                    and isinstance(data[name], Mapping)):
+                kwargs[name] = from_mapping(type(default), data[name], key, base=default)
+            else:
+                kwargs[name] = _check_type(data[name], hints[name], key)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ParameterError as exc:
         if where and not str(exc).startswith(where):
             raise ParameterError(f"{where}.{exc}") from None

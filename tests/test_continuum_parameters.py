@@ -107,3 +107,32 @@ def test_reduced_maa_table_matches_theory():
     teq = maa_table(1.0, 1.0, f0)
     lbb, lbc, lcc = teq.l_per_s(x)
     np.testing.assert_allclose(lbb + 2 * lbc + lcc, 1.0, rtol=1e-12)
+
+
+def test_numerics_is_one_settings_object_in_every_config():
+    # [numerics] means continuum.model.Numerics in the continuum and in the comparison config; the
+    # comparison's other defaults are an instance (VALIDATION_NUMERICS), and a table that sets one
+    # key keeps the instance's other values
+    import tomllib
+    from pathlib import Path
+
+    from ionwire.continuum.experiment import load_config as load_continuum
+    from ionwire.continuum.model import Numerics
+    from ionwire.coupling.compare import VALIDATION_NUMERICS, load_config as load_compare
+
+    text = (Path(__file__).resolve().parent.parent / "runs" / "validate.toml").read_text()
+    m = tomllib.loads(text)
+    m["numerics"] = {"n_nodes": 123}
+    cmp_num = load_compare(m).numerics
+    assert type(cmp_num) is Numerics
+    assert cmp_num.n_nodes == 123 and cmp_num.layer_width_um == VALIDATION_NUMERICS.layer_width_um == 0.005
+    assert cmp_num.initial_step_s == 1e-12 and cmp_num.rtol == 1e-4
+    cont_num = load_continuum({"numerics": {"n_nodes": 123}}).numerics
+    assert type(cont_num) is Numerics and cont_num == Numerics(n_nodes=123)
+    m["numerics"] = {"rtol": 0.5}
+    with pytest.raises(ParameterError, match="numerics.rtol"):
+        load_compare(m)
+    m.pop("numerics")
+    m["continuum"] = {"n_nodes": 400}  # the table has one name
+    with pytest.raises(ParameterError, match="unknown key continuum"):
+        load_compare(m)
