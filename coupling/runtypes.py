@@ -18,7 +18,9 @@ A *run type* is any object (usually a class with static methods) with these attr
   optional:
     prepare(config) -> dict                     once per campaign, before any run (e.g. the
                                                 continuum calibration fit); JSON-able; cached in
-                                                OUT/prepare.json and reused on ``--resume``
+                                                OUT/prepare.json and reused on ``--resume``; a
+                                                ``prepare(config, mapper)`` gets the ``map`` of
+                                                the campaign's pool for its own runs
     bind(config, prepared) -> config            required with ``prepare``: the config the runs and
                                                 ``reduce`` see (e.g. with the fitted rates filled in)
     fingerprint(config) -> mapping              the parameters that identify a run besides its
@@ -556,8 +558,8 @@ class ContinuumCampaignRun:
         return _continuum_run_type().load(mapping)
 
     @staticmethod
-    def prepare(config):
-        return _continuum_run_type().prepare(config)
+    def prepare(config, mapper=map):
+        return _continuum_run_type().prepare(config, mapper)
 
     @staticmethod
     def bind(config, prepared):

@@ -136,3 +136,22 @@ def test_numerics_is_one_settings_object_in_every_config():
     m["continuum"] = {"n_nodes": 400}  # the table has one name
     with pytest.raises(ParameterError, match="unknown key continuum"):
         load_compare(m)
+
+
+def test_paper_numbers_are_held_once_and_derived_consistently():
+    from ionwire.continuum.experiment import Calibration, ContinuumConfig
+    from ionwire.structures import paper
+
+    # every number has a source; the derived ones follow from the stated ones
+    assert all(v.source for v in paper.ALL.values()) and len(paper.ALL) >= 10
+    # L = mu E t: 1.7e-13 cm^2/(V s) * 4 V/um * 4 h = 0.979 um (MODEL.md: ~0.98 um)
+    assert paper.mobility_length_um(4.0) == pytest.approx(0.979, abs=5e-4)
+    assert paper.FORWARD_LENGTH_4H.value == 0.98 and paper.CALIBRATION_FORWARD.value == 0.49
+    assert paper.CALIBRATION_REVERSE.value == 0.05  # 0.98 um / ratio 20
+    # the defaults of the parameter set and of the calibration are these numbers
+    el = Electrodes()
+    assert (el.alpha_Br_um_per_V_s, el.alpha_Cl_um_per_V_s) == (paper.ALPHA_BR.value, paper.ALPHA_CL.value) == (1.3e-5, 3.8e-7)
+    cal = Calibration()
+    assert (cal.forward_field_V_per_um, cal.forward_length_um) == (2.0, 0.49)
+    assert (cal.reverse_field_V_per_um, cal.reverse_length_um) == (-4.0, 0.05)
+    assert ContinuumConfig().duration_s == paper.BIAS_DURATION.value == 14400.0
