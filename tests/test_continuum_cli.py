@@ -233,3 +233,33 @@ def test_fig1e_marks_come_from_the_config_and_the_paper_module():
     ax = fig1e_figure(plain).axes[0]
     assert "calibration targets (|L|)" not in [ln.get_label() for ln in ax.get_lines()]
     assert "after 0.167 h" in ax.get_ylabel()  # 600 s
+
+
+def test_campaign_calibrates_on_its_own_pool(tmp_path, monkeypatch):
+    # ionwire campaign: prepare() (the calibration) receives the map of the campaign's process
+    # pool, and gives the fit of the serial calibration
+    import tomllib
+
+    from ionwire.continuum import experiment
+    from ionwire.continuum.experiment import calibrate
+    from ionwire.coupling import campaign as cp
+
+    mappers = []
+
+    def recording_prepare(cfg, mapper=map):
+        mappers.append(mapper)
+        return calibrate(cfg, mapper)
+
+    monkeypatch.setattr(experiment, "prepare", recording_prepare)
+
+    text = SMALL.replace("enabled = false", "enabled = true\nmax_iterations = 1").replace("[-4.0, 0.0, 4.0]", "[4.0]")
+    path = tmp_path / "cal.toml"
+    path.write_text(text)
+    rep = cp.run_campaign(cp.load_spec(path), tmp_path / "out", workers=2, progress=False)
+    assert not rep.failed
+    assert len(mappers) == 1 and isinstance(getattr(mappers[0], "__self__", None), cp.LocalPool)
+    prepared = json.loads((tmp_path / "out" / "prepare.json").read_text())["prepared"]
+    serial = calibrate(load_config(tomllib.loads(text)))
+    assert prepared["iterations"] == serial["iterations"] == 1
+    assert prepared["alpha_Br_um_per_V_s"]["value"] == serial["alpha_Br_um_per_V_s"]["value"]
+    assert prepared["alpha_Cl_um_per_V_s"]["achieved_um"] == serial["alpha_Cl_um_per_V_s"]["achieved_um"]
