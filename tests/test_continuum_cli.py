@@ -44,7 +44,7 @@ def test_cli_json_and_hdf5(tmp_path, capsys):
     assert r.x_v.shape == (nt, nz) and r.times_s[0] == 0.0 and r.times_s[-1] == pytest.approx(600.0)
     np.testing.assert_allclose(r.x_br + r.x_cl + r.x_v, 1.0, atol=1e-12)
     assert r.metadata["migration_length_um"] == pytest.approx(l_fwd)
-    assert cio.list_runs(out) == [-4.0, 0.0, 4.0]
+    assert [r.field_V_per_um for r in cio.read_results(out)] == [-4.0, 0.0, 4.0]
     assert cio.read_result(out).field_V_per_um == -4.0
 
 
@@ -121,7 +121,7 @@ def test_paper_figures_small(tmp_path):
     out = paper_figures(cfg, tmp_path)
     for name in ("fig2b", "fig2d", "fig3a", "fig3b", "figS10", "figS16"):
         assert (tmp_path / out["files"][name].split("/")[-1]).stat().st_size > 1000
-    assert len(cio.list_runs(tmp_path / "paper_figures.h5")) == 12 + 5 + 4
+    assert len(cio.read_results(tmp_path / "paper_figures.h5")) == 12 + 5 + 4
     s10 = out["figS10_no_sources_L_um"]
     assert abs(s10["+4"]) < 0.01 * out["fig2_forward_L_um"]["+4"]
     s16 = out["figS16_L_um"]
