@@ -38,6 +38,11 @@ from ionwire.structures._jit_cache import configure as _configure_jit_cache
 
 _configure_jit_cache()
 
+from ionwire.structures.electrode_law import rate_law as _rate_law_py  # noqa: E402
+
+#: the electrode rate law of the foundation (structures.electrode_law.rate_law), compiled
+rate_law = numba.njit(cache=True, error_model="numpy")(_rate_law_py)
+
 KL = 5
 KU = 5
 CS_STEP = 1e-30
@@ -171,25 +176,17 @@ def face_flux_direct(vi, vj, bi, bj, psi_i, psi_j, h, xref, d0, tab):
 def source(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
     """Electrode source at one contact node (per unit contact length).
 
-    Returns (S_V / x_ref, S_Br) with S in site fractions per s and
-    fac = |E| times the electrode factor.  r_c = fac alpha(y), r_d = r_c (1 - x_eq)/x_eq or 0,
-    x_eq = x_ref exp(-dEf_kT y) (structures.parameters.electrode_rates, written for the kernel);
-    v = x_V / x_ref;
-    rd_on = 0 switches r_d off at this node.
+    Returns (S_V / x_ref, S_Br) with S in site fractions per s:
+    S_V = r_c (1 - x_V) - r_d x_V,  S_Br = -r_c x_Br + r_d x_V x_Br / (x_Br + x_Cl), where
+    (r_c, r_d) = rate_law(y, fac, ln_a_br, ln_a_cl, linear_alpha, rd_on, xref, dEf_kT) is the
+    foundation's law (structures.electrode_law; its parameters per electrode from
+    structures.parameters.electrode_rate_law), y = x_Cl / (1 - x_V), v = x_V / x_ref;
+    fac = |E| times the electrode factor; rd_on = 0 switches r_d off at this node.
     """
     xv = xref * v
     cl = 1.0 - b - xv
     y = cl / (1.0 - xv)
-    if linear_alpha:
-        alpha = (1.0 - y) * np.exp(ln_a_br) + y * np.exp(ln_a_cl)
-    else:
-        alpha = np.exp((1.0 - y) * ln_a_br + y * ln_a_cl)
-    rc = fac * alpha
-    if rd_on == 0.0:
-        rd = 0.0 * rc
-    else:
-        xeq = xref * np.exp(-dEf_kT * y)
-        rd = rc * (1.0 - xeq) / xeq
+    rc, rd = rate_law(y, fac, ln_a_br, ln_a_cl, linear_alpha, rd_on, xref, dEf_kT)
     sv = (rc * (1.0 - xv) - rd * xv) / xref
     sbr = -rc * b + rd * xv * b / (b + cl)
     return sv, sbr

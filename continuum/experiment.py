@@ -1,23 +1,30 @@
 """The rectification experiment with the continuum model: config, calibration, sweep, summary.
 
-Stable library API (used by ``ionwire continuum`` and, through :class:`ContinuumRun`, by
+Library API (used by ``ionwire continuum`` and, through :class:`ContinuumRun`, by
 ``ionwire campaign``)::
 
     cfg = load_config(mapping)                      # TOML mapping -> frozen ContinuumConfig
-    record = calibrate(cfg, workers=2)              # the fit of (alpha_Br, alpha_Cl); JSON-able
+    record = calibrate(cfg, mapper=map)             # the fit of (alpha_Br, alpha_Cl); JSON-able
     cfg = bind(cfg, record)                         # config with the fitted alphas (and the record)
     points = expand(cfg)                            # [{"field_V_per_um": E}, ...]
     result, summary = run_field(cfg, E, onsager=None)   # WireResult + JSON-able dict
     summary = run_point(cfg, point, outdir)         # one field -> outdir/continuum.h5 + dict
     out = summarize(cfg, points, summaries)         # the --json keys (see below)
     plot_fig1e(out, path_png)
-    out = run_sweep(cfg, out_h5, workers=2)         # all fields, HDF5 + summary (the CLI path)
+    out = run_sweep(cfg, out_h5, mapper=map)        # all fields, HDF5 + summary (the CLI path)
+
+Parallel runs: the functions that run several fields (:func:`map_runs`, :func:`map_fields`,
+:func:`calibrate`, :func:`run_sweep`, continuum.figures.paper_figures) take a ``mapper``, a
+callable with the semantics of the builtin ``map(fn, iterable)`` (results in order); the default
+is the builtin (serial, in this process).  This package starts no processes of its own: the
+caller passes the ``map`` of its pool (``ionwire continuum`` and ``ionwire campaign`` pass the
+local process pool of coupling.campaign).
 
 Config file (runs/fig1e.toml)::
 
     run = "continuum"
     duration_s = 14400.0
-    workers = 2
+    workers = 2                                      # processes of ``ionwire continuum``
     [material] [vacancies] [geometry] [electrodes]   structures.parameters (DeviceParameters)
     [numerics]                                       continuum.model.Numerics
     [transport] f0, onsager_table, table_preset      Onsager coefficients (MAA theory or kMC table)
@@ -37,10 +44,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import multiprocessing
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,12 +54,11 @@ import numpy as np
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
 from .observables import cl_uptake, linear_fit, front_positions_um
+from ionwire.structures import paper
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
                                            inline_field, read_toml, require, to_mapping)
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
-PAPER_ALPHA_BR = 1.3e-5
-PAPER_ALPHA_CL = 3.8e-7
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,15 @@ class Transport:
 class Calibration:
     """The fit of alpha_Br and alpha_Cl (the only calibrated parameters) to MODEL.md section 1:
     L(+2 V/um, duration) = 0.49 um (mu E t on the linear forward branch) and
-    |L(-4 V/um, duration)| = 0.05 um (ratio ~20).  Each alpha is adjusted by a secant iteration
-    in log-log space until both relative residuals are below ``tolerance``."""
+    |L(-4 V/um, duration)| = 0.05 um (ratio ~20); defaults from structures.paper
+    (CALIBRATION_FORWARD, CALIBRATION_REVERSE and their fields).  Each alpha is adjusted by a
+    secant iteration in log-log space until both relative residuals are below ``tolerance``."""
 
     enabled: bool = True
-    forward_field_V_per_um: float = 2.0
-    forward_length_um: float = 0.49
-    reverse_field_V_per_um: float = -4.0
-    reverse_length_um: float = 0.05
+    forward_field_V_per_um: float = paper.CALIBRATION_FORWARD_FIELD.value
+    forward_length_um: float = paper.CALIBRATION_FORWARD.value
+    reverse_field_V_per_um: float = paper.CALIBRATION_REVERSE_FIELD.value
+    reverse_length_um: float = paper.CALIBRATION_REVERSE.value
     tolerance: float = 2e-3
     max_iterations: int = 10
 
@@ -116,10 +120,12 @@ class ContinuumConfig(HoldsDeviceParameters):
     [vacancies], [geometry], [electrodes]), numerics and the sweep.
 
     ``calibration_record`` is set by :func:`bind` (the JSON of the fit); not for config files.
+    ``workers``: the number of processes ``ionwire continuum`` runs the fields on (the library
+    functions take a mapper instead).  Default duration: the paper's 4 h (structures.paper).
     """
 
     params: DeviceParameters = inline_field(DeviceParameters)
-    duration_s: float = 4 * 3600.0
+    duration_s: float = paper.BIAS_DURATION.value
     workers: int = 2
     numerics: Numerics = field(default_factory=Numerics)
     transport: Transport = field(default_factory=Transport)
@@ -179,9 +185,10 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
     Summary keys: field_V_per_um, migration_length_um (at the end), front_um, cl_uptake,
     times_s, migration_length_um_t (list over output times), vacancy_current_gap (J_V at the
     gap centre at the end, site fractions um/s), min_fraction (smallest x_Br or x_Cl seen),
-    solver statistics, wall_s.
+    solver statistics, wall_s, cpu_s (CPU time of the process that ran it).
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if onsager is None:
         onsager = _onsager(cfg)
     f0, _ = f0_used(cfg)
@@ -208,6 +215,7 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         "rejected_steps": int(res.metadata["solver_rejected"]),
         "newton_iterations": int(res.metadata["solver_newton_iterations"]),
         "wall_s": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
     }
     return res, summary
 
@@ -253,64 +261,55 @@ def _field_worker(args):
     return result_arrays(res), summary
 
 
-def _pool(workers: int):
-    try:
-        ctx = multiprocessing.get_context("fork")
-    except ValueError:  # pragma: no cover - platforms without fork
-        ctx = multiprocessing.get_context()
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-
-
-def warm_up() -> None:
-    """Compile / load the numba kernels in this process (so forked workers inherit them)."""
+def warm_up(_=None) -> None:
+    """Compile / load the numba kernels in this process (the argument is ignored, so that a
+    mapper can run it in its workers: ``list(mapper(warm_up, range(workers)))``)."""
     p = DeviceParameters()
     prob = wire_problem(p, 1.0, Numerics(n_nodes=40))
     integrate(prob, np.array([0.0, 1e-6]))
 
 
-def map_runs(runs, workers: int = 2, callback=None) -> list[dict]:
-    """Run (config, field) pairs, in parallel over ``workers`` processes (fork), in order.
+def map_runs(runs, mapper=map, callback=None) -> list[dict]:
+    """Run (config, field) pairs with ``mapper`` (``map(fn, iterable)`` semantics; default: the
+    builtin, serial); returns the summaries in the given order.
 
-    callback(arrays, summary) is called in the parent as each run finishes (in order).
-    Returns the summaries."""
+    callback(arrays, summary) is called in this process for each run, in the given order, as
+    soon as it and all runs before it are done.  A mapper other than the builtin receives the
+    expensive runs (strong forward bias: the front crosses many cells) first, so that parallel
+    workers finish together."""
     runs = [(cfg, float(e)) for cfg, e in runs]
-    workers = max(1, min(workers, len(runs), os.cpu_count() or 1))
-    out = []
-    if workers <= 1:
-        for r in runs:
-            arrays, summary = _field_worker(r)
+    order = list(range(len(runs)))
+    if mapper is not map:
+        order.sort(key=lambda i: -max(runs[i][1], 0.0))
+    done: dict[int, tuple] = {}
+    out: list[dict] = []
+    for i, result in zip(order, mapper(_field_worker, [runs[i] for i in order])):
+        done[i] = result
+        while len(out) in done:
+            arrays, summary = done.pop(len(out))
             if callback:
                 callback(arrays, summary)
             out.append(summary)
-        return out
-    warm_up()
-    # the expensive runs (strong forward bias: the front crosses many cells) start first, so the
-    # two workers finish together; results are still delivered in the given order
-    order = sorted(range(len(runs)), key=lambda i: -max(runs[i][1], 0.0))
-    with _pool(workers) as pool:
-        futures = {i: pool.submit(_field_worker, runs[i]) for i in order}
-        for i in range(len(runs)):
-            arrays, summary = futures[i].result()
-            if callback:
-                callback(arrays, summary)
-            out.append(summary)
+    if len(out) != len(runs):
+        raise RuntimeError(f"the mapper returned {len(out)} results for {len(runs)} runs")
     return out
 
 
-def map_fields(cfg: ContinuumConfig, fields, workers: int | None = None, callback=None) -> list[dict]:
+def map_fields(cfg: ContinuumConfig, fields, mapper=map, callback=None) -> list[dict]:
     """Run every field of one config (see map_runs); returns summaries in order."""
-    return map_runs([(cfg, e) for e in fields], workers or cfg.workers, callback)
+    return map_runs([(cfg, e) for e in fields], mapper, callback)
 
 
 # --------------------------------------------------------------------------------------------
 # calibration
 # --------------------------------------------------------------------------------------------
-def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
+def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
     """Fit (alpha_Br, alpha_Cl) to the two numbers of MODEL.md section 1; returns the record.
 
     Two coupled secant iterations in log-log space (each L depends mainly on the alpha of the
     vacancy-depleted electrode's segment: alpha_Br forward, alpha_Cl reverse), started from the
-    config's alphas (default: the paper's).  Both target fields run in parallel.
+    config's alphas (default: the paper's).  The two target fields of an iteration go to
+    ``mapper`` together (run in parallel by a parallel mapper).
     Record (JSON-able): {"alpha_Br_um_per_V_s": {...}, "alpha_Cl_um_per_V_s": {...},
     "iterations", "converged", "history", "wall_s", "method"}; each parameter entry holds value,
     paper_value, start_value, fitted_to (text), target_um, achieved_um, residual_um.
@@ -328,7 +327,7 @@ def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
     converged = False
     for it in range(cal.max_iterations):
         trial = with_alphas(cfg, math.exp(la[0]), math.exp(la[1]))
-        sf, sr = map_fields(trial, [ef, er], workers)
+        sf, sr = map_fields(trial, [ef, er], mapper)
         lf, lr = sf["migration_length_um"], abs(sr["migration_length_um"])
         history.append({"alpha_Br_um_per_V_s": math.exp(la[0]), "alpha_Cl_um_per_V_s": math.exp(la[1]),
                         "L_forward_um": sf["migration_length_um"], "L_reverse_um": sr["migration_length_um"]})
@@ -356,28 +355,29 @@ def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
         "history": history,
         "wall_s": time.perf_counter() - t0,
         "alpha_Br_um_per_V_s": {
-            "value": history[-1]["alpha_Br_um_per_V_s"], "paper_value": PAPER_ALPHA_BR,
+            "value": history[-1]["alpha_Br_um_per_V_s"], "paper_value": paper.ALPHA_BR.value,
             "start_value": cfg.electrodes.alpha_Br_um_per_V_s,
             "fitted_to": f"L({ef:+g} V/um, {cfg.duration_s / 3600:g} h) = {tf} um (MODEL.md section 1: mu E t "
-                         "on the linear forward branch, paper mobility 1.7e-13 cm^2/(V s))",
+                         f"on the linear forward branch, paper mobility {paper.MOBILITY.value:g} "
+                         f"{paper.MOBILITY.unit})",
             "target_um": tf, "achieved_um": history[-1]["L_forward_um"],
             "residual_um": history[-1]["L_forward_um"] - tf},
         "alpha_Cl_um_per_V_s": {
-            "value": history[-1]["alpha_Cl_um_per_V_s"], "paper_value": PAPER_ALPHA_CL,
+            "value": history[-1]["alpha_Cl_um_per_V_s"], "paper_value": paper.ALPHA_CL.value,
             "start_value": cfg.electrodes.alpha_Cl_um_per_V_s,
             "fitted_to": f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um (MODEL.md section 1: "
-                         "rectification ratio ~20 of the paper)",
+                         f"rectification ratio ~{paper.RECTIFICATION_RATIO.value:g} of the paper)",
             "target_um": tr, "achieved_um": history[-1]["L_reverse_um"],
             "residual_um": abs(history[-1]["L_reverse_um"]) - tr},
     }
     return record
 
 
-def prepare(cfg: ContinuumConfig) -> dict:
-    """The calibration fit if cfg.calibration.enabled, else {} (the run type's ``prepare`` step)."""
+def prepare(cfg: ContinuumConfig, mapper=map) -> dict:
+    """The calibration fit if cfg.calibration.enabled, else {} (the run type's ``prepare``)."""
     if not cfg.calibration.enabled:
         return {}
-    return calibrate(cfg)
+    return calibrate(cfg, mapper)
 
 
 def bind(cfg: ContinuumConfig, record: Mapping[str, Any]) -> ContinuumConfig:
@@ -416,9 +416,15 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
     out["calibrated"] = {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")}
     if not out["calibrated"]:
         out["calibrated"] = {}
-    fwd = (e >= 1.5 - 1e-9) & (e <= 4.0 + 1e-9)
+    cal = cfg.calibration
+    out["calibration_targets"] = ([[cal.forward_field_V_per_um, cal.forward_length_um],
+                                   [cal.reverse_field_V_per_um, cal.reverse_length_um]]
+                                  if out["calibrated"] else [])
+    out["duration_s"] = cfg.duration_s
+    lo, hi = paper.LINEAR_FORWARD_FROM.value, paper.LARGEST_FIELD.value  # the paper's linear branch
+    fwd = (e >= lo - 1e-9) & (e <= hi + 1e-9)
     if fwd.sum() >= 3:
-        out["forward_linear_fit"] = dict(linear_fit(e[fwd], l_arr[fwd]), range_V_per_um=[1.5, 4.0])
+        out["forward_linear_fit"] = dict(linear_fit(e[fwd], l_arr[fwd]), range_V_per_um=[lo, hi])
     rev = e < 0
     if rev.any():
         out["reverse_max_abs_um"] = float(np.max(np.abs(l_arr[rev])))
@@ -434,8 +440,20 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
 
 
 def plot_fig1e(summary: Mapping[str, Any], path, title: str | None = None) -> None:
-    """Fig. 1e: migration length after the run against the field, with the forward linear fit and
-    the MODEL.md section 1 numbers (calibration targets marked)."""
+    """Fig. 1e (:func:`fig1e_figure`) as PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = fig1e_figure(summary, title)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def fig1e_figure(summary: Mapping[str, Any], title: str | None = None):
+    """Fig. 1e from a :func:`summarize` dict: migration length after the run against the field,
+    with the forward linear fit, the paper's mobility (mu E t at the largest field, for the run's
+    duration) and, if the alphas were fitted, the config's calibration targets (|L|); the
+    duration is the summary's ``duration_s`` (the config's).  Returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -443,40 +461,44 @@ def plot_fig1e(summary: Mapping[str, Any], path, title: str | None = None) -> No
 
     e = np.array(summary["field_V_per_um"])
     l_arr = np.array(summary["migration_length_um"])
+    duration_s = float(summary["duration_s"])
+    hours = f"{duration_s / 3600.0:.3g} h"
     fig, ax = plt.subplots(figsize=(5.0, 3.8), dpi=150)
     ax.axhline(0, color="0.7", lw=0.8)
     ax.axvline(0, color="0.7", lw=0.8)
     ax.plot(e, l_arr, "o-", color="C0", ms=5, label="continuum model")
     fit = summary.get("forward_linear_fit")
     if fit:
-        xs = np.linspace(1.5, 4.0, 10)
+        lo, hi = fit["range_V_per_um"]
+        xs = np.linspace(lo, hi, 10)
         ax.plot(xs, fit["slope"] * xs + fit["intercept"], "--", color="C1",
-                label=f"linear fit 1.5-4 V/um, $R^2$={fit['r_squared']:.3f}")
-    ax.plot([4.0], [0.98], "s", mfc="none", color="k", label="paper: $\\mu E t$ at 4 V/um")
-    cal = summary.get("calibrated") or {}
-    if cal:
-        ax.plot([2.0, -4.0], [0.49, 0.05], "x", color="C3", ms=8, mew=2,
+                label=f"linear fit {lo:g}-{hi:g} V/um, $R^2$={fit['r_squared']:.3f}")
+    e_max = paper.LARGEST_FIELD.value
+    ax.plot([e_max], [paper.mobility_length_um(e_max, duration_s)], "s", mfc="none", color="k",
+            label=f"paper mobility: $\\mu E t$ at {e_max:g} V/um")
+    targets = summary.get("calibration_targets") or []
+    if targets:
+        ax.plot([t[0] for t in targets], [t[1] for t in targets], "x", color="C3", ms=8, mew=2,
                 label="calibration targets (|L|)")
     ax.set_xlabel("field (V/$\\mu$m)  (negative: reverse)")
-    ax.set_ylabel("migration length after 4 h ($\\mu$m)")
+    ax.set_ylabel(f"migration length after {hours} ($\\mu$m)")
     ratio = summary.get("rectification_ratio")
     ax.set_title(title or (f"Fig. 1e  (ratio L(+4)/|L(-4)| = {ratio:.1f})" if ratio else "Fig. 1e"), fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
-def run_sweep(cfg: ContinuumConfig, out_h5, workers: int | None = None, calibrate_first: bool = True,
+def run_sweep(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = True,
               figure: str | None = None, progress=None) -> dict:
     """The CLI path: calibration (if enabled), every field of the sweep written to out_h5 as it
-    finishes, the summary dict (with wall_s of the whole thing) and the Fig. 1e PNG."""
+    finishes, the summary dict (with wall_s of the whole thing) and the Fig. 1e PNG; all runs
+    go through ``mapper`` (see the module docstring)."""
     t0 = time.perf_counter()
     record = {}
     cal_wall = 0.0
     if calibrate_first and cfg.calibration.enabled and cfg.calibration_record is None:
-        record = calibrate(cfg, workers)
+        record = calibrate(cfg, mapper)
         cal_wall = record["wall_s"]
         cfg = bind(cfg, record)
     cio.create(out_h5, config_dict(cfg), _calibration_dict(cfg))
@@ -488,7 +510,7 @@ def run_sweep(cfg: ContinuumConfig, out_h5, workers: int | None = None, calibrat
             progress(summary)
 
     points = expand(cfg)
-    summaries = map_fields(cfg, [p["field_V_per_um"] for p in points], workers, write)
+    summaries = map_fields(cfg, [p["field_V_per_um"] for p in points], mapper, write)
     sweep_wall = time.perf_counter() - t1
     out = summarize(cfg, points, summaries, wall_s=time.perf_counter() - t0)
     out["sweep_wall_s"] = sweep_wall

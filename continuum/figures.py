@@ -29,8 +29,9 @@ def _variant(cfg: ContinuumConfig, **electrodes) -> ContinuumConfig:
     return cfg.with_params(electrodes=dataclasses.replace(cfg.electrodes, **electrodes))
 
 
-def paper_figures(cfg: ContinuumConfig, outdir, workers: int | None = None) -> dict:
-    """Run every variant, write OUTDIR/paper_figures.h5, paper_figures.json and the PNGs.
+def paper_figures(cfg: ContinuumConfig, outdir, mapper=map) -> dict:
+    """Run every variant (through ``mapper``, ``map(fn, iterable)`` semantics; default serial),
+    write OUTDIR/paper_figures.h5, paper_figures.json and the PNGs.
 
     Returns a JSON-able dict of the key numbers and file names."""
     import matplotlib
@@ -66,7 +67,7 @@ def paper_figures(cfg: ContinuumConfig, outdir, workers: int | None = None) -> d
                                     "junction_um": cfg.geometry.junction_um, "summary": summary})
         store[label] = (arrays, summary)
 
-    map_runs(runs, workers or cfg.workers, keep)
+    map_runs(runs, mapper, keep)
     xeq_cl = cfg.vacancies.equilibrium_fraction(cfg.material, 1.0)
     hours = cfg.duration_s / 3600.0
     (l0, l1), (r0, r1) = cfg.geometry.contacts_um()

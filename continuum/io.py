@@ -309,13 +309,6 @@ def _open(path):
     return f, version
 
 
-def list_runs(path) -> list[float]:
-    """Fields (V/um) of the complete runs in the file, in file order."""
-    f, _ = _open(path)
-    with f:
-        return [float(g.attrs["field_V_per_um"]) for _, g in _complete(f)]
-
-
 def _complete(f):
     runs = f.get("runs")
     if runs is None:

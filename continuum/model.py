@@ -27,7 +27,7 @@ from scipy.linalg.lapack import dgbtrf, dgbtrs
 from . import _kernels as K
 from .io import ContinuumResult
 from .mesh import Mesh, graded_mesh
-from ionwire.structures.parameters import DeviceParameters, _positive, require
+from ionwire.structures.parameters import DeviceParameters, _positive, electrode_rate_law, require
 from .transport import as_table
 from ionwire.structures.units import (ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, Z_ANION, hop_length_A,
                     site_density_per_m3, thermal_voltage_V)
@@ -418,21 +418,18 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
     psi_d = np.zeros(n)
     psi_d[il] = 0.5 * u_applied / sc["thermal_voltage_V"]
     psi_d[ir] = -0.5 * u_applied / sc["thermal_voltage_V"]
-    el = params.electrodes
     w_left = mesh.overlap_um(l0, l1)
     w_right = mesh.overlap_um(r0, r1)
+    # the rate law of each electrode (structures.parameters.electrode_rate_law): per node its
+    # field factor and whether r_d is on; the composition part is the same at both electrodes
     fac = np.zeros(n)
     rd_on = np.ones(n)
-    if el.enabled and field_V_per_um != 0.0:
-        pos, neg = (w_left, w_right) if field_V_per_um > 0 else (w_right, w_left)
-        fac[pos > 0] = abs(field_V_per_um) * el.positive_electrode_factor
-        if el.negative_electrode == "same":
-            fac[neg > 0] = abs(field_V_per_um) * el.negative_electrode_factor
-        # r_d as structures.parameters.electrode_rates gives it
-        if el.r_d_form == "zero":
-            rd_on[:] = 0.0
-        elif el.r_d_form == "irreversible_at_positive":
-            rd_on[pos > 0] = 0.0
+    pos, neg = (w_left, w_right) if field_V_per_um >= 0 else (w_right, w_left)
+    laws = {name: electrode_rate_law(params, field_V_per_um, name) for name in ("positive", "negative")}
+    for name, w in (("positive", pos), ("negative", neg)):
+        fac[w > 0] = laws[name].field_factor_V_per_um
+        rd_on[w > 0] = laws[name].annihilation
+    law = laws["positive"]
     src_w = w_left + w_right
     w = mat.jump_frequencies_per_s()
     if onsager is None and f0 is None:
@@ -441,10 +438,8 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
     return Problem(mesh=mesh, y0=y0, vbg=v0.copy(), dirichlet=dirichlet, psi_d=psi_d, src_w=src_w,
                    src_fac=fac, kappa=sc["kappa_per_um2"], xref=sc["xref"], d0=sc["d0_um2"],
                    tab=np.ascontiguousarray(tab.abd_per_s),
-                   ln_a_br=math.log(el.alpha_Br_um_per_V_s), ln_a_cl=math.log(el.alpha_Cl_um_per_V_s),
-                   linear_alpha=el.composition_dependence == "linear",
-                   dEf_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV,
-                   rd_on=rd_on, thermal_voltage_V=sc["thermal_voltage_V"])
+                   ln_a_br=law.ln_alpha_Br, ln_a_cl=law.ln_alpha_Cl, linear_alpha=law.linear,
+                   dEf_kT=law.formation_energy_difference_kT, rd_on=rd_on, thermal_voltage_V=sc["thermal_voltage_V"])
 
 
 def output_times(duration_s: float, numerics: Numerics) -> np.ndarray:

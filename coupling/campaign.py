@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -285,6 +286,10 @@ class LocalPool:
     def submit(self, fn: Callable, *args, key: str = "") -> Any:
         return self.pool.submit(fn, *args)
 
+    def map(self, fn: Callable, iterable) -> Any:
+        """``map(fn, iterable)`` over the pool's processes: results in order."""
+        return self.pool.map(fn, iterable)
+
     def wait(self, futures: list, timeout: float) -> list:
         done, _ = self._cf.wait(futures, timeout=timeout, return_when=self._cf.FIRST_COMPLETED)
         return list(done)
@@ -322,6 +327,30 @@ class LocalPool:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def local_mapper(workers: int):
+    """A ``map(fn, iterable)`` over ``workers`` local processes (a :class:`LocalPool`), or the
+    builtin ``map`` for one worker; the pool is closed (or, on an exception, stopped) on exit.
+    For library calls that take a mapper (e.g. the continuum calibration and sweep)."""
+    if workers <= 1:
+        yield map
+        return
+    pool = LocalPool(workers)
+    try:
+        yield pool.map
+    except BaseException:
+        pool.abort([])
+        raise
+    pool.close()
+
+
+def _takes_mapper(fn: Callable) -> bool:
+    try:
+        return "mapper" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def check_scheduler(address: str | None, timeout_s: float = 10.0) -> None:
@@ -391,6 +420,11 @@ class DaskPool:
 
     def submit(self, fn: Callable, *args, key: str = "") -> Any:
         return self.client.submit(fn, *args, key=f"ionwire-{key}-{uuid.uuid4().hex[:8]}", pure=False)
+
+    def map(self, fn: Callable, iterable) -> Any:
+        """``map(fn, iterable)`` over the dask workers: results in order."""
+        futures = self.client.map(fn, list(iterable), pure=False)
+        return (f.result() for f in futures)
 
     def wait(self, futures: list, timeout: float) -> list:
         try:
@@ -608,9 +642,11 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
     records = folder.finished(ids)
     n_resumed = len(records)
 
-    # prepare once per campaign; cached (keyed by the config fingerprint) for --resume
+    # prepare once per campaign; cached (keyed by the config fingerprint) for --resume.  A
+    # prepare(config, mapper) runs its own tasks on the campaign's pool (one pool per campaign)
     config = spec.config
     prepare_wall = 0.0
+    pool = None
     if callable(getattr(spec.run_type, "prepare", None)):
         cache = _read_json(out / "prepare.json")
         if cache is not None and cache.get("fingerprint_sha") == spec.fingerprint_sha:
@@ -618,9 +654,19 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
         else:
             t0 = time.perf_counter()
             try:
-                prepared = spec.run_type.prepare(config)
+                if _takes_mapper(spec.run_type.prepare):
+                    pool = DaskPool(scheduler, workers) if scheduler else LocalPool(workers)
+                    prepared = spec.run_type.prepare(config, mapper=pool.map)
+                else:
+                    prepared = spec.run_type.prepare(config)
             except KeyboardInterrupt:
+                if pool is not None:
+                    pool.abort([])
                 raise CampaignInterrupted(len(records), len(spec.points), out) from None
+            except BaseException:
+                if pool is not None:
+                    pool.abort([])
+                raise
             prepare_wall = time.perf_counter() - t0
             atomic_write_json(out / "prepare.json", {"fingerprint_sha": spec.fingerprint_sha,
                                                      "prepared": prepared, "wall_s": prepare_wall})
@@ -635,7 +681,8 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
     if todo:
         from tqdm.auto import tqdm
 
-        pool = DaskPool(scheduler, workers) if scheduler else LocalPool(workers)
+        if pool is None:
+            pool = DaskPool(scheduler, workers) if scheduler else LocalPool(workers)
         executor = pool.description
         bar = tqdm(total=len(spec.points), initial=n_resumed, desc=f"{spec.stem} [{spec.run_name}]",
                    unit="run", file=sys.stderr, disable=None if progress else True, dynamic_ncols=True)
@@ -690,6 +737,8 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
             raise
         pool.close()
         bar.close()
+    elif pool is not None:
+        pool.close()
     folder.write_index(spec, records, failed)
 
     report = CampaignReport(outdir=out, n_runs=len(spec.points), n_resumed=n_resumed,

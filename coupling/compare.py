@@ -46,27 +46,18 @@ from ionwire.kmc.device import KMCSettings
 from ionwire.structures.seeds import derive_seed
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
                                            inline_field, read_toml, require, to_mapping)
+from ionwire.continuum.model import Numerics
 
 from . import report as R
 from . import statistics as S
 
 
-@dataclass(frozen=True)
-class ContinuumNumerics:
-    """[continuum]: mesh and solver of the continuum model (see continuum.model.Numerics)."""
-
-    n_nodes: int = 400
-    refinement: float = 5.0
-    layer_width_um: float = 0.005
-    rtol: float = 1e-4
-    initial_step_s: float = 1e-12
-    max_steps: int = 50000
-
-    def __post_init__(self):
-        require(self.n_nodes >= 20, f"n_nodes must be >= 20, got {self.n_nodes!r}")
-        require(0 < self.rtol < 0.1, f"rtol must be in (0, 0.1), got {self.rtol!r}")
-        require(self.initial_step_s > 0, f"initial_step_s must be > 0, got {self.initial_step_s!r}")
-        require(self.layer_width_um > 0, f"layer_width_um must be > 0, got {self.layer_width_um!r}")
+#: [numerics] of a comparison (continuum.model.Numerics): the kMC-scale wire (~50 nm, Debye
+#: length ~1.5 nm, microseconds) needs thin boundary layers, a tighter tolerance and a first step
+#: of a picosecond.  A config's [numerics] table changes single values of it; first_output_s and
+#: n_outputs are not used (the output times are compare.times_s).
+VALIDATION_NUMERICS = Numerics(n_nodes=400, refinement=5.0, layer_width_um=0.005, rtol=1e-4,
+                               initial_step_s=1e-12, max_steps=50000)
 
 
 @dataclass(frozen=True)
@@ -128,13 +119,13 @@ class ElectrodeKineticsSettings:
 class ValidationConfig(HoldsDeviceParameters):
     """The shared parameter set (``params``; the file's [material], [vacancies], [geometry],
     [electrodes]) + [kmc] (kmc.device.KMCSettings: the cross-section nx, ny, hops, max_events) +
-    [continuum] + [compare] (``run`` key ignored).  The field, duration and seed of every kMC
+    [numerics] (continuum.model.Numerics) + [compare] (``run`` key ignored).  The field, duration and seed of every kMC
     replica come from [compare], so [kmc] does not take them."""
 
     params: DeviceParameters = inline_field(DeviceParameters)
     run: str = "compare"
     kmc: KMCSettings = field(default_factory=KMCSettings)
-    continuum: ContinuumNumerics = field(default_factory=ContinuumNumerics)
+    numerics: Numerics = VALIDATION_NUMERICS
     compare: CompareSettings = field(default_factory=CompareSettings)
     electrode_kinetics: ElectrodeKineticsSettings | None = None
 
@@ -247,11 +238,9 @@ def onsager_source(cfg: ValidationConfig):
 def run_continuum(cfg: ValidationConfig, field_V_per_um: float):
     """The continuum model on the same parameter object at compare.times_s (plus t = 0):
     continuum.model.WireResult."""
-    from ionwire.continuum.model import Numerics, integrate, solution_to_result, wire_problem
+    from ionwire.continuum.model import integrate, solution_to_result, wire_problem
 
-    c = cfg.continuum
-    num = Numerics(n_nodes=c.n_nodes, refinement=c.refinement, layer_width_um=c.layer_width_um, rtol=c.rtol,
-                   initial_step_s=c.initial_step_s, max_steps=c.max_steps)
+    num = cfg.numerics
     onsager, f0, _ = onsager_source(cfg)
     prob = wire_problem(cfg.params, float(field_V_per_um), num, onsager=onsager, f0=f0)
     t_out = np.concatenate(([0.0], np.asarray(cfg.compare.times_s, dtype=float)))

@@ -27,6 +27,7 @@ x_V^eq(Br) = 1 / (1 + e^c0) and the formation-energy difference E_f(Cl) - E_f(Br
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -298,9 +299,11 @@ def measure_and_fit(params, nx: int, ny: int, fields_V_per_um, compositions, see
         n_d = np.array([m[electrode]["annihilated"] for m in meas])
         T_v = np.array([m[electrode]["vacancy_exposure_site_s"] for m in meas])
         if n_d.sum() > 0:
-            a_br = fit1["alpha_Br_um_per_V_s"]["value"]
-            a_cl = fit1["alpha_Cl_um_per_V_s"]["value"]
-            r_c = np.exp((1 - x) * math.log(a_br) + x * math.log(a_cl)) * np.abs(E)
+            # r_c of the fitted creation law (log-linear, as fitted) at each point
+            fitted = dataclasses.replace(el, alpha_Br_um_per_V_s=fit1["alpha_Br_um_per_V_s"]["value"],
+                                         alpha_Cl_um_per_V_s=fit1["alpha_Cl_um_per_V_s"]["value"],
+                                         composition_dependence="log_linear")
+            r_c = fitted.alpha_um_per_V_s(x) * np.abs(E)
             out[f"{electrode}_annihilation"] = fit_annihilation_ratio(x, n_d, T_v, r_c, kT)
         else:
             out[f"{electrode}_annihilation"] = {"annihilated": 0, "vacancy_exposure_site_s": float(T_v.sum()),
@@ -316,7 +319,7 @@ def measure_and_fit(params, nx: int, ny: int, fields_V_per_um, compositions, see
         c = out.get(f"{electrode}_creation")
         if c:
             f = c["linear_in_field"]
-            fac = 1.0 if electrode == "positive" else el.negative_electrode_factor
+            fac = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
             for k in ("alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s"):
                 z[f"{electrode}_{k}"] = (f[k]["value"] - fac * par[k]) / f[k]["error"]
             p = c["with_field_exponent"]["field_exponent"]
@@ -328,13 +331,14 @@ def measure_and_fit(params, nx: int, ny: int, fields_V_per_um, compositions, see
     out["z_scores"] = z
     # per point: measured rate / rate law at the mean composition, and the plane-fluctuation
     # factor that the kMC's per-plane rate evaluation predicts for it
+    from ionwire.structures.parameters import electrode_rates
+
     law = params.electrodes.alpha_um_per_V_s
     for m in meas:
         for electrode in ("positive", "negative"):
             d = m[electrode]
             if d["created"] > 0 and d["halide_exposure_site_s"] > 0:
-                fac = 1.0 if electrode == "positive" else el.negative_electrode_factor
-                expect = fac * float(law(d["x_cl_contact"])) * abs(m["field_V_per_um"])
+                expect = float(electrode_rates(params, d["x_cl_contact"], m["field_V_per_um"], electrode)[0])
                 rate, err = poisson_rate(d["created"], d["halide_exposure_site_s"])
                 d["rate_over_law"] = float(rate / expect)
                 d["rate_over_law_error"] = float(err / expect)

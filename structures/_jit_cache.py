@@ -20,7 +20,7 @@ import numba
 
 _ROOT = Path(__file__).resolve().parent.parent
 # every module whose numba functions are compiled into another module's cached code
-_KERNEL_SOURCES = ("structures/lattice.py", "kmc/_kernels.py", "kmc/_device_kernels.py", "continuum/_kernels.py")
+_KERNEL_SOURCES = ("structures/lattice.py", "structures/electrode_law.py", "kmc/_kernels.py", "kmc/_device_kernels.py", "continuum/_kernels.py")
 _configured: str | None = None
 
 

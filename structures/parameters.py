@@ -22,6 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from . import paper
+from .electrode_law import RateLaw, rate_law
 from .units import BOLTZMANN_EV_PER_K
 
 
@@ -91,23 +93,27 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "") -> Any:
+def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "", base: Any = None) -> Any:
     """Build the frozen dataclass ``cls`` from ``data``; unknown keys and bad values raise.
 
     ``where`` is the dotted path of this table in the config file, used in error messages.
     A field made by :func:`inline_field` (a run config's shared parameter set) takes its own
     fields from the tables of ``data`` itself, so the config holds the set while the file keeps
     the set's tables at its top level.
+    Keys missing from ``data`` take the class defaults, or the values of ``base`` (an instance of
+    ``cls``) if given.  A field whose default is an instance (``numerics: Numerics =
+    SOME_NUMERICS``, rather than a default_factory) is built on top of that instance, so a
+    config that sets one key of the table keeps the other values of that instance.
     """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ParameterError(f"{where or cls.__name__}: expected a table, got {data!r}")
     hints = typing.get_type_hints(cls)
-    fields = [f for f in dataclasses.fields(cls) if f.init]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     inline = {f.name: [g.name for g in dataclasses.fields(hints[f.name]) if g.init]
-              for f in fields if f.metadata.get(INLINE)}
-    names = [n for f in fields for n in inline.get(f.name, [f.name])]
+              for f in fields.values() if f.metadata.get(INLINE)}
+    names = [n for name in fields for n in inline.get(name, [name])]
     unknown = sorted(set(data) - set(names))
     if unknown:
         prefix = f"{where}." if where else ""
@@ -115,15 +121,19 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "") -> 
             f"unknown key {prefix}{unknown[0]!s} (allowed in [{where or cls.__name__}]: {', '.join(names)})"
         )
     kwargs = {}
-    for f in fields:
-        name = f.name
+    for name in fields:
         if name in inline:
             kwargs[name] = from_mapping(hints[name], {k: data[k] for k in inline[name] if k in data}, where)
         elif name in data:
             key = f"{where}.{name}" if where else name
-            kwargs[name] = _check_type(data[name], hints[name], key)
+            default = fields[name].default
+            if (dataclasses.is_dataclass(default) and not isinstance(default, type)
+                    and isinstance(data[name], Mapping)):
+                kwargs[name] = from_mapping(type(default), data[name], key, base=default)
+            else:
+                kwargs[name] = _check_type(data[name], hints[name], key)
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ParameterError as exc:
         if where and not str(exc).startswith(where):
             raise ParameterError(f"{where}.{exc}") from None
@@ -368,7 +378,7 @@ class Electrodes:
 
     Creation rate r_c = alpha(x_Cl) |E| (alpha in um V^-1 s^-1, E in V/um, r_c in 1/s), with
     - alpha_Br_um_per_V_s = 1.3e-5 and alpha_Cl_um_per_V_s = 3.8e-7: the paper's fitted values
-      (Fig. 3 caption) at the vacancy-depleted (positive, the paper's "cathode") electrode on the
+      (Fig. 3 caption; structures.paper.ALPHA_BR / ALPHA_CL) at the vacancy-depleted (positive, the paper's "cathode") electrode on the
       Br and on the Cl segment; ``ionwire continuum`` re-fits both to MODEL.md section 1
       (continuum.experiment.calibrate) and records the fit;
     - composition_dependence "log_linear" (default): ln alpha linear in x_Cl between the two, i.e.
@@ -400,8 +410,8 @@ class Electrodes:
     """
 
     enabled: bool = True
-    alpha_Br_um_per_V_s: float = 1.3e-5
-    alpha_Cl_um_per_V_s: float = 3.8e-7
+    alpha_Br_um_per_V_s: float = paper.ALPHA_BR.value
+    alpha_Cl_um_per_V_s: float = paper.ALPHA_CL.value
     composition_dependence: typing.Literal["log_linear", "linear"] = "log_linear"
     r_d_form: typing.Literal["detailed_balance", "irreversible_at_positive", "zero"] = "irreversible_at_positive"
     negative_electrode: typing.Literal["same", "inert"] = "same"
@@ -421,11 +431,12 @@ class Electrodes:
                 f"negative_electrode must be 'same' or 'inert', got {self.negative_electrode!r}")
 
     def alpha_um_per_V_s(self, x_cl):
-        """alpha(x_Cl) (um V^-1 s^-1), same shape as x_cl (clipped to [0, 1])."""
+        """alpha(x_Cl) (um V^-1 s^-1), same shape as x_cl (clipped to [0, 1]): the rate law's
+        r_c at unit field (structures.electrode_law.rate_law)."""
         x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
-        if self.composition_dependence == "log_linear":
-            return np.exp((1.0 - x) * math.log(self.alpha_Br_um_per_V_s) + x * math.log(self.alpha_Cl_um_per_V_s))
-        return (1.0 - x) * self.alpha_Br_um_per_V_s + x * self.alpha_Cl_um_per_V_s
+        law = RateLaw(1.0, math.log(self.alpha_Br_um_per_V_s), math.log(self.alpha_Cl_um_per_V_s),
+                      self.composition_dependence == "linear", 0.0, 1.0, 0.0)
+        return rate_law(x, *law)[0]
 
 
 @dataclass(frozen=True)
@@ -477,6 +488,31 @@ class HoldsDeviceParameters:
 ELECTRODES = ("positive", "negative")
 
 
+def electrode_rate_law(params: DeviceParameters, field_V_per_um: float, electrode: str) -> RateLaw:
+    """The parameters of the rate law (structures.electrode_law) at one electrode and field.
+
+    This is where the choices of :class:`Electrodes` are applied: the electrode factor, the
+    r_d form ("detailed_balance" at both electrodes, "irreversible_at_positive": r_d only at the
+    negative one, "zero": nowhere), an "inert" negative electrode and disabled reactions (both
+    make the field factor 0, so r_c = r_d = 0).  electrode: "positive" or "negative" (see
+    :func:`electrode_rates`).  The continuum kernel evaluates ``rate_law(y, *law)`` with it; the
+    composition-dependent fields are the same for both electrodes.
+    """
+    if electrode not in ELECTRODES:
+        raise ParameterError(f"electrode must be 'positive' or 'negative', got {electrode!r}")
+    el = params.electrodes
+    mat = params.material
+    factor = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
+    if not el.enabled or (electrode == "negative" and el.negative_electrode == "inert"):
+        factor = 0.0
+    one_way = el.r_d_form == "zero" or (el.r_d_form == "irreversible_at_positive" and electrode == "positive")
+    return RateLaw(field_factor_V_per_um=factor * abs(float(field_V_per_um)),
+                   ln_alpha_Br=math.log(el.alpha_Br_um_per_V_s), ln_alpha_Cl=math.log(el.alpha_Cl_um_per_V_s),
+                   linear=el.composition_dependence == "linear", annihilation=0.0 if one_way else 1.0,
+                   x_eq_Br=params.vacancies.equilibrium_fraction_Br,
+                   formation_energy_difference_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV)
+
+
 def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, electrode: str):
     """Vacancy creation and annihilation rates (r_c, r_d) in 1/s on a contact site.
 
@@ -489,23 +525,16 @@ def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, elect
     electrode: "positive" (the higher-potential, vacancy-depleted electrode -- the paper's
       "cathode") or "negative" (the lower-potential, vacancy-accumulating one).  Under forward
       bias (field > 0) the positive electrode is the left (Br-side) contact.
-    Returns two float64 arrays (0-d for scalar x_cl) broadcast to x_cl's shape:
+    Returns two float64 arrays (0-d for scalar x_cl) of x_cl's shape:
       r_c = factor * alpha(x_cl) * |field|,  r_d = r_c (1 - x_V^eq(x_cl)) / x_V^eq(x_cl)
       ("detailed_balance"; "irreversible_at_positive" on the negative electrode) or 0 ("zero";
       "irreversible_at_positive" on the positive electrode); both 0 if reactions are disabled or
       the negative electrode is "inert".  See :class:`Electrodes` for the choices and sources.
-    Pure: no state, no I/O; used by the continuum model and the device kMC alike.
+    ``rate_law(x_cl, *electrode_rate_law(params, field, electrode))``: the one law, also compiled
+    into the continuum kernel.  Pure: no state, no I/O; used by the continuum model and the
+    device kMC alike.
     """
-    if electrode not in ELECTRODES:
-        raise ParameterError(f"electrode must be 'positive' or 'negative', got {electrode!r}")
-    el = params.electrodes
+    law = electrode_rate_law(params, field_V_per_um, electrode)
     x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
-    if not el.enabled or (electrode == "negative" and el.negative_electrode == "inert"):
-        zero = np.zeros_like(x)
-        return zero, zero.copy()
-    factor = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
-    r_c = factor * el.alpha_um_per_V_s(x) * abs(float(field_V_per_um))
-    if el.r_d_form == "zero" or (el.r_d_form == "irreversible_at_positive" and electrode == "positive"):
-        return r_c, np.zeros_like(r_c)
-    x_eq = params.vacancies.equilibrium_fraction(params.material, x)
-    return r_c, r_c * (1.0 - x_eq) / x_eq
+    r_c, r_d = rate_law(x, *law)
+    return np.asarray(r_c, dtype=float), np.asarray(r_d, dtype=float)

@@ -1,29 +1,26 @@
 """Physical constants and unit conversions used by every ionwire model.
 
 All internal computations are in SI unless a name says otherwise; names carry their unit
-(``_eV``, ``_um``, ``_A`` for Angstrom, ``_per_s``).  CODATA 2018 exact values.
+(``_eV``, ``_um``, ``_A`` for Angstrom, ``_per_s``).
 """
 from __future__ import annotations
 
 import math
 
-ELEMENTARY_CHARGE_C = 1.602176634e-19
-BOLTZMANN_J_PER_K = 1.380649e-23
-BOLTZMANN_EV_PER_K = BOLTZMANN_J_PER_K / ELEMENTARY_CHARGE_C
+import scipy.constants as _c
+
+# exact SI values (the 2019 SI defines them), from scipy.constants
+ELEMENTARY_CHARGE_C = _c.e
+BOLTZMANN_EV_PER_K = _c.k / _c.e
+# CODATA 2018, fixed here: scipy.constants.epsilon_0 is a measured constant whose value changes
+# with scipy's CODATA release (8.8541878188e-12 F/m in CODATA 2022); the project keeps one value
 VACUUM_PERMITTIVITY_F_PER_M = 8.8541878128e-12
 
-ANGSTROM_M = 1e-10
-MICROMETRE_M = 1e-6
-CM_M = 1e-2
-HOUR_S = 3600.0
+ANGSTROM_M = _c.angstrom
+CM_M = _c.centi
 
 # 1 V/um expressed in V/m
-V_PER_UM = 1e6
-
-
-def thermal_energy_eV(temperature_K: float) -> float:
-    """kT in eV."""
-    return BOLTZMANN_EV_PER_K * temperature_K
+V_PER_UM = 1.0 / _c.micro
 
 
 def thermal_voltage_V(temperature_K: float) -> float:

@@ -44,7 +44,7 @@ def test_cli_json_and_hdf5(tmp_path, capsys):
     assert r.x_v.shape == (nt, nz) and r.times_s[0] == 0.0 and r.times_s[-1] == pytest.approx(600.0)
     np.testing.assert_allclose(r.x_br + r.x_cl + r.x_v, 1.0, atol=1e-12)
     assert r.metadata["migration_length_um"] == pytest.approx(l_fwd)
-    assert cio.list_runs(out) == [-4.0, 0.0, 4.0]
+    assert [r.field_V_per_um for r in cio.read_results(out)] == [-4.0, 0.0, 4.0]
     assert cio.read_result(out).field_V_per_um == -4.0
 
 
@@ -118,10 +118,10 @@ def test_paper_figures_small(tmp_path):
     from ionwire.continuum.figures import paper_figures
 
     cfg = load_config(tomllib.loads(SMALL.replace("duration_s = 600.0", "duration_s = 1800.0")))
-    out = paper_figures(cfg, tmp_path, workers=1)
+    out = paper_figures(cfg, tmp_path)
     for name in ("fig2b", "fig2d", "fig3a", "fig3b", "figS10", "figS16"):
         assert (tmp_path / out["files"][name].split("/")[-1]).stat().st_size > 1000
-    assert len(cio.list_runs(tmp_path / "paper_figures.h5")) == 12 + 5 + 4
+    assert len(cio.read_results(tmp_path / "paper_figures.h5")) == 12 + 5 + 4
     s10 = out["figS10_no_sources_L_um"]
     assert abs(s10["+4"]) < 0.01 * out["fig2_forward_L_um"]["+4"]
     s16 = out["figS16_L_um"]
@@ -155,3 +155,111 @@ def test_cli_reports_solver_breakdown_in_one_line(tmp_path, capsys):
     assert main(["continuum", str(cfg), "-o", str(tmp_path / "x.h5")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pile up" in err[0]
+
+
+def _reversed_mapper(calls):
+    """A mapper with map() semantics that evaluates its items last-to-first (and records them)."""
+    def mapper(fn, iterable):
+        items = list(iterable)
+        calls.append([float(e) for _, e in items])
+        return reversed([fn(x) for x in reversed(items)])
+    return mapper
+
+
+def test_runs_and_calibration_go_through_the_given_mapper():
+    import tomllib
+
+    from ionwire.continuum.experiment import calibrate, map_fields
+
+    cfg = load_config(tomllib.loads(SMALL))
+    calls, seen = [], []
+    summaries = map_fields(cfg, [-4.0, 0.0, 4.0], _reversed_mapper(calls), lambda a, s: seen.append(s["field_V_per_um"]))
+    # the mapper got the expensive (forward) field first; results and callbacks in the given order
+    assert calls == [[4.0, -4.0, 0.0]]
+    assert [s["field_V_per_um"] for s in summaries] == seen == [-4.0, 0.0, 4.0]
+    serial = map_fields(cfg, [-4.0, 0.0, 4.0])
+    assert [s["migration_length_um"] for s in serial] == [s["migration_length_um"] for s in summaries]
+    # one calibration iteration: its two target fields go to the mapper together
+    one = load_config(dict(tomllib.loads(SMALL), calibration={"enabled": True, "max_iterations": 1}))
+    calls.clear()
+    record = calibrate(one, _reversed_mapper(calls))
+    assert calls == [[2.0, -4.0]] and record["iterations"] == 1
+    assert record["alpha_Br_um_per_V_s"]["achieved_um"] == record["history"][0]["L_forward_um"]
+
+
+def test_a_process_pool_mapper_gives_the_serial_results():
+    # the local process pool of the campaign layer as the mapper: same numbers as in-process
+    import tomllib
+
+    from ionwire.continuum.experiment import map_fields
+    from ionwire.coupling.campaign import local_mapper
+
+    cfg = load_config(tomllib.loads(SMALL))
+    serial = map_fields(cfg, [-4.0, 4.0])
+    with local_mapper(2) as mapper:
+        assert mapper is not map
+        pooled = map_fields(cfg, [-4.0, 4.0], mapper)
+    for a, b in zip(serial, pooled):
+        assert a["migration_length_um"] == b["migration_length_um"] and a["steps"] == b["steps"]
+
+
+def test_fig1e_marks_come_from_the_config_and_the_paper_module():
+    import tomllib
+
+    from ionwire.continuum.experiment import fig1e_figure
+    from ionwire.structures import paper
+
+    cfg = load_config(dict(tomllib.loads(SMALL), duration_s=1800.0,
+                           calibration={"forward_field_V_per_um": 1.0, "forward_length_um": 0.3}))
+    cfg = bind(cfg, {"alpha_Br_um_per_V_s": {"value": 2e-5}, "alpha_Cl_um_per_V_s": {"value": 1e-6}})
+    points = expand(cfg)
+    fake = [{"field_V_per_um": p["field_V_per_um"], "migration_length_um": 0.1 * p["field_V_per_um"],
+             "cl_uptake": 0.0, "wall_s": 0.0} for p in points]
+    out = summarize(cfg, points, fake)
+    assert out["duration_s"] == 1800.0
+    assert out["calibration_targets"] == [[1.0, 0.3], [-4.0, paper.CALIBRATION_REVERSE.value]]
+    fig = fig1e_figure(out)
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    target = lines["calibration targets (|L|)"]
+    assert list(target.get_xdata()) == [1.0, -4.0] and list(target.get_ydata()) == [0.3, 0.05]
+    mark = next(ln for label, ln in lines.items() if label.startswith("paper mobility"))
+    # mu E t for half an hour at 4 V/um: 0.98 um / 8
+    assert mark.get_ydata()[0] == pytest.approx(paper.FORWARD_LENGTH_4H.value / 8, rel=0.01)
+    assert "after 0.5 h" in ax.get_ylabel()
+    # without a fit no targets are drawn
+    plain = summarize(load_config(tomllib.loads(SMALL)), points, fake)
+    assert plain["calibration_targets"] == []
+    ax = fig1e_figure(plain).axes[0]
+    assert "calibration targets (|L|)" not in [ln.get_label() for ln in ax.get_lines()]
+    assert "after 0.167 h" in ax.get_ylabel()  # 600 s
+
+
+def test_campaign_calibrates_on_its_own_pool(tmp_path, monkeypatch):
+    # ionwire campaign: prepare() (the calibration) receives the map of the campaign's process
+    # pool, and gives the fit of the serial calibration
+    import tomllib
+
+    from ionwire.continuum import experiment
+    from ionwire.continuum.experiment import calibrate
+    from ionwire.coupling import campaign as cp
+
+    mappers = []
+
+    def recording_prepare(cfg, mapper=map):
+        mappers.append(mapper)
+        return calibrate(cfg, mapper)
+
+    monkeypatch.setattr(experiment, "prepare", recording_prepare)
+
+    text = SMALL.replace("enabled = false", "enabled = true\nmax_iterations = 1").replace("[-4.0, 0.0, 4.0]", "[4.0]")
+    path = tmp_path / "cal.toml"
+    path.write_text(text)
+    rep = cp.run_campaign(cp.load_spec(path), tmp_path / "out", workers=2, progress=False)
+    assert not rep.failed
+    assert len(mappers) == 1 and isinstance(getattr(mappers[0], "__self__", None), cp.LocalPool)
+    prepared = json.loads((tmp_path / "out" / "prepare.json").read_text())["prepared"]
+    serial = calibrate(load_config(tomllib.loads(text)))
+    assert prepared["iterations"] == serial["iterations"] == 1
+    assert prepared["alpha_Br_um_per_V_s"]["value"] == serial["alpha_Br_um_per_V_s"]["value"]
+    assert prepared["alpha_Cl_um_per_V_s"]["achieved_um"] == serial["alpha_Cl_um_per_V_s"]["achieved_um"]

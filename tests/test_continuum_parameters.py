@@ -107,3 +107,51 @@ def test_reduced_maa_table_matches_theory():
     teq = maa_table(1.0, 1.0, f0)
     lbb, lbc, lcc = teq.l_per_s(x)
     np.testing.assert_allclose(lbb + 2 * lbc + lcc, 1.0, rtol=1e-12)
+
+
+def test_numerics_is_one_settings_object_in_every_config():
+    # [numerics] means continuum.model.Numerics in the continuum and in the comparison config; the
+    # comparison's other defaults are an instance (VALIDATION_NUMERICS), and a table that sets one
+    # key keeps the instance's other values
+    import tomllib
+    from pathlib import Path
+
+    from ionwire.continuum.experiment import load_config as load_continuum
+    from ionwire.continuum.model import Numerics
+    from ionwire.coupling.compare import VALIDATION_NUMERICS, load_config as load_compare
+
+    text = (Path(__file__).resolve().parent.parent / "runs" / "validate.toml").read_text()
+    m = tomllib.loads(text)
+    m["numerics"] = {"n_nodes": 123}
+    cmp_num = load_compare(m).numerics
+    assert type(cmp_num) is Numerics
+    assert cmp_num.n_nodes == 123 and cmp_num.layer_width_um == VALIDATION_NUMERICS.layer_width_um == 0.005
+    assert cmp_num.initial_step_s == 1e-12 and cmp_num.rtol == 1e-4
+    cont_num = load_continuum({"numerics": {"n_nodes": 123}}).numerics
+    assert type(cont_num) is Numerics and cont_num == Numerics(n_nodes=123)
+    m["numerics"] = {"rtol": 0.5}
+    with pytest.raises(ParameterError, match="numerics.rtol"):
+        load_compare(m)
+    m.pop("numerics")
+    m["continuum"] = {"n_nodes": 400}  # the table has one name
+    with pytest.raises(ParameterError, match="unknown key continuum"):
+        load_compare(m)
+
+
+def test_paper_numbers_are_held_once_and_derived_consistently():
+    from ionwire.continuum.experiment import Calibration, ContinuumConfig
+    from ionwire.structures import paper
+
+    # every number has a source; the derived ones follow from the stated ones
+    assert all(v.source for v in paper.ALL.values()) and len(paper.ALL) >= 10
+    # L = mu E t: 1.7e-13 cm^2/(V s) * 4 V/um * 4 h = 0.979 um (MODEL.md: ~0.98 um)
+    assert paper.mobility_length_um(4.0) == pytest.approx(0.979, abs=5e-4)
+    assert paper.FORWARD_LENGTH_4H.value == 0.98 and paper.CALIBRATION_FORWARD.value == 0.49
+    assert paper.CALIBRATION_REVERSE.value == 0.05  # 0.98 um / ratio 20
+    # the defaults of the parameter set and of the calibration are these numbers
+    el = Electrodes()
+    assert (el.alpha_Br_um_per_V_s, el.alpha_Cl_um_per_V_s) == (paper.ALPHA_BR.value, paper.ALPHA_CL.value) == (1.3e-5, 3.8e-7)
+    cal = Calibration()
+    assert (cal.forward_field_V_per_um, cal.forward_length_um) == (2.0, 0.49)
+    assert (cal.reverse_field_V_per_um, cal.reverse_length_um) == (-4.0, 0.05)
+    assert ContinuumConfig().duration_s == paper.BIAS_DURATION.value == 14400.0

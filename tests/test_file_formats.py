@@ -63,7 +63,7 @@ def files(tmp_path_factory):
     run_device(load_device(DEVICE), out["trajectory"])
     out["checkpoint"] = type(out["trajectory"])(checkpoint_path(out["trajectory"]))
     out["continuum"] = d / "continuum.h5"
-    run_sweep(load_continuum(tomllib.loads(CONTINUUM)), out["continuum"], workers=1)
+    run_sweep(load_continuum(tomllib.loads(CONTINUUM)), out["continuum"])
     out["onsager_table"] = d / "onsager_table.h5"
     write_onsager_tables(out["onsager_table"], {"random_alloy": _table()}, {"command": "test"})
     edges = np.linspace(0.0, 100.0, 51)
@@ -179,7 +179,7 @@ def test_xarray_opens_every_kind_with_named_coordinates(files):
 
 
 def test_own_readers_still_read_every_kind(files):
-    from ionwire.continuum.io import list_runs
+    from ionwire.continuum.io import read_results
     from ionwire.coupling.io import read_report
     from ionwire.kmc.h5md import open_trajectory, read_checkpoint
     from ionwire.structures.onsager_table import load_table
@@ -188,7 +188,7 @@ def test_own_readers_still_read_every_kind(files):
         assert traj.n_frames == 3
     arrays, attrs = read_checkpoint(files["checkpoint"])
     assert attrs["run_complete"] and len(arrays) > 0
-    assert list_runs(files["continuum"]) == [-4.0, 4.0]
+    assert [r.metadata["field_V_per_um"] for r in read_results(files["continuum"])] == [-4.0, 4.0]
     t = load_table(files["onsager_table"], "random_alloy")
     np.testing.assert_array_equal(t.l_replicas_per_s, _table().l_replicas_per_s)
     summary, groups = read_report(files["comparison_report"])

@@ -37,8 +37,13 @@ def _bench_kmc(args) -> dict:
 
 def _bench_continuum(args) -> dict:
     from ionwire.continuum.bench import benchmark_sweep
+    from ionwire.continuum.experiment import load_config_file
+    from ionwire.coupling.campaign import local_mapper
 
-    return benchmark_sweep("runs/fig1e.toml")
+    config = "runs/fig1e.toml"
+    workers = load_config_file(config).workers
+    with local_mapper(workers) as mapper:  # the campaign's local process pool
+        return benchmark_sweep(config, mapper=mapper, workers=workers)
 
 
 def _bench_device(args) -> dict:

@@ -44,21 +44,25 @@ def run(args) -> int:
                   f"({s['wall_s']:.2f} s)", file=sys.stderr)
 
     from ionwire.continuum.model import SolverError
+    from ionwire.coupling.campaign import local_mapper
 
-    try:
-        summary = run_sweep(cfg, out, workers=args.workers, calibrate_first=not args.no_calibrate, figure=fig,
-                            progress=progress)
-    except SolverError as exc:  # a physically meaningless parameter set, reported in one line
-        raise UserError(f"the continuum solver failed: {exc}") from None
-    if args.paper_figures:
-        from ionwire.continuum.experiment import with_alphas
-        from ionwire.continuum.figures import paper_figures
+    workers = args.workers if args.workers is not None else cfg.workers
+    # one process pool for the calibration, the sweep and the paper figures
+    with local_mapper(workers) as mapper:
+        try:
+            summary = run_sweep(cfg, out, mapper=mapper, calibrate_first=not args.no_calibrate, figure=fig,
+                                progress=progress)
+        except SolverError as exc:  # a physically meaningless parameter set, reported in one line
+            raise UserError(f"the continuum solver failed: {exc}") from None
+        if args.paper_figures:
+            from ionwire.continuum.experiment import with_alphas
+            from ionwire.continuum.figures import paper_figures
 
-        cal = summary.get("calibrated") or {}
-        bound = cfg
-        if cal:  # the figures use the parameter set of the sweep, fitted alphas included
-            bound = with_alphas(cfg, cal["alpha_Br_um_per_V_s"]["value"], cal["alpha_Cl_um_per_V_s"]["value"])
-        summary["paper_figures"] = paper_figures(bound, args.paper_figures, workers=args.workers)
+            cal = summary.get("calibrated") or {}
+            bound = cfg
+            if cal:  # the figures use the parameter set of the sweep, fitted alphas included
+                bound = with_alphas(cfg, cal["alpha_Br_um_per_V_s"]["value"], cal["alpha_Cl_um_per_V_s"]["value"])
+            summary["paper_figures"] = paper_figures(bound, args.paper_figures, mapper=mapper)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
