@@ -1,8 +1,9 @@
 """numba kernels of the device kMC: bounded wire, exact 1D electrostatics, electrode reactions.
 
-Pure functions over arrays and scalars (no I/O, no globals but constant tables); the Python layer
-(:mod:`ionwire.kmc.device`) allocates and checks the arrays.  Shared primitives (sum tree, hop rates,
-local10 geometry, xoshiro256++) come from :mod:`ionwire.kmc._kernels`.
+Pure functions over arrays and scalars (no I/O, no globals but constant tables), taken in the
+named groups listed under "Arguments" below; the Python layer allocates and checks the arrays
+(:class:`ionwire.kmc.state.DeviceState`, :class:`ionwire.kmc.device.DeviceSimulation`).  Shared
+primitives (sum tree, hop rates, local10 geometry, xoshiro256++) come from :mod:`ionwire.kmc._kernels`.
 
 Event structure ("tree of trees", all selection O(log P + vacancies per plane))
 -------------------------------------------------------------------------------
