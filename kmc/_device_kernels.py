@@ -1,8 +1,9 @@
 """numba kernels of the device kMC: bounded wire, exact 1D electrostatics, electrode reactions.
 
-Pure functions over arrays and scalars (no I/O, no globals but constant tables); the Python layer
-(:mod:`ionwire.kmc.device`) allocates and checks the arrays.  Shared primitives (sum tree, hop rates,
-local10 geometry, xoshiro256++) come from :mod:`ionwire.kmc._kernels`.
+Pure functions over arrays and scalars (no I/O, no globals but constant tables), taken in the
+named groups listed under "Arguments" below; the Python layer allocates and checks the arrays
+(:class:`ionwire.kmc.state.DeviceState`, :class:`ionwire.kmc.device.DeviceSimulation`).  Shared
+primitives (sum tree, hop rates, local10 geometry, xoshiro256++) come from :mod:`ionwire.kmc._kernels`.
 
 Event structure ("tree of trees", all selection O(log P + vacancies per plane))
 -------------------------------------------------------------------------------
@@ -42,8 +43,28 @@ of that integer state (plus time, next-event time and the RNG state) is therefor
 Time: the state holds the absolute time of the next event (drawn right after the previous event
 with the then-current total rate); the loop stops before any event later than ``t_stop`` without
 touching the RNG, so chunking a run into kernel calls never changes its trajectory.
+
+Arguments
+---------
+The kernels take their arrays and scalars in named groups (``typing.NamedTuple``, which numba
+passes as flat structs: no indirection in the event loop, and no reference counting where it is
+compiled without NRT), so no two arrays of one dtype can be exchanged by position:
+
+- :class:`Vacancies`: occupancy, vacancy slots (site, cell, rates, base sums) and plane lists;
+- :class:`Bonds`: the bond state L and the bond field factors fu, fd;
+- :class:`Planes`: per-plane species counts, base-rate sums and the 5-component sum tree;
+- :class:`Clock`: istate (vacancy count, Lambda), fstate (time, next-event time), event
+  counters and the xoshiro256++ state;
+- :class:`Geometry`: lattice shape, imposed planes a < b, local10 offsets, contact flags;
+- :class:`Field`: gamma, the reduced imposed drop and the exp tables of the bond factors;
+- :class:`Rates`: the hop rate table and the electrode rate tables.
+
+The first four are the state (:class:`ionwire.kmc.state.DeviceState` owns them), the last three
+constants of a run (built by :class:`ionwire.kmc.device.DeviceSimulation`).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -81,13 +102,109 @@ C_EVENTS, C_HOPS, C_DZ, C_CREATED, C_ANNIHILATED, C_CREATED_FROM, C_REFILLED = 0
 GAUGE_LIMIT = 200.0
 
 
+class Vacancies(NamedTuple):
+    """Occupancy and vacancy slots.  occ uint8[n_sites] (0 Br, 1 Cl, 2 vacancy); per slot (the
+    first istate[I_NVAC] are in use): site int64[cap], cell int64[cap, 4] (i, j, k, s), rates8
+    float64[cap, 8] (field-free hop rates), base3 float64[cap, 3] (their down / in / up sums),
+    nxt, prv int64[cap] (plane list links, -1 at the ends); per plane: head, tail int64[P]."""
+
+    occ: np.ndarray
+    site: np.ndarray
+    cell: np.ndarray
+    rates8: np.ndarray
+    base3: np.ndarray
+    head: np.ndarray
+    tail: np.ndarray
+    nxt: np.ndarray
+    prv: np.ndarray
+
+
+class Bonds(NamedTuple):
+    """Electrostatic state: L int64[P-1] (the bond integers of kmc.electrostatics); per plane
+    fu float64[P] (factor of its up bond, 0 on the last plane) and fd float64[P] (of its down
+    bond, 0 on plane 0)."""
+
+    L: np.ndarray
+    fu: np.ndarray
+    fd: np.ndarray
+
+
+class Planes(NamedTuple):
+    """Per-plane event structures: counts int64[P, 3] (Br, Cl, vacancies), bsum float64[P, 3]
+    (base-rate sums down / in / up of the plane's vacancies), tree float64[2 cap, 5]."""
+
+    counts: np.ndarray
+    bsum: np.ndarray
+    tree: np.ndarray
+
+
+class Clock(NamedTuple):
+    """istate int64[4] (I_NVAC, I_LAMBDA), fstate float64[2] (F_TIME, F_TNEXT), counters
+    int64[N_COUNTERS], rng uint64[4] (xoshiro256++)."""
+
+    istate: np.ndarray
+    fstate: np.ndarray
+    counters: np.ndarray
+    rng: np.ndarray
+
+
+class Geometry(NamedTuple):
+    """Lattice nx x ny x nz (z bounded), imposed planes a < b, deltas (``local_deltas``) and
+    contact int64[P] (0 none, 1 left contact, 2 right contact)."""
+
+    nx: int
+    ny: int
+    nz: int
+    a: int
+    b: int
+    deltas: np.ndarray
+    contact: np.ndarray
+
+
+class Field(NamedTuple):
+    """gamma (reduced potential step of one charge), psi_drop ((phi_b - phi_a) / V_T), expt
+    float64[2J+1] = exp(gamma j / 2), expt_lam = exp(gamma j / 2N) (N = b - a), c_up =
+    exp(-psi_drop / 2N), c_down = 1 / c_up."""
+
+    gamma: float
+    psi_drop: float
+    expt: np.ndarray
+    expt_lam: np.ndarray
+    c_up: float
+    c_down: float
+
+
+class Rates(NamedTuple):
+    """hop float64[3, 5, 3] (field-free ``rate_table``); create, refill float64[2, G+1]: r_c and
+    r_d (1/s) of the left / right contact on the grid x_Cl = i / G."""
+
+    hop: np.ndarray
+    create: np.ndarray
+    refill: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Work arrays of the event loop: local, local2, scan int64[N_LOCAL], out8 float64[8], dirty
+    int64[2] (the plane range whose entries changed)."""
+
+    local: np.ndarray
+    local2: np.ndarray
+    out8: np.ndarray
+    scan: np.ndarray
+    dirty: np.ndarray
+
+
 @numba.njit(cache=True, inline="always")
-def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8):
-    """Base (field-free) rates of vacancy slot v into rates8[v] and their (down, in, up) sums;
-    leaves v's local10 in ``local`` and returns the bit mask of its local sites holding vacancies."""
-    s = vac_cell[v, 3]
-    local_sites_fast(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], s, nx, ny, nz, False, deltas, local)
-    mask = hop_rates8(occ, local, s, table, out8)
+def vacancy_rates(vac, v, table, geo, local, out8):
+    """Base (field-free) rates of vacancy slot v into vac.rates8[v] and their (down, in, up)
+    sums; leaves v's local10 in ``local`` and returns the bit mask of its local sites holding
+    vacancies."""
+    cell = vac.cell
+    rates8 = vac.rates8
+    base3 = vac.base3
+    s = cell[v, 3]
+    local_sites_fast(cell[v, 0], cell[v, 1], cell[v, 2], s, geo.nx, geo.ny, geo.nz, False, geo.deltas, local)
+    mask = hop_rates8(vac.occ, local, s, table, out8)
     b0 = 0.0
     b1 = 0.0
     b2 = 0.0
@@ -108,11 +225,14 @@ def vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, lo
 
 
 @numba.njit(cache=True, inline="always")
-def plane_sums(p, head, nxt, base3, bsum):
+def plane_sums(p, vac, bsum):
+    """bsum[p] = the (down, in, up) base-rate sums of the vacancies on plane p, in list order."""
+    nxt = vac.nxt
+    base3 = vac.base3
     b0 = 0.0
     b1 = 0.0
     b2 = 0.0
-    v = head[p]
+    v = vac.head[p]
     while v >= 0:
         b0 += base3[v, 0]
         b1 += base3[v, 1]
@@ -124,17 +244,19 @@ def plane_sums(p, head, nxt, base3, bsum):
 
 
 @numba.njit(cache=True, inline="always")
-def plane_sums2(p, q, head, nxt, base3, bsum):
+def plane_sums2(p, q, vac, bsum):
     """:func:`plane_sums` of two planes, their lists walked side by side (two independent chains
     of dependent loads overlap); each plane's additions keep their list order."""
+    nxt = vac.nxt
+    base3 = vac.base3
     a0 = 0.0
     a1 = 0.0
     a2 = 0.0
     c0 = 0.0
     c1 = 0.0
     c2 = 0.0
-    v = head[p]
-    w = head[q]
+    v = vac.head[p]
+    w = vac.head[q]
     while v >= 0 and w >= 0:
         a0 += base3[v, 0]
         a1 += base3[v, 1]
@@ -168,24 +290,6 @@ def tree5_new(n_leaves: int) -> np.ndarray:
     while cap < n_leaves:
         cap *= 2
     return np.zeros((2 * cap, N_COMPONENTS))
-
-
-@numba.njit(cache=True, inline="always")
-def tree5_update(tree, leaf, v0, v1, v2, v3, v4):
-    """Set the 5 components of one leaf and recompute its ancestors as sums of their children."""
-    cap = tree.shape[0] >> 1
-    n = cap + leaf
-    tree[n, 0] = v0
-    tree[n, 1] = v1
-    tree[n, 2] = v2
-    tree[n, 3] = v3
-    tree[n, 4] = v4
-    n >>= 1
-    while n >= 1:
-        lft = 2 * n
-        for c in range(N_COMPONENTS):
-            tree[n, c] = tree[lft, c] + tree[lft + 1, c]
-        n >>= 1
 
 
 @numba.njit(cache=True, inline="always")
@@ -324,27 +428,32 @@ def _interp_tab(tab, side, x):
     return tab[side, i] + f * (tab[side, i + 1] - tab[side, i])
 
 
+
 @numba.njit(cache=True, inline="always")
-def plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab):
+def plane_entries(p, planes, bonds, geo, rates):
     """Recompute the 5 tree components of leaf (plane) p (see the module docstring); the caller
     propagates them to the ancestors with tree5_propagate."""
+    a = geo.a
+    b = geo.b
+    bsum = planes.bsum
+    counts = planes.counts
     # branch-free: iu / idn = 1 if the up / down bond lies between the imposed planes
     iu = 1.0 if (a <= p) & (p < b) else 0.0
     idn = 1.0 if (a < p) & (p <= b) else 0.0
-    xu = bsum[p, 2] * fu[p]
-    xd = bsum[p, 0] * fd[p]
+    xu = bsum[p, 2] * bonds.fu[p]
+    xd = bsum[p, 0] * bonds.fd[p]
     plain = bsum[p, 1] + xu * (1.0 - iu) + xd * (1.0 - idn)
     eu = xu * iu
     ed = xd * idn
     ec = 0.0
     ea = 0.0
-    side = contact[p] - 1
+    side = geo.contact[p] - 1
     if side >= 0:
         nh = counts[p, 0] + counts[p, 1]
         x = counts[p, 1] / nh if nh > 0 else 0.0
-        ec = _interp_tab(rc_tab, side, x) * nh
-        ea = _interp_tab(rd_tab, side, x) * counts[p, 2]
-    tree5_set_leaf(tree5, p, plain, eu, ed, ec, ea)
+        ec = _interp_tab(rates.create, side, x) * nh
+        ea = _interp_tab(rates.refill, side, x) * counts[p, 2]
+    tree5_set_leaf(planes.tree, p, plain, eu, ed, ec, ea)
 
 
 @numba.njit(cache=True, inline="always")
@@ -357,22 +466,24 @@ def _exp_half(j, gamma, expt):
 
 
 @numba.njit(cache=True, inline="always")
-def _bond_factor(k, L, fu, fd, gamma, expt):
+def _bond_factor(k, bonds, field):
     """Field factors of bond k: the up factor of plane k and the down factor of plane k+1."""
-    fu[k] = _exp_half(L[k], gamma, expt)
-    fd[k + 1] = _exp_half(-L[k], gamma, expt)
+    L = bonds.L
+    bonds.fu[k] = _exp_half(L[k], field.gamma, field.expt)
+    bonds.fd[k + 1] = _exp_half(-L[k], field.gamma, field.expt)
 
 
 @numba.njit(cache=True, inline="always")
-def multipliers(lam, psi_drop, gamma, a, b, expt, c_up, c_down):
+def multipliers(lam, field, geo):
     """(M_up, M_down) = exp(-+ g/2), g = (psi_drop + gamma Lambda)/(b - a), of the bonds between
-    the imposed planes; expt holds exp(gamma j / 2N), c_up = exp(-psi_drop / 2N), c_down = 1 / c_up
-    (a pure function of Lambda)."""
-    n = b - a
+    the imposed planes; field.expt_lam holds exp(gamma j / 2N), c_up = exp(-psi_drop / 2N),
+    c_down = 1 / c_up (a pure function of Lambda)."""
+    n = geo.b - geo.a
+    expt = field.expt_lam
     J = expt.shape[0] >> 1
     if -J <= lam <= J:
-        return c_up * expt[J - lam], c_down * expt[J + lam]
-    g = (psi_drop + gamma * lam) / n
+        return field.c_up * expt[J - lam], field.c_down * expt[J + lam]
+    g = (field.psi_drop + field.gamma * lam) / n
     return np.exp(-0.5 * g), np.exp(0.5 * g)
 
 
@@ -383,39 +494,41 @@ def total_rate(tree5, m_up, m_down):
 
 
 @numba.njit(cache=True)
-def build_device(occ, vac_site, vac_cell, rates8, base3, head, nxt, counts,
-                 bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
-                 table, istate, nx, ny, nz, a, b, gamma, expt, deltas):
+def build_device(vac, planes, bonds, clock, geo, field, rates):
     """Recompute every derived array (rates, plane sums and counts, bond factors, trees) from the
-    integer state: occ, vac_site/vac_cell[:n_vac], the plane lists (head, nxt), L."""
-    n_planes = head.shape[0]
-    n_vac = istate[I_NVAC]
+    integer state: occ, the vacancy slots 0 .. n_vac-1 (site, cell), the plane lists, L."""
+    n_planes = vac.head.shape[0]
+    n_vac = clock.istate[I_NVAC]
+    occ = vac.occ
+    counts = planes.counts
+    tree5 = planes.tree
     local = np.empty(N_LOCAL, dtype=np.int64)
     out8 = np.empty(8, dtype=np.float64)
     for v in range(n_vac):
-        vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
+        vacancy_rates(vac, v, rates.hop, geo, local, out8)
     counts[:, :] = 0
-    per_k = 3 * nx * ny
+    per_k = 3 * geo.nx * geo.ny
     for site in range(occ.shape[0]):
         k = site // per_k
         p = 2 * k + (1 if site % 3 == 2 else 0)
         counts[p, occ[site]] += 1
     for k in range(n_planes - 1):
-        _bond_factor(k, L, fu, fd, gamma, expt)
+        _bond_factor(k, bonds, field)
     tree5[:, :] = 0.0
     for p in range(n_planes):
-        plane_sums(p, head, nxt, base3, bsum)
-        plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
+        plane_sums(p, vac, planes.bsum)
+        plane_entries(p, planes, bonds, geo, rates)
     tree5_propagate(tree5, 0, n_planes - 1, N_COMPONENTS)
 
 
 @numba.njit(cache=True)
-def draw_next_time(tree5, istate, fstate, rng, psi_drop, gamma, a, b, expt_lam, c_up, c_down):
+def draw_next_time(planes, clock, geo, field):
     """Draw the absolute time of the next event from the current total rate (inf if none)."""
-    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
-    total = total_rate(tree5, m_up, m_down)
+    m_up, m_down = multipliers(clock.istate[I_LAMBDA], field, geo)
+    total = total_rate(planes.tree, m_up, m_down)
+    fstate = clock.fstate
     if total > 0.0:
-        fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(rng)) / total
+        fstate[F_TNEXT] = fstate[F_TIME] - np.log(1.0 - rng_uniform(clock.rng)) / total
     else:
         fstate[F_TNEXT] = np.inf
 
@@ -425,7 +538,11 @@ def draw_next_time(tree5, istate, fstate, rng, psi_drop, gamma, a, b, expt_lam, 
 # other planes' lists, so their base-rate sums stay bit-identical to a fresh summation)
 # ---------------------------------------------------------------------------------------------
 @numba.njit(cache=True, inline="always")
-def list_append(v, p, head, tail, nxt, prv):
+def list_append(v, p, vac):
+    head = vac.head
+    tail = vac.tail
+    nxt = vac.nxt
+    prv = vac.prv
     t = tail[p]
     prv[v] = t
     nxt[v] = -1
@@ -437,22 +554,26 @@ def list_append(v, p, head, tail, nxt, prv):
 
 
 @numba.njit(cache=True, inline="always")
-def list_remove(v, p, head, tail, nxt, prv):
+def list_remove(v, p, vac):
+    nxt = vac.nxt
+    prv = vac.prv
     a = prv[v]
     b = nxt[v]
     if a >= 0:
         nxt[a] = b
     else:
-        head[p] = b
+        vac.head[p] = b
     if b >= 0:
         prv[b] = a
     else:
-        tail[p] = a
+        vac.tail[p] = a
 
 
 @numba.njit(cache=True, inline="always")
-def _slot_of_site(site, p, vac_site, head, nxt):
-    q = head[p]
+def _slot_of_site(site, p, vac):
+    vac_site = vac.site
+    nxt = vac.nxt
+    q = vac.head[p]
     while q >= 0:
         if vac_site[q] == site:
             return q
@@ -510,8 +631,10 @@ def _regauge(L, istate, a, b, gamma):
 
 
 @numba.njit(cache=True, inline="always")
-def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums, contact, counts, rc_tab,
-                    rd_tab):
+def _refresh_planes(plo, phi, vac, planes, bonds, geo, rates, sums):
+    """Recompute the tree entries of planes plo..phi (clipped to the wire), with their base-rate
+    sums first if ``sums``, and propagate them to the root."""
+    bsum = planes.bsum
     n_planes = bsum.shape[0]
     if plo < 0:
         plo = 0
@@ -520,85 +643,105 @@ def _refresh_planes(plo, phi, head, nxt, base3, bsum, fu, fd, tree5, a, b, sums,
     n_comp = 3
     pair = sums and phi == plo + 1
     if pair:
-        plane_sums2(plo, phi, head, nxt, base3, bsum)
+        plane_sums2(plo, phi, vac, bsum)
     for p in range(plo, phi + 1):
         if sums and not pair:
-            plane_sums(p, head, nxt, base3, bsum)
-        plane_entries(p, bsum, fu, fd, tree5, a, b, contact, counts, rc_tab, rd_tab)
-        if contact[p] != 0:
+            plane_sums(p, vac, bsum)
+        plane_entries(p, planes, bonds, geo, rates)
+        if geo.contact[p] != 0:
             n_comp = N_COMPONENTS
     if phi - plo <= 1:
-        tree5_propagate_near(tree5, plo, phi)
+        tree5_propagate_near(planes.tree, plo, phi)
     else:
-        tree5_propagate(tree5, plo, phi, n_comp)
+        tree5_propagate(planes.tree, plo, phi, n_comp)
 
 
 @numba.njit(cache=True, inline="always")
-def _update_neighbours(site, skip, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                       nx, ny, nz, deltas, scan, local, out8, plo_phi):
-    """Recompute the rates of the vacancies among the local10 of ``site`` (except site ``skip``);
-    widens the dirty plane range plo_phi[0..1]."""
-    per_k = 3 * nx * ny
+def _update_neighbours(skip, vac, table, geo, scan, local, out8, dirty):
+    """Recompute the rates of the vacancies among the local10 sites in ``scan`` (except site
+    ``skip``); widens the dirty plane range dirty[0..1]."""
+    occ = vac.occ
     for l in range(N_LOCAL):
         q = scan[l]
         if q < 0 or q == skip or occ[q] != VACANCY:
             continue
-        _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz, deltas, local,
-                      out8, plo_phi)
+        _refresh_site(q, vac, table, geo, local, out8, dirty)
 
 
 @numba.njit(cache=True, inline="always")
-def _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz, deltas, local,
-                  out8, plo_phi):
+def _refresh_site(q, vac, table, geo, local, out8, dirty):
     """Recompute the rates of the vacancy on site q and widen the dirty plane range."""
-    per_k = 3 * nx * ny
+    per_k = 3 * geo.nx * geo.ny
     k = q // per_k
     pq = 2 * k + (1 if q % 3 == 2 else 0)
-    w = _slot_of_site(q, pq, vac_site, head, nxt)
-    vacancy_rates(occ, w, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
-    if pq < plo_phi[0]:
-        plo_phi[0] = pq
-    if pq > plo_phi[1]:
-        plo_phi[1] = pq
+    w = _slot_of_site(q, pq, vac)
+    vacancy_rates(vac, w, table, geo, local, out8)
+    if pq < dirty[0]:
+        dirty[0] = pq
+    if pq > dirty[1]:
+        dirty[1] = pq
 
 
 # ---------------------------------------------------------------------------------------------
 # the event loop
 # ---------------------------------------------------------------------------------------------
 @numba.njit(cache=True)
-def run_device_events(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
-                      bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
-                      table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop, expt, expt_lam,
-                      c_up, c_down, deltas, n_events, t_stop):
+def run_device_events(vac, planes, bonds, clock, geo, field, rates, n_events, t_stop):
     """Advance the device by at most ``n_events`` events, stopping before any event after
-    ``t_stop`` (s; then fstate[F_TIME] = t_stop).  Arrays are updated in place (see kmc.device
-    for their meaning).  Returns (status, events done).
+    ``t_stop`` (s; then clock.fstate[F_TIME] = t_stop).  The state groups (vac, planes, bonds,
+    clock) are updated in place.  Returns (status, events done).
 
     The loop itself (``_device_core``) is compiled without numba's reference counting and gets
     its scratch arrays from here: with NRT, every inlined helper taking arrays cost atomic
     increments/decrements of their reference counts (hundreds of call sites, dozens per event)."""
-    return _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
-                        bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
-                        table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop, expt, expt_lam,
-                        c_up, c_down, deltas, n_events, t_stop,
-                        np.empty(N_LOCAL, dtype=np.int64), np.empty(N_LOCAL, dtype=np.int64),
-                        np.empty(8, dtype=np.float64), np.empty(N_LOCAL, dtype=np.int64),
-                        np.empty(2, dtype=np.int64))
+    scratch = Scratch(np.empty(N_LOCAL, dtype=np.int64), np.empty(N_LOCAL, dtype=np.int64),
+                      np.empty(8, dtype=np.float64), np.empty(N_LOCAL, dtype=np.int64),
+                      np.empty(2, dtype=np.int64))
+    return _device_core(vac, planes, bonds, clock, geo, field, rates, n_events, t_stop, scratch)
 
 
 @numba.njit(cache=True, _nrt=False)
-def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, counts,
-                 bsum, L, fu, fd, tree5, contact, rc_tab, rd_tab,
-                 table, istate, fstate, counters, rng, nx, ny, nz, a, b, gamma, psi_drop, expt, expt_lam,
-                 c_up, c_down, deltas, n_events, t_stop, local, local2, out8, scan, plo_phi):
+def _device_core(vac, planes, bonds, clock, geo, field, rates, n_events, t_stop, scratch):
     """The event loop of :func:`run_device_events` (scratch arrays passed in, no NRT)."""
-    n_planes = head.shape[0]
+    occ = vac.occ
+    vac_site = vac.site
+    vac_cell = vac.cell
+    rates8 = vac.rates8
+    base3 = vac.base3
+    head = vac.head
+    tail = vac.tail
+    nxt = vac.nxt
+    prv = vac.prv
+    counts = planes.counts
+    bsum = planes.bsum
+    tree5 = planes.tree
+    L = bonds.L
+    fu = bonds.fu
+    fd = bonds.fd
+    istate = clock.istate
+    fstate = clock.fstate
+    counters = clock.counters
+    rng = clock.rng
+    nx = geo.nx
+    ny = geo.ny
+    nz = geo.nz
+    a = geo.a
+    b = geo.b
+    deltas = geo.deltas
+    contact = geo.contact
+    gamma = field.gamma
+    table = rates.hop
+    local = scratch.local
+    local2 = scratch.local2
+    out8 = scratch.out8
+    scan = scratch.scan
+    plo_phi = scratch.dirty
     cap = vac_site.shape[0]
     n_sites = occ.shape[0]
     row = 3 * nx
     plane_stride = 3 * nx * ny
     # the class totals of the current state (pure functions of it; carried from event to event)
-    m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
+    m_up, m_down = multipliers(istate[I_LAMBDA], field, geo)
     t_plain = tree5[1, 0]
     t_up = m_up * tree5[1, 1]
     t_down = m_down * tree5[1, 2]
@@ -715,14 +858,14 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
                 counts[ps, VACANCY] -= 1
                 counts[pd, xs] -= 1
                 counts[pd, VACANCY] += 1
-                list_remove(v, ps, head, tail, nxt, prv)
-                list_append(v, pd, head, tail, nxt, prv)
+                list_remove(v, ps, vac)
+                list_append(v, pd, vac)
                 kb = ps if dz > 0 else pd
                 L[kb] -= dz
                 if a <= kb and kb < b:
                     istate[I_LAMBDA] -= dz
-                _bond_factor(kb, L, fu, fd, gamma, expt)
-            mask = vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
+                _bond_factor(kb, bonds, field)
+            mask = vacancy_rates(vac, v, table, geo, local, out8)
             # other vacancies to refresh: those in dst's local10 (the mask of v's new rates) and
             # those on the 5 sites of src's local10 outside dst's (scan holds src's local10)
             while mask:
@@ -730,15 +873,12 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
                 while not (mask >> l) & 1:
                     l += 1
                 mask &= mask - 1
-                _refresh_site(local[l], occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz,
-                              deltas, local2, out8, plo_phi)
+                _refresh_site(local[l], vac, table, geo, local2, out8, plo_phi)
             for m in range(5):
                 q = scan[SRC_ONLY[cs, d, m]]
                 if q >= 0 and occ[q] == VACANCY:
-                    _refresh_site(q, occ, vac_site, vac_cell, rates8, base3, head, nxt, table, nx, ny, nz,
-                                  deltas, local2, out8, plo_phi)
-            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
-                            counts, rc_tab, rd_tab)
+                    _refresh_site(q, vac, table, geo, local2, out8, plo_phi)
+            _refresh_planes(plo_phi[0], plo_phi[1], vac, planes, bonds, geo, rates, True)
         else:
             # ---------------- an electrode reaction on a contact plane
             xr = x - t_plain - t_up - t_down
@@ -777,14 +917,14 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
                 counters[C_CREATED + side] += 1
                 counters[C_CREATED_FROM + xs] += 1
                 v = istate[I_NVAC]
-                list_append(v, p, head, tail, nxt, prv)
+                list_append(v, p, vac)
                 istate[I_NVAC] = v + 1
                 vac_site[v] = site
                 vac_cell[v, 0] = i
                 vac_cell[v, 1] = j
                 vac_cell[v, 2] = k
                 vac_cell[v, 3] = s
-                vacancy_rates(occ, v, vac_cell, rates8, base3, table, nx, ny, nz, deltas, local, out8)
+                vacancy_rates(vac, v, table, geo, local, out8)
                 delta = 1
             else:
                 # annihilation: a uniformly chosen vacancy of plane p is refilled with the
@@ -810,7 +950,7 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
                 counts[p, VACANCY] -= 1
                 counters[C_ANNIHILATED + side] += 1
                 counters[C_REFILLED + xs] += 1
-                list_remove(v, p, head, tail, nxt, prv)
+                list_remove(v, p, vac)
                 last = istate[I_NVAC] - 1
                 if v != last:
                     # the last slot takes v's index; its list position is kept
@@ -841,22 +981,19 @@ def _device_core(occ, vac_site, vac_cell, rates8, base3, head, tail, nxt, prv, c
             plo_phi[0] = p
             plo_phi[1] = p
             local_sites(i, j, k, s, nx, ny, nz, False, scan)
-            _update_neighbours(site, site, occ, vac_site, vac_cell, rates8, base3, head, nxt, table,
-                               nx, ny, nz, deltas, scan, local, out8, plo_phi)
-            _refresh_planes(plo_phi[0], plo_phi[1], head, nxt, base3, bsum, fu, fd, tree5, a, b, True, contact,
-                            counts, rc_tab, rd_tab)
+            _update_neighbours(site, vac, table, geo, scan, local, out8, plo_phi)
+            _refresh_planes(plo_phi[0], plo_phi[1], vac, planes, bonds, geo, rates, True)
             klo, khi = add_charge(p, delta, L, istate, a, b)
             if _regauge(L, istate, a, b, gamma):
                 klo = min(klo, a)
                 khi = max(khi, b - 1)
             for kk in range(klo, khi + 1):
-                _bond_factor(kk, L, fu, fd, gamma, expt)
+                _bond_factor(kk, bonds, field)
             if klo <= khi:
                 # only the bond factors changed on these planes: entries, not sums
-                _refresh_planes(klo, khi + 1, head, nxt, base3, bsum, fu, fd, tree5, a, b, False, contact,
-                                counts, rc_tab, rd_tab)
+                _refresh_planes(klo, khi + 1, vac, planes, bonds, geo, rates, False)
         # ---------------- the next event time, from the new total rate
-        m_up, m_down = multipliers(istate[I_LAMBDA], psi_drop, gamma, a, b, expt_lam, c_up, c_down)
+        m_up, m_down = multipliers(istate[I_LAMBDA], field, geo)
         t_plain = tree5[1, 0]
         t_up = m_up * tree5[1, 1]
         t_down = m_down * tree5[1, 2]

@@ -24,8 +24,6 @@ vacancies among the local10 of i and of j are the only ones to update.
 
 - ``local_coords(i, j, k, s, l, nx, ny, nz, periodic_z) -> (i2, j2, k2, s2, valid)``: coordinates
   of local site l (0..9) of a site, with compare-and-wrap instead of integer division.
-- ``coords_site(i, j, k, s, nx, ny) -> site``;  ``site_coords(site, nx, ny) -> (i, j, k, s)``
-  (divisions; use once per vacancy and keep the coordinates).
 - ``local_sites(i, j, k, s, nx, ny, nz, periodic_z, out)``: fills ``out`` (int64[>=10]) with the
   10 local site indices, -1 where a bounded z end cuts them (branch-free wrap).
 - ``local_deltas(nx, ny) -> int64[3, 10]`` (Python) and ``local_sites_fast(i, j, k, s, nx, ny,
@@ -163,11 +161,6 @@ HOP_VEC = np.ascontiguousarray(HOP_HALF_UNITS)
 for _t in (LOCAL_OFFSETS, ENV_LOCAL, ENV_MASK, SRC_ONLY, HOP_DZ, HOP_VEC):
     _t.setflags(write=False)
 
-# status codes of the event loops
-STATUS_OK = 0
-STATUS_NO_EVENT = 1  # total rate is zero: no hop possible
-
-
 # ---------------------------------------------------------------------------------------------
 # memory
 # ---------------------------------------------------------------------------------------------
@@ -220,23 +213,6 @@ def _u(i):
 # ---------------------------------------------------------------------------------------------
 # site arithmetic
 # ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
-def site_coords(site, nx, ny):
-    """(i, j, k, s) of a site index (uses integer division: call once, then keep coordinates)."""
-    s = site % 3
-    c = site // 3
-    i = c % nx
-    c2 = c // nx
-    j = c2 % ny
-    k = c2 // ny
-    return i, j, k, s
-
-
-@numba.njit(cache=True, inline="always")
-def coords_site(i, j, k, s, nx, ny):
-    return ((k * ny + j) * nx + i) * 3 + s
-
-
 @numba.njit(cache=True, inline="always")
 def plane_of(k, s):
     """Anion plane index along z: 2k + (s == 2)."""

@@ -27,7 +27,8 @@ Python API
 - ``load_config(path_or_mapping) -> DeviceConfig``
 - ``DeviceSimulation(config, seed=None)``: ``.advance(t_stop_s, max_events=None) -> status``,
   ``.profiles() -> dict``, ``.potential_V()``, ``.time_s``, ``.counters``, ``.occupancy``,
-  ``.n_vacancies``, ``.state_arrays()``, ``DeviceSimulation.from_state(config, arrays)``.
+  ``.n_vacancies``, ``.state`` (:class:`ionwire.kmc.state.DeviceState`: the arrays, ``.nbytes``,
+  ``.checkpoint()``), ``.state_arrays()``, ``DeviceSimulation.from_state(config, arrays)``.
 - ``run_device(config, out_path, *, resume=False, checkpoint_every=None, overwrite=False,
   progress=None) -> dict``: the full run with H5MD output and checkpoints (the CLI's engine).
 - ``simulate_profiles(config, times_s, seed=None) -> dict``: in-memory profiles at given times
@@ -54,6 +55,7 @@ from ._kernels import local_deltas, rate_table, rng_state_from_seed
 from .electrostatics import PlaneElectrostatics, potential_from_bonds
 from .h5md import (TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory, read_checkpoint,
                    write_checkpoint)
+from .state import DeviceState
 
 COUNTER_NAMES = dk.COUNTER_NAMES
 RATE_GRID = 4096
@@ -214,32 +216,48 @@ def rate_tables(config: DeviceConfig, layout: DeviceLayout) -> tuple[np.ndarray,
 class DeviceSimulation:
     """State and engine of one device replica (see the module docstring).
 
-    Attributes: ``lattice`` (AnionLattice, z bounded), ``layout`` (DeviceLayout), ``occupancy``
+    Attributes: ``lattice`` (AnionLattice, z bounded), ``layout`` (DeviceLayout), ``state``
+    (:class:`ionwire.kmc.state.DeviceState`: every array the kernels update), ``occupancy``
     (uint8[n_sites]), ``background`` (int64[P] initial vacancies per plane), ``counters``
-    (int64[len(COUNTER_NAMES)]), ``time_s``, ``n_vacancies``.
+    (int64[len(COUNTER_NAMES)]), ``time_s``, ``n_vacancies``.  The run's constants are the
+    kernel groups ``geometry``, ``field`` and ``rates``
+    (:class:`ionwire.kmc._device_kernels.Geometry`, ``Field``, ``Rates``).
     """
-
-    _STATE_KEYS = ("occ", "vac_site", "vac_cell", "head", "tail", "nxt", "prv", "L", "istate", "fstate",
-                   "counters", "rng", "background")
 
     def __init__(self, config: DeviceConfig, seed: int | None = None, *, _state: dict | None = None):
         self.config = config
         self.seed = config.kmc.seed if seed is None else int(seed)
         self.layout = device_layout(config)
-        self.lattice = self.layout.lattice
+        self.lattice = lat = self.layout.lattice
         es = self.layout.electrostatics
-        self._a, self._b = es.left_plane, es.right_plane
-        self._gamma = es.gamma
-        self._psi_drop = (es.potential_right_V - es.potential_left_V) / es.thermal_voltage_V
+        a, b = int(es.left_plane), int(es.right_plane)
+        gamma = float(es.gamma)
+        psi_drop = float((es.potential_right_V - es.potential_left_V) / es.thermal_voltage_V)
         mat = config.material
         if config.kmc.hops:
-            self._table = rate_table(mat.barriers.as_array(), mat.attempt_frequency_per_s, mat.kT_eV, 0.0)
+            table = rate_table(mat.barriers.as_array(), mat.attempt_frequency_per_s, mat.kT_eV, 0.0)
         else:
-            self._table = np.zeros((3, 5, 3))
-        self._rc, self._rd = rate_tables(config, self.layout)
-        if _state is None:
-            _state = self._initial_state()
-        self._set_state(_state)
+            table = np.zeros((3, 5, 3))
+        rc, rd = rate_tables(config, self.layout)
+        self.rates = dk.Rates(hop=table, create=rc, refill=rd)
+        self.geometry = dk.Geometry(nx=int(lat.nx), ny=int(lat.ny), nz=int(lat.nz), a=a, b=b,
+                                    deltas=local_deltas(lat.nx, lat.ny),
+                                    contact=self.layout.contact.astype(np.int64))
+        # exp(gamma j / 2) and exp(gamma j / 2N) tables: bond factors and the uniform-field
+        # multipliers become pure table lookups of the integer state (see _device_kernels)
+        jmax = int(min(4096, 2 * dk.GAUGE_LIMIT / gamma))
+        jb = np.arange(-jmax, jmax + 1)
+        expt = np.exp(0.5 * gamma * jb)
+        jmax = int(min(1 << 14, 2 * dk.GAUGE_LIMIT * (b - a) / gamma))
+        jl = np.arange(-jmax, jmax + 1)
+        expt_lam = np.exp(0.5 * gamma * jl / (b - a))
+        self.field = dk.Field(gamma=gamma, psi_drop=psi_drop, expt=expt, expt_lam=expt_lam,
+                              c_up=float(np.exp(-0.5 * psi_drop / (b - a))),
+                              c_down=float(np.exp(0.5 * psi_drop / (b - a))))
+        self.state = DeviceState.from_checkpoint(lat, self._initial_state() if _state is None else _state)
+        self._build()
+        if np.isnan(self.state.clock.fstate[dk.F_TNEXT]):
+            dk.draw_next_time(self.state.planes, self.state.clock, self.geometry, self.field)
 
     # state ------------------------------------------------------------------------------------
     def _initial_state(self) -> dict:
@@ -283,84 +301,14 @@ class DeviceSimulation:
                 "fstate": np.array([0.0, np.nan]), "counters": np.zeros(dk.N_COUNTERS, dtype=np.int64),
                 "rng": rng_state_from_seed(kmc_ss), "background": background}
 
-    def _set_state(self, st: dict) -> None:
-        lat = self.lattice
-        P = lat.n_planes
-        for key in self._STATE_KEYS:
-            if key not in st:
-                raise TrajectoryError(f"checkpoint state lacks {key!r}")
-        n = int(st["istate"][dk.I_NVAC])
-        occ = np.array(st["occ"], dtype=np.uint8, copy=True)  # never alias the caller's array
-        if occ.shape != (lat.n_sites,):
-            raise TrajectoryError(f"checkpoint occupancy has {occ.shape} sites, the config gives {lat.n_sites}")
-        self.occupancy = occ
-        self._cap = 0
-        self._alloc(max(64, 2 * n + 64))
-        self._vac_site[:n] = st["vac_site"][:n]
-        self._vac_cell[:n] = st["vac_cell"][:n]
-        self._nxt[:n] = st["nxt"][:n]
-        self._prv[:n] = st["prv"][:n]
-        self._head = np.array(st["head"], dtype=np.int64)
-        self._tail = np.array(st["tail"], dtype=np.int64)
-        self._L = np.array(st["L"], dtype=np.int64)
-        self._istate = np.array(st["istate"], dtype=np.int64)
-        self._fstate = np.array(st["fstate"], dtype=np.float64)
-        self.counters = np.array(st["counters"], dtype=np.int64)
-        self._rng = np.array(st["rng"], dtype=np.uint64)
-        self.background = np.array(st["background"], dtype=np.int64)
-        if self._head.shape != (P,) or self._L.shape != (P - 1,):
-            raise TrajectoryError("checkpoint plane arrays do not match the config's lattice")
-        self._counts = np.zeros((P, 3), dtype=np.int64)
-        self._bsum = np.zeros((P, 3))
-        self._fu = np.zeros(P)  # per plane: up-bond factor (0 for the last plane)
-        self._fd = np.zeros(P)  # per plane: down-bond factor (0 for plane 0)
-        self._tree5 = dk.tree5_new(P)
-        # exp(gamma j / 2) and exp(gamma j / 2N) tables: bond factors and the uniform-field
-        # multipliers become pure table lookups of the integer state (see _device_kernels)
-        jmax = int(min(4096, 2 * dk.GAUGE_LIMIT / self._gamma))
-        jb = np.arange(-jmax, jmax + 1)
-        self._expt = np.exp(0.5 * self._gamma * jb)
-        jmax = int(min(1 << 14, 2 * dk.GAUGE_LIMIT * (self._b - self._a) / self._gamma))
-        jl = np.arange(-jmax, jmax + 1)
-        self._expt_lam = np.exp(0.5 * self._gamma * jl / (self._b - self._a))
-        self._c_up = float(np.exp(-0.5 * self._psi_drop / (self._b - self._a)))
-        self._c_down = float(np.exp(0.5 * self._psi_drop / (self._b - self._a)))
-        self._deltas = local_deltas(lat.nx, lat.ny)
-        self._contact = self.layout.contact.astype(np.int64)
-        self._build()
-        if np.isnan(self._fstate[dk.F_TNEXT]):
-            dk.draw_next_time(self._tree5, self._istate, self._fstate, self._rng, self._psi_drop,
-                              self._gamma, self._a, self._b, self._expt_lam, self._c_up, self._c_down)
-
-    def _alloc(self, cap: int) -> None:
-        n = int(self._istate[dk.I_NVAC]) if self._cap else 0
-        old = (self._vac_site, self._vac_cell, self._rates8, self._base3, self._nxt, self._prv) if self._cap else None
-        self._vac_site = np.full(cap, -1, dtype=np.int64)
-        self._vac_cell = np.zeros((cap, 4), dtype=np.int64)
-        self._rates8 = np.zeros((cap, 8))
-        self._base3 = np.zeros((cap, 3))
-        self._nxt = np.full(cap, -1, dtype=np.int64)
-        self._prv = np.full(cap, -1, dtype=np.int64)
-        if old is not None:
-            for new, o in zip((self._vac_site, self._vac_cell, self._rates8, self._base3, self._nxt, self._prv), old):
-                new[:n] = o[:n]
-        self._cap = cap
-
     def _build(self) -> None:
-        lat = self.lattice
-        dk.build_device(self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._head,
-                        self._nxt, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree5, self._contact, self._rc, self._rd,
-                        self._table, self._istate, lat.nx, lat.ny, lat.nz, self._a, self._b, self._gamma,
-                        self._expt, self._deltas)
+        s = self.state
+        dk.build_device(s.vacancies, s.planes, s.bonds, s.clock, self.geometry, self.field, self.rates)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Copies of the integer state + time, next-event time, counters and RNG (the checkpoint)."""
-        n = self.n_vacancies
-        return {"occ": self.occupancy.copy(), "vac_site": self._vac_site[:n].copy(),
-                "vac_cell": self._vac_cell[:n].copy(), "head": self._head.copy(), "tail": self._tail.copy(),
-                "nxt": self._nxt[:n].copy(), "prv": self._prv[:n].copy(), "L": self._L.copy(),
-                "istate": self._istate.copy(), "fstate": self._fstate.copy(), "counters": self.counters.copy(),
-                "rng": self._rng.copy(), "background": self.background.copy()}
+        """Copies of the integer state + time, next-event time, counters and RNG (the checkpoint;
+        :meth:`ionwire.kmc.state.DeviceState.checkpoint`)."""
+        return self.state.checkpoint()
 
     @classmethod
     def from_state(cls, config: DeviceConfig, arrays: dict, seed: int | None = None) -> "DeviceSimulation":
@@ -413,37 +361,47 @@ class DeviceSimulation:
 
     # running -----------------------------------------------------------------------------------
     @property
+    def occupancy(self) -> np.ndarray:
+        """uint8[n_sites]: 0 Br, 1 Cl, 2 vacancy (the live array)."""
+        return self.state.vacancies.occ
+
+    @property
+    def counters(self) -> np.ndarray:
+        """int64[len(COUNTER_NAMES)]: the event counters (the live array)."""
+        return self.state.clock.counters
+
+    @property
+    def background(self) -> np.ndarray:
+        """int64[P]: the fixed background (initial vacancies) of each plane."""
+        return self.state.background
+
+    @property
     def time_s(self) -> float:
-        return float(self._fstate[dk.F_TIME])
+        return self.state.time_s
 
     @property
     def n_vacancies(self) -> int:
-        return int(self._istate[dk.I_NVAC])
+        return self.state.n_vacancies
 
     @property
     def events(self) -> int:
-        return int(self.counters[0])
+        return self.state.events
 
     def advance(self, t_stop_s: float, max_events: int | None = None) -> int:
         """Run events up to simulated time t_stop_s (the state is then the state at t_stop_s) or
         until max_events events were done.  Returns a status of :mod:`ionwire.kmc._device_kernels`:
         STATUS_TIME, STATUS_EVENTS (max_events reached first) or STATUS_NO_EVENT."""
         remaining = np.iinfo(np.int64).max if max_events is None else int(max_events)
-        lat = self.lattice
+        s = self.state
         while True:
             n = min(remaining, 1 << 40)
             if n <= 0:
                 return dk.STATUS_EVENTS
-            status, done = dk.run_device_events(
-                self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._head, self._tail,
-                self._nxt, self._prv, self._counts, self._bsum, self._L, self._fu, self._fd, self._tree5,
-                self._contact, self._rc, self._rd, self._table,
-                self._istate, self._fstate, self.counters, self._rng, lat.nx, lat.ny, lat.nz, self._a, self._b,
-                self._gamma, self._psi_drop, self._expt, self._expt_lam, self._c_up, self._c_down, self._deltas,
-                n, float(t_stop_s))
+            status, done = dk.run_device_events(s.vacancies, s.planes, s.bonds, s.clock, self.geometry, self.field,
+                                                self.rates, n, float(t_stop_s))
             remaining -= done
             if status == dk.STATUS_FULL:
-                self._alloc(2 * self._cap)
+                s.grow(2 * s.capacity)
                 continue
             if status == dk.STATUS_EVENTS and remaining > 0:
                 continue
@@ -452,37 +410,35 @@ class DeviceSimulation:
     # observables -------------------------------------------------------------------------------
     def plane_counts(self) -> np.ndarray:
         """int64[P, 3]: Br, Cl, vacancies on each anion plane (kept incrementally by the kernel)."""
-        return self._counts.copy()
+        return self.state.planes.counts.copy()
 
     def charge_e(self) -> np.ndarray:
         """float64[P]: plane charge (e): vacancies - background."""
-        return (self._counts[:, 2] - self.background).astype(np.float64)
+        return (self.state.planes.counts[:, 2] - self.background).astype(np.float64)
 
     def potential_V(self) -> np.ndarray:
         """float64[P]: the potential the hop rates use (exact discrete Poisson solution)."""
-        return potential_from_bonds(self._L, int(self._istate[dk.I_LAMBDA]), self.layout.electrostatics)
+        return potential_from_bonds(self.state.bonds.L, int(self.state.clock.istate[dk.I_LAMBDA]),
+                                    self.layout.electrostatics)
 
     def total_rate_per_s(self) -> float:
         """Sum of all event rates (1/s) in the current state: hops with their field factors and
         electrode reactions (the rate of the exponential waiting time to the next event)."""
-        m_up, m_down = dk.multipliers(int(self._istate[dk.I_LAMBDA]), self._psi_drop, self._gamma, self._a,
-                                      self._b, self._expt_lam, self._c_up, self._c_down)
-        return float(dk.total_rate(self._tree5, m_up, m_down))
+        m_up, m_down = dk.multipliers(int(self.state.clock.istate[dk.I_LAMBDA]), self.field, self.geometry)
+        return float(dk.total_rate(self.state.planes.tree, m_up, m_down))
 
     def profiles(self) -> dict[str, np.ndarray]:
         """Per-plane x_Br, x_Cl, x_V (site fractions), charge (e) and potential (V), float64[P]."""
         n = self.layout.sites_per_plane.astype(np.float64)
-        c = self._counts
+        c = self.state.planes.counts
         return {"x_Br": c[:, 0] / n, "x_Cl": c[:, 1] / n, "x_V": c[:, 2] / n, "charge": self.charge_e(),
                 "potential": self.potential_V()}
 
     def memory_bytes(self) -> int:
-        """Bytes held by the state and the event structures."""
-        arrays = [self.occupancy, self._vac_site, self._vac_cell, self._rates8, self._base3, self._nxt, self._prv,
-                  self._head, self._tail, self._L, self._fu, self._fd, self._counts, self._bsum, self._tree5,
-                  self._expt, self._expt_lam, self._contact, self._rc, self._rd,
-                  self.background, self._table, self._rng, self.counters, self._istate, self._fstate]
-        return int(sum(a.nbytes for a in arrays))
+        """Bytes held by the state and the event structures (:attr:`DeviceState.nbytes`) and by
+        the run's constant tables (geometry, field and rate tables)."""
+        tables = (self.geometry, self.field, self.rates)
+        return self.state.nbytes + int(sum(v.nbytes for g in tables for v in g if isinstance(v, np.ndarray)))
 
     def check_bookkeeping(self) -> None:
         """Raise AssertionError unless counts, lists, charges and bond state agree with a recount."""
@@ -490,23 +446,24 @@ class DeviceSimulation:
         P = lat.n_planes
         n = self.n_vacancies
         occ = self.occupancy
+        vac = self.state.vacancies
         planes = _planes_of_sites(lat, np.arange(lat.n_sites))
         counts = np.zeros((P, 3), dtype=np.int64)
         np.add.at(counts, (planes, occ.astype(np.int64)), 1)
-        assert np.array_equal(counts, self._counts), "plane counts differ from a recount"
+        assert np.array_equal(counts, self.state.planes.counts), "plane counts differ from a recount"
         sites = np.flatnonzero(occ == 2)
         assert len(sites) == n, "vacancy count differs from the occupancy"
-        assert np.array_equal(np.sort(self._vac_site[:n]), sites), "vacancy list differs from the occupancy"
-        assert np.array_equal(_cells_of_sites(lat, self._vac_site[:n]), self._vac_cell[:n]), "vacancy cells stale"
+        assert np.array_equal(np.sort(vac.site[:n]), sites), "vacancy list differs from the occupancy"
+        assert np.array_equal(_cells_of_sites(lat, vac.site[:n]), vac.cell[:n]), "vacancy cells stale"
         seen = np.zeros(n, dtype=bool)
         for p in range(P):
-            v, m = self._head[p], 0
+            v, m = vac.head[p], 0
             prev = -1
             while v >= 0:
-                assert not seen[v] and planes[self._vac_site[v]] == p and self._prv[v] == prev
+                assert not seen[v] and planes[vac.site[v]] == p and vac.prv[v] == prev
                 seen[v] = True
-                prev, v, m = v, self._nxt[v], m + 1
-            assert self._tail[p] == prev and m == counts[p, 2], f"plane list {p} broken"
+                prev, v, m = v, vac.nxt[v], m + 1
+            assert vac.tail[p] == prev and m == counts[p, 2], f"plane list {p} broken"
         assert seen.all(), "a vacancy is in no plane list"
         from .electrostatics import solve_potential
         phi_direct = solve_potential(self.charge_e(), self.layout.electrostatics)

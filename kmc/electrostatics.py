@@ -31,7 +31,6 @@ Hop rates: a vacancy hop from plane p to p' is multiplied by exp(-(phi_{p'} - ph
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -216,8 +215,3 @@ def poisson_boltzmann(sites_per_plane: np.ndarray, background: np.ndarray, n_vac
 
 def _fermi(x):
     return 0.5 * (1.0 - np.tanh(0.5 * x))
-
-
-def hop_factor(phi_from_V: float, phi_to_V: float, temperature_K: float) -> float:
-    """exp(-(phi_to - phi_from) e / 2kT): the field factor of a vacancy hop (MODEL.md section 4)."""
-    return math.exp(-(phi_to_V - phi_from_V) / (2.0 * thermal_voltage_V(temperature_K)))

@@ -1,4 +1,6 @@
-"""State of a bulk kMC system: occupancy, vacancies, displacements, clock and random stream.
+"""State of a kMC system: :class:`BulkState` (periodic bulk) and :class:`DeviceState` (device wire).
+
+Bulk: occupancy, vacancies, displacements, clock and random stream.
 
 Memory layout (all numpy, consumed by the numba kernels of :mod:`ionwire.kmc._kernels`):
 
@@ -25,6 +27,14 @@ one stream for the initial configuration (a numpy Generator) and one for the eve
 xoshiro256++ state).  Same seed -> same configuration and same trajectory.  ``checkpoint()``
 returns plain arrays (including ``rng_state``) from which :meth:`BulkState.from_checkpoint`
 rebuilds a state that continues the run bit for bit.
+
+Device (:class:`DeviceState`, driven by :class:`ionwire.kmc.device.DeviceSimulation`): the integer
+state of a bounded wire -- occupancy, vacancy slots grouped in per-plane linked lists, the bond
+integers L and Lambda of :mod:`ionwire.kmc.electrostatics`, time, next-event time, event counters,
+RNG and the fixed background charge -- plus the event structures derived from it (hop rates,
+plane sums, bond factors, the plane sum tree), in the named groups the kernels of
+:mod:`ionwire.kmc._device_kernels` take.  ``checkpoint()`` returns the integer state only; the
+engine recomputes everything else from it, so a restart continues bit for bit.
 """
 from __future__ import annotations
 
@@ -34,7 +44,9 @@ import numpy as np
 
 from ionwire.structures.lattice import AnionLattice
 
+from . import _device_kernels as dk
 from ._kernels import VACANCY, rng_state_from_seed
+from .h5md import TrajectoryError
 
 BR, CL = 0, 1
 _ARRAYS = ("occupancy", "displacement", "vacancy_cell", "vacancy_site", "vacancy_displacement",
@@ -170,3 +182,118 @@ class BulkState:
 
     def copy(self) -> "BulkState":
         return BulkState.from_checkpoint(self.checkpoint())
+
+
+# ---------------------------------------------------------------------------------------------
+# device
+# ---------------------------------------------------------------------------------------------
+# the checkpoint datasets: the integer state, from which every other array is recomputed
+DEVICE_CHECKPOINT_KEYS = ("occ", "vac_site", "vac_cell", "head", "tail", "nxt", "prv", "L", "istate", "fstate",
+                          "counters", "rng", "background")
+
+
+def _array_bytes(group) -> int:
+    return int(sum(v.nbytes for v in group if isinstance(v, np.ndarray)))
+
+
+@dataclass(eq=False)
+class DeviceState:
+    """The arrays of one device replica, in the kernels' groups (see module docstring).
+
+    vacancies (:class:`~ionwire.kmc._device_kernels.Vacancies`, slots up to ``capacity``),
+    bonds (:class:`~ionwire.kmc._device_kernels.Bonds`), planes
+    (:class:`~ionwire.kmc._device_kernels.Planes`), clock
+    (:class:`~ionwire.kmc._device_kernels.Clock`), background int64[P] (the initial vacancies of
+    each plane: its fixed negative charge).  The derived arrays (rates8, base3, fu, fd, counts,
+    bsum, tree) hold whatever the engine last computed: ``from_checkpoint`` leaves them zero.
+    """
+
+    lattice: AnionLattice
+    vacancies: dk.Vacancies
+    bonds: dk.Bonds
+    planes: dk.Planes
+    clock: dk.Clock
+    background: np.ndarray
+
+    # construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, lattice: AnionLattice, data: dict) -> "DeviceState":
+        """A state holding copies of the integer state ``data`` (the dict of :meth:`checkpoint`,
+        or a checkpoint file's datasets) on ``lattice`` (z bounded); TrajectoryError if a key is
+        missing or an array does not fit the lattice."""
+        for key in DEVICE_CHECKPOINT_KEYS:
+            if key not in data:
+                raise TrajectoryError(f"checkpoint state lacks {key!r}")
+        P = lattice.n_planes
+        occ = np.array(data["occ"], dtype=np.uint8, copy=True)  # never alias the caller's array
+        if occ.shape != (lattice.n_sites,):
+            raise TrajectoryError(f"checkpoint occupancy has {occ.shape} sites, the config gives {lattice.n_sites}")
+        istate = np.array(data["istate"], dtype=np.int64)
+        n = int(istate[dk.I_NVAC])
+        head = np.array(data["head"], dtype=np.int64)
+        tail = np.array(data["tail"], dtype=np.int64)
+        L = np.array(data["L"], dtype=np.int64)
+        if head.shape != (P,) or L.shape != (P - 1,):
+            raise TrajectoryError("checkpoint plane arrays do not match the config's lattice")
+        vacancies = _vacancy_slots(occ, head, tail, max(64, 2 * n + 64))
+        for name, key in (("site", "vac_site"), ("cell", "vac_cell"), ("nxt", "nxt"), ("prv", "prv")):
+            getattr(vacancies, name)[:n] = data[key][:n]
+        clock = dk.Clock(istate=istate, fstate=np.array(data["fstate"], dtype=np.float64),
+                         counters=np.array(data["counters"], dtype=np.int64),
+                         rng=np.array(data["rng"], dtype=np.uint64))
+        bonds = dk.Bonds(L=L, fu=np.zeros(P), fd=np.zeros(P))
+        planes = dk.Planes(counts=np.zeros((P, 3), dtype=np.int64), bsum=np.zeros((P, 3)), tree=dk.tree5_new(P))
+        return cls(lattice, vacancies, bonds, planes, clock, np.array(data["background"], dtype=np.int64))
+
+    def checkpoint(self) -> dict[str, np.ndarray]:
+        """Copies of the integer state + time, next-event time, counters and RNG (the datasets
+        of a device checkpoint file, keys ``DEVICE_CHECKPOINT_KEYS``)."""
+        n = self.n_vacancies
+        v, c = self.vacancies, self.clock
+        return {"occ": v.occ.copy(), "vac_site": v.site[:n].copy(), "vac_cell": v.cell[:n].copy(),
+                "head": v.head.copy(), "tail": v.tail.copy(), "nxt": v.nxt[:n].copy(), "prv": v.prv[:n].copy(),
+                "L": self.bonds.L.copy(), "istate": c.istate.copy(), "fstate": c.fstate.copy(),
+                "counters": c.counters.copy(), "rng": c.rng.copy(), "background": self.background.copy()}
+
+    def grow(self, capacity: int) -> None:
+        """Reallocate the vacancy slots with room for ``capacity`` (>= the vacancies in use);
+        the slots in use keep their contents."""
+        n = self.n_vacancies
+        if capacity < n:
+            raise ValueError(f"capacity {capacity} is below the {n} vacancies in use")
+        old = self.vacancies
+        new = _vacancy_slots(old.occ, old.head, old.tail, int(capacity))
+        for name in ("site", "cell", "rates8", "base3", "nxt", "prv"):
+            getattr(new, name)[:n] = getattr(old, name)[:n]
+        self.vacancies = new
+
+    # bookkeeping -------------------------------------------------------------------------------
+    @property
+    def capacity(self) -> int:
+        return int(self.vacancies.site.shape[0])
+
+    @property
+    def n_vacancies(self) -> int:
+        return int(self.clock.istate[dk.I_NVAC])
+
+    @property
+    def time_s(self) -> float:
+        return float(self.clock.fstate[dk.F_TIME])
+
+    @property
+    def events(self) -> int:
+        return int(self.clock.counters[dk.C_EVENTS])
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of all state arrays, derived ones included (bytes)."""
+        return (_array_bytes(self.vacancies) + _array_bytes(self.bonds) + _array_bytes(self.planes)
+                + _array_bytes(self.clock) + int(self.background.nbytes))
+
+
+def _vacancy_slots(occ: np.ndarray, head: np.ndarray, tail: np.ndarray, capacity: int) -> dk.Vacancies:
+    """Vacancies with ``capacity`` empty slots (site and links -1, the rest zero)."""
+    return dk.Vacancies(occ=occ, site=np.full(capacity, -1, dtype=np.int64),
+                        cell=np.zeros((capacity, 4), dtype=np.int64), rates8=np.zeros((capacity, 8)),
+                        base3=np.zeros((capacity, 3)), head=head, tail=tail,
+                        nxt=np.full(capacity, -1, dtype=np.int64), prv=np.full(capacity, -1, dtype=np.int64))
