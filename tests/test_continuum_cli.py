@@ -250,7 +250,7 @@ def test_campaign_calibrates_on_its_own_pool(tmp_path, monkeypatch):
         mappers.append(mapper)
         return calibrate(cfg, mapper)
 
-    monkeypatch.setattr(experiment, "prepare", recording_prepare)
+    monkeypatch.setattr(experiment.ContinuumRun, "prepare", staticmethod(recording_prepare))
 
     text = SMALL.replace("enabled = false", "enabled = true\nmax_iterations = 1").replace("[-4.0, 0.0, 4.0]", "[4.0]")
     path = tmp_path / "cal.toml"
