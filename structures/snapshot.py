@@ -108,7 +108,7 @@ def fit_size(atoms: Atoms, size_px: tuple[int, int] | None = None, *, rotation: 
     """The picture size (width, height) in pixels :func:`render_snapshot` writes.
 
     ``size_px`` given: that size.  ``None``: 1200 px wide and as tall as the structure needs to
-    fill the width (plus the annotation strip), between 120 and 1200 px.
+    fill the width (plus the annotation strip), between 48 and 1200 px.
     """
     if size_px is not None:
         return int(size_px[0]), int(size_px[1])
@@ -117,9 +117,21 @@ def fit_size(atoms: Atoms, size_px: tuple[int, int] | None = None, *, rotation: 
     if len(atoms) == 0:
         return DEFAULT_SIZE_PX
     bw, bh = _bbox_size_A(atoms, rotation, radii)
-    area_h = width * bh / bw
-    height = area_h / (1 - 0.12) if annotate else area_h
-    return width, int(min(1200, max(120, math.ceil(height))))
+    area_h = math.ceil(width * bh / bw)
+    height = area_h
+    if annotate:  # the strip's height depends on the picture's: a few fixed-point steps
+        for _ in range(5):
+            height = area_h + strip_height_px(height)
+    return width, int(min(1200, max(48, height)))
+
+
+def picture_scale_px_per_A(atoms: Atoms, size_px: tuple[int, int] | None = None, *,
+                           rotation: str = JUNCTION_ROTATION, annotate: bool = True) -> float:
+    """The scale (pixels per Angstrom) :func:`render_snapshot` draws ``atoms`` at."""
+    width_px, height_px = fit_size(atoms, size_px, rotation=rotation, annotate=annotate)
+    strip = strip_height_px(height_px) if annotate else 0
+    radii = np.array(_per_atom(atoms, ELEMENT_RADII_A, "radius"))
+    return _fit_bbox(atoms, rotation, radii, (width_px, height_px - strip))[1]
 
 
 def render_snapshot(atoms: Atoms, path, *, size_px: tuple[int, int] | None = DEFAULT_SIZE_PX,
