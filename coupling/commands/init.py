@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import typing
 from collections.abc import Mapping
 from importlib import resources
@@ -39,13 +40,13 @@ RUN_TYPES: dict[str, tuple[str | None, str, str]] = {
     "compare": ("validate", "ionwire.coupling.compare:load_config", "ionwire compare FILE -o REPORT_DIR"),
     "onsager": ("onsager", "ionwire.coupling.parameterize:load_config", "ionwire parameterize FILE -o TABLE.h5 "
                                                                       "(or ionwire campaign FILE)"),
-    "bulk": (None, "ionwire.coupling.runtypes:BulkRun.load", "ionwire campaign FILE"),
-    "campaign": ("device_small", "ionwire.coupling.runtypes:DeviceRun.load", "ionwire campaign FILE"),
+    # campaign configs: validated by ionwire.coupling.campaign.load_spec through the run-type registry
+    "bulk": (None, "ionwire.coupling.campaign:load_spec", "ionwire campaign FILE"),
+    "campaign": ("device_small", "ionwire.coupling.campaign:load_spec", "ionwire campaign FILE"),
 }
 # starting values where a run type has no shipped example, or adds a [sweep] to one
 EXTRA_VALUES: dict[str, dict] = {
-    "bulk": {"cells": [16, 16, 16], "events": 1_000_000,
-             "sweep": {"x_cl": [0.1, 0.5, 0.9], "replicas": 4}},
+    "bulk": {"sweep": {"x_cl": [0.1, 0.5, 0.9], "replicas": 4}},
     "campaign": {"sweep": {"field_V_per_um": [-2.0, 2.0], "replicas": 2}},
 }
 HEADERS = {
@@ -144,7 +145,8 @@ def _import(target: str):
 
 
 def loader(run_type: str):
-    """The function that validates a mapping of ``run_type`` (the one its command uses)."""
+    """The function that validates a mapping of ``run_type`` (the one its command uses; for the
+    campaign forms ``load_spec(path, mapping)``)."""
     return _import(RUN_TYPES[run_type][1])
 
 
@@ -252,16 +254,31 @@ def _field_default(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
-def _emit(obj: Any, raw: Mapping, section: str, lines: list[str], commented: bool = False) -> None:
+INLINE_MARK = "ionwire.inline"  # field metadata: a section whose tables sit at the file's top level
+
+
+def _file_fields(obj: Any):
+    """(owner, field) of every key of ``obj`` as the config file spells it: fields marked inline
+    (their tables sit at the top level of the file) are replaced by their own fields."""
+    for f in dataclasses.fields(obj):
+        if not f.init or f.name in NOT_FOR_FILES:
+            continue
+        if f.metadata.get(INLINE_MARK) and dataclasses.is_dataclass(getattr(obj, f.name)):
+            yield from _file_fields(getattr(obj, f.name))
+        else:
+            yield obj, f
+
+
+def _emit(obj: Any, raw: Mapping, section: str, lines: list[str], commented: bool = False,
+          defaulted: dict[str, int] | None = None) -> None:
     """TOML lines for the dataclass ``obj`` (a validated config or section): scalar keys first,
     then sub-tables.  A key is written with its value in ``raw`` (the starting values) or its class
     default; keys whose class default is None and that ``raw`` does not set are commented out
     (showing the value the code uses); tables likewise."""
-    hints = typing.get_type_hints(type(obj))
-    fields = [f for f in dataclasses.fields(obj) if f.init and f.name not in NOT_FOR_FILES]
     scalars, tables = [], []
-    for f in fields:
-        loaded = getattr(obj, f.name)
+    for owner, f in _file_fields(obj):
+        hints = typing.get_type_hints(type(owner))
+        loaded = getattr(owner, f.name)
         default = _field_default(f)
         in_raw = f.name in raw
         if dataclasses.is_dataclass(loaded):
@@ -269,17 +286,19 @@ def _emit(obj: Any, raw: Mapping, section: str, lines: list[str], commented: boo
         elif isinstance(raw.get(f.name), Mapping):  # a free-form table (e.g. a [sweep] of a campaign)
             tables.append((f, raw[f.name], raw[f.name], commented))
         else:
-            scalars.append((f, loaded, default, in_raw))
+            scalars.append((f, loaded, default, in_raw, hints.get(f.name)))
     head = "# " if commented else ""
-    for f, loaded, default, in_raw in scalars:
+    for f, loaded, default, in_raw, hint in scalars:
         value = raw[f.name] if in_raw else default
         if value is dataclasses.MISSING:
             value = loaded
-        comment = _comment(f.name, hints.get(f.name), default, value)
+        comment = _comment(f.name, hint, default, value)
         if value is None:
             shown = "" if loaded is None else f" (the code then uses {_toml_value(loaded)})"
             lines.append(f"# {f.name} = ...{' ' * 4}# {comment}{shown}")
         else:
+            if defaulted is not None and not in_raw and not commented:
+                defaulted[f"{section}.{f.name}" if section else f.name] = len(lines)
             lines.append(f"{head}{f.name} = {_toml_value(value)}{'    # ' + comment if comment else ''}")
     for f, sub, sub_raw, sub_commented in tables:
         name = f"{section}.{f.name}" if section else f.name
@@ -288,7 +307,7 @@ def _emit(obj: Any, raw: Mapping, section: str, lines: list[str], commented: boo
             doc = _first_doc_line(sub)
             note = "  (optional: uncomment to use)" if sub_commented and not commented else ""
             lines.append(f"{'# ' if sub_commented else ''}[{name}]{'    # ' + doc if doc else ''}{note}")
-            _emit(sub, sub_raw if isinstance(sub_raw, Mapping) else {}, name, lines, sub_commented)
+            _emit(sub, sub_raw if isinstance(sub_raw, Mapping) else {}, name, lines, sub_commented, defaulted)
         else:
             lines.append(f"{head}[{name}]")
             for k, v in sub.items():
@@ -313,15 +332,33 @@ def template_text(run_type: str) -> str:
               "# one error naming the key.", ""]
     body: list[str] = []
     raw = dict(values)
-    if "run" not in {f.name for f in dataclasses.fields(target)}:  # the loader takes it and drops it
+    if "run" not in {f.name for _, f in _file_fields(target)}:  # the loader takes it and drops it
         body.append(f"run = {_toml_value(raw.pop('run'))}    # {DESCRIPTIONS['run']}")
-    _emit(target, raw, "", body)
+    defaulted: dict[str, int] = {}
+    _emit(target, raw, "", body, defaulted=defaulted)
     if run_type == "campaign":  # the sweep belongs to the campaign, not to the device config
         body += ["", "[sweep]    # every list is an axis; replicas = N repeats each point"]
         for k, v in values["sweep"].items():
             desc = _comment(k, None, dataclasses.MISSING)
             body.append(f"{k} = {_toml_value(v)}{'    # ' + desc if desc else ''}")
-    return "\n".join(lines + body) + "\n"
+    # a section shared between run types may hold a key this run type refuses (its loader says
+    # so naming the key): such a key, written only because it has a default, is commented out
+    from ionwire.structures.errors import ParameterError
+
+    for _ in range(len(defaulted) + 1):
+        text = "\n".join(lines + body) + "\n"
+        try:
+            load_template(run_type, text)
+            return text
+        except ParameterError as exc:
+            message = str(exc)
+            hit = [k for k in sorted(defaulted, key=len, reverse=True)
+                   if re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", message)]
+            if not hit:
+                raise
+            i = defaulted.pop(hit[0])
+            body[i] = f"# {body[i]}    (not read by this run type: {message})"
+    return text
 
 
 def load_template_mapping(run_type: str, mapping: Mapping):
