@@ -13,7 +13,7 @@ checkout after the main job:
 - the inputs that some examples read but the main job does not write are made by the README
   command that writes them (``PRODUCERS``; the report of this test lists them).
 
-Skipped: the main job and the test commands themselves (CI runs them).  Substitutions that are
+Skipped: the main job, the test commands and the installation steps (CI runs them).  Substitutions that are
 not config sizes are in ``REWRITE`` (an address of a cluster that does not exist here, the sizes
 of the benchmarks, the GUI).  After each line the files it names with ``-o`` must exist.
 """
@@ -80,9 +80,10 @@ PLACEHOLDERS = {"my.toml": "runs/fig1e.toml"}
 
 
 def _skip(command: str) -> bool:
+    """The main job, the test commands and the installation steps (CI runs all of them)."""
     c = command.split(" #")[0].strip()
     return (c == MAIN_JOB or c.startswith("pip install") or c.startswith("python -m pytest")
-            or "&& " + MAIN_JOB in c)
+            or "&& " + MAIN_JOB in c or re.match(r"python[\d.]* -m venv ", c) is not None)
 
 
 def shell_blocks(text: str) -> list[list[str]]:
@@ -157,6 +158,8 @@ def _run(command: str, cwd: Path, subs: dict) -> None:
         os.chdir(cwd)
         try:
             rc = main(words[1:])
+        except SystemExit as exc:  # --version, --help
+            rc = exc.code
         finally:
             os.chdir(old)
         assert rc == 0, f"{command!r} exited with {rc}"
