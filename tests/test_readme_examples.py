@@ -48,15 +48,17 @@ SMALL = {
     "validate_high_field": {"kmc": {"nx": 4, "ny": 4}, "continuum": {"n_nodes": 100},
                             "compare": {"times_s": [1e-7, 1e-6], "replicas": 4}},
 }
-# a small bulk-kMC campaign for the campaign throughput benchmark
-BULK_CAMPAIGN = {"run": "bulk", "cells": [8, 8, 8], "events": 20000, "sweep": {"replicas": 2}}
+# a small bulk-kMC campaign for the campaign throughput benchmark: the `ionwire init bulk`
+# template with these keys replaced wherever its layout puts them
+BULK_CAMPAIGN = {"cells": [8, 8, 8], "events": 20000, "replicas": 2}
 
 # (regular expression, replacement) applied to every command line
 REWRITE = [
     (r"tcp://node17:8786", "{scheduler}"),              # a running dask scheduler: one started here
     (r"/scratch/\$USER/", "{workdir}/scratch/"),
     (r"--run-s 10\b", "--run-s 0.2"),                  # scheduling-overhead benchmark
-    (r"bench_campaign\.py throughput", "bench_campaign.py throughput --config runs/bulk_small.toml --runs 2"),
+    (r"bench_campaign\.py (throughput|all)", r"bench_campaign.py \1 --config runs/bulk_small.toml --runs 2 --run-s 0.2"),
+    (r"bench_device_ratio\.py", "bench_device_ratio.py --rounds 1"),
     (r"ionwire bench (kmc|device)", r"ionwire bench \1 --cells 8 8 64 --events 2e4 --warmup 2e3"),
     (r"--repeat 3", "--repeat 1"),
     (r"--events 1e6", "--events 1e4"),
@@ -118,6 +120,11 @@ def _merge(a: dict, b: dict) -> dict:
         else:
             out[k] = v
     return out
+
+
+def _replace_keys(mapping: dict, values: dict) -> dict:
+    """``mapping`` with every key of ``values`` replaced at whatever depth it sits."""
+    return {k: (_replace_keys(v, values) if isinstance(v, dict) else values.get(k, v)) for k, v in mapping.items()}
 
 
 def _toml(mapping: dict, prefix: str = "") -> str:
@@ -194,7 +201,10 @@ def after_main_job(tmp_path_factory, scheduler):
     for path in sorted((ROOT / "runs").glob("*.toml")):
         mapping = _merge(tomllib.loads(path.read_text()), SMALL.get(path.stem, {}))
         (work / "runs" / path.name).write_text(_toml(mapping) + "\n")
-    (work / "runs" / "bulk_small.toml").write_text(_toml(BULK_CAMPAIGN) + "\n")
+    from ionwire.coupling.commands.init import template_text
+
+    bulk = _replace_keys(tomllib.loads(template_text("bulk")), BULK_CAMPAIGN)
+    (work / "runs" / "bulk_small.toml").write_text(_toml(bulk) + "\n")
     for entry in ROOT.iterdir():
         if entry.name != "runs" and not entry.name.startswith(".") and entry.name != "site":
             os.symlink(entry, work / entry.name)
