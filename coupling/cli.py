@@ -4,11 +4,24 @@ Each subcommand is a module in :mod:`ionwire.coupling.commands` with a docstring
 ``add_arguments(parser)`` and ``run(args)``.  Imports are lazy so ``ionwire --help`` is fast.
 User errors (bad config, bad input file) become one line on stderr and exit status 2;
 ``--traceback`` shows the full traceback instead.  All logic lives in the library.
+
+Conventions shared by every command (added here, not in the command modules):
+
+- stdout carries the command's result: a human-readable summary, or with ``--json`` exactly one
+  JSON document (every command that produces a result has ``--json``);
+- stderr carries diagnostics through :mod:`logging`: the library logs to ``ionwire.<package>...``
+  loggers (``logging.getLogger(__name__)``; library code never prints) and the CLI installs one
+  handler on the ``ionwire`` logger (Python warnings are routed there too).  Default level
+  WARNING; ``-v`` INFO, ``-vv`` DEBUG; ``-q`` ERROR only, and also suppresses the human-readable
+  summary on stdout and the progress bars (``--json`` output is still written).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import os
 import sys
 
 # (name, module) -- one line each; the module holds the logic's entry point
@@ -22,6 +35,7 @@ COMMANDS = [
     ("export", "ionwire.coupling.commands.export"),
     ("snapshot", "ionwire.coupling.commands.snapshot"),
     ("campaign", "ionwire.coupling.commands.campaign"),
+    ("init", "ionwire.coupling.commands.init"),
 ]
 
 
@@ -45,12 +59,61 @@ def _version() -> str:
     return __version__
 
 
+def _add_common_options(parser: argparse.ArgumentParser, default) -> None:
+    """--traceback, -v and -q; ``default`` is argparse.SUPPRESS on subcommands, so an option given
+    before the subcommand (``ionwire -v device ...``) is not reset by the subcommand's parser."""
+    parser.add_argument("--traceback", action="store_true", default=default if default is argparse.SUPPRESS else False,
+                        help="show the full traceback on errors")
+    parser.add_argument("-v", "--verbose", action="count", default=default if default is argparse.SUPPRESS else 0,
+                        help="more diagnostics on stderr (-v: progress notes, -vv: debugging detail)")
+    parser.add_argument("-q", "--quiet", action="count", default=default if default is argparse.SUPPRESS else 0,
+                        help="errors only: no summary on stdout (unless --json), no progress bars, no warnings")
+
+
+LOGGER_NAME = "ionwire"
+LOG_FORMAT = "ionwire: %(levelname)s: %(message)s"
+
+
+def log_level(verbose: int, quiet: int) -> int:
+    """The ``ionwire`` logger level for ``-v`` / ``-q`` counts: WARNING by default, -v INFO,
+    -vv DEBUG, -q ERROR."""
+    v = int(verbose) - int(quiet)
+    if v <= -1:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(v, logging.DEBUG)
+
+
+@contextlib.contextmanager
+def configured_logging(level: int):
+    """Install one stderr handler on the ``ionwire`` logger (and route Python warnings through
+    logging) for the duration of a command; restore the previous state afterwards."""
+    logger = logging.getLogger(LOGGER_NAME)
+    warn_logger = logging.getLogger("py.warnings")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    saved = (logger.level, logger.propagate, warn_logger.level, warn_logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    warn_logger.addHandler(handler)
+    warn_logger.setLevel(max(level, logging.WARNING))
+    warn_logger.propagate = False
+    logging.captureWarnings(True)
+    try:
+        yield logger
+    finally:
+        logging.captureWarnings(False)
+        logger.removeHandler(handler)
+        warn_logger.removeHandler(handler)
+        logger.level, logger.propagate, warn_logger.level, warn_logger.propagate = saved
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ionwire",
         description="Halide-ion migration in perovskite heterostructures: kMC and continuum models.",
     )
-    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    _add_common_options(parser, None)
     parser.add_argument("--version", action="version", version=f"ionwire {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
@@ -63,8 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         doc = (module.__doc__ or "").strip()
         p = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
-                       help="show the full traceback on errors")
+        _add_common_options(p, argparse.SUPPRESS)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -76,8 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
+    quiet = args.quiet > 0
+    if quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
+    # -q: the human-readable summary is not written; a requested --json document still is
+    silence = quiet and not getattr(args, "json", False)
     try:
-        result = args._run(args)
+        with configured_logging(log_level(args.verbose, args.quiet)) as log, \
+                (_stdout_to_devnull() if silence else contextlib.nullcontext()):
+            log.debug("ionwire %s: %s", _version(), " ".join(sys.argv[1:] if argv is None else argv))
+            result = args._run(args)
     except KeyboardInterrupt:
         print("ionwire: interrupted", file=sys.stderr)
         return 130
@@ -87,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ionwire {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return int(result or 0)
+
+
+@contextlib.contextmanager
+def _stdout_to_devnull():
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        yield
 
 
 if __name__ == "__main__":  # pragma: no cover

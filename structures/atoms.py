@@ -24,6 +24,13 @@ follows from its position (:func:`occupancy_from_atoms`).
 Metadata in ``atoms.info``: ``time_s`` (simulated time, s) when given, ``lattice_nxnynz`` and
 ``lattice_constant_A``.
 
+Viewer orientation.  :func:`wire_along_x` relabels the axes cyclically, (x, y, z) -> (z, x, y)
+(a proper rotation), so the wire axis becomes x: viewers that look down z by default (``ase gui``,
+OVITO) then show the wire from the side, horizontal, instead of its end face; ``info["wire_axis"]
+= "x"`` records it and :func:`occupancy_from_atoms` undoes it.  A block cut out of a larger
+lattice (:func:`crop_cells`) starts at the origin; ``info["origin_cells"]`` holds the cell indices
+(i, j, k) of its first cell in the original lattice.
+
 Heterojunctions and continuum profiles.  :func:`occupancy_from_profile` samples an occupancy
 consistent with per-plane site fractions x_Br(z), x_V(z) (x_Cl = 1 - x_Br - x_V) by stratified
 sampling per anion plane (see there); :func:`heterojunction` builds a CsPbBr3 | CsPbCl3 wire with
@@ -126,17 +133,54 @@ def crop_cells(lattice: AnionLattice, occupancy, *, x: tuple[int, int] | None = 
     return sub, np.ascontiguousarray(block).reshape(-1)
 
 
+def parse_cell_range(text: str, n: int, name: str = "z") -> tuple[int, int]:
+    """``"START:STOP"`` (either part may be empty: 0 / n) as a half-open cell range within ``n``
+    cells; ValueError naming the problem otherwise."""
+    try:
+        lo, hi = (int(v) if v.strip() else d for v, d in zip(str(text).split(":"), (0, n), strict=True))
+    except ValueError:
+        raise ValueError(f"expected START:STOP (integers), got {text!r}") from None
+    if not 0 <= lo < hi <= n:
+        raise ValueError(f"{text}: need 0 <= START < STOP <= {n} (cells along {name} of this lattice)")
+    return lo, hi
+
+
+def wire_along_x(atoms: Atoms) -> Atoms:
+    """A copy of ``atoms`` with the axes relabelled (x, y, z) -> (z, x, y): the wire axis z becomes
+    x (horizontal in viewers that look down z).  Positions, cell and pbc are permuted alike (a
+    proper rotation: distances and handedness are kept); ``info["wire_axis"] = "x"``."""
+    if atoms.info.get("wire_axis", "z") != "z":
+        raise ValueError(f"the wire axis is already {atoms.info['wire_axis']!r}")
+    out = atoms.copy()
+    order = [2, 0, 1]
+    out.set_cell(np.asarray(atoms.cell)[np.ix_(order, order)])
+    out.positions = atoms.positions[:, order]
+    out.pbc = np.asarray(atoms.pbc)[order]
+    out.info["wire_axis"] = "x"
+    return out
+
+
+def _positions_wire_along_z(atoms: Atoms) -> np.ndarray:
+    axis = atoms.info.get("wire_axis", "z")
+    if axis == "z":
+        return atoms.positions
+    if axis == "x":  # undo wire_along_x: (X, Y, Z) = (z, x, y)
+        return atoms.positions[:, [1, 2, 0]]
+    raise ValueError(f"unknown wire_axis {axis!r} in atoms.info (expected 'z' or 'x')")
+
+
 def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: float = 0.05) -> np.ndarray:
     """Inverse of :func:`perovskite_atoms`: uint8[n_sites] occupancy read from halide positions.
 
     Every Br / Cl / X atom must sit within ``tolerance_A`` of an anion site of ``lattice``
     (positions are wrapped along periodic axes); sites without a halide are vacancies (2),
-    sites with an ``X`` too.  Raises ValueError for an atom off the lattice or two on one site.
+    sites with an ``X`` too.  Atoms turned by :func:`wire_along_x` are turned back first.
+    Raises ValueError for an atom off the lattice or two on one site.
     """
     symbols = np.array(atoms.get_chemical_symbols())
     mask = np.isin(symbols, HALIDE_SYMBOLS + (VACANCY_SYMBOL,))
     half = 0.5 * lattice.lattice_constant_A
-    u = atoms.positions[mask] / half
+    u = _positions_wire_along_z(atoms)[mask] / half
     h = np.rint(u).astype(np.int64)
     off = np.abs(u - h).max(axis=1) * half if len(u) else np.zeros(0)
     n_half = 2 * np.array([lattice.nx, lattice.ny, lattice.nz])
@@ -148,7 +192,7 @@ def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: fl
     bad = (off > tolerance_A) | (odd.sum(axis=1) != 1) | (h[:, 2] < 0) | (h[:, 2] >= n_half[2])
     if np.any(bad):
         first = np.flatnonzero(mask)[np.flatnonzero(bad)[0]]
-        raise ValueError(f"atom {first} ({symbols[first]} at {atoms.positions[first].round(3).tolist()} A) "
+        raise ValueError(f"atom {first} ({symbols[first]} at {_positions_wire_along_z(atoms)[first].round(3).tolist()} A) "
                          f"is not on an anion site of the {lattice.nx}x{lattice.ny}x{lattice.nz} lattice "
                          f"(a = {lattice.lattice_constant_A} A)")
     s = np.argmax(odd, axis=1)
@@ -343,16 +387,37 @@ def select_frames(spec: str | int | None, n_frames: int) -> np.ndarray:
     return chosen
 
 
-def trajectory_atoms(trajectory, frames=None, *, vacancies: str = "omit"):
+def crop_atoms(lattice: AnionLattice, occupancy, *, x: tuple[int, int] | None = None,
+               y: tuple[int, int] | None = None, z: tuple[int, int] | None = None, vacancies: str = "omit",
+               time_s: float | None = None) -> Atoms:
+    """:func:`perovskite_atoms` of the block of cells :func:`crop_cells` cuts out (the whole
+    lattice without ranges), with ``info["origin_cells"]`` = its first cell (i, j, k)."""
+    if (x, y, z) != (None, None, None):
+        sub, occ = crop_cells(lattice, occupancy, x=x, y=y, z=z)
+    else:
+        sub, occ = lattice, occupancy
+    atoms = perovskite_atoms(sub, occ, vacancies=vacancies, time_s=time_s)
+    atoms.info["origin_cells"] = np.array([0 if r is None else int(r[0]) for r in (x, y, z)])
+    return atoms
+
+
+def trajectory_atoms(trajectory, frames=None, *, vacancies: str = "omit", x: tuple[int, int] | None = None,
+                     y: tuple[int, int] | None = None, z: tuple[int, int] | None = None,
+                     wire_axis: str = "z"):
     """Yield one :class:`ase.Atoms` per selected frame of a kMC trajectory (lazily, frame by frame).
 
     ``trajectory`` is a :class:`ionwire.kmc.h5md.Trajectory` (or anything with ``.lattice``, ``.n_frames``,
     ``.times_s`` and ``.species(i)``); ``frames`` an iterable of frame indices (default: all).
+    ``x``, ``y``, ``z``: half-open cell ranges of a block to keep (:func:`crop_cells`; default the
+    whole lattice); ``wire_axis="x"`` turns every frame with :func:`wire_along_x`.
     Each Atoms carries ``info["time_s"]`` (simulated time of the frame, s) and ``info["frame"]``.
     """
+    if wire_axis not in ("z", "x"):
+        raise ValueError(f"wire_axis must be 'z' or 'x', got {wire_axis!r}")
     lattice = trajectory.lattice
     times = np.asarray(trajectory.times_s, dtype=float)
     for i in (range(trajectory.n_frames) if frames is None else frames):
-        atoms = perovskite_atoms(lattice, trajectory.species(int(i)), vacancies=vacancies, time_s=times[int(i)])
+        atoms = crop_atoms(lattice, trajectory.species(int(i)), x=x, y=y, z=z, vacancies=vacancies,
+                           time_s=times[int(i)])
         atoms.info["frame"] = int(i)
-        yield atoms
+        yield wire_along_x(atoms) if wire_axis == "x" else atoms

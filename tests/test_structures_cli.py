@@ -1,5 +1,7 @@
 """`ionwire export` and `ionwire snapshot` (coupling/commands/{export,snapshot}.py) end to end: options and
 errors on a device trajectory (kmc.h5md writer) and on a continuum result (continuum.io writer)."""
+import json
+
 import matplotlib.image
 import numpy as np
 import pytest
@@ -197,3 +199,74 @@ def test_snapshot_xy_cells_crops_the_cross_section(trajectory, tmp_path, capsys)
     assert f"{24 + 24 + 72 - n_vac} atoms" in out
     assert main(argv + ["--xy-cells", "4", "3"]) == 2
     assert "x cells 0:4 must satisfy" in capsys.readouterr().err
+
+
+def test_export_crops_a_block_and_writes_the_wire_along_x(trajectory, tmp_path, capsys):
+    from ionwire.structures.atoms import crop_cells
+
+    out = tmp_path / "block.extxyz"
+    assert main(["export", str(trajectory), "-o", str(out), "--frames", "0", "--z-cells", "2:5",
+                 "--xy-cells", "2", "3"]) == 0
+    assert "cells 2:5 along z, 2x3 cells across" in capsys.readouterr().out
+    (atoms,) = read(out, index=":")
+    a = LATTICE.lattice_constant_A
+    # the wire axis (3 cells) is x now; the cross-section (2 x 3 cells) is y, z
+    assert np.allclose(atoms.cell.lengths(), [3 * a, 2 * a, 3 * a])
+    assert atoms.info["wire_axis"] == "x" and list(atoms.info["origin_cells"]) == [0, 0, 2]
+    assert np.ptp(atoms.positions[:, 0]) > np.ptp(atoms.positions[:, 1])
+    sym = np.array(atoms.get_chemical_symbols())
+    assert np.sum(sym == "Pb") == np.sum(sym == "Cs") == 2 * 3 * 3
+    sub, expected = crop_cells(LATTICE, _states()[0], x=(0, 2), y=(0, 3), z=(2, 5))
+    assert np.array_equal(occupancy_from_atoms(atoms, sub), expected)
+
+
+def test_export_keeps_the_model_axes_on_request_and_reports_json(trajectory, tmp_path, capsys):
+    out = tmp_path / "z.extxyz"
+    assert main(["export", str(trajectory), "-o", str(out), "--frames", "-1", "--wire-axis", "z", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == [4] and report["wire_axis"] == "z" and report["output"] == str(out)
+    (atoms,) = read(out, index=":")
+    assert len(atoms) == report["atoms_per_frame"] == 2 * LATTICE.n_cells + LATTICE.n_sites - 5
+    assert atoms.cell.lengths()[2] == pytest.approx(8 * LATTICE.lattice_constant_A)
+    assert np.array_equal(occupancy_from_atoms(atoms, LATTICE), _states()[4])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--z-cells", "5:12"], "--z-cells 5:12: need 0 <= START < STOP <= 8"),
+    (["--z-cells", "a:b"], "--z-cells expected START:STOP"),
+    (["--xy-cells", "4", "2"], "--xy-cells: x cells 0:4 must satisfy"),
+])
+def test_export_bad_crop_is_one_line(trajectory, tmp_path, capsys, args, message):
+    out = tmp_path / "o.extxyz"
+    assert main(["export", str(trajectory), "-o", str(out)] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ionwire export: error: ") and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_snapshot_json_and_default_size(trajectory, tmp_path, capsys):
+    out = tmp_path / "s.png"
+    assert main(["snapshot", str(trajectory), "-o", str(out), "--renderer", "png", "--json", "--frame", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frame"] == 1 and report["time_s"] == pytest.approx(TIMES[1]) and report["cells"] == [3, 3, 8]
+    image = matplotlib.image.imread(out)
+    assert image.shape[:2] == (report["height_px"], report["width_px"]) and report["width_px"] == 1200
+    # as tall as the wire needs: the atoms fill the picture above the annotation strip
+    from ionwire.structures.snapshot import strip_height_px
+
+    area = image[: image.shape[0] - strip_height_px(image.shape[0]), :, :3]
+    rows, cols = np.nonzero(np.any(area < 0.9, axis=-1))
+    assert np.ptp(cols) + 1 >= 0.95 * area.shape[1] and np.ptp(rows) + 1 >= 0.9 * area.shape[0]
+
+
+def test_snapshot_refuses_a_continuum_window_too_long_to_resolve_atoms(continuum_result, tmp_path, capsys):
+    out = tmp_path / "w.png"
+    # 0.2 um = 345 cells: a solid band at 1200 px
+    assert main(["snapshot", str(continuum_result), "--z-window-um", "1.0", "1.2", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ionwire snapshot: error: too long to resolve atoms") and err.count("\n") == 1
+    assert "unit cells along the wire fit in 1200 px (this structure has 345)" in err and not out.exists()
+    # the same window fits when the picture is wide enough
+    assert main(["snapshot", str(continuum_result), "--z-window-um", "1.0", "1.2", "-o", str(out),
+                 "--size", "4400x300", "--cross-section", "2", "2", "--renderer", "png"]) == 0
+    assert matplotlib.image.imread(out).shape[:2] == (300, 4400)

@@ -32,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint every N events, or every N wall seconds with a suffix s (e.g. 60s)")
     parser.add_argument("--seed", type=int, default=None, help="override [kmc].seed")
     parser.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def run(args) -> int:

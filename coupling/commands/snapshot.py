@@ -18,13 +18,19 @@ floor or ceil of x n vacancies and Br (stochastic rounding, seed --seed), the re
 --frame N picks a frame / output time (negative counts from the end; default -1, the last);
 --time-s T picks the one nearest to T seconds instead.  The view has the wire axis z horizontal,
 increasing to the right.  Rendering is ASE's: POV-Ray when `povray` is installed (--renderer auto),
-else the matplotlib PNG writer.
+else the matplotlib PNG writer.  A strip along the bottom holds the legend of the elements drawn,
+a scale bar and the time (--no-annotation: the atoms alone).  The picture is 1200 px wide and as
+tall as the structure needs (--size WxH: exactly that size, the structure filling it in the
+direction that binds).  A window too long to resolve atoms (fewer than 2 px per Angstrom) is
+refused with the number of cells that fit: crop it (--z-cells, --z-window-um, --cells-z) or widen
+--size.
 
-example: ionwire snapshot runs/out/device.h5 --frame -1 -o junction.png --size 1200x400
+example: ionwire snapshot runs/out/device.h5 --frame -1 -o junction.png --z-cells 56:116 --xy-cells 6 6
 """
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="frame (kMC) or output time index (continuum); default -1 = last")
     pick.add_argument("--time-s", type=float, default=None, metavar="T",
                       help="use the frame / output time nearest to T seconds")
-    parser.add_argument("--size", type=_size, default=(1200, 400), metavar="WxH",
-                        help="image size in pixels (default 1200x400)")
+    parser.add_argument("--size", type=_size, default=None, metavar="WxH",
+                        help="image size in pixels (default: 1200 px wide, as tall as the structure needs)")
+    parser.add_argument("--no-annotation", action="store_true",
+                        help="the atoms alone: no legend, scale bar or time strip")
+    parser.add_argument("--json", action="store_true", help="print what was drawn as one JSON object")
     parser.add_argument("--renderer", choices=("auto", "png", "pov"), default="auto",
                         help="ASE writer: pov (POV-Ray, if installed), png (matplotlib); default auto")
     parser.add_argument("--vacancies", choices=("omit", "mark"), default="omit",
@@ -86,18 +95,6 @@ def pick_index(times_s, frame: int, time_s: float | None, what: str) -> int:
     return frame % n
 
 
-def _z_cells(text: str, nz: int) -> tuple[int, int]:
-    from ionwire.coupling.cli import UserError
-
-    try:
-        k0, k1 = (int(v) if v.strip() else d for v, d in zip(text.split(":"), (0, nz), strict=True))
-    except ValueError:
-        raise UserError(f"--z-cells: expected START:STOP (integers), got {text!r}") from None
-    if not 0 <= k0 < k1 <= nz:
-        raise UserError(f"--z-cells {text}: need 0 <= START < STOP <= {nz} (cells along z of this lattice)")
-    return k0, k1
-
-
 def _continuum_atoms(args, result):
     from ionwire.structures.atoms import sample_continuum_window
 
@@ -116,7 +113,8 @@ def _continuum_atoms(args, result):
 def load_atoms(args):
     """(Atoms, description) for the input file: a kMC frame, or a sample of a continuum profile."""
     from ionwire.coupling.cli import UserError
-    from ionwire.structures.atoms import crop_cells, perovskite_atoms
+    from ionwire.coupling.commands.export import crop_ranges
+    from ionwire.structures.atoms import crop_atoms
 
     path = args.input
     if not Path(path).exists():
@@ -140,22 +138,10 @@ def load_atoms(args):
                 except (ValueError, OSError) as exc:  # includes a file written without species
                     raise UserError(str(exc)) from exc
                 t = float(traj.times_s[i])
-                lattice = traj.lattice
-                what = f"frame {i} (t = {t:.4g} s)"
-                z = x = y = None
-                if args.z_cells is not None:
-                    z = _z_cells(args.z_cells, lattice.nz)
-                    what += f", cells {z[0]}:{z[1]} along z"
-                if args.xy_cells is not None:
-                    x, y = (0, args.xy_cells[0]), (0, args.xy_cells[1])
-                    what += f", {x[1]}x{y[1]} cells across"
-                if (x, y, z) != (None, None, None):
-                    try:
-                        lattice, occ = crop_cells(lattice, occ, x=x, y=y, z=z)
-                    except ValueError as exc:
-                        raise UserError(f"{exc} (this lattice: {lattice.nx}x{lattice.ny}x{lattice.nz} cells)") \
-                            from exc
-                atoms = perovskite_atoms(lattice, occ, vacancies=args.vacancies, time_s=t)
+                (x, y, z), cropped = crop_ranges(args, traj.lattice)
+                what = f"frame {i} (t = {t:.4g} s)" + (f", {cropped}" if cropped else "")
+                atoms = crop_atoms(traj.lattice, occ, x=x, y=y, z=z, vacancies=args.vacancies, time_s=t)
+                atoms.info["frame"] = int(i)
                 return atoms, what
     try:
         from ionwire.continuum.io import read_result
@@ -174,9 +160,19 @@ def load_atoms(args):
     raise UserError(f"cannot read {path}: " + "; ".join(errors))
 
 
+def _label(atoms) -> str | None:
+    if "frame" in atoms.info:
+        return f"frame {atoms.info['frame']}"
+    if "z0_um" in atoms.info:
+        nz = int(atoms.info["lattice_nxnynz"][2])
+        a_um = float(atoms.info["lattice_constant_A"]) * 1e-4
+        return f"z = {atoms.info['z0_um']:.4g}-{atoms.info['z0_um'] + nz * a_um:.4g} \u00b5m"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from ionwire.coupling.cli import UserError
-    from ionwire.structures.snapshot import render_snapshot
+    from ionwire.structures.snapshot import fit_size, render_snapshot
 
     out = Path(args.output)
     if out.suffix.lower() != ".png":
@@ -184,9 +180,21 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UserError(f"output directory {str(out.parent)!r} does not exist")
     atoms, what = load_atoms(args)
+    annotate = not args.no_annotation
     try:
-        render_snapshot(atoms, out, size_px=args.size, renderer=args.renderer)
+        size = fit_size(atoms, args.size, annotate=annotate)
+        render_snapshot(atoms, out, size_px=size, renderer=args.renderer, annotate=annotate, label=_label(atoms))
     except (ValueError, RuntimeError) as exc:
-        raise UserError(str(exc)) from exc
-    print(f"wrote {out} ({args.size[0]}x{args.size[1]} px, {len(atoms)} atoms) from {args.input}, {what}")
+        hint = ""
+        if "too long to resolve atoms" in str(exc):
+            hint = (" (--z-window-um Z0 Z1 or --cells-z N for a continuum result, --z-cells START:STOP for a kMC "
+                    "frame, or a wider --size)")
+        raise UserError(f"{exc}{hint}") from exc
+    if args.json:
+        print(json.dumps({"output": str(out), "input": args.input, "width_px": size[0], "height_px": size[1],
+                          "atoms": len(atoms), "time_s": atoms.info.get("time_s"), "frame": atoms.info.get("frame"),
+                          "z0_um": atoms.info.get("z0_um"), "cells": [int(v) for v in atoms.info["lattice_nxnynz"]],
+                          "description": what}))
+    else:
+        print(f"wrote {out} ({size[0]}x{size[1]} px, {len(atoms)} atoms) from {args.input}, {what}")
     return 0
