@@ -289,6 +289,10 @@ def _emit(obj: Any, raw: Mapping, section: str, lines: list[str], commented: boo
             scalars.append((f, loaded, default, in_raw, hints.get(f.name)))
     head = "# " if commented else ""
     for f, loaded, default, in_raw, hint in scalars:
+        if not in_raw and default is not None and default is not dataclasses.MISSING and not _same(loaded, default):
+            # a table whose default is an instance (e.g. a comparison's [numerics]) has other
+            # defaults than its class: the value the config uses when the key is absent
+            default = loaded
         value = raw[f.name] if in_raw else default
         if value is dataclasses.MISSING:
             value = loaded
