@@ -28,7 +28,8 @@ def benchmark_sweep(config="runs/fig1e.toml", workers: int | None = None, calibr
     warm_up()  # numba kernels loaded from the cache (compilation is not timed)
     load0 = os.getloadavg()[0]
     out = {"config": str(config), "workers": workers, "n_fields": len(cfg.sweep.field_V_per_um),
-           "n_nodes": cfg.numerics.n_nodes, "duration_s": cfg.duration_s}
+           "n_nodes": cfg.numerics.n_nodes, "duration_s": cfg.duration_s,
+           "integrator": cfg.numerics.integrator}
     if calibrate and cfg.calibration.enabled:
         c0, t0 = _cpu_s(), time.perf_counter()
         record = fit(cfg, workers)
@@ -42,6 +43,7 @@ def benchmark_sweep(config="runs/fig1e.toml", workers: int | None = None, calibr
     out["sweep_cpu_s"] = _cpu_s() - c0
     out["steps_total"] = sum(s["steps"] for s in summaries)
     out["newton_iterations_total"] = sum(s["newton_iterations"] for s in summaries)
+    out["jacobian_evaluations_total"] = sum(s["jacobian_evaluations"] for s in summaries)
     out["L_plus4_um"] = summaries[-1]["migration_length_um"]
     out["load_average_before_after"] = [load0, os.getloadavg()[0]]
     return out

@@ -201,8 +201,8 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         "min_fraction": float(min(res.x_br.min(), res.x_cl.min())),
         "n_nodes": int(res.z_um.size),
         "steps": int(res.metadata["solver_steps"]),
-        "rejected_steps": int(res.metadata["solver_rejected"]),
         "newton_iterations": int(res.metadata["solver_newton_iterations"]),
+        "jacobian_evaluations": int(res.metadata["solver_jacobian_evaluations"]),
         "wall_s": time.perf_counter() - t0,
     }
     return res, summary
