@@ -101,6 +101,10 @@ class Layout:
         """(sum over contacts of the last C_V, of the last C_Br) of one IDA state."""
         return float(y_ida[self.cv[self.last]].sum()), float(y_ida[self.cb[self.last]].sum())
 
+    def kernel_state(self, y_ida) -> np.ndarray:
+        """The kernel's y float64[3n] (v, x_Br, psi per node) of one IDA state."""
+        return y_ida[self.pos3]
+
 
 def kernel_offsets(prob) -> set[tuple[int, int]]:
     """The (row % 3, row - column) pairs of the kernel Jacobian's structural non-zeros: the band
@@ -262,9 +266,14 @@ def integrate(prob, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8, max
     """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s) with
     IDA; returns a continuum.model.Solution (q_v, q_br: the BDF-integrated source totals).
 
-    Tolerances (IDA's local error test): relative rtol on every state; absolute
-    ATOL_V_FACTOR rtol on v = x_V/x_ref, 0.1 rtol on x_Br, ATOL_PSI on psi and rtol times the
-    wire length on the running source sums.  t_out[0] may be 0 (the initial state as given).
+    Tolerances (IDA's local error test, weighted RMS norm): relative rtol and absolute
+    ATOL_V_FACTOR rtol on v = x_V/x_ref, 0.1 rtol absolute on x_Br; psi (algebraic, ATOL_PSI)
+    is in effect not error-controlled; rtol times the wire length absolute on the running source
+    sums.  max_steps: most
+    steps per output interval.  t_out[0] may be 0 (the initial state as given).  stats: steps
+    (step attempts: the distinct times at which the residual was evaluated, since scikit-sundae
+    does not report IDA's step counters), newton_iterations = residual_evaluations,
+    jacobian_evaluations.
     """
     from .model import Solution, SolverError
 
@@ -288,16 +297,23 @@ def integrate(prob, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8, max
     atol[lay.pos3[0::3]] = ATOL_V_FACTOR * rtol
     atol[lay.pos3[1::3]] = 0.1 * rtol
     atol[lay.pos3[2::3]] = ATOL_PSI
+    # No inequality constraints: scikit-sundae 1.2 fills only the listed components of IDA's
+    # constraint vector and leaves the others as malloc returned them (IDA then fails at random
+    # with "illegal values"), and shifting psi and the sums to give every component a sign costs
+    # the digits the zero-current and conservation properties need.  Newton solved to IDA's
+    # tolerance, not to round-off, therefore lets x_Br undershoot behind a fast front (-1e-3 at
+    # +4 V/um, rtol 1e-3; -3e-7 at rtol 1e-4).
     key = (lay.size, lay.kl, lay.ku, lay.pos3.tobytes(), lay.prev.tobytes(), atol.tobytes(), float(rtol),
            float(initial_step_s), int(max_steps), MAX_ORDER)
-    solver, ctx = _solver(key, lambda: dict(rtol=rtol, atol=atol, linsolver="band", lband=lay.kl, uband=lay.ku,
-                                            algebraic_idx=[int(k) for k in lay.pos3[2::3]],
-                                            first_step=initial_step_s, max_num_steps=max_steps,
-                                            max_order=MAX_ORDER))
-    ctx["res_args"] = (*lay_args, *args, *work, ab_dummy)
-    ctx["jac_args"] = (*lay_args, *args, *work, ab)
-    ctx["res"] = ctx["jac"] = ctx["steps"] = 0
-    ctx["t"] = -1.0
+    def options():
+        return dict(rtol=rtol, atol=atol, linsolver="band", lband=lay.kl, uband=lay.ku,
+                    algebraic_idx=[int(k) for k in lay.pos3[2::3]], first_step=initial_step_s,
+                    max_num_steps=max_steps, max_order=MAX_ORDER)
+
+    solver, ctx = _solver(key, options)
+    run_ctx = {"res_args": (*lay_args, *args, *work, ab_dummy), "jac_args": (*lay_args, *args, *work, ab),
+               "res": 0, "jac": 0, "steps": 0, "t": -1.0}
+    ctx.update(run_ctx)
     ys = np.empty((t_out.size, n3))
     q = np.zeros((t_out.size, 2))
     k_out = 0
@@ -316,8 +332,15 @@ def integrate(prob, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8, max
         # IDA steps internally up to the stop time t_out[k_out] and lands on it exactly
         r = solver.step(t_out[k_out], method="normal", tstop=t_out[k_out])
         if not r.success:
-            raise SolverError(f"IDA failed at t = {float(r.t):.3e} s: {r.message}")
-        ys[k_out] = r.y[lay.pos3]
+            v_last = lay.kernel_state(r.y)[0::3]
+            xv_max = float(np.max(v_last)) * prob.xref
+            hint = ""
+            if xv_max > 0.1:
+                hint = (f"; x_V reached {xv_max:.2g} at z = {m.z_um[int(np.argmax(v_last))]:.3g} um: "
+                        "vacancies pile up without a sink (electrodes.negative_electrode = 'inert' or "
+                        "r_d_form = 'zero'?) and the dilute-vacancy model breaks down")
+            raise SolverError(f"IDA failed at t = {float(r.t):.3e} s: {r.message}{hint}")
+        ys[k_out] = lay.kernel_state(r.y)
         q[k_out] = lay.sums(r.y)
         k_out += 1
     stats = {"steps": ctx["steps"], "newton_iterations": ctx["res"], "residual_evaluations": ctx["res"],

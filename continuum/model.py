@@ -52,10 +52,10 @@ class Numerics:
     """Discretisation and solver controls ([numerics] table).
 
     n_nodes: approximate number of mesh nodes; refinement, layer_width_um: grading at the contact
-    lines and the junction (continuum.mesh); rtol: local error tolerance of the BDF2 step
+    lines and the junction (continuum.mesh); rtol: local error tolerance of the time step
     (relative and absolute, on v = x_V/x_V^eq(Br) and on x_Br); first_output_s,
     n_outputs: log-spaced output times between first_output_s and the end (plus t = 0);
-    initial_step_s: first time step.
+    initial_step_s: first time step; integrator: "bdf2" (default) or "ida" (see integrate).
     """
 
     n_nodes: int = 1000
@@ -66,7 +66,7 @@ class Numerics:
     n_outputs: int = 41
     initial_step_s: float = 1e-8
     max_steps: int = 50000
-    integrator: str = "ida"
+    integrator: str = "bdf2"
 
     def __post_init__(self):
         require(isinstance(self.n_nodes, int) and self.n_nodes >= 20, f"n_nodes must be an integer >= 20, got {self.n_nodes!r}")
@@ -239,8 +239,14 @@ INTEGRATORS = ("ida", "bdf2")
 
 
 def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8,
-              max_steps: int = 50000, integrator: str = "ida") -> Solution:
-    """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s)."""
+              max_steps: int = 50000, integrator: str = "bdf2") -> Solution:
+    """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s).
+
+    integrator: "bdf2" (the variable-step BDF2 below, Newton to round-off) or "ida" (SUNDIALS
+    IDA through scikit-sundae, continuum.ida: about 1.7x less CPU on the Fig. 1e sweep; Newton to
+    IDA's tolerance, not to round-off, so x_Br undershoots behind a fast front, -1e-3 at +4 V/um
+    and rtol 1e-3).
+    """
     if integrator == "ida":
         from .ida import integrate as integrate_ida
 
