@@ -25,8 +25,10 @@ Config file (runs/fig1e.toml)::
     [sweep] field_V_per_um = [-4.0, ..., 4.0]
 
 Summary keys (``--json``): field_V_per_um (list), migration_length_um (list, same order; after
-duration_s), rectification_ratio = L(+4)/|L(-4)| (the largest forward over the largest reverse
-field of the sweep), cl_uptake (mean x_Cl over the original Br segment after duration_s at the
+duration_s; signed, > 0 towards the Br segment), rectification_ratio = L(+4)/|L(-4)| (the largest
+forward over the largest reverse field of the sweep), reverse_sign (the sign of L there),
+prediction_paper_alphas (the same sweep with the paper's alphas, nothing fitted:
+field_V_per_um, migration_length_um, rectification_ratio, reverse_sign), cl_uptake (mean x_Cl over the original Br segment after duration_s at the
 largest forward field; continuum.observables.cl_uptake), calibrated (each fitted parameter with
 its value, the paper value, the datum it was fitted to, what the fit achieved, the residual),
 forward_linear_fit (slope, intercept, R^2 over 1.5-4 V/um), wall_s (the whole sweep incl.
@@ -76,7 +78,9 @@ class Transport:
 class Calibration:
     """The fit of alpha_Br and alpha_Cl (the only calibrated parameters) to MODEL.md section 1:
     L(+2 V/um, duration) = 0.49 um (mu E t on the linear forward branch) and
-    |L(-4 V/um, duration)| = 0.05 um (ratio ~20).  Each alpha is adjusted by a secant iteration
+    |L(-4 V/um, duration)| = 0.05 um (ratio ~20).  reverse_target_signed: if true the reverse
+    target is the signed L(-4 V/um) = +reverse_length_um (motion towards the Br segment, the
+    paper's sign convention), else its magnitude; the record states which.  Each alpha is adjusted by a secant iteration
     in log-log space until both relative residuals are below ``tolerance``."""
 
     enabled: bool = True
@@ -84,6 +88,7 @@ class Calibration:
     forward_length_um: float = 0.49
     reverse_field_V_per_um: float = -4.0
     reverse_length_um: float = 0.05
+    reverse_target_signed: bool = False
     tolerance: float = 2e-3
     max_iterations: int = 10
 
@@ -325,7 +330,8 @@ def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
     for it in range(cal.max_iterations):
         trial = with_alphas(cfg, math.exp(la[0]), math.exp(la[1]))
         sf, sr = map_fields(trial, [ef, er], workers)
-        lf, lr = sf["migration_length_um"], abs(sr["migration_length_um"])
+        lf = sf["migration_length_um"]
+        lr = sr["migration_length_um"] if cal.reverse_target_signed else abs(sr["migration_length_um"])
         history.append({"alpha_Br_um_per_V_s": math.exp(la[0]), "alpha_Cl_um_per_V_s": math.exp(la[1]),
                         "L_forward_um": sf["migration_length_um"], "L_reverse_um": sr["migration_length_um"]})
         got = np.log(np.maximum([lf, lr], 1e-9))
@@ -356,17 +362,51 @@ def calibrate(cfg: ContinuumConfig, workers: int | None = None) -> dict:
             "start_value": cfg.electrodes.alpha_Br_um_per_V_s,
             "fitted_to": f"L({ef:+g} V/um, {cfg.duration_s / 3600:g} h) = {tf} um (MODEL.md section 1: mu E t "
                          "on the linear forward branch, paper mobility 1.7e-13 cm^2/(V s))",
+            "signed": True,
             "target_um": tf, "achieved_um": history[-1]["L_forward_um"],
             "residual_um": history[-1]["L_forward_um"] - tf},
         "alpha_Cl_um_per_V_s": {
             "value": history[-1]["alpha_Cl_um_per_V_s"], "paper_value": PAPER_ALPHA_CL,
             "start_value": cfg.electrodes.alpha_Cl_um_per_V_s,
-            "fitted_to": f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um (MODEL.md section 1: "
-                         "rectification ratio ~20 of the paper)",
+            "fitted_to": (f"L({er:+g} V/um, {cfg.duration_s / 3600:g} h) = +{tr} um, signed (towards the Br segment)"
+                          if cal.reverse_target_signed else
+                          f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um, magnitude only")
+                         + " (MODEL.md section 1: rectification ratio ~20 of the paper)",
+            "signed": bool(cal.reverse_target_signed),
             "target_um": tr, "achieved_um": history[-1]["L_reverse_um"],
-            "residual_um": abs(history[-1]["L_reverse_um"]) - tr},
+            "residual_um": (history[-1]["L_reverse_um"] if cal.reverse_target_signed
+                            else abs(history[-1]["L_reverse_um"])) - tr},
     }
     return record
+
+
+def predict_paper_alphas(cfg: ContinuumConfig, workers: int | None = None) -> dict:
+    """The sweep with the paper's electrode rates (Fig. 3 caption) and nothing fitted.
+
+    Returns {"field_V_per_um": [...], "migration_length_um": [...] (signed: > 0 towards the Br
+    segment), "rectification_ratio": L(largest forward field) / |L(largest reverse field)|,
+    "reverse_sign": the sign of L at the largest reverse field (+1 towards Br, -1 towards Cl),
+    "alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s"}."""
+    paper = dataclasses.replace(with_alphas(cfg, PAPER_ALPHA_BR, PAPER_ALPHA_CL), calibration_record=None)
+    fields = [float(e) for e in cfg.sweep.field_V_per_um]
+    summaries = map_fields(paper, fields, workers)
+    lengths = [float(s["migration_length_um"]) for s in summaries]
+    out = {"field_V_per_um": fields, "migration_length_um": lengths,
+           "alpha_Br_um_per_V_s": PAPER_ALPHA_BR, "alpha_Cl_um_per_V_s": PAPER_ALPHA_CL}
+    out.update(_ratio(fields, lengths))
+    return out
+
+
+def _ratio(fields, lengths) -> dict:
+    """rectification_ratio = L(largest forward) / |L(largest reverse)| and reverse_sign."""
+    e = np.asarray(fields, dtype=float)
+    l_arr = np.asarray(lengths, dtype=float)
+    i_fwd, i_rev = int(np.argmax(e)), int(np.argmin(e))
+    if not (e[i_fwd] > 0 and e[i_rev] < 0):
+        return {"rectification_ratio": None, "reverse_sign": None}
+    ratio = float(l_arr[i_fwd] / abs(l_arr[i_rev])) if l_arr[i_rev] != 0 else float("inf")
+    return {"rectification_ratio": ratio, "reverse_sign": int(np.sign(l_arr[i_rev])),
+            "rectification_fields_V_per_um": [float(e[i_fwd]), float(e[i_rev])]}
 
 
 def prepare(cfg: ContinuumConfig) -> dict:
@@ -400,12 +440,7 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
     l_arr = np.array(lengths)
     out: dict[str, Any] = {"field_V_per_um": fields, "migration_length_um": lengths}
     i_fwd = int(np.argmax(e))
-    i_rev = int(np.argmin(e))
-    if e[i_fwd] > 0 and e[i_rev] < 0:
-        out["rectification_ratio"] = float(l_arr[i_fwd] / abs(l_arr[i_rev])) if l_arr[i_rev] != 0 else float("inf")
-        out["rectification_fields_V_per_um"] = [float(e[i_fwd]), float(e[i_rev])]
-    else:
-        out["rectification_ratio"] = None
+    out.update(_ratio(fields, lengths))
     out["cl_uptake"] = float(summaries[i_fwd]["cl_uptake"]) if e[i_fwd] > 0 else None
     out["cl_uptake_definition"] = ("volume-weighted mean x_Cl over the original Br segment (0 <= z <= junction) "
                                    f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
@@ -432,6 +467,10 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
 def plot_fig1e(summary: Mapping[str, Any], path, title: str | None = None) -> None:
     """Fig. 1e: migration length after the run against the field, with the forward linear fit and
     the MODEL.md section 1 numbers (calibration targets marked)."""
+    if "prediction_paper_alphas" in summary:  # side by side: paper alphas | calibrated
+        from .fig1e_panels import plot_fig1e_pair
+
+        return plot_fig1e_pair(summary, path)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -486,7 +525,9 @@ def run_sweep(cfg: ContinuumConfig, out_h5, workers: int | None = None, calibrat
     points = expand(cfg)
     summaries = map_fields(cfg, [p["field_V_per_um"] for p in points], workers, write)
     sweep_wall = time.perf_counter() - t1
-    out = summarize(cfg, points, summaries, wall_s=time.perf_counter() - t0)
+    out = summarize(cfg, points, summaries)
+    out["prediction_paper_alphas"] = predict_paper_alphas(cfg, workers)
+    out["wall_s"] = time.perf_counter() - t0
     out["sweep_wall_s"] = sweep_wall
     out["calibration_wall_s"] = cal_wall
     out["h5"] = str(out_h5)
@@ -524,6 +565,7 @@ class ContinuumRun:
     @staticmethod
     def reduce(cfg, points, results, outdir):
         out = summarize(cfg, points, results)
+        out["prediction_paper_alphas"] = predict_paper_alphas(cfg, cfg.workers)
         plot_fig1e(out, Path(outdir) / "fig1e.png")
         out["figure"] = str(Path(outdir) / "fig1e.png")
         return out

@@ -1,0 +1,72 @@
+"""Signed migration lengths, the prediction with the paper's electrode rates beside the
+calibrated results, and the signed reverse calibration target."""
+import dataclasses
+import json
+
+import pytest
+
+from ionwire.continuum.experiment import (PAPER_ALPHA_BR, PAPER_ALPHA_CL, calibrate, load_config,
+                                          map_fields, with_alphas)
+from ionwire.coupling.cli import main
+
+SMALL = """
+run = "continuum"
+duration_s = 600.0
+workers = 1
+[electrodes]
+alpha_Br_um_per_V_s = 2.6e-5
+alpha_Cl_um_per_V_s = 7.6e-7
+[numerics]
+n_nodes = 120
+n_outputs = 8
+[calibration]
+enabled = false
+[sweep]
+field_V_per_um = [-4.0, 0.0, 4.0]
+"""
+
+
+def test_json_carries_prediction_with_paper_alphas(tmp_path, capsys):
+    """--json: prediction_paper_alphas is the sweep rerun with the paper's alphas (signed L, its
+    ratio and reverse sign) beside the configured model's results; Fig. 1e has both panels."""
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(SMALL)
+    assert main(["continuum", str(cfg), "-o", str(tmp_path / "out.h5"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    pred = out["prediction_paper_alphas"]
+    assert pred["field_V_per_um"] == [-4.0, 0.0, 4.0]
+    assert (pred["alpha_Br_um_per_V_s"], pred["alpha_Cl_um_per_V_s"]) == (PAPER_ALPHA_BR, PAPER_ALPHA_CL)
+    # independent rerun with the paper's alphas gives the same signed lengths
+    paper = with_alphas(load_config(_toml(SMALL)), PAPER_ALPHA_BR, PAPER_ALPHA_CL)
+    ref = [s["migration_length_um"] for s in map_fields(paper, [-4.0, 0.0, 4.0], 1)]
+    assert pred["migration_length_um"] == pytest.approx(ref, rel=1e-12)
+    l_rev, l_fwd = pred["migration_length_um"][0], pred["migration_length_um"][2]
+    assert pred["rectification_ratio"] == pytest.approx(l_fwd / abs(l_rev))
+    assert pred["reverse_sign"] == (1 if l_rev > 0 else -1)
+    # the configured (doubled) alphas differ from the paper's: so do the lengths
+    assert out["migration_length_um"][2] != pytest.approx(l_fwd, rel=1e-3)
+    assert out["reverse_sign"] == (1 if out["migration_length_um"][0] > 0 else -1)
+    assert (tmp_path / "out_fig1e.png").stat().st_size > 1000
+
+
+def _toml(text):
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+def test_signed_reverse_target_is_not_met_by_the_other_sign():
+    """With reverse_target_signed the fit compares the signed L(-4): a model whose reverse front
+    moves towards Cl (L(-4) < 0) cannot reach +0.05 um, and the record says so (signed,
+    residual < 0, not converged) -- unlike the magnitude fit."""
+    base = load_config(_toml(SMALL))
+    base = dataclasses.replace(base, duration_s=300.0)
+    l_rev = map_fields(with_alphas(base, PAPER_ALPHA_BR, PAPER_ALPHA_CL), [-4.0], 1)[0]["migration_length_um"]
+    assert l_rev < 0  # the reverse front moves towards Cl at the paper's alphas
+    cal = dataclasses.replace(base.calibration, enabled=True, reverse_target_signed=True, max_iterations=2,
+                              forward_length_um=0.1, reverse_length_um=0.05)
+    rec = calibrate(dataclasses.replace(base, calibration=cal), workers=1)
+    entry = rec["alpha_Cl_um_per_V_s"]
+    assert entry["signed"] is True and "signed" in entry["fitted_to"]
+    assert entry["achieved_um"] < 0 and entry["residual_um"] < -0.05
+    assert rec["converged"] is False
