@@ -29,7 +29,9 @@ duration_s; signed, > 0 towards the Br segment), rectification_ratio = L(+4)/|L(
 forward over the largest reverse field of the sweep), reverse_sign (the sign of L there),
 prediction_paper_alphas (the same sweep with the paper's alphas, nothing fitted:
 field_V_per_um, migration_length_um, rectification_ratio, reverse_sign), cl_uptake (mean x_Cl over the original Br segment after duration_s at the
-largest forward field; continuum.observables.cl_uptake), calibrated (each fitted parameter with
+largest forward field; continuum.observables.cl_uptake), cl_uptake_window (mean x_Cl over the
+1 um behind the initial junction, the PL-comparable uptake; continuum.observables.cl_uptake_window),
+calibrated (each fitted parameter with
 its value, the paper value, the datum it was fitted to, what the fit achieved, the residual),
 forward_linear_fit (slope, intercept, R^2 over 1.5-4 V/um), wall_s (the whole sweep incl.
 calibration), sweep_wall_s, calibration_wall_s, per-field solver statistics.
@@ -51,7 +53,7 @@ import numpy as np
 
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
-from .observables import cl_uptake, linear_fit, front_positions_um
+from .observables import UPTAKE_WINDOW_UM, cl_uptake, cl_uptake_window, linear_fit, front_positions_um
 from ionwire.structures.parameters import DeviceParameters, ParameterError, from_mapping, read_toml, require, to_mapping
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
@@ -200,6 +202,7 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         "migration_length_um": float(lengths[-1]),
         "front_um": float(front[-1]),
         "cl_uptake": cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
+        "cl_uptake_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
         "times_s": res.times_s.tolist(),
         "migration_length_um_t": [None if not np.isfinite(v) else float(v) for v in lengths],
         "vacancy_current_gap": float(res.j_v[-1, ic]),
@@ -444,6 +447,11 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
     out["cl_uptake"] = float(summaries[i_fwd]["cl_uptake"]) if e[i_fwd] > 0 else None
     out["cl_uptake_definition"] = ("volume-weighted mean x_Cl over the original Br segment (0 <= z <= junction) "
                                    f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
+    out["cl_uptake_window"] = float(summaries[i_fwd]["cl_uptake_window"]) if e[i_fwd] > 0 else None
+    out["cl_uptake_window_definition"] = (f"volume-weighted mean x_Cl over the {UPTAKE_WINDOW_UM:g} um behind the "
+                                          f"initial junction (junction - {UPTAKE_WINDOW_UM:g} um <= z <= junction, Br side) after "
+                                          f"{cfg.duration_s:g} s at {e[i_fwd]:+g} V/um: independent of the Br segment "
+                                          "length; to compare with the PL estimate of ~12 %")
     out["calibrated"] = {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")}
     if not out["calibrated"]:
         out["calibrated"] = {}
@@ -458,6 +466,7 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
                          "f0": list(f0_used(cfg)),
                          "potential_imposed_at": cfg.geometry.potential_imposed_at}
     out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake",
+                                            "cl_uptake_window",
                                             "min_fraction", "steps", "newton_iterations", "wall_s") if k in s}
                         for s in summaries]
     out["wall_s"] = float(wall_s) if wall_s is not None else float(sum(s["wall_s"] for s in summaries))

@@ -70,3 +70,24 @@ def test_signed_reverse_target_is_not_met_by_the_other_sign():
     assert entry["signed"] is True and "signed" in entry["fitted_to"]
     assert entry["achieved_um"] < 0 and entry["residual_um"] < -0.05
     assert rec["converged"] is False
+
+
+def test_windowed_uptake_exact_and_independent_of_the_segment_length():
+    """cl_uptake_window is the exact cell-weighted mean over the stated window (a linear profile
+    on any mesh: its mean value), and it does not change when the Br segment is lengthened far
+    from the window, unlike cl_uptake (which scales with 1 / segment length)."""
+    import numpy as np
+
+    from ionwire.continuum.observables import cl_uptake, cl_uptake_window
+
+    z = np.linspace(0.0, 10.0, 2001)
+    x = np.clip((z - 4.0) / 1.0, 0.0, 1.0)  # 0 before 4 um, ramps to 1 at the junction (5 um)
+    assert cl_uptake_window(z, x, 5.0) == pytest.approx(0.5, abs=1e-6)
+    assert cl_uptake_window(z, x, 5.0, window_um=0.5) == pytest.approx(0.75, abs=1e-6)
+    # the same front with 5 um more Br segment in front of it
+    z2 = np.linspace(0.0, 15.0, 3001)
+    x2 = np.clip((z2 - 9.0) / 1.0, 0.0, 1.0)
+    assert cl_uptake_window(z2, x2, 10.0) == pytest.approx(cl_uptake_window(z, x, 5.0), abs=1e-9)
+    vol = np.gradient(z)
+    vol2 = np.gradient(z2)
+    assert cl_uptake(z2, vol2, x2, 10.0) == pytest.approx(0.5 * cl_uptake(z, vol, x, 5.0), rel=1e-3)
