@@ -31,7 +31,8 @@ prediction_paper_alphas (the same sweep with the paper's alphas, nothing fitted:
 field_V_per_um, migration_length_um, rectification_ratio, reverse_sign), cl_uptake (mean x_Cl over the original Br segment after duration_s at the
 largest forward field; continuum.observables.cl_uptake), cl_uptake_window (mean x_Cl over the
 1 um behind the initial junction, the PL-comparable uptake; continuum.observables.cl_uptake_window),
-calibrated (each fitted parameter with
+front_width_um (list: the 10-90 % width of the front after duration_s per field;
+continuum.observables.front_width_um), calibrated (each fitted parameter with
 its value, the paper value, the datum it was fitted to, what the fit achieved, the residual),
 forward_linear_fit (slope, intercept, R^2 over 1.5-4 V/um), wall_s (the whole sweep incl.
 calibration), sweep_wall_s, calibration_wall_s, per-field solver statistics.
@@ -53,7 +54,8 @@ import numpy as np
 
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
-from .observables import UPTAKE_WINDOW_UM, cl_uptake, cl_uptake_window, linear_fit, front_positions_um
+from .observables import (UPTAKE_WINDOW_UM, cl_uptake, cl_uptake_window, front_positions_um, front_width_um,
+                          linear_fit)
 from ionwire.structures.parameters import DeviceParameters, ParameterError, from_mapping, read_toml, require, to_mapping
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
@@ -203,6 +205,9 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         "front_um": float(front[-1]),
         "cl_uptake": cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
         "cl_uptake_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
+        "front_width_um": front_width_um(res.z_um, res.x_br[-1], front[-1]),
+        "front_width_um_t": [None if not np.isfinite(w) else float(w) for w in
+                             (front_width_um(res.z_um, row, f) for row, f in zip(res.x_br, front))],
         "times_s": res.times_s.tolist(),
         "migration_length_um_t": [None if not np.isfinite(v) else float(v) for v in lengths],
         "vacancy_current_gap": float(res.j_v[-1, ic]),
@@ -465,8 +470,9 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
                          "alpha_Cl_um_per_V_s": cfg.electrodes.alpha_Cl_um_per_V_s,
                          "f0": list(f0_used(cfg)),
                          "potential_imposed_at": cfg.geometry.potential_imposed_at}
+    out["front_width_um"] = [float(s["front_width_um"]) for s in summaries]
     out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake",
-                                            "cl_uptake_window",
+                                            "cl_uptake_window", "front_width_um",
                                             "min_fraction", "steps", "newton_iterations", "wall_s") if k in s}
                         for s in summaries]
     out["wall_s"] = float(wall_s) if wall_s is not None else float(sum(s["wall_s"] for s in summaries))

@@ -10,6 +10,8 @@
   paper's "up to ~12 %" is a PL estimate over an unstated length, so this is a reported
   observable, not a target.  It scales with 1 / (Br segment length), an arbitrary choice of the
   geometry;
+- front width: the distance between the crossings of x_Br = 0.9 and x_Br = 0.1 nearest to the
+  front (the 10-90 % width of the composition step);
 - windowed Cl uptake (the PL-comparable quantity): the volume-weighted mean x_Cl over a stated
   window behind the initial junction, [z_junction - window_um, z_junction] (default 1 um, a few
   confocal resolutions of ~0.3 um), independent of the segment length as long as the window lies
@@ -35,6 +37,12 @@ def front_position_um(z_um: np.ndarray, x_br: np.ndarray, near_um: float, level:
 def front_positions_um(z_um, x_br_t, near_um: float, level: float = FRONT_LEVEL) -> np.ndarray:
     """float64[nt]: front_position_um for each row of x_br_t (float64[nt, nz])."""
     return np.array([front_position_um(z_um, row, near_um, level) for row in x_br_t])
+
+
+def front_width_um(z_um, x_br, near_um: float, upper: float = 0.9, lower: float = 0.1) -> float:
+    """|z(x_Br = lower) - z(x_Br = upper)| (um), each crossing the one nearest to near_um; nan
+    if either level is not crossed."""
+    return abs(front_position_um(z_um, x_br, near_um, lower) - front_position_um(z_um, x_br, near_um, upper))
 
 
 def migration_lengths_um(z_um, x_br_t, near_um: float) -> np.ndarray:

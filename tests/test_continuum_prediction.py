@@ -91,3 +91,18 @@ def test_windowed_uptake_exact_and_independent_of_the_segment_length():
     vol = np.gradient(z)
     vol2 = np.gradient(z2)
     assert cl_uptake(z2, vol2, x2, 10.0) == pytest.approx(0.5 * cl_uptake(z, vol, x, 5.0), rel=1e-3)
+
+
+def test_front_width_of_an_erf_front():
+    """10-90 % width of x_Br = erfc((z - z0)/w)/2 is 2 w erfinv(0.8) (exact, up to the linear
+    interpolation between nodes of 1e-3 um)."""
+    import numpy as np
+    from scipy.special import erfc, erfinv
+
+    from ionwire.continuum.observables import front_width_um
+
+    z = np.linspace(0.0, 10.0, 10001)
+    for w in (0.05, 0.2, 1.0):
+        x = 0.5 * erfc((z - 5.3) / w)
+        assert front_width_um(z, x, 5.3) == pytest.approx(2 * w * erfinv(0.8), rel=1e-4)
+    assert np.isnan(front_width_um(z, np.ones_like(z), 5.0))
