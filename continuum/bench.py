@@ -46,7 +46,8 @@ def benchmark_sweep(config="runs/fig1e.toml", mapper=map, workers: int = 1, cali
     list(mapper(warm_up, range(workers)))  # ... here and in the mapper's workers
     load0 = os.getloadavg()[0]
     out = {"config": str(config), "workers": workers, "n_fields": len(cfg.sweep.field_V_per_um),
-           "n_nodes": cfg.numerics.n_nodes, "duration_s": cfg.duration_s}
+           "n_nodes": cfg.numerics.n_nodes, "duration_s": cfg.duration_s,
+           "integrator": cfg.numerics.integrator}
     if calibrate and cfg.calibration.enabled:
         counting = _CPUCountingMapper(mapper)
         c0, t0 = time.process_time(), time.perf_counter()
@@ -62,6 +63,7 @@ def benchmark_sweep(config="runs/fig1e.toml", mapper=map, workers: int = 1, cali
     out["sweep_cpu_s"] = time.process_time() - c0 + counting.other_processes_cpu_s
     out["steps_total"] = sum(s["steps"] for s in summaries)
     out["newton_iterations_total"] = sum(s["newton_iterations"] for s in summaries)
+    out["jacobian_evaluations_total"] = sum(s["jacobian_evaluations"] for s in summaries)
     out["L_plus4_um"] = summaries[-1]["migration_length_um"]
     out["load_average_before_after"] = [load0, os.getloadavg()[0]]
     return out

@@ -32,9 +32,14 @@ Config file (runs/fig1e.toml)::
     [sweep] field_V_per_um = [-4.0, ..., 4.0]
 
 Summary keys (``--json``): field_V_per_um (list), migration_length_um (list, same order; after
-duration_s), rectification_ratio = L(+4)/|L(-4)| (the largest forward over the largest reverse
-field of the sweep), cl_uptake (mean x_Cl over the original Br segment after duration_s at the
-largest forward field; continuum.observables.cl_uptake), calibrated (each fitted parameter with
+duration_s; signed, > 0 towards the Br segment), rectification_ratio = L(+4)/|L(-4)| (the largest
+forward over the largest reverse field of the sweep), reverse_sign (the sign of L there),
+prediction_paper_alphas (the same sweep with the paper's alphas, nothing fitted:
+field_V_per_um, migration_length_um, rectification_ratio, reverse_sign), cl_uptake (mean x_Cl over the original Br segment after duration_s at the
+largest forward field; continuum.observables.cl_uptake), cl_uptake_window (mean x_Cl over the
+1 um behind the initial junction, the PL-comparable uptake; continuum.observables.cl_uptake_window),
+front_width_um (list: the 10-90 % width of the front after duration_s per field;
+continuum.observables.front_width_um), calibrated (each fitted parameter with
 its value, the paper value, the datum it was fitted to, what the fit achieved, the residual),
 forward_linear_fit (slope, intercept, R^2 over 1.5-4 V/um), wall_s (the whole sweep incl.
 calibration), sweep_wall_s, calibration_wall_s, per-field solver statistics.
@@ -54,7 +59,8 @@ import numpy as np
 
 from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
-from .observables import cl_uptake, linear_fit, front_positions_um
+from .observables import (UPTAKE_WINDOW_UM, cl_uptake, cl_uptake_window, front_positions_um, front_width_um,
+                          linear_fit)
 from ionwire.structures import paper
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
                                            inline_field, read_toml, require, to_mapping)
@@ -82,14 +88,18 @@ class Calibration:
     """The fit of alpha_Br and alpha_Cl (the only calibrated parameters) to MODEL.md section 1:
     L(+2 V/um, duration) = 0.49 um (mu E t on the linear forward branch) and
     |L(-4 V/um, duration)| = 0.05 um (ratio ~20); defaults from structures.paper
-    (CALIBRATION_FORWARD, CALIBRATION_REVERSE and their fields).  Each alpha is adjusted by a
-    secant iteration in log-log space until both relative residuals are below ``tolerance``."""
+    (CALIBRATION_FORWARD, CALIBRATION_REVERSE and their fields).  reverse_target_signed: if true
+    the reverse target is the signed L(-4 V/um) = +reverse_length_um (motion towards the Br
+    segment, the paper's sign convention), else its magnitude; the record states which.  Each
+    alpha is adjusted by a secant iteration in log-log space until both relative residuals are
+    below ``tolerance``."""
 
     enabled: bool = True
     forward_field_V_per_um: float = paper.CALIBRATION_FORWARD_FIELD.value
     forward_length_um: float = paper.CALIBRATION_FORWARD.value
     reverse_field_V_per_um: float = paper.CALIBRATION_REVERSE_FIELD.value
     reverse_length_um: float = paper.CALIBRATION_REVERSE.value
+    reverse_target_signed: bool = False
     tolerance: float = 2e-3
     max_iterations: int = 10
 
@@ -207,14 +217,18 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         "migration_length_um": float(lengths[-1]),
         "front_um": float(front[-1]),
         "cl_uptake": cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
+        "cl_uptake_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
+        "front_width_um": front_width_um(res.z_um, res.x_br[-1], front[-1]),
+        "front_width_um_t": [None if not np.isfinite(w) else float(w) for w in
+                             (front_width_um(res.z_um, row, f) for row, f in zip(res.x_br, front))],
         "times_s": res.times_s.tolist(),
         "migration_length_um_t": [None if not np.isfinite(v) else float(v) for v in lengths],
         "vacancy_current_gap": float(res.j_v[-1, ic]),
         "min_fraction": float(min(res.x_br.min(), res.x_cl.min())),
         "n_nodes": int(res.z_um.size),
         "steps": int(res.metadata["solver_steps"]),
-        "rejected_steps": int(res.metadata["solver_rejected"]),
         "newton_iterations": int(res.metadata["solver_newton_iterations"]),
+        "jacobian_evaluations": int(res.metadata["solver_jacobian_evaluations"]),
         "wall_s": time.perf_counter() - t0,
         "cpu_s": time.process_time() - c0,
     }
@@ -329,7 +343,8 @@ def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
     for it in range(cal.max_iterations):
         trial = with_alphas(cfg, math.exp(la[0]), math.exp(la[1]))
         sf, sr = map_fields(trial, [ef, er], mapper)
-        lf, lr = sf["migration_length_um"], abs(sr["migration_length_um"])
+        lf = sf["migration_length_um"]
+        lr = sr["migration_length_um"] if cal.reverse_target_signed else abs(sr["migration_length_um"])
         history.append({"alpha_Br_um_per_V_s": math.exp(la[0]), "alpha_Cl_um_per_V_s": math.exp(la[1]),
                         "L_forward_um": sf["migration_length_um"], "L_reverse_um": sr["migration_length_um"]})
         got = np.log(np.maximum([lf, lr], 1e-9))
@@ -361,17 +376,52 @@ def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
             "fitted_to": f"L({ef:+g} V/um, {cfg.duration_s / 3600:g} h) = {tf} um (MODEL.md section 1: mu E t "
                          f"on the linear forward branch, paper mobility {paper.MOBILITY.value:g} "
                          f"{paper.MOBILITY.unit})",
+            "signed": True,
             "target_um": tf, "achieved_um": history[-1]["L_forward_um"],
             "residual_um": history[-1]["L_forward_um"] - tf},
         "alpha_Cl_um_per_V_s": {
             "value": history[-1]["alpha_Cl_um_per_V_s"], "paper_value": paper.ALPHA_CL.value,
             "start_value": cfg.electrodes.alpha_Cl_um_per_V_s,
-            "fitted_to": f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um (MODEL.md section 1: "
-                         f"rectification ratio ~{paper.RECTIFICATION_RATIO.value:g} of the paper)",
+            "fitted_to": (f"L({er:+g} V/um, {cfg.duration_s / 3600:g} h) = +{tr} um, signed (towards the Br segment)"
+                          if cal.reverse_target_signed else
+                          f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um, magnitude only")
+                         + f" (MODEL.md section 1: rectification ratio ~{paper.RECTIFICATION_RATIO.value:g} of the paper)",
+            "signed": bool(cal.reverse_target_signed),
             "target_um": tr, "achieved_um": history[-1]["L_reverse_um"],
-            "residual_um": abs(history[-1]["L_reverse_um"]) - tr},
+            "residual_um": (history[-1]["L_reverse_um"] if cal.reverse_target_signed
+                            else abs(history[-1]["L_reverse_um"])) - tr},
     }
     return record
+
+
+def predict_paper_alphas(cfg: ContinuumConfig, mapper=map) -> dict:
+    """The sweep with the paper's electrode rates (Fig. 3 caption) and nothing fitted.
+
+    Returns {"field_V_per_um": [...], "migration_length_um": [...] (signed: > 0 towards the Br
+    segment), "rectification_ratio": L(largest forward field) / |L(largest reverse field)|,
+    "reverse_sign": the sign of L at the largest reverse field (+1 towards Br, -1 towards Cl),
+    "alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s"}."""
+    uncalibrated = dataclasses.replace(with_alphas(cfg, paper.ALPHA_BR.value, paper.ALPHA_CL.value),
+                                       calibration_record=None)
+    fields = [float(e) for e in cfg.sweep.field_V_per_um]
+    summaries = map_fields(uncalibrated, fields, mapper)
+    lengths = [float(s["migration_length_um"]) for s in summaries]
+    out = {"field_V_per_um": fields, "migration_length_um": lengths,
+           "alpha_Br_um_per_V_s": paper.ALPHA_BR.value, "alpha_Cl_um_per_V_s": paper.ALPHA_CL.value}
+    out.update(_ratio(fields, lengths))
+    return out
+
+
+def _ratio(fields, lengths) -> dict:
+    """rectification_ratio = L(largest forward) / |L(largest reverse)| and reverse_sign."""
+    e = np.asarray(fields, dtype=float)
+    l_arr = np.asarray(lengths, dtype=float)
+    i_fwd, i_rev = int(np.argmax(e)), int(np.argmin(e))
+    if not (e[i_fwd] > 0 and e[i_rev] < 0):
+        return {"rectification_ratio": None, "reverse_sign": None}
+    ratio = float(l_arr[i_fwd] / abs(l_arr[i_rev])) if l_arr[i_rev] != 0 else float("inf")
+    return {"rectification_ratio": ratio, "reverse_sign": int(np.sign(l_arr[i_rev])),
+            "rectification_fields_V_per_um": [float(e[i_fwd]), float(e[i_rev])]}
 
 
 def prepare(cfg: ContinuumConfig, mapper=map) -> dict:
@@ -405,15 +455,15 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
     l_arr = np.array(lengths)
     out: dict[str, Any] = {"field_V_per_um": fields, "migration_length_um": lengths}
     i_fwd = int(np.argmax(e))
-    i_rev = int(np.argmin(e))
-    if e[i_fwd] > 0 and e[i_rev] < 0:
-        out["rectification_ratio"] = float(l_arr[i_fwd] / abs(l_arr[i_rev])) if l_arr[i_rev] != 0 else float("inf")
-        out["rectification_fields_V_per_um"] = [float(e[i_fwd]), float(e[i_rev])]
-    else:
-        out["rectification_ratio"] = None
+    out.update(_ratio(fields, lengths))
     out["cl_uptake"] = float(summaries[i_fwd]["cl_uptake"]) if e[i_fwd] > 0 else None
     out["cl_uptake_definition"] = ("volume-weighted mean x_Cl over the original Br segment (0 <= z <= junction) "
                                    f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
+    out["cl_uptake_window"] = float(summaries[i_fwd]["cl_uptake_window"]) if e[i_fwd] > 0 else None
+    out["cl_uptake_window_definition"] = (f"volume-weighted mean x_Cl over the {UPTAKE_WINDOW_UM:g} um behind the "
+                                          f"initial junction (junction - {UPTAKE_WINDOW_UM:g} um <= z <= junction, Br side) after "
+                                          f"{cfg.duration_s:g} s at {e[i_fwd]:+g} V/um: independent of the Br segment "
+                                          "length; to compare with the PL estimate of ~12 %")
     out["calibrated"] = {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")}
     if not out["calibrated"]:
         out["calibrated"] = {}
@@ -433,7 +483,9 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
                          "alpha_Cl_um_per_V_s": cfg.electrodes.alpha_Cl_um_per_V_s,
                          "f0": list(f0_used(cfg)),
                          "potential_imposed_at": cfg.geometry.potential_imposed_at}
+    out["front_width_um"] = [float(s["front_width_um"]) for s in summaries]
     out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake",
+                                            "cl_uptake_window", "front_width_um",
                                             "min_fraction", "steps", "newton_iterations", "wall_s") if k in s}
                         for s in summaries]
     out["wall_s"] = float(wall_s) if wall_s is not None else float(sum(s["wall_s"] for s in summaries))
@@ -444,6 +496,10 @@ def plot_fig1e(summary: Mapping[str, Any], path, title: str | None = None) -> No
     """Fig. 1e (:func:`fig1e_figure`) as PNG at ``path``."""
     import matplotlib.pyplot as plt
 
+    if "prediction_paper_alphas" in summary:  # side by side: paper alphas | calibrated
+        from .fig1e_panels import plot_fig1e_pair
+
+        return plot_fig1e_pair(summary, path)
     fig = fig1e_figure(summary, title)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -513,7 +569,9 @@ def run_sweep(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = 
     points = expand(cfg)
     summaries = map_fields(cfg, [p["field_V_per_um"] for p in points], mapper, write)
     sweep_wall = time.perf_counter() - t1
-    out = summarize(cfg, points, summaries, wall_s=time.perf_counter() - t0)
+    out = summarize(cfg, points, summaries)
+    out["prediction_paper_alphas"] = predict_paper_alphas(cfg, mapper)
+    out["wall_s"] = time.perf_counter() - t0
     out["sweep_wall_s"] = sweep_wall
     out["calibration_wall_s"] = cal_wall
     out["h5"] = str(out_h5)
@@ -545,6 +603,7 @@ class ContinuumRun:
         import csv
 
         out = summarize(cfg, points, results)
+        out["prediction_paper_alphas"] = predict_paper_alphas(cfg)
         figure = Path(outdir) / "fig1e.png"
         plot_fig1e(out, figure)
         out["figure"] = str(figure)

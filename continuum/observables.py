@@ -8,7 +8,14 @@
 - Cl uptake: the mean Cl site fraction over the ORIGINAL Br segment, i.e. the cell-volume-weighted
   mean of x_Cl over 0 <= z <= z_junction (overhang, contact and gap part of the Br segment).  The
   paper's "up to ~12 %" is a PL estimate over an unstated length, so this is a reported
-  observable, not a target.
+  observable, not a target.  It scales with 1 / (Br segment length), an arbitrary choice of the
+  geometry;
+- front width: the distance between the crossings of x_Br = 0.9 and x_Br = 0.1 nearest to the
+  front (the 10-90 % width of the composition step);
+- windowed Cl uptake (the PL-comparable quantity): the volume-weighted mean x_Cl over a stated
+  window behind the initial junction, [z_junction - window_um, z_junction] (default 1 um, a few
+  confocal resolutions of ~0.3 um), independent of the segment length as long as the window lies
+  inside the Br segment.
 """
 from __future__ import annotations
 
@@ -28,6 +35,12 @@ def front_positions_um(z_um, x_br_t, near_um: float, level: float = FRONT_LEVEL)
     return front_near(z_um, x_br_t, near_um, level)
 
 
+def front_width_um(z_um, x_br, near_um: float, upper: float = 0.9, lower: float = 0.1) -> float:
+    """|z(x_Br = lower) - z(x_Br = upper)| (um), each crossing the one nearest to near_um; nan
+    if either level is not crossed."""
+    return abs(front_position_um(z_um, x_br, near_um, lower) - front_position_um(z_um, x_br, near_um, upper))
+
+
 def migration_lengths_um(z_um, x_br_t, near_um: float) -> np.ndarray:
     """float64[nt]: L(t) = z_front(t=0) - z_front(t), um (positive towards the Br side)."""
     zf = front_positions_um(z_um, x_br_t, near_um)
@@ -43,6 +56,31 @@ def cl_uptake(z_um, volume_um, x_cl, junction_um: float) -> float:
     hi = np.concatenate((0.5 * (z_um[:-1] + z_um[1:]), [z_um[-1]]))
     w = np.clip(np.minimum(hi, junction_um) - lo, 0.0, None)
     return float(np.sum(w * x_cl) / np.sum(w))
+
+
+def _cell_bounds(z_um):
+    lo = np.concatenate(([z_um[0]], 0.5 * (z_um[:-1] + z_um[1:])))
+    hi = np.concatenate((0.5 * (z_um[:-1] + z_um[1:]), [z_um[-1]]))
+    return lo, hi
+
+
+def windowed_mean(z_um, x, z0_um: float, z1_um: float) -> float:
+    """Mean of the nodal field x (float64[nz], piecewise constant on the finite-volume cells)
+    over [z0_um, z1_um], weighted by each cell's overlap with the window."""
+    if not z1_um > z0_um:
+        raise ValueError(f"empty window [{z0_um}, {z1_um}]")
+    lo, hi = _cell_bounds(np.asarray(z_um, dtype=float))
+    w = np.clip(np.minimum(hi, z1_um) - np.maximum(lo, z0_um), 0.0, None)
+    return float(np.sum(w * x) / np.sum(w))
+
+
+#: window of the PL-comparable Cl uptake behind the initial junction (um)
+UPTAKE_WINDOW_UM = 1.0
+
+
+def cl_uptake_window(z_um, x_cl, junction_um: float, window_um: float = UPTAKE_WINDOW_UM) -> float:
+    """Mean x_Cl over [junction_um - window_um, junction_um] (the Br side of the initial junction)."""
+    return windowed_mean(z_um, x_cl, junction_um - window_um, junction_um)
 
 
 def linear_fit(x, y) -> dict:

@@ -214,7 +214,7 @@ def test_fig1e_marks_come_from_the_config_and_the_paper_module():
     cfg = bind(cfg, {"alpha_Br_um_per_V_s": {"value": 2e-5}, "alpha_Cl_um_per_V_s": {"value": 1e-6}})
     points = expand(cfg)
     fake = [{"field_V_per_um": p["field_V_per_um"], "migration_length_um": 0.1 * p["field_V_per_um"],
-             "cl_uptake": 0.0, "wall_s": 0.0} for p in points]
+             "cl_uptake": 0.0, "cl_uptake_window": 0.0, "front_width_um": 0.0, "wall_s": 0.0} for p in points]
     out = summarize(cfg, points, fake)
     assert out["duration_s"] == 1800.0
     assert out["calibration_targets"] == [[1.0, 0.3], [-4.0, paper.CALIBRATION_REVERSE.value]]
