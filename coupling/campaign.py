@@ -217,7 +217,7 @@ def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) 
     try:
         result = run_type.run(config, dict(point), tmp)
         json.dumps(result)  # a run type must return JSON-able data
-        bad = _non_finite(result)
+        bad = _non_finite(result, finite_keys=getattr(run_type, "finite_keys", FINITE_KEYS))
         if bad is not None:
             raise ValueError(f"run {rid} ({canonical_json(point)}) gave a non-finite result: {bad}")
     except Exception as exc:
@@ -242,12 +242,19 @@ def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) 
     return record
 
 
-def _non_finite(obj: Any, where: str = "result") -> str | None:
-    """The first non-finite float in a run's result (``"key = nan"``), or None."""
+# result keys whose value must be a number, never NaN (NaN elsewhere can mean "undefined", e.g.
+# the correlation factor of a species absent from the lattice); an infinity is never a result
+FINITE_KEYS = ("migration_length_um",)
+
+
+def _non_finite(obj: Any, where: str = "result", finite_keys=FINITE_KEYS) -> str | None:
+    """The first infinity in a run's result, or NaN under one of ``finite_keys`` (``"key = nan"``)."""
     import math
 
     if isinstance(obj, float):
-        return None if math.isfinite(obj) else f"{where} = {obj}"
+        if math.isinf(obj) or (math.isnan(obj) and where.rpartition(".")[2].split("[")[0] in finite_keys):
+            return f"{where} = {obj}"
+        return None
     if isinstance(obj, Mapping):
         items = obj.items()
     elif isinstance(obj, (list, tuple)):
@@ -256,7 +263,7 @@ def _non_finite(obj: Any, where: str = "result") -> str | None:
         return None
     for k, v in items:
         key = f"{where}{k}" if str(k).startswith("[") else f"{where}.{k}"
-        found = _non_finite(v, key)
+        found = _non_finite(v, key, finite_keys)
         if found is not None:
             return found
     return None

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+BYTES_PER_SITE = 64  # occupancy, tracer displacements, vacancy arrays, event tree
+
+
 def _count(value: float, name: str, minimum: int) -> int:
     from ionwire.coupling.cli import UserError
 
@@ -71,8 +74,12 @@ def run(args) -> int:
     n_sites = 3 * args.cells[0] * args.cells[1] * args.cells[2]
     if args.vacancies is not None and not 1 <= args.vacancies <= n_sites:
         raise UserError(f"--vacancies must be in [1, {n_sites}] (nothing hops without a vacancy), got {args.vacancies}")
-    if not math.isfinite(args.field):
-        raise UserError(f"--field must be finite, got {args.field}")
+    from ionwire.structures.parameters import check_field, check_memory, check_seed
+
+    check_field(args.field, "--field")
+    check_seed(args.seed, "--seed")
+    check_memory(n_sites * BYTES_PER_SITE, f"the bulk lattice ({' x '.join(map(str, args.cells))} cells, "
+                                           f"{n_sites:.3g} sites)")
     if args.blocks < 1 or args.blocks > events:
         raise UserError(f"--blocks must be in [1, events], got {args.blocks}")
     try:

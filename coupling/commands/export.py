@@ -15,6 +15,8 @@ import argparse
 import os
 from pathlib import Path
 
+from ._output import claim
+
 FORMATS = {".traj": "traj", ".extxyz": "extxyz", ".xyz": "extxyz"}
 
 
@@ -26,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="frames to export: N, or START:STOP[:STEP] (default ':' = all)")
     parser.add_argument("--vacancies", choices=("omit", "mark"), default="omit",
                         help="omit vacant anion sites (default) or mark them with the dummy element X")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def open_kmc_trajectory(path: str):
@@ -61,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.parent and not out.parent.is_dir():
         raise UserError(f"output directory {str(out.parent)!r} does not exist")
-    with open_kmc_trajectory(args.trajectory) as traj:
+    if os.path.realpath(out) == os.path.realpath(args.trajectory):
+        raise UserError(f"the output {out} is the input trajectory itself: choose another name")
+    with claim(out, overwrite=args.overwrite), open_kmc_trajectory(args.trajectory) as traj:
         try:
             frames = select_frames(args.frames, traj.n_frames)
         except ValueError as exc:

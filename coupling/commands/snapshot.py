@@ -25,7 +25,10 @@ example: ionwire snapshot runs/out/device.h5 --frame -1 -o junction.png --size 1
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from ._output import claim
 
 import numpy as np
 
@@ -56,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kMC input: draw only the unit cells START <= k < STOP along z (default: all)")
     parser.add_argument("--xy-cells", type=int, nargs=2, default=None, metavar=("NX", "NY"),
                         help="kMC input: draw only the first NX x NY cells of the cross-section (default: all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     cont = parser.add_argument_group("continuum input")
     cont.add_argument("--z-window-um", type=float, nargs=2, default=None, metavar=("Z0", "Z1"),
                       help="z range (um) of the sampled atomistic wire; default: --cells-z cells at the front")
@@ -183,10 +187,23 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"the snapshot is a PNG image: the output name must end in .png, got {str(out)!r}")
     if not out.parent.is_dir():
         raise UserError(f"output directory {str(out.parent)!r} does not exist")
-    atoms, what = load_atoms(args)
-    try:
-        render_snapshot(atoms, out, size_px=args.size, renderer=args.renderer)
-    except (ValueError, RuntimeError) as exc:
-        raise UserError(str(exc)) from exc
+    w, h = args.size
+    if not (16 <= w <= 20000 and 16 <= h <= 20000):
+        raise UserError(f"--size {w}x{h}: each side must be in [16, 20000] pixels")
+    from ionwire.structures.parameters import check_seed
+
+    check_seed(args.seed, "--seed")
+    with claim(out, overwrite=args.overwrite):
+        atoms, what = load_atoms(args)
+        # render to a temporary name and rename: an interrupted render leaves no broken image
+        partial = out.with_name(f".{out.stem}.part{out.suffix}")
+        try:
+            render_snapshot(atoms, partial, size_px=args.size, renderer=args.renderer)
+            os.replace(partial, out)
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(str(exc)) from exc
+        finally:
+            if partial.exists():
+                partial.unlink()
     print(f"wrote {out} ({args.size[0]}x{args.size[1]} px, {len(atoms)} atoms) from {args.input}, {what}")
     return 0
