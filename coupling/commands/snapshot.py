@@ -193,8 +193,8 @@ def run(args: argparse.Namespace) -> int:
     from ionwire.structures.parameters import check_seed
 
     check_seed(args.seed, "--seed")
+    atoms, what = load_atoms(args)  # bad input is reported first, then an existing output
     with claim(out, overwrite=args.overwrite):
-        atoms, what = load_atoms(args)
         # render to a temporary name and rename: an interrupted render leaves no broken image
         partial = out.with_name(f".{out.stem}.part{out.suffix}")
         try:
