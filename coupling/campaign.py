@@ -540,14 +540,14 @@ class CampaignFolder:
         self._lock = None
 
     def lock(self) -> None:
-        """Hold ``.lock``: a POSIX record lock, released by the kernel when this process dies
+        """Hold ``.lock`` (removed again by unlock()): a POSIX record lock, released by the kernel when this process dies
         (however it dies) and not inherited by processes it forks, so neither a killed campaign
         nor an orphaned worker of one keeps the folder locked."""
         from .commands._output import FileLock, OutputInUseError
 
         self.root.mkdir(parents=True, exist_ok=True)
         try:
-            self._lock = FileLock(self.root / ".lock", str(self.root), remove=False).acquire()
+            self._lock = FileLock(self.root / ".lock", str(self.root)).acquire()
         except OutputInUseError as exc:
             raise CampaignError(f"{self.root} is in use by another running campaign "
                                 f"({str(exc).rpartition('(')[2].rstrip(')') or 'lock held'})") from None

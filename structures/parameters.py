@@ -196,7 +196,7 @@ def check_seed(value: Any, where: str = "seed") -> int:
 def check_field(value: float, where: str = "field_V_per_um") -> float:
     """A finite field of at most MAX_FIELD_V_PER_UM in magnitude (V/um)."""
     require(math.isfinite(value) and abs(value) <= MAX_FIELD_V_PER_UM,
-            f"{where} = {value!r} V/um is implausible: |E| must be at most {MAX_FIELD_V_PER_UM:g} V/um "
+            f"{where} = {value:g} V/um is implausible: |E| must be at most {MAX_FIELD_V_PER_UM:g} V/um "
             "(the bias per hop would exceed the hop barriers; dielectric breakdown is far below)")
     return float(value)
 
@@ -204,7 +204,7 @@ def check_field(value: float, where: str = "field_V_per_um") -> float:
 def check_duration(value: float, where: str = "duration_s") -> float:
     """A positive duration of at most MAX_DURATION_S seconds."""
     require(math.isfinite(value) and 0 < value <= MAX_DURATION_S,
-            f"{where} = {value!r} s is implausible: it must be positive and at most {MAX_DURATION_S:.3g} s "
+            f"{where} = {value:g} s is implausible: it must be positive and at most {MAX_DURATION_S:.3g} s "
             "(a century)")
     return float(value)
 

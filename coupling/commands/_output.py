@@ -45,7 +45,11 @@ class FileLock:
         if key in _HELD:
             raise OutputInUseError(f"{self.what} is in use by another writer in this process")
         for _ in range(20):  # retried only if the lock file was replaced while we locked it
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:  # a read-only or missing folder, a full disk, ...
+                raise UserError(f"cannot write {self.what}: {exc.strerror or exc} "
+                                f"(creating {self.path.name} in {self.path.parent})") from None
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
