@@ -146,3 +146,22 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def stop_at_once_on_interrupt():
+    """Ctrl-C and SIGTERM end the process at once (the default action) for commands that write
+    no file: their compiled loops do not return to Python for minutes, so a Python handler would
+    only run at their end.  Nothing is lost; the previous handlers are restored afterwards."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

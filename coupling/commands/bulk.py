@@ -82,9 +82,12 @@ def run(args) -> int:
                                            f"{n_sites:.3g} sites)")
     if args.blocks < 1 or args.blocks > events:
         raise UserError(f"--blocks must be in [1, events], got {args.blocks}")
+    from ._output import stop_at_once_on_interrupt
+
     try:
-        result = measure_bulk(tuple(args.cells), args.x_cl, args.vacancies, material, args.field, events,
-                              args.replicas, args.seed, warmup, args.blocks)
+        with stop_at_once_on_interrupt():  # writes no file: Ctrl-C may end it at once
+            result = measure_bulk(tuple(args.cells), args.x_cl, args.vacancies, material, args.field, events,
+                                  args.replicas, args.seed, warmup, args.blocks)
     except ValueError as exc:  # e.g. no hop possible
         raise UserError(str(exc)) from None
     theory = theory_l(result) if (material.preset == "random_alloy" and args.barriers is None) else None
