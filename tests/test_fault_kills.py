@@ -187,7 +187,13 @@ def _kill_and_check_no_orphans(proc, sig):
     return rc, out, err
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT], ids=["TERM", "KILL", "INT"])
+# the default test run kills one campaign in its runs and one in prepare(); the other signals
+# and phases run with -m validate (each scenario takes 10-20 s on a loaded machine)
+VALIDATE = pytest.mark.validate
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=VALIDATE),
+                                 pytest.param(signal.SIGINT, marks=VALIDATE)], ids=["TERM", "KILL", "INT"])
 def test_campaign_signal_during_the_runs_then_resume(tmp_path, sig):
     argv, out, env = _campaign(tmp_path, sleep=1.0)
     proc = _start(argv, env, tmp_path)
@@ -207,7 +213,7 @@ def test_campaign_signal_during_the_runs_then_resume(tmp_path, sig):
     assert time.monotonic() - t0 < WAIT_S
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["TERM", "KILL"])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGTERM, marks=VALIDATE), signal.SIGKILL], ids=["TERM", "KILL"])
 def test_campaign_signal_during_prepare_then_resume(tmp_path, sig):
     argv, out, env = _campaign(tmp_path, SLOW_TOY_PREPARE_S=60)
     proc = _start(argv, env, tmp_path)
@@ -233,7 +239,7 @@ def test_campaign_signal_during_reduce_then_resume_and_overwrite(tmp_path, sig):
     report = _resume_completes(argv, env, tmp_path, out)
     assert report["n_resumed"] == 8 and report["n_new"] == 0
     # what the killed reduce() wrote is the campaign's: --overwrite may remove it
-    res = _run(argv + ["--overwrite"], env, tmp_path)
+    res = _run(argv + ["--overwrite"], env | {"SLOW_TOY_REDUCE_S": "0"}, tmp_path)
     assert res.returncode == 0, res.stderr
 
 
@@ -247,6 +253,7 @@ def test_campaign_sigterm_during_set_up_leaves_a_resumable_folder(tmp_path):
     _resume_completes(argv, env, tmp_path, out)
 
 
+@pytest.mark.validate
 def test_a_second_campaign_on_a_running_folder_is_refused(tmp_path):
     argv, out, env = _campaign(tmp_path, SLOW_TOY_PREPARE_S=60)
     proc = _start(argv, env, tmp_path)
@@ -290,7 +297,7 @@ def _trajectory_arrays(path):
         return np.asarray(traj.times_s), np.array([traj.species(i) for i in range(traj.n_frames)])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=VALIDATE), signal.SIGTERM], ids=["INT", "TERM"])
 def test_device_interrupt_writes_a_checkpoint_and_resume_is_bit_identical(tmp_path, sig):
     cfg = _device(tmp_path)
     env = _env(tmp_path)
@@ -330,6 +337,7 @@ def test_device_sigkill_resumes_from_the_periodic_checkpoint(tmp_path):
     assert len(times) == 101
 
 
+@pytest.mark.validate
 def test_two_device_runs_on_one_output(tmp_path):
     cfg = _device(tmp_path)
     env = _env(tmp_path)
@@ -351,7 +359,7 @@ def test_two_device_runs_on_one_output(tmp_path):
 # --------------------------------------------------------------------------------------------
 # bulk and continuum
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=VALIDATE)], ids=["INT", "TERM"])
 def test_bulk_stops_at_once_on_an_interrupt(tmp_path, sig):
     """bulk writes no file; its compiled loop runs for minutes without returning to Python, so
     Ctrl-C must end it at once (no traceback, no lingering process)."""
