@@ -73,6 +73,9 @@ def _run(args, cfg, out, fig) -> dict:
 
     from ionwire.continuum.model import SolverError
 
+    if cfg.calibration.enabled and not args.no_calibrate and cfg.calibration_record is None and not args.json:
+        print("fitting alpha_Br and alpha_Cl to the calibration targets first (several continuum runs) ...",
+              file=sys.stderr, flush=True)
     try:
         summary = run_sweep(cfg, out, workers=args.workers, calibrate_first=not args.no_calibrate, figure=fig,
                             progress=progress)
