@@ -335,7 +335,7 @@ def test_full_disk_during_continuum_is_one_line(folder, capsys, monkeypatch, tmp
     import ionwire.continuum.experiment as experiment
 
     monkeypatch.setattr(experiment, "run_sweep", _full_disk)
-    rc, out, err = _run(["continuum", folder / "continuum.toml", "-o", tmp_path / "c.h5"], capsys)
+    rc, out, err = _run(["continuum", folder / "continuum.toml", "-o", tmp_path / "c.h5", "--no-calibrate"], capsys)
     assert rc == 2 and len(err) == 1 and "No space left on device" in err[0]
     assert sorted(os.listdir(tmp_path)) == []  # the lock file is gone too
 
@@ -345,7 +345,7 @@ def test_a_non_finite_continuum_result_is_an_error_naming_the_run(folder, capsys
 
     monkeypatch.setattr(experiment, "run_sweep", lambda *a, **k: {"field_V_per_um": [1.0, -1.0],
                                                                  "migration_length_um": [0.4, float("nan")]})
-    rc, out, err = _run(["continuum", folder / "continuum.toml", "-o", tmp_path / "c.h5"], capsys)
+    rc, out, err = _run(["continuum", folder / "continuum.toml", "-o", tmp_path / "c.h5", "--no-calibrate"], capsys)
     assert rc == 2 and len(err) == 1
     assert "the continuum run at E = -1 V/um gave a non-finite migration length (nan)" in err[0]
 
