@@ -271,7 +271,7 @@ def test_a_second_campaign_on_a_running_folder_is_refused(tmp_path):
 # --------------------------------------------------------------------------------------------
 # device: Ctrl-C and SIGTERM write a checkpoint; a killed run resumes from the periodic one
 # --------------------------------------------------------------------------------------------
-def _device(tmp_path, duration=6e-4, interval=6e-6):
+def _device(tmp_path, duration=2e-4, interval=2e-6):
     cfg = tmp_path / "device.toml"
     cfg.write_text(DEVICE.format(duration=duration, interval=interval))
     return cfg
@@ -320,7 +320,7 @@ def test_device_interrupt_writes_a_checkpoint_and_resume_is_bit_identical(tmp_pa
         assert np.array_equal(t1, t2) and np.array_equal(s1, s2)
     else:
         times, _ = _trajectory_arrays(out)
-        assert len(times) == 101 and times[-1] == pytest.approx(6e-4, rel=1e-12)
+        assert len(times) == 101 and times[-1] == pytest.approx(2e-4, rel=1e-12)
 
 
 @pytest.mark.validate
