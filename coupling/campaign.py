@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ionwire.structures.errors import UserError
 from ionwire.structures.parameters import ParameterError, read_toml
 
 from . import runtypes
@@ -57,9 +58,10 @@ from . import runtypes
 FORMAT = "ionwire-campaign"
 FORMAT_VERSION = 1
 ID_LENGTH = 12  # hex digits of sha256: 48 bits, collisions are checked anyway
+PLAIN_PROGRESS_S = 10.0  # seconds between plain progress lines (output not on a terminal)
 
 
-class CampaignError(Exception):
+class CampaignError(UserError):
     """A campaign cannot start or continue (folder in use, config changed, ...): one line."""
 
 
@@ -150,6 +152,12 @@ def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None)
     run_name = mapping["run"]
     run_type = runtypes.get(run_name)
     body = {k: v for k, v in mapping.items() if k != "run"}
+    sweep = body.get("sweep")
+    if isinstance(sweep, Mapping):
+        both = sorted(k for k in sweep if k in body and k != "sweep")
+        if both:
+            raise ParameterError(f"{both[0]}: set both at the top level and as sweep.{both[0]}; "
+                                 "give it in one place only")
     config = run_type.load(body)
     points = run_type.expand(config)
     if not isinstance(points, list) or not points:
@@ -181,6 +189,11 @@ def default_outdir(spec: CampaignSpec) -> Path:
 # the worker side
 # --------------------------------------------------------------------------------------------
 PARTIAL = ".partial"
+MANIFEST = ".ionwire-campaign-manifest.json"
+
+
+def _looks_like_id(name: str) -> bool:
+    return len(name) == ID_LENGTH and all(c in "0123456789abcdef" for c in name)
 
 
 def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) -> dict:
@@ -205,6 +218,9 @@ def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) 
     try:
         result = run_type.run(config, dict(point), tmp)
         json.dumps(result)  # a run type must return JSON-able data
+        bad = _non_finite(result, finite_keys=getattr(run_type, "finite_keys", FINITE_KEYS))
+        if bad is not None:
+            raise ValueError(f"run {rid} ({canonical_json(point)}) gave a non-finite result: {bad}")
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         return {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
@@ -227,6 +243,47 @@ def execute_run(run_type: Any, config: Any, rid: str, point: dict, outdir: str) 
     return record
 
 
+# result keys whose value must be a number, never NaN (NaN elsewhere can mean "undefined", e.g.
+# the correlation factor of a species absent from the lattice); an infinity is never a result
+FINITE_KEYS = ("migration_length_um",)
+
+
+def _non_finite(obj: Any, where: str = "result", finite_keys=FINITE_KEYS) -> str | None:
+    """The first infinity in a run's result, or NaN under one of ``finite_keys`` (``"key = nan"``)."""
+    import math
+
+    if isinstance(obj, float):
+        if math.isinf(obj) or (math.isnan(obj) and where.rpartition(".")[2].split("[")[0] in finite_keys):
+            return f"{where} = {obj}"
+        return None
+    if isinstance(obj, Mapping):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for k, v in items:
+        key = f"{where}{k}" if str(k).startswith("[") else f"{where}.{k}"
+        found = _non_finite(v, key, finite_keys)
+        if found is not None:
+            return found
+    return None
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent thread exits
+    (prctl PR_SET_PDEATHSIG); elsewhere a no-op (the polling watch below still applies)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover
+        pass
+
+
 def _process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie (a killed parent not yet reaped)."""
     try:
@@ -247,6 +304,10 @@ def _worker_init(main_pid: int) -> None:
     us), and a worker whose campaign process died (SIGKILL) exits instead of lingering (with
     forkserver the worker's parent is the fork server, so watch the campaign process itself)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()  # the fork server (our parent) dies with the campaign process
+    if not _process_alive(main_pid):
+        os._exit(1)
 
     def watch():
         while True:
@@ -387,10 +448,36 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, old)
 
 
+def _connect_client(distributed, address: str, timeout_s: float):
+    """(Client, number of workers) of the scheduler at ``address``, or CampaignError after
+    ``timeout_s`` seconds: a TCP service that is not a dask scheduler accepts the connection and
+    then never answers the handshake, so the connection is made in a thread and waited for."""
+    box: dict = {}
+
+    def connect():
+        try:
+            client = distributed.Client(address, timeout=f"{max(timeout_s, 1.0):g}s")
+            box["n"] = len(client.scheduler_info().get("workers", {}))
+            box["client"] = client
+        except BaseException as exc:  # reported by the waiting thread
+            box["error"] = exc
+
+    t = threading.Thread(target=connect, daemon=True, name="ionwire-dask-connect")
+    t.start()
+    t.join(timeout_s + 5.0)
+    if "client" in box:
+        return box["client"], box["n"]
+    if "error" in box:
+        exc = box["error"]
+        raise CampaignError(f"cannot use dask scheduler {address}: {type(exc).__name__}: {exc}") from None
+    raise CampaignError(f"no dask scheduler answered at {address} within {timeout_s:g} s (is it a dask "
+                        "scheduler? see --scheduler-timeout)")
+
+
 class DaskPool:
     """dask.distributed: ``"local"`` starts a LocalCluster, anything else is a scheduler address."""
 
-    def __init__(self, address: str, workers: int):
+    def __init__(self, address: str, workers: int, timeout_s: float = 30.0):
         import logging
 
         import distributed
@@ -409,8 +496,7 @@ class DaskPool:
                 self.description = f"dask LocalCluster, {workers} worker{'s' if workers > 1 else ''}"
             else:
                 check_scheduler(address)  # a wrong address fails now, not after the client's retries
-                self.client = distributed.Client(address, timeout="30s")
-                n = len(self.client.scheduler_info().get("workers", {}))
+                self.client, n = _connect_client(distributed, address, timeout_s)
                 self.description = f"dask scheduler {address} ({n} workers now)"
         except (OSError, ValueError) as exc:
             if self.cluster is not None:
@@ -488,25 +574,62 @@ class CampaignFolder:
         self._lock = None
 
     def lock(self) -> None:
-        import fcntl
+        """Hold ``.lock`` (removed again by unlock()): a POSIX record lock, released by the kernel when this process dies
+        (however it dies) and not inherited by processes it forks, so neither a killed campaign
+        nor an orphaned worker of one keeps the folder locked."""
+        from .commands._output import FileLock, OutputInUseError
 
         self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / ".lock", "a+")
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise CampaignError(f"{self.root} is in use by another running campaign") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        self._lock = fh  # held until unlock() or process death (flock dies with the process)
+            self._lock = FileLock(self.root / ".lock", str(self.root)).acquire()
+        except OutputInUseError as exc:
+            raise CampaignError(f"{self.root} is in use by another running campaign "
+                                f"({str(exc).rpartition('(')[2].rstrip(')') or 'lock held'})") from None
 
     def unlock(self) -> None:
         if self._lock is not None:
-            self._lock.close()
+            self._lock.release()
             self._lock = None
+
+    # what this module writes at the top of the folder; anything else is the user's (or a run
+    # type's reduce(), recorded in the manifest)
+    OWN = frozenset({"campaign.json", "prepare.json", "index.json", "summary.json", "runs", "failed",
+                     ".lock", MANIFEST})
+
+    def manifest(self) -> dict:
+        return _read_json(self.root / MANIFEST) or {"format": FORMAT + "-manifest", "written": []}
+
+    def mark_reduce_started(self) -> None:
+        """Record the folder's names before reduce() writes its figures and data (kept from an
+        earlier, killed reduce: what appeared since then is the campaign's too)."""
+        m = self.manifest()
+        if m.get("reduce_started_with") is None:
+            m["reduce_started_with"] = sorted(os.listdir(self.root))
+            atomic_write_json(self.root / MANIFEST, m)
+
+    def mark_reduce_done(self) -> None:
+        """Add what reduce() wrote to the manifest."""
+        m = self.manifest()
+        started = set(m.pop("reduce_started_with", None) or os.listdir(self.root))
+        m["written"] = sorted(set(m.get("written", [])) | (set(os.listdir(self.root)) - started))
+        atomic_write_json(self.root / MANIFEST, m)
+
+    def foreign(self) -> list[str]:
+        """Names in the folder that no campaign wrote here (an empty list: all ours)."""
+        if not self.root.is_dir():
+            return []
+        m = self.manifest()
+        ours = set(self.OWN) | set(m.get("written", []))
+        started = m.get("reduce_started_with")
+        names = sorted(os.listdir(self.root))
+        if started is not None:  # killed during reduce(): what appeared since then is its output
+            ours |= set(names) - set(started)
+        ours -= set(m.get("preexisting", []))
+        out = [n for n in names if n not in ours and not (n.startswith(".") and n.endswith(".tmp"))]
+        if self.runs.is_dir() and "runs" not in out:
+            out += [f"runs/{e}" for e in sorted(os.listdir(self.runs))
+                    if e != PARTIAL and not _looks_like_id(e)]
+        return out
 
     def finished(self, ids: set[str]) -> dict[str, dict]:
         """Records of the finished runs among ``ids`` (runs/<id>/result.json)."""
@@ -524,12 +647,27 @@ class CampaignFolder:
         return out
 
     def remove_campaign(self) -> None:
-        """Delete the files of a previous campaign (only the names this module writes)."""
-        for name in ("runs", "failed"):
-            shutil.rmtree(self.root / name, ignore_errors=True)
-        for name in ("campaign.json", "prepare.json", "index.json", "summary.json"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.root / name)
+        """Delete the files of a previous campaign: only what the campaign wrote (its fixed
+        names and the manifest's); CampaignError, with nothing removed, if the folder holds
+        anything else."""
+        foreign = self.foreign()
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise CampaignError(f"--overwrite refused: {self.root} holds files no campaign wrote ({shown}); "
+                                "nothing was removed; choose another folder with -o")
+        m = self.manifest()
+        names = (set(self.OWN) | set(m.get("written", []))) - {".lock", MANIFEST}
+        if m.get("reduce_started_with") is not None:
+            names |= set(os.listdir(self.root)) - set(m["reduce_started_with"])
+        for name in sorted(names - {".lock", MANIFEST}):
+            path = self.root / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.root / MANIFEST)
 
     def clear_partial(self) -> int:
         """Remove temp folders of runs that never completed; returns how many."""
@@ -587,7 +725,7 @@ def _sigterm_as_interrupt():
 def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *, workers: int | None = None,
                  scheduler: str | None = None, resume: bool = False, overwrite: bool = False,
                  progress: bool = True,
-                 index_interval_s: float = 2.0) -> CampaignReport:
+                 index_interval_s: float = 2.0, connect_timeout_s: float = 30.0) -> CampaignReport:
     """Run every not-yet-finished point of ``spec``; then reduce if all runs are done.
 
     ``workers``: local processes (default: the usable CPU count) or LocalCluster workers;
@@ -607,19 +745,43 @@ def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *,
         raise CampaignError(f"{out} exists and is not a folder (-o names the campaign folder)")
     check_scheduler(scheduler)  # before prepare(), which may take minutes
     folder = CampaignFolder(out)
-    folder.lock()
-    try:
-        return _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, index_interval_s, t_start)
-    finally:
-        folder.unlock()
+    _check_folder(folder, overwrite)  # before anything is written (the lock file included)
+    with _sigterm_as_interrupt():  # set-up, prepare, runs and reduce: SIGTERM stops like Ctrl-C
+        try:
+            folder.lock()
+            try:
+                return _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress,
+                                   index_interval_s, t_start, connect_timeout_s)
+            finally:
+                folder.unlock()
+        except KeyboardInterrupt:
+            done = len(folder.finished({rp.id for rp in spec.points})) if folder.runs.is_dir() else 0
+            raise CampaignInterrupted(done, len(spec.points), out) from None
 
 
-def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, index_interval_s, t_start):
+def _check_folder(folder: "CampaignFolder", overwrite: bool) -> None:
+    """CampaignError unless the folder is new, empty or holds only what a campaign wrote."""
+    foreign = folder.foreign()
+    if not foreign:
+        return
+    shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    if overwrite:
+        raise CampaignError(f"--overwrite refused: {folder.root} holds files no campaign wrote ({shown}); "
+                            "nothing was removed; choose another folder with -o")
+
+
+def _note(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, index_interval_s, t_start,
+                connect_timeout_s=30.0):
     out = folder.root
     meta_path = out / "campaign.json"
     meta = _read_json(meta_path)
     ids = {rp.id for rp in spec.points}
-    if meta is not None and overwrite:
+    if overwrite:
         folder.remove_campaign()
         meta = None
     if meta is not None:
@@ -633,6 +795,9 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
             raise CampaignError(f"{out} holds a campaign with a different config ({where} changed): "
                                 "choose another folder with -o (only [sweep] may change on --resume)")
     else:
+        # what the folder held before this campaign is never the campaign's to remove
+        atomic_write_json(out / MANIFEST, {"format": FORMAT + "-manifest", "written": [],
+                                           "preexisting": sorted(set(os.listdir(out)) - {".lock", MANIFEST})})
         atomic_write_json(meta_path, {
             "format": FORMAT, "version": FORMAT_VERSION, "run": spec.run_name, "config_file": str(spec.path),
             "config": spec.raw, "fingerprint": json.loads(canonical_json(spec.fingerprint)),
@@ -653,9 +818,11 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
             prepared = cache["prepared"]
         else:
             t0 = time.perf_counter()
+            _note(progress, f"campaign {spec.stem}: preparing the {spec.run_name} runs "
+                            "(e.g. a calibration fit; cached for --resume) ...")
             try:
                 if _takes_mapper(spec.run_type.prepare):
-                    pool = DaskPool(scheduler, workers) if scheduler else LocalPool(workers)
+                    pool = DaskPool(scheduler, workers, connect_timeout_s) if scheduler else LocalPool(workers)
                     prepared = spec.run_type.prepare(config, mapper=pool.map)
                 else:
                     prepared = spec.run_type.prepare(config)
@@ -668,6 +835,7 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
                     pool.abort([])
                 raise
             prepare_wall = time.perf_counter() - t0
+            _note(progress, f"campaign {spec.stem}: prepared in {prepare_wall:.1f} s")
             atomic_write_json(out / "prepare.json", {"fingerprint_sha": spec.fingerprint_sha,
                                                      "prepared": prepared, "wall_s": prepare_wall})
             prepared = json.loads(json.dumps(prepared))  # the cached form, identical on resume
@@ -682,10 +850,13 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
         from tqdm.auto import tqdm
 
         if pool is None:
-            pool = DaskPool(scheduler, workers) if scheduler else LocalPool(workers)
+            pool = DaskPool(scheduler, workers, connect_timeout_s) if scheduler else LocalPool(workers)
         executor = pool.description
         bar = tqdm(total=len(spec.points), initial=n_resumed, desc=f"{spec.stem} [{spec.run_name}]",
                    unit="run", file=sys.stderr, disable=None if progress else True, dynamic_ncols=True)
+        # not on a terminal (a log file, a batch job): plain lines instead of the bar
+        plain = progress and bar.disable
+        last_line = time.monotonic()
         pending: dict[Any, RunPoint] = {}
         queue = iter(todo)
         last_index = 0.0
@@ -719,6 +890,12 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
                                 fh.write(f"point: {canonical_json(rp.point)}\n{detail}\n")
                         bar.set_postfix_str(" ".join(f"{k}={v}" for k, v in rp.point.items()), refresh=False)
                         bar.update(1)
+                        n_now = len(records) + len(failed)
+                        if plain and (time.monotonic() - last_line > PLAIN_PROGRESS_S or n_now == len(spec.points)):
+                            last_line = time.monotonic()
+                            _note(True, f"campaign {spec.stem}: {len(records)}/{len(spec.points)} runs done"
+                                        f"{f', {len(failed)} failed' if failed else ''} "
+                                        f"({time.perf_counter() - t_start:.0f} s)")
                     if getattr(pool, "broken", False):
                         pool.restart()
                     if time.monotonic() - last_index > index_interval_s:
@@ -747,8 +924,10 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
     report.records = [records.get(rp.id) for rp in spec.points]
     if not failed and len(records) == len(spec.points):
         results = [records[rp.id]["result"] for rp in spec.points]
+        folder.mark_reduce_started()
         summary = spec.run_type.reduce(config, [rp.point for rp in spec.points], results, out)
         atomic_write_json(out / "summary.json", summary)
+        folder.mark_reduce_done()
         report.summary, report.summary_path = summary, out / "summary.json"
     report.wall_s = time.perf_counter() - t_start
     return report

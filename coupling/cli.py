@@ -43,7 +43,10 @@ from ionwire.structures.errors import UserError  # noqa: E402  (re-exported for 
 
 
 def _user_error_types() -> tuple[type, ...]:
-    types_ = [UserError, FileNotFoundError, IsADirectoryError, PermissionError]
+    from ionwire.structures.errors import IonwireError
+
+    # every OSError (missing folder, read-only file system, full disk) is the user's to fix
+    types_ = [IonwireError, OSError, MemoryError]
     try:
         import tomllib
 
@@ -51,6 +54,30 @@ def _user_error_types() -> tuple[type, ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(types_)
+
+
+def _command_error_types() -> tuple[type, ...]:
+    """The error types of the libraries behind the commands that are not IonwireErrors (imported
+    only when an error is being reported, so a missing optional library does not matter)."""
+    found = []
+    for module, name in (("ionwire.kmc.h5md", "TrajectoryError"), ("ionwire.continuum.model", "SolverError")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # pragma: no cover
+            pass
+    return tuple(found)
+
+
+def _quiet_broken_pipe() -> int:
+    """stdout's reader went away (``ionwire ... | head``): exit quietly, without a traceback at
+    interpreter exit when Python flushes stdout."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. captured by a test)
+        pass
+    return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
 
 
 def _version() -> str:
@@ -148,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
                 (_stdout_to_devnull() if silence else contextlib.nullcontext()):
             log.debug("ionwire %s: %s", _version(), " ".join(sys.argv[1:] if argv is None else argv))
             result = args._run(args)
+            sys.stdout.flush()
     except KeyboardInterrupt:
         print("ionwire: interrupted", file=sys.stderr)
         return 130
-    except _user_error_types() as exc:
-        if args.traceback:
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except Exception as exc:
+        if args.traceback or not isinstance(exc, _user_error_types() + _command_error_types()):
             raise
-        print(f"ionwire {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the text
+        print(f"ionwire {args.command}: error: {message}", file=sys.stderr)
         return 2
     return int(result or 0)
 

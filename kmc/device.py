@@ -513,11 +513,11 @@ def parse_checkpoint_every(text: str | int | None) -> tuple[str, float] | None:
         else:
             v = float(int(float(s)))
             kind = "events"
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ParameterError(f"--checkpoint-every expects a number of events (e.g. 1000000) or of wall seconds "
                              f"(e.g. 60s), got {text!r}") from None
-    if not v > 0:
-        raise ParameterError(f"--checkpoint-every must be positive, got {text!r}")
+    if not (v > 0 and math.isfinite(v)):
+        raise ParameterError(f"--checkpoint-every must be a positive finite number, got {text!r}")
     return kind, v
 
 
@@ -537,8 +537,9 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
     if isinstance(checkpoint_every, (str, int)):
         checkpoint_every = parse_checkpoint_every(checkpoint_every)
     cfg_json = _config_json(config)
-    dt = config.output.frame_interval_s
-    n_frames = int(math.floor(config.kmc.duration_s / dt * (1 + 1e-12))) + 1
+    _check_plausible(config)
+    frame_times = device_frame_times(config)
+    n_frames = len(frame_times)
     max_events = config.kmc.max_events or None
     wall0 = _time.perf_counter()
 
@@ -550,6 +551,9 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
         if os.path.exists(out_path) and not overwrite:
             raise ParameterError(f"{out_path!r} exists: pass --resume to continue it or --overwrite to replace it")
         sim = DeviceSimulation(config)
+        if sim.total_rate_per_s() <= 0.0:
+            raise ParameterError(f"nothing can happen in this device: {sim.n_vacancies} vacancies and no electrode "
+                                 "reaction or hop has a nonzero rate (check [vacancies], [electrodes], kmc.hops)")
         if os.path.exists(ck_path):
             os.remove(ck_path)
         writer = TrajectoryWriter.create(out_path, sim.lattice, config=config.to_mapping(), seed=sim.seed,
@@ -571,7 +575,7 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
     stopped = False
     try:
         while frame < n_frames and not stopped:
-            t_frame = frame * dt
+            t_frame = frame_times[frame]
             while True:
                 budget = None
                 if max_events is not None:
@@ -579,11 +583,13 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
                     if budget <= 0:
                         stopped = True
                         break
-                if checkpoint_every is not None:
-                    kind, val = checkpoint_every
-                    step = int(val) - (sim.events - last_ck_events) if kind == "events" else 1 << 18
-                    step = max(step, 1)
-                    budget = step if budget is None else min(budget, step)
+                # chunks of at most 2^18 events: an interrupt (Ctrl-C, SIGTERM) is seen within one
+                # chunk and checkpointed; chunking does not change the event sequence
+                step = CHUNK_EVENTS
+                if checkpoint_every is not None and checkpoint_every[0] == "events":
+                    step = min(step, int(checkpoint_every[1]) - (sim.events - last_ck_events))
+                step = max(step, 1)
+                budget = step if budget is None else min(budget, step)
                 status = sim.advance(t_frame, budget)
                 if checkpoint_every is not None:
                     kind, val = checkpoint_every
@@ -602,9 +608,49 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
             if progress is not None:
                 progress(frame, n_frames, sim)
         checkpoint(complete=True)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into it by the caller: keep the work
+        checkpoint()
+        raise KeyboardInterrupt(f"checkpoint written at frame {frame} of {n_frames}, t = {sim.time_s:.4g} s, "
+                                f"{sim.events} events") from None
     finally:
         writer.close()
+    if not math.isfinite(sim.time_s):
+        raise ParameterError(f"the device run {out_path!r} reached a non-finite time ({sim.time_s})")
     return _summary(sim, out_path, n_frames, wall0, completed=not stopped, frames=frame)
+
+
+CHUNK_EVENTS = 1 << 18
+BYTES_PER_SITE = 4  # occupancy, its checkpoint copy and a frame's species buffer
+BYTES_PER_VACANCY = 600  # vacancy arrays at twice the count (growth) and their temporaries
+
+
+def device_frame_times(config: DeviceConfig) -> np.ndarray:
+    """Frame times 0, dt, 2 dt, ... and a last frame exactly at duration_s (also when duration_s
+    is not a multiple of the frame interval, or shorter than it)."""
+    dt, duration = config.output.frame_interval_s, config.kmc.duration_s
+    n = int(math.floor(duration / dt * (1 + 1e-12)))
+    times = np.arange(n + 1) * dt
+    if times[-1] < duration * (1 - 1e-9):
+        times = np.append(times, duration)
+    else:
+        times[-1] = min(times[-1], duration)
+    return times
+
+
+def _check_plausible(config: DeviceConfig) -> None:
+    """Refuse absurd fields, durations and seeds, and lattices beyond the machine's memory,
+    before anything is allocated or written."""
+    from ionwire.structures.parameters import check_duration, check_field, check_memory, check_seed
+
+    check_field(config.kmc.field_V_per_um, "kmc.field_V_per_um")
+    check_duration(config.kmc.duration_s, "kmc.duration_s")
+    check_seed(config.kmc.seed, "kmc.seed")
+    a_um = config.material.lattice_constant_A * 1e-4
+    nz = max(int(round(config.geometry.wire_length_um / a_um)), 1)
+    n_sites = 3.0 * config.kmc.nx * config.kmc.ny * nz
+    x_v = min(1.0, float(np.max(config.vacancies.equilibrium_fraction(config.material, np.array([0.0, 1.0])))))
+    check_memory(n_sites * (BYTES_PER_SITE + BYTES_PER_VACANCY * x_v),
+                 f"the device lattice ({config.kmc.nx} x {config.kmc.ny} x {nz} cells, {n_sites:.3g} sites)")
 
 
 def _summary(sim: DeviceSimulation, out_path: str, n_frames: int, wall0: float, completed: bool,

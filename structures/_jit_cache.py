@@ -8,12 +8,15 @@ any edit start a fresh cache.  The base folder is ``$NUMBA_CACHE_DIR`` if set, e
 ``$XDG_CACHE_HOME/ionwire/numba`` (``~/.cache/ionwire/numba``).
 
 Call :func:`configure` before any ``@numba.njit(cache=True)`` decorator runs (the kernel modules
-import this first); it is idempotent.
+import this first); it is idempotent.  It also prints one line on stderr the first time in a
+process that numba has to compile an ionwire kernel (a cold cache: the first run after an
+install or an update takes about a minute more); ``IONWIRE_QUIET_COMPILE=1`` silences it.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numba
@@ -43,4 +46,34 @@ def configure() -> str:
             os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ionwire", "numba")
         _configured = os.path.join(base, source_digest())
         numba.config.CACHE_DIR = _configured
+        _announce_compilation()
     return _configured
+
+
+COMPILE_NOTICE = "ionwire: compiling the numerical kernels once (about a minute; later runs load them from {})"
+_announced = False
+
+
+def _announce_compilation() -> None:
+    """One stderr line when numba first compiles an ionwire function in this process (numba
+    raises the "numba:compile" event only on a cache miss)."""
+    try:
+        from numba.core import event
+    except ImportError:  # pragma: no cover
+        return
+
+    class _Notice(event.Listener):
+        def on_start(self, ev):
+            global _announced
+            if _announced or os.environ.get("IONWIRE_QUIET_COMPILE"):
+                return
+            dispatcher = (ev.data or {}).get("dispatcher")
+            module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+            if module.startswith("ionwire"):
+                _announced = True
+                print(COMPILE_NOTICE.format(_configured), file=sys.stderr, flush=True)
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", _Notice())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "", bas
                 kwargs[name] = from_mapping(type(default), data[name], key, base=default)
             else:
                 kwargs[name] = _check_type(data[name], hints[name], key)
+            if (name == "seed" or name.endswith("_seed")) and kwargs[name] is not None:
+                check_seed(kwargs[name], key)
     try:
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except ParameterError as exc:
@@ -145,7 +148,15 @@ def read_toml(path) -> tuple[dict, str]:
     import tomllib
     from pathlib import Path
 
-    text = Path(path).read_text()
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}); "
+                             "a TOML config must be UTF-8") from None
+    except IsADirectoryError:
+        raise ParameterError(f"{path}: is a folder, not a TOML config file") from None
+    except FileNotFoundError:
+        raise ParameterError(f"{path}: no such config file") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
@@ -174,6 +185,64 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`ParameterError` with ``message`` unless ``condition``."""
     if not condition:
         raise ParameterError(message)
+
+
+# --------------------------------------------------------------------------------------------
+# plausibility limits: values no experiment needs and the engines cannot do (a clear error
+# instead of an overflow, a hang or an allocator failure much later)
+# --------------------------------------------------------------------------------------------
+MAX_SEED = 2**64 - 1  # numpy SeedSequence entropy kept as one uint64 in the HDF5 attributes
+MAX_FIELD_V_PER_UM = 1000.0  # 0.3 eV of bias per hop: the size of the hop barriers themselves
+MAX_DURATION_S = 3.2e9  # a century of simulated time
+
+
+def check_seed(value: Any, where: str = "seed") -> int:
+    """``value`` as a seed in [0, 2^64 - 1]; ParameterError naming ``where`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= MAX_SEED:
+        raise ParameterError(f"{where} must be an integer in [0, 2^64 - 1], got {value!r}")
+    return int(value)
+
+
+def check_field(value: float, where: str = "field_V_per_um") -> float:
+    """A finite field of at most MAX_FIELD_V_PER_UM in magnitude (V/um)."""
+    require(math.isfinite(value) and abs(value) <= MAX_FIELD_V_PER_UM,
+            f"{where} = {value:g} V/um is implausible: |E| must be at most {MAX_FIELD_V_PER_UM:g} V/um "
+            "(the bias per hop would exceed the hop barriers; dielectric breakdown is far below)")
+    return float(value)
+
+
+def check_duration(value: float, where: str = "duration_s") -> float:
+    """A positive duration of at most MAX_DURATION_S seconds."""
+    require(math.isfinite(value) and 0 < value <= MAX_DURATION_S,
+            f"{where} = {value:g} s is implausible: it must be positive and at most {MAX_DURATION_S:.3g} s "
+            "(a century)")
+    return float(value)
+
+
+def machine_memory_bytes() -> int | None:
+    """Physical memory of this machine (os.sysconf), or None where it cannot be told."""
+    try:
+        n = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return int(n) if n > 0 else None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024.0
+    return f"{n:.3g} PiB"  # pragma: no cover
+
+
+def check_memory(n_bytes: float, what: str, fraction: float = 0.8) -> None:
+    """ParameterError if ``what`` would need more than ``fraction`` of the machine's memory
+    (estimated before anything is allocated)."""
+    total = machine_memory_bytes()
+    if total is not None and n_bytes > fraction * total:
+        raise ParameterError(f"{what} needs about {_bytes(n_bytes)} of memory, more than {fraction:.0%} of "
+                             f"this machine's {_bytes(total)}: choose a smaller lattice")
 
 
 def _positive(obj: Any, *names: str) -> None:

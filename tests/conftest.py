@@ -1,4 +1,3 @@
-import os
-
-# numba compiles once per process; keep its cache inside the tree so repeated runs are fast
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".numba_cache"))
+# The tests use the kernel cache of the command line (structures/_jit_cache.py: $NUMBA_CACHE_DIR,
+# else ~/.cache/ionwire/numba/<digest of the kernel sources>), so running the tests compiles the
+# kernels once for `ionwire device`, `ionwire bulk`, ... as well, and the other way round.

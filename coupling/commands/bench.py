@@ -82,7 +82,15 @@ def run(args) -> int:
         raise UserError("--repeat and --events must be >= 1 and --warmup >= 0")
     if any(c < 2 for c in args.cells):
         raise UserError("--cells must be at least 2 2 2")
-    out = TARGETS[args.target](args)
+    from ionwire.structures.parameters import check_memory, check_seed
+
+    check_seed(args.seed, "--seed")
+    n_sites = 3.0 * args.cells[0] * args.cells[1] * args.cells[2]
+    check_memory(n_sites * 64, f"the benchmark lattice ({' x '.join(map(str, args.cells))} cells, {n_sites:.3g} sites)")
+    from ._output import stop_at_once_on_interrupt
+
+    with stop_at_once_on_interrupt():  # writes no file: Ctrl-C may end it at once
+        out = TARGETS[args.target](args)
     if args.json:
         print(json.dumps(out))
         return 0

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+BYTES_PER_SITE = 64  # occupancy, tracer displacements, vacancy arrays, event tree
+
+
 def _count(value: float, name: str, minimum: int) -> int:
     from ionwire.coupling.cli import UserError
 
@@ -71,13 +74,20 @@ def run(args) -> int:
     n_sites = 3 * args.cells[0] * args.cells[1] * args.cells[2]
     if args.vacancies is not None and not 1 <= args.vacancies <= n_sites:
         raise UserError(f"--vacancies must be in [1, {n_sites}] (nothing hops without a vacancy), got {args.vacancies}")
-    if not math.isfinite(args.field):
-        raise UserError(f"--field must be finite, got {args.field}")
+    from ionwire.structures.parameters import check_field, check_memory, check_seed
+
+    check_field(args.field, "--field")
+    check_seed(args.seed, "--seed")
+    check_memory(n_sites * BYTES_PER_SITE, f"the bulk lattice ({' x '.join(map(str, args.cells))} cells, "
+                                           f"{n_sites:.3g} sites)")
     if args.blocks < 1 or args.blocks > events:
         raise UserError(f"--blocks must be in [1, events], got {args.blocks}")
+    from ._output import stop_at_once_on_interrupt
+
     try:
-        result = measure_bulk(tuple(args.cells), args.x_cl, args.vacancies, material, args.field, events,
-                              args.replicas, args.seed, warmup, args.blocks)
+        with stop_at_once_on_interrupt():  # writes no file: Ctrl-C may end it at once
+            result = measure_bulk(tuple(args.cells), args.x_cl, args.vacancies, material, args.field, events,
+                                  args.replicas, args.seed, warmup, args.blocks)
     except ValueError as exc:  # e.g. no hop possible
         raise UserError(str(exc)) from None
     theory = theory_l(result) if (material.preset == "random_alloy" and args.barriers is None) else None

@@ -8,7 +8,9 @@ index.json with every result, summary.json and the figures of the run type.
 Execution: a local process pool (--workers N, default all cores); --scheduler local starts a
 dask LocalCluster; --scheduler tcp://HOST:PORT uses a running dask cluster (e.g. dask-jobqueue).
 Ctrl-C stops cleanly (exit 130); --resume continues: finished runs are kept, unfinished ones redone;
---overwrite starts the campaign in the folder again (the figures of the run type are then rewritten).
+--overwrite starts the campaign in the folder again: it removes only what a campaign wrote there
+(listed in the folder's manifest) and refuses a folder that holds anything else; a new campaign
+needs a new or empty folder.  SIGTERM stops like Ctrl-C in every phase.
 
 examples:
   ionwire campaign runs/fig1e.toml
@@ -35,6 +37,8 @@ def add_arguments(parser) -> None:
                        help="continue the campaign in the folder: skip finished runs, redo the rest")
     again.add_argument("--overwrite", action="store_true",
                        help="discard a previous campaign in the folder and start again")
+    parser.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="S",
+                        help="seconds to wait for a --scheduler address to answer (default 30)")
     parser.add_argument("--dry-run", action="store_true", help="validate the config and list the runs only")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -47,6 +51,8 @@ def run(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers: must be >= 1, got {args.workers}")
+    if not 0 < args.scheduler_timeout < 1e6:
+        raise UserError(f"--scheduler-timeout: must be a positive number of seconds, got {args.scheduler_timeout}")
     spec = load_spec(args.config)
     if args.dry_run:
         out = args.output or default_outdir(spec)
@@ -61,7 +67,7 @@ def run(args) -> int:
     try:
         report = run_campaign(spec, args.output, workers=args.workers, scheduler=args.scheduler,
                               resume=args.resume, overwrite=args.overwrite,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, connect_timeout_s=args.scheduler_timeout)
     except CampaignError as exc:
         raise UserError(str(exc)) from None
     except CampaignInterrupted as exc:

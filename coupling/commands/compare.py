@@ -15,6 +15,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
+
+from ._output import claim, sigterm_as_interrupt
 
 
 def add_arguments(parser):
@@ -31,9 +34,12 @@ def add_arguments(parser):
                         help="override the kMC cross-section [kmc] nx ny")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a report directory that already holds a report")
 
 
 def run(args):
+    from ionwire.coupling.cli import UserError
     from ionwire.coupling.compare import compare, load_file
     from ionwire.structures.parameters import from_mapping, to_mapping
     from ionwire.coupling.compare import CompareSettings
@@ -56,7 +62,14 @@ def run(args):
     if overrides:
         settings = from_mapping(CompareSettings, {**to_mapping(cfg.compare), **overrides}, "compare")
         cfg = dataclasses.replace(cfg, compare=settings)
-    summary = compare(cfg, args.output, config_toml=text, progress=not (args.no_progress or args.json))
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder (-o names the report directory)")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise UserError(f"{out} is not empty: pass --overwrite to write the report into it "
+                        "(nothing was changed)")
+    with claim(out, folder_ok=True, check_existing=False), sigterm_as_interrupt():
+        summary = compare(cfg, args.output, config_toml=text, progress=not (args.no_progress or args.json))
     if args.json:
         keys = ("chi2_per_dof", "chi2_per_dof_variance_corrected", "acceptance_criterion", "front_position_agreement", "replicas", "wall_s", "accepted", "times_s",
                 "expected_chi2_per_dof_if_models_agree", "onsager", "preset")

@@ -10,8 +10,11 @@ keys field_V_per_um, migration_length_um, rectification_ratio, cl_uptake, calibr
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
+
+from ._output import claim, sigterm_as_interrupt
 
 
 def add_arguments(parser) -> None:
@@ -20,12 +23,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--workers", type=int, help="processes (default: the config's workers)")
     parser.add_argument("--no-calibrate", action="store_true", help="use the config's alphas, no fit")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument("--paper-figures", metavar="DIR", help="also reproduce Fig. 2b/2d, 3a/3b, S10, S16 into DIR")
 
 
 def run(args) -> int:
     from ionwire.coupling.cli import UserError
-    from ionwire.continuum.experiment import load_config_file, run_sweep
+    from ionwire.continuum.experiment import load_config_file
 
     path = Path(args.config)
     if not path.is_file():
@@ -33,36 +37,19 @@ def run(args) -> int:
     cfg = load_config_file(path)
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be >= 1")
+    from ionwire.structures.parameters import check_duration, check_field
+
+    check_duration(cfg.duration_s, "duration_s")
+    for i, e in enumerate(cfg.sweep.field_V_per_um):
+        check_field(e, f"sweep.field_V_per_um[{i}]")
     out = Path(args.output) if args.output else Path("runs/out") / (path.stem + ".h5")
     if out.exists() and out.is_dir():
         raise UserError(f"{out}: is a directory")
+    if not args.output:
+        out.parent.mkdir(parents=True, exist_ok=True)
     fig = out.with_name(out.stem + "_fig1e.png")
-
-    def progress(s):
-        if not args.json:
-            print(f"  E = {s['field_V_per_um']:+5.2f} V/um  L = {s['migration_length_um']:+.4f} um  "
-                  f"({s['wall_s']:.2f} s)", file=sys.stderr)
-
-    from ionwire.continuum.model import SolverError
-    from ionwire.coupling.campaign import local_mapper
-
-    workers = args.workers if args.workers is not None else cfg.workers
-    # one process pool for the calibration, the sweep and the paper figures
-    with local_mapper(workers) as mapper:
-        try:
-            summary = run_sweep(cfg, out, mapper=mapper, calibrate_first=not args.no_calibrate, figure=fig,
-                                progress=progress)
-        except SolverError as exc:  # a physically meaningless parameter set, reported in one line
-            raise UserError(f"the continuum solver failed: {exc}") from None
-        if args.paper_figures:
-            from ionwire.continuum.experiment import with_alphas
-            from ionwire.continuum.figures import paper_figures
-
-            cal = summary.get("calibrated") or {}
-            bound = cfg
-            if cal:  # the figures use the parameter set of the sweep, fitted alphas included
-                bound = with_alphas(cfg, cal["alpha_Br_um_per_V_s"]["value"], cal["alpha_Cl_um_per_V_s"]["value"])
-            summary["paper_figures"] = paper_figures(bound, args.paper_figures, mapper=mapper)
+    with claim(out, fig, overwrite=args.overwrite), sigterm_as_interrupt():
+        summary = _run(args, cfg, out, fig)
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -73,3 +60,48 @@ def run(args) -> int:
             print(f"calibrated {k} = {v['value']:.4g} (paper {v['paper_value']:.3g}; fitted to {v['fitted_to']}; "
                   f"residual {v['residual_um']:+.2e} um)")
     return 0
+
+
+def _run(args, cfg, out, fig) -> dict:
+    from ionwire.coupling.cli import UserError
+    from ionwire.continuum.experiment import run_sweep
+
+    def progress(s):
+        if not args.json:
+            print(f"  E = {s['field_V_per_um']:+5.2f} V/um  L = {s['migration_length_um']:+.4f} um  "
+                  f"({s['wall_s']:.2f} s)", file=sys.stderr)
+
+    from ionwire.continuum.model import SolverError
+    from ionwire.coupling.campaign import local_mapper
+
+    if cfg.calibration.enabled and not args.no_calibrate and cfg.calibration_record is None and not args.json:
+        print("fitting alpha_Br and alpha_Cl to the calibration targets first (several continuum runs) ...",
+              file=sys.stderr, flush=True)
+    workers = args.workers if args.workers is not None else cfg.workers
+    # one process pool for the calibration, the sweep and the paper figures
+    with local_mapper(workers) as mapper:
+        try:
+            summary = run_sweep(cfg, out, mapper=mapper, calibrate_first=not args.no_calibrate, figure=fig,
+                                progress=progress)
+        except SolverError as exc:  # a physically meaningless parameter set, reported in one line
+            raise UserError(f"the continuum solver failed: {exc}") from None
+        _check_finite(summary, out)
+        if args.paper_figures:
+            from ionwire.continuum.experiment import with_alphas
+            from ionwire.continuum.figures import paper_figures
+
+            cal = summary.get("calibrated") or {}
+            bound = cfg
+            if cal:  # the figures use the parameter set of the sweep, fitted alphas included
+                bound = with_alphas(cfg, cal["alpha_Br_um_per_V_s"]["value"], cal["alpha_Cl_um_per_V_s"]["value"])
+            summary["paper_figures"] = paper_figures(bound, args.paper_figures, mapper=mapper)
+    return summary
+
+
+def _check_finite(summary, out) -> None:
+    from ionwire.coupling.cli import UserError
+
+    for e, length in zip(summary.get("field_V_per_um", []), summary.get("migration_length_um", [])):
+        if length is None or not math.isfinite(float(length)):
+            raise UserError(f"the continuum run at E = {e:g} V/um gave a non-finite migration length "
+                            f"({length}); its profiles are in {out} (check duration_s and [numerics])")

@@ -10,7 +10,8 @@ CONFIG.toml holds the shared physical parameters ([material], [vacancies], [geom
 The trajectory OUT.h5 is H5MD 1.1 (layout in the README); frames are flushed as they are written,
 so a killed run keeps every completed frame.  --checkpoint-every N writes the exact state
 (occupancy, vacancies, time, counters, electrostatics, RNG) to OUT.h5.checkpoint every N events
-(or every N wall seconds with a suffix s, e.g. 60s); a checkpoint is always written at the end.
+(or every N wall seconds with a suffix s, e.g. 60s; default every 300 s of wall time); a checkpoint
+is always written at the end, and on Ctrl-C or SIGTERM before the program exits (status 130).
 --resume continues a killed run from its checkpoint and ends bit-identical to an uninterrupted run;
 a damaged, truncated or foreign OUT.h5 is refused and left untouched.
 
@@ -22,14 +23,19 @@ import argparse
 import json
 import sys
 
+from ._output import claim, sigterm_as_interrupt
+
+DEFAULT_CHECKPOINT_EVERY = "300s"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG.toml", help="device run configuration (TOML)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="H5MD trajectory to write")
     parser.add_argument("--resume", action="store_true", help="continue OUT.h5 from OUT.h5.checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.h5")
-    parser.add_argument("--checkpoint-every", default=None, metavar="N[s]",
-                        help="checkpoint every N events, or every N wall seconds with a suffix s (e.g. 60s)")
+    parser.add_argument("--checkpoint-every", default=DEFAULT_CHECKPOINT_EVERY, metavar="N[s]",
+                        help="checkpoint every N events, or every N wall seconds with a suffix s "
+                             f"(e.g. 60s; default {DEFAULT_CHECKPOINT_EVERY})")
     parser.add_argument("--seed", type=int, default=None, help="override [kmc].seed")
     parser.add_argument("--json", action="store_true", help="print the run summary as one JSON object")
 
@@ -43,9 +49,9 @@ def run(args) -> int:
         raise UserError("--resume and --overwrite exclude each other")
     config = load_config(args.config)
     if args.seed is not None:
-        if args.seed < 0:
-            raise UserError(f"--seed must be >= 0, got {args.seed}")
-        config = replace_settings(config, seed=args.seed)
+        from ionwire.structures.parameters import check_seed
+
+        config = replace_settings(config, seed=check_seed(args.seed, "--seed"))
     every = parse_checkpoint_every(args.checkpoint_every)
 
     def progress(frame, n_frames, sim):
@@ -54,10 +60,16 @@ def run(args) -> int:
                   f"vacancies = {sim.n_vacancies}", file=sys.stderr)
 
     try:
-        summary = run_device(config, args.output, resume=args.resume, checkpoint_every=every,
-                             overwrite=args.overwrite, progress=progress)
+        with claim(args.output, check_existing=False), sigterm_as_interrupt():
+            summary = run_device(config, args.output, resume=args.resume, checkpoint_every=every,
+                                 overwrite=args.overwrite, progress=progress)
     except TrajectoryError as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        print(f"ionwire device: interrupted{detail}; continue with: ionwire device {args.config} "
+              f"-o {args.output} --resume", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(summary))
     else:

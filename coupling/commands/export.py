@@ -23,6 +23,8 @@ import json
 import os
 from pathlib import Path
 
+from ._output import claim
+
 FORMATS = {".traj": "traj", ".extxyz": "extxyz", ".xyz": "extxyz"}
 
 
@@ -41,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wire-axis", choices=("x", "z"), default="x",
                         help="write the wire axis along x (default: horizontal in ase gui / OVITO) or keep z")
     parser.add_argument("--json", action="store_true", help="print what was written as one JSON object")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
 def crop_ranges(args, lattice):
@@ -101,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.parent and not out.parent.is_dir():
         raise UserError(f"output directory {str(out.parent)!r} does not exist")
-    with open_kmc_trajectory(args.trajectory) as traj:
+    if os.path.realpath(out) == os.path.realpath(args.trajectory):
+        raise UserError(f"the output {out} is the input trajectory itself: choose another name")
+    with claim(out, overwrite=args.overwrite), open_kmc_trajectory(args.trajectory) as traj:
         try:
             frames = select_frames(args.frames, traj.n_frames)
         except ValueError as exc:

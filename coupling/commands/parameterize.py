@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
+
+from ._output import claim, sigterm_as_interrupt
 
 
 def add_arguments(parser):
@@ -21,14 +24,17 @@ def add_arguments(parser):
     parser.add_argument("-o", "--output", required=True, help="table file to write (HDF5)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing table (and its .png)")
 
 
 def run(args):
     from ionwire.coupling.parameterize import load_file, run_serial
 
     config, text = load_file(args.config)
+    out = Path(args.output)
     t0 = time.perf_counter()
-    summary = run_serial(config, args.output, config_toml=text, progress=not (args.no_progress or args.json))
+    with claim(out, out.with_suffix(".png"), overwrite=args.overwrite), sigterm_as_interrupt():
+        summary = run_serial(config, args.output, config_toml=text, progress=not (args.no_progress or args.json))
     wall = time.perf_counter() - t0
     if args.json:
         print(json.dumps({"tables": summary, "output": str(args.output), "wall_s": wall}))

@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+from ._output import claim
 
 import numpy as np
 
@@ -65,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kMC input: draw only the unit cells START <= k < STOP along z (default: all)")
     parser.add_argument("--xy-cells", type=int, nargs=2, default=None, metavar=("NX", "NY"),
                         help="kMC input: draw only the first NX x NY cells of the cross-section (default: all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     cont = parser.add_argument_group("continuum input")
     cont.add_argument("--z-window-um", type=float, nargs=2, default=None, metavar=("Z0", "Z1"),
                       help="z range (um) of the sampled atomistic wire; default: --cells-z cells at the front")
@@ -179,17 +183,32 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"the snapshot is a PNG image: the output name must end in .png, got {str(out)!r}")
     if not out.parent.is_dir():
         raise UserError(f"output directory {str(out.parent)!r} does not exist")
-    atoms, what = load_atoms(args)
+    if args.size is not None:
+        w, h = args.size
+        if not (16 <= w <= 20000 and 16 <= h <= 20000):
+            raise UserError(f"--size {w}x{h}: each side must be in [16, 20000] pixels")
+    from ionwire.structures.parameters import check_seed
+
+    check_seed(args.seed, "--seed")
+    atoms, what = load_atoms(args)  # bad input is reported first, then an existing output
     annotate = not args.no_annotation
-    try:
-        size = fit_size(atoms, args.size, annotate=annotate)
-        render_snapshot(atoms, out, size_px=size, renderer=args.renderer, annotate=annotate, label=_label(atoms))
-    except (ValueError, RuntimeError) as exc:
-        hint = ""
-        if "too long to resolve atoms" in str(exc):
-            hint = (" (--z-window-um Z0 Z1 or --cells-z N for a continuum result, --z-cells START:STOP for a kMC "
-                    "frame, or a wider --size)")
-        raise UserError(f"{exc}{hint}") from exc
+    with claim(out, overwrite=args.overwrite):
+        # render to a temporary name and rename: an interrupted render leaves no broken image
+        partial = out.with_name(f".{out.stem}.part{out.suffix}")
+        try:
+            size = fit_size(atoms, args.size, annotate=annotate)
+            render_snapshot(atoms, partial, size_px=size, renderer=args.renderer, annotate=annotate,
+                            label=_label(atoms))
+            os.replace(partial, out)
+        except (ValueError, RuntimeError) as exc:
+            hint = ""
+            if "too long to resolve atoms" in str(exc):
+                hint = (" (--z-window-um Z0 Z1 or --cells-z N for a continuum result, --z-cells START:STOP for a "
+                        "kMC frame, or a wider --size)")
+            raise UserError(f"{exc}{hint}") from exc
+        finally:
+            if partial.exists():
+                partial.unlink()
     if args.json:
         print(json.dumps({"output": str(out), "input": args.input, "width_px": size[0], "height_px": size[1],
                           "atoms": len(atoms), "time_s": atoms.info.get("time_s"), "frame": atoms.info.get("frame"),
