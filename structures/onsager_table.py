@@ -305,35 +305,48 @@ def load_table(path, preset: str) -> OnsagerTable:
     return tables[preset]
 
 
-def plot_tables(tables: dict[str, OnsagerTable], path) -> None:
-    """PNG: kMC l_ab(x_Cl)/w_Br with error bars against the MAA theory, one panel per preset."""
-    import matplotlib
+def plot_tables(tables: dict[str, OnsagerTable], path=None, ax=None):
+    """kMC l_ab(x_Cl)/w_Br with error bars against the MAA theory, one panel per preset.
 
-    matplotlib.use("Agg")
+    ``ax``: a matplotlib Axes (one table) or a sequence of Axes (one per table) to draw into;
+    None makes a new figure.  ``path``: if given, the figure is saved there as PNG (and closed
+    when this function made it).  Returns the matplotlib Figure."""
     import matplotlib.pyplot as plt
 
     n = len(tables)
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+    own = ax is None
+    if own:
+        fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.2), squeeze=False)
+    else:
+        flat = list(np.atleast_1d(ax).ravel())
+        if len(flat) != n:
+            raise ValueError(f"plot_tables: {n} tables need {n} axes, got {len(flat)}")
+        axes = np.array([flat], dtype=object)
+        fig = flat[0].figure
     xs = np.linspace(0.0, 1.0, 201)
     colours = {"BrBr": "tab:blue", "BrCl": "tab:green", "ClCl": "tab:red"}
-    for ax, (preset, t) in zip(axes[0], tables.items()):
+    for panel, (preset, t) in zip(axes[0], tables.items()):
         scale = t.w_per_s[0]
         th = t.theory(xs)
         interp = np.stack(t.interpolator()(xs), axis=-1)
         for k, name in enumerate(COLUMNS):
-            ax.errorbar(t.x_cl, t.l_per_s[:, k] / scale, yerr=2 * t.l_err_per_s[:, k] / scale, fmt="o",
+            panel.errorbar(t.x_cl, t.l_per_s[:, k] / scale, yerr=2 * t.l_err_per_s[:, k] / scale, fmt="o",
                         ms=4, capsize=2, color=colours[name], label=f"kMC $l_{{{name}}}$ (±2σ)")
-            ax.plot(xs, th[:, k] / scale, "-", color=colours[name], lw=1, alpha=0.7,
+            panel.plot(xs, th[:, k] / scale, "-", color=colours[name], lw=1, alpha=0.7,
                     label="MAA theory" if k == 0 else None)
-            ax.plot(xs, interp[:, k] / scale, ":", color=colours[name], lw=1,
+            panel.plot(xs, interp[:, k] / scale, ":", color=colours[name], lw=1,
                     label="table interpolation" if k == 0 else None)
-        ax.set_xlabel("x_Cl")
-        ax.set_ylabel("l_ab / w_Br")
-        ax.set_title(f"{preset}: x_V = {t.x_v:.3g}, {t.n_replicas} replicas")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        panel.set_xlabel("x_Cl")
+        panel.set_ylabel("l_ab / w_Br")
+        panel.set_title(f"{preset}: x_V = {t.x_v:.3g}, {t.n_replicas} replicas")
+        panel.legend(fontsize=7)
+    if own:
+        fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        if own:
+            plt.close(fig)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------

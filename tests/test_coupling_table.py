@@ -135,3 +135,23 @@ def test_deviation_from_theory_detects_a_wrong_table():
     assert good.deviation_from_theory()["max_abs_z"] < 1e-9
     wrong = _table(x, _maa(x) * 1.05, err=err)
     assert wrong.deviation_from_theory()["max_abs_z"] > 3
+
+
+def test_plot_tables_draws_into_given_axes_and_returns_the_figure(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from ionwire.structures.onsager_table import plot_tables
+
+    x = np.linspace(0.1, 0.9, 5)
+    t = _table(x, _maa(x), l_replicas_per_s=np.stack([_maa(x)] * 2, axis=1))
+    fig, ax = plt.subplots()
+    out = plot_tables({"random_alloy": t}, ax=ax)
+    assert out is fig
+    # three kMC error-bar series (one per coefficient) landed on the caller's axes
+    assert len(ax.containers) == 3 and ax.get_xlabel() == "x_Cl"
+    with pytest.raises(ValueError, match="1 tables need 1 axes"):
+        plot_tables({"random_alloy": t}, ax=[ax, ax])
+    png = tmp_path / "t.png"
+    own = plot_tables({"random_alloy": t}, png)
+    assert png.stat().st_size > 0 and own is not fig
+    plt.close(fig)
