@@ -125,3 +125,30 @@ def test_resume_after_reopen_keeps_the_position_dataset_in_step(run, tmp_path):
     assert lengths == {3}
     with open_trajectory(copy) as traj:
         assert traj.n_frames == 3
+
+
+def test_ovito_opens_the_extxyz_export_of_a_fresh_trajectory(run, tmp_path):
+    """OVITO has no H5MD reader: the route is ``ionwire export`` to extxyz, which OVITO opens with
+    every frame, the species of the exported structure and the wire along x."""
+    ovito_io = pytest.importorskip("ovito.io")
+    from collections import Counter
+
+    import ase.io
+
+    from ionwire.coupling.cli import main
+
+    path, _, _, last = run
+    out = tmp_path / "junction.extxyz"
+    assert main(["export", str(path), "-o", str(out)]) == 0
+    pipeline = ovito_io.import_file(str(out))
+    assert pipeline.source.num_frames == N_FRAMES
+    data = pipeline.compute(N_FRAMES - 1)
+    types = data.particles.particle_types
+    names = {t.id: t.name for t in types.types}
+    ovito_counts = Counter(names[i] for i in types.array)
+    ase_counts = Counter(ase.io.read(str(out), index=-1).get_chemical_symbols())
+    assert ovito_counts == ase_counts
+    # the anions OVITO sees are the simulated ones (vacancies are not exported as atoms)
+    assert ovito_counts["Br"] == _counts(last)["Br"] and ovito_counts["Cl"] == _counts(last)["Cl"]
+    cell = np.asarray(data.cell[:, :3])
+    assert cell[0, 0] > 5 * max(cell[1, 1], cell[2, 2])  # the wire axis is horizontal (x)
