@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import inspect
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -771,8 +772,10 @@ def _check_folder(folder: "CampaignFolder", overwrite: bool) -> None:
 
 
 def _note(progress: bool, text: str) -> None:
+    """A progress note the user sees (the command line's log handler, or Python's last-resort
+    handler on stderr in a notebook) when ``progress`` is on."""
     if progress:
-        print(text, file=sys.stderr, flush=True)
+        logging.getLogger(__name__).warning(text)
 
 
 def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, index_interval_s, t_start,

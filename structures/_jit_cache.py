@@ -15,8 +15,8 @@ install or an update takes about a minute more); ``IONWIRE_QUIET_COMPILE=1`` sil
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numba
@@ -71,7 +71,9 @@ def _announce_compilation() -> None:
             module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
             if module.startswith("ionwire"):
                 _announced = True
-                print(COMPILE_NOTICE.format(_configured), file=sys.stderr, flush=True)
+                # a notice the user must see once (the first run waits for the compiler): WARNING,
+                # shown by the command line's handler and by Python's last-resort handler alike
+                logging.getLogger("ionwire.structures.jit").warning(COMPILE_NOTICE.format(_configured))
 
         def on_end(self, ev):
             pass
