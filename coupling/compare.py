@@ -30,6 +30,32 @@ both models; bins of ``bin_cells`` unit cells (2 bin_cells planes) average both 
 same slabs (kMC: site-weighted; continuum: exact average of its piecewise-linear profile).
 Statistics (reduced chi^2 with replica standard errors, the front at x_Br = 0.55 and its 2-sigma
 agreement) are in :mod:`ionwire.coupling.statistics` / :mod:`ionwire.coupling.report`.
+
+The regime a scaled device must keep
+------------------------------------
+A kMC-scale device stands for the experiment only if it keeps the experiment's dimensionless
+groups, not its sizes (:func:`regime` computes them; ``ionwire compare`` prints them and warns when
+one is outside :data:`REGIME_LIMITS`; summary.json key ``regime``).  lambda_D is the Debye length
+of the Br segment, sqrt(eps kT / (e^2 c_s x_V^eq)) with c_s the anion site density; values of the
+experiment are for the defaults (x_V^eq = 3.3e-8, 1.5 um contacts, 5 um gap, a 300 nm x 300 nm
+wire) at 4 V/um:
+
+- bias over screening, e E lambda_D / kT (experiment ~40): above ~10 the vacancies cannot
+  screen the bias, the gap depletes and only injection sustains transport (the rectifying
+  regime); below ~1 the wire is screened and both polarities move the front by interdiffusion;
+- hop bias, e E a / 4kT = e E (a/2) / 2kT (experiment 0.022): <= 0.3 keeps the hop rates in
+  near-linear response;
+- injection strength, the injected vacancy density in the gap over x_V^eq, alpha W_c kT /
+  (e D_V x_V^eq) (injection flux alpha |E| c_s W_c over the drift velocity D_V e E / kT; W_c the
+  contact width, D_V = z s^2 w / 6 = (2/3) a^2 w_Br the vacancy diffusivity in pure Br; experiment
+  ~0.1): the forward value (alpha_Br, x_V^eq(Br)) is the group, the reverse one (alpha_Cl,
+  x_V^eq(Cl)) is reported beside it;
+- Debye length over gap, lambda_D / gap (experiment 0.05): <= ~0.1, or screening layers fill
+  the gap;
+- vacancies per Debye slab, c_s x_V^eq A lambda_D (experiment ~10 for a 300 nm wide wire; the
+  kMC's A = nx ny a^2): the mean-field condition; with a few or fewer the continuum's smooth charge
+  is not what the kMC's discrete vacancies make.  Its inverse measure, the mean-field coupling
+  Gamma = (e / (eps A)) lambda_D / (kT/e) (:func:`mean_field_coupling`), is reported too.
 """
 from __future__ import annotations
 
@@ -381,6 +407,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "debye_length_nm": _debye_length_nm(cfg.params),
         "mean_field_coupling": mean_field_coupling(cfg),
         "vacancies_per_debye_slab": vacancies_per_debye_slab(cfg),
+        "regime": config_regime(cfg),
         "electrode_kinetics": None if electrode is None else {
             k: v for k, v in electrode.items() if k != "measurements"},
     }
@@ -419,3 +446,93 @@ def _debye_length_nm(params: DeviceParameters) -> float:
     eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
     return math.sqrt(eps * thermal_voltage_V(m.temperature_K) / (ELEMENTARY_CHARGE_C * cs)) * 1e9
 
+
+
+# --------------------------------------------------------------------------------------------
+# the dimensionless regime (module docstring)
+# --------------------------------------------------------------------------------------------
+#: (low, high) bounds of each group outside which the device is not in the experiment's regime
+#: (None: no bound on that side)
+REGIME_LIMITS = {
+    "bias_over_screening": (10.0, None),
+    "hop_bias": (None, 0.3),
+    "injection_strength": (0.03, 1.0),
+    "debye_length_over_gap": (None, 0.15),
+    "vacancies_per_debye_slab": (3.0, None),
+}
+
+#: the experiment's wire cross-section (um) for the vacancies-per-Debye-slab group
+EXPERIMENT_WIRE_WIDTH_UM = 0.3
+
+
+def regime(params: DeviceParameters, field_V_per_um: float, cross_section_um2: float) -> dict[str, float]:
+    """The dimensionless groups of a device (module docstring) at |field_V_per_um|, for a wire of
+    cross-section ``cross_section_um2``: {group: value} for the groups of :data:`REGIME_LIMITS`
+    plus injection_strength_reverse, mean_field_coupling and debye_length_nm."""
+    m = params.material
+    kT = m.kT_eV
+    a_um = m.lattice_constant_A * 1e-4
+    lam_um = _debye_length_nm(params) * 1e-3
+    E = abs(float(field_V_per_um))
+    w = m.jump_frequencies_per_s()
+    d_v = {s: 2.0 / 3.0 * a_um ** 2 * w[s] for s in ("Br", "Cl")}  # um^2/s, z s^2 w / 6 with z = 8, s = a/sqrt 2
+    el, vac, geo = params.electrodes, params.vacancies, params.geometry
+    x_br = vac.equilibrium_fraction_Br
+    x_cl = float(vac.equilibrium_fraction(m, 1.0))
+    W = geo.contact_width_um
+    sites_per_um3 = 3.0 / a_um ** 3
+    vps = sites_per_um3 * x_br * cross_section_um2 * lam_um
+    area_m2 = cross_section_um2 * 1e-12
+    from ionwire.structures.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, thermal_voltage_V
+
+    eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
+    gamma = ELEMENTARY_CHARGE_C / (eps * area_m2) * lam_um * 1e-6 / thermal_voltage_V(m.temperature_K)
+    return {
+        "bias_over_screening": E * lam_um / kT,
+        "hop_bias": E * a_um / (4.0 * kT),
+        "injection_strength": el.alpha_Br_um_per_V_s * W * kT / (d_v["Br"] * x_br),
+        "injection_strength_reverse": el.alpha_Cl_um_per_V_s * W * kT / (d_v["Cl"] * x_cl),
+        "debye_length_over_gap": lam_um / geo.gap_um,
+        "vacancies_per_debye_slab": vps,
+        "mean_field_coupling": gamma,
+        "debye_length_nm": lam_um * 1e3,
+    }
+
+
+def experiment_regime(field_V_per_um: float = 4.0) -> dict[str, float]:
+    """:func:`regime` of the experiment: the default parameters, a 300 nm x 300 nm wire."""
+    return regime(DeviceParameters(), field_V_per_um, EXPERIMENT_WIRE_WIDTH_UM ** 2)
+
+
+def config_regime(cfg: ValidationConfig) -> dict[str, Any]:
+    """The regime of a compare config at its largest |field| and the kMC cross-section, the
+    experiment's values, the limits and the warnings: {"groups", "experiment", "limits",
+    "field_V_per_um", "warnings"}."""
+    E = max(abs(f) for f in cfg.compare.fields_V_per_um)
+    a_um = cfg.material.lattice_constant_A * 1e-4
+    groups = regime(cfg.params, E, cfg.kmc.nx * cfg.kmc.ny * a_um ** 2)
+    return {"field_V_per_um": E, "groups": groups, "experiment": experiment_regime(),
+            "limits": {k: list(v) for k, v in REGIME_LIMITS.items()}, "warnings": regime_warnings(groups)}
+
+
+def regime_warnings(groups: Mapping[str, float]) -> list[str]:
+    """One sentence per group of :data:`REGIME_LIMITS` outside its bounds."""
+    out = []
+    for name, (lo, hi) in REGIME_LIMITS.items():
+        v = groups[name]
+        if lo is not None and v < lo:
+            out.append(f"{name} = {v:.3g} is below {lo:g}: not the experiment's regime")
+        elif hi is not None and v > hi:
+            out.append(f"{name} = {v:.3g} is above {hi:g}: not the experiment's regime")
+    return out
+
+
+def print_regime(reg: Mapping[str, Any], stream) -> None:
+    """The regime of :func:`config_regime` as a few lines (config and experiment side by side),
+    then one ``warning:`` line per group outside the experiment's regime."""
+    g, x = reg["groups"], reg["experiment"]
+    print(f"regime at |E| = {reg['field_V_per_um']:g} V/um (this config / experiment at 4 V/um):", file=stream)
+    for name in (*REGIME_LIMITS, "injection_strength_reverse", "mean_field_coupling"):
+        print(f"  {name:26s} {g[name]:10.3g} / {x[name]:.3g}", file=stream)
+    for w in reg["warnings"]:
+        print(f"warning: {w}", file=stream)
