@@ -7,10 +7,13 @@ laid out along z exactly like the continuum model's :class:`ionwire.structures.p
 - Br segment for z_p < junction, Cl segment beyond; each plane's vacancies are drawn at its
   segment's x_V^eq (``Vacancies.equilibrium_fraction``) -- a binomial count per plane, sites
   uniformly without replacement -- and that initial count is the plane's fixed background charge;
-- contact planes: left contact l0 <= z_p < l1, right contact r0 < z_p <= r1 (``contacts_um``);
+- plane p stands for the slab [z_p, z_p + a/2] (the continuum's slab of the same volume, the
+  identification coupling.compare uses); contact planes are those whose slab lies in a contact
+  region: left l0 <= z_p < l1, right r0 <= z_p < r1 (``contacts_um``), so each contact holds
+  exactly its width / (a/2) planes, the continuum's contact volume;
 - the bias: phi = V on the left imposed plane, 0 on the right one, V = ``applied_voltage_V``
   (field * distance between the imposed positions, the OUTER contact edges by default); the
-  planes are those nearest to ``imposed_positions_um``;
+  imposed planes are the contact planes whose slabs are nearest to ``imposed_positions_um``;
 - electrostatics exact after every event (:mod:`ionwire.kmc.electrostatics`);
 - electrode reactions on contact planes with rates from the shared
   :func:`ionwire.structures.parameters.electrode_rates` (the left contact is the "positive" electrode for
@@ -167,13 +170,17 @@ def device_layout(config: DeviceConfig) -> DeviceLayout:
     tol = 1e-9
     (l0, l1), (r0, r1) = geo.contacts_um()
     contact = np.zeros(P, dtype=np.int8)
+    # plane p stands for the slab [z_p, z_p + a/2]: a contact holds the planes whose slab lies in it
     contact[(z >= l0 - tol) & (z < l1 - tol)] = 1
-    contact[(z > r0 + tol) & (z <= r1 + tol)] = 2
+    contact[(z >= r0 - tol) & (z < r1 - tol)] = 2
     if not (contact == 1).any() or not (contact == 2).any():
         raise ParameterError("geometry.contact_width_um is thinner than one anion plane of the kMC lattice")
     zl, zr = geo.imposed_positions_um()
-    pa = int(np.clip(round(zl / h_um), 0, P - 1))
-    pb = int(np.clip(round(zr / h_um), 0, P - 1))
+    # the imposed planes: the contact planes whose slab is nearest to the imposed positions
+    mid = z + 0.5 * h_um
+    left_planes, right_planes = np.flatnonzero(contact == 1), np.flatnonzero(contact == 2)
+    pa = int(left_planes[np.argmin(np.abs(mid[left_planes] - zl))])
+    pb = int(right_planes[np.argmin(np.abs(mid[right_planes] - zr))])
     if not pa < pb:
         raise ParameterError("the two imposed-potential planes coincide on this lattice")
     V = geo.applied_voltage_V(k.field_V_per_um)
