@@ -69,6 +69,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ionwire.kmc.device import KMCSettings
+from ionwire.structures.front import binned_front
 from ionwire.structures.seeds import derive_seed
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
                                            inline_field, read_toml, require, to_mapping)
@@ -363,6 +364,11 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         cont_binned = bin_continuum(cres, edges_um, cfg.geometry.imposed_positions_um()[1])
         arrays, summ = R.analyse_direction(edges_um * 1e3, c.times_s, kmc_binned, cont_binned, sites, br_side, kT, E,
                                            front_resolution=h_um * 1e3 / math.sqrt(12.0))
+        # the initial front (the step at the junction, binned like the profiles): the origin of
+        # the migration length of both models
+        x0 = S.bin_average_piecewise_linear(cres.z_um, cres.x_br[cres.times_s == 0][:1], edges_um)
+        zc_nm = 0.5 * (edges_um[1:] + edges_um[:-1]) * 1e3
+        arrays["front_initial_nm"] = float(binned_front(zc_nm, edges_um * 1e3, x0, br_side)[0])
         arrays["kmc_events"] = np.array([r["events"] for r in reps])
         arrays["kmc_wall_s"] = np.array([r["wall_s"] for r in reps])
         summ["kmc_events_per_replica_mean"] = float(np.mean(arrays["kmc_events"]))
@@ -374,6 +380,12 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         directions[name] = summ
         arrays_all[name] = arrays
         R.plot_direction(arrays, name, outdir)
+    rect = rectification_summary(c.fields_V_per_um, names, arrays_all)
+    if rect is not None:
+        R.plot_rectification(c.times_s, rect, {n: {"kmc": arrays_all[n]["front_kmc_nm"],
+                                                   "continuum": arrays_all[n]["front_continuum_nm"]}
+                                               for n in (rect["forward"], rect["reverse"])}, "nm", outdir,
+                             title=f"rectification at ±{rect['field_V_per_um']:g} V/um")
     electrode = None
     if cfg.electrode_kinetics is not None:
         from .electrode_kinetics import measure_and_fit
@@ -408,6 +420,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "mean_field_coupling": mean_field_coupling(cfg),
         "vacancies_per_debye_slab": vacancies_per_debye_slab(cfg),
         "regime": config_regime(cfg),
+        "rectification": rect,
         "electrode_kinetics": None if electrode is None else {
             k: v for k, v in electrode.items() if k != "measurements"},
     }
@@ -455,7 +468,7 @@ def _debye_length_nm(params: DeviceParameters) -> float:
 #: (None: no bound on that side)
 REGIME_LIMITS = {
     "bias_over_screening": (10.0, None),
-    "hop_bias": (None, 0.3),
+    "hop_bias": (None, 0.35),
     "injection_strength": (0.03, 1.0),
     "debye_length_over_gap": (None, 0.15),
     "vacancies_per_debye_slab": (3.0, None),
@@ -536,3 +549,23 @@ def print_regime(reg: Mapping[str, Any], stream) -> None:
         print(f"  {name:26s} {g[name]:10.3g} / {x[name]:.3g}", file=stream)
     for w in reg["warnings"]:
         print(f"warning: {w}", file=stream)
+
+
+def rectification_summary(fields, names, arrays_all: Mapping[str, Mapping[str, Any]]) -> dict | None:
+    """The rectification ratio (coupling.statistics.rectification) of the largest field E whose
+    reverse -E was run too, from the front displacements of both models against the initial front;
+    None without such a pair.  Adds "forward", "reverse" (direction names), "field_V_per_um",
+    "unit"."""
+    pairs = [f for f in fields if f > 0 and -f in fields]
+    if not pairs:
+        return None
+    E = max(pairs)
+    fwd, rev = names[list(fields).index(E)], names[list(fields).index(-E)]
+    d = {}
+    for n in (fwd, rev):
+        a = arrays_all[n]
+        d[n] = (np.asarray(a["front_kmc_nm"]) - a["front_initial_nm"],
+                np.asarray(a["front_continuum_nm"]) - a["front_initial_nm"])
+    out = S.rectification(d[fwd][0], d[rev][0], d[fwd][1], d[rev][1])
+    out.update(forward=fwd, reverse=rev, field_V_per_um=float(E), unit="nm")
+    return out
