@@ -300,11 +300,22 @@ def bin_kmc(replicas: list[dict], planes_per_bin: int) -> tuple[dict[str, np.nda
     return out, sites
 
 
+def phi_reference_um(cfg: ValidationConfig) -> float:
+    """Where the kMC's potential is 0 in the continuum's coordinate: the centre of the slab of the
+    kMC's right imposed plane (kmc.device: plane p stands for the slab [z_p, z_p + a/2])."""
+    from ionwire.kmc.device import device_layout
+
+    lay = device_layout(device_config(cfg, 0.0, 0))
+    h_um = 0.5 * cfg.material.lattice_constant_A * 1e-4
+    return float(lay.plane_z_um[lay.electrostatics.right_plane] + 0.5 * h_um)
+
+
 def bin_continuum(result, edges_um: np.ndarray, phi_reference_um: float) -> dict[str, np.ndarray]:
     """{field: float64[t, nb]} bin averages of the continuum result (t = compared times, t > 0).
 
     The potential is put in the kMC's gauge (kmc.device: 0 at the right imposed plane, V at the
-    left one; the continuum imposes +-V/2): phi -> phi - phi(phi_reference_um)."""
+    left one; the continuum imposes +-V/2): phi -> phi - phi(phi_reference_um), with the
+    reference at the centre of the right imposed plane's slab (:func:`phi_reference_um`)."""
     sel = result.times_s > 0
     out = {}
     for f in R.FIELDS:
@@ -361,7 +372,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         kmc_binned, sites = bin_kmc(reps, ppb)
         n_planes = reps[0]["x_br"].shape[-1]
         edges_um = plane_bins(n_planes, h_um, ppb)
-        cont_binned = bin_continuum(cres, edges_um, cfg.geometry.imposed_positions_um()[1])
+        cont_binned = bin_continuum(cres, edges_um, phi_reference_um(cfg))
         arrays, summ = R.analyse_direction(edges_um * 1e3, c.times_s, kmc_binned, cont_binned, sites, br_side, kT, E,
                                            front_resolution=h_um * 1e3 / math.sqrt(12.0))
         # the initial front (the step at the junction, binned like the profiles): the origin of

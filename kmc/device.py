@@ -11,9 +11,11 @@ laid out along z exactly like the continuum model's :class:`ionwire.structures.p
   identification coupling.compare uses); contact planes are those whose slab lies in a contact
   region: left l0 <= z_p < l1, right r0 <= z_p < r1 (``contacts_um``), so each contact holds
   exactly its width / (a/2) planes, the continuum's contact volume;
-- the bias: phi = V on the left imposed plane, 0 on the right one, V = ``applied_voltage_V``
-  (field * distance between the imposed positions, the OUTER contact edges by default); the
-  imposed planes are the contact planes whose slabs are nearest to ``imposed_positions_um``;
+- the bias: phi = V on the left imposed plane, 0 on the right one; the imposed planes are the
+  contact planes whose slabs are nearest to ``imposed_positions_um`` (the OUTER contact edges by
+  default), and V = field * (distance between the two planes), so that the kMC's potential on
+  plane p is the continuum's at the slab centre z_p + a/4 (the continuum's ``applied_voltage_V``
+  spans the slab edges, one plane spacing more);
 - electrostatics exact after every event (:mod:`ionwire.kmc.electrostatics`);
 - electrode reactions on contact planes with rates from the shared
   :func:`ionwire.structures.parameters.electrode_rates` (the left contact is the "positive" electrode for
@@ -183,7 +185,11 @@ def device_layout(config: DeviceConfig) -> DeviceLayout:
     pb = int(right_planes[np.argmin(np.abs(mid[right_planes] - zr))])
     if not pa < pb:
         raise ParameterError("the two imposed-potential planes coincide on this lattice")
-    V = geo.applied_voltage_V(k.field_V_per_um)
+    # the drop between the imposed planes: the field times their distance, (b - a) a/2.  Plane p
+    # stands for the slab [z_p, z_p + a/2], so its potential is the continuum's at the slab centre;
+    # the continuum's drop between the two slab centres is field * (b - a) a/2 as well (its
+    # applied_voltage_V spans the imposed positions, the outer slab EDGES, one plane more)
+    V = float(k.field_V_per_um) * (pb - pa) * h_um
     es = PlaneElectrostatics(n_planes=P, plane_spacing_A=0.5 * a, cross_section_A2=k.nx * k.ny * a * a,
                              relative_permittivity=mat.relative_permittivity, left_plane=pa, right_plane=pb,
                              potential_left_V=V, potential_right_V=0.0, temperature_K=mat.temperature_K)
