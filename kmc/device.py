@@ -76,7 +76,13 @@ class KMCSettings:
     nx, ny: cells across the wire (x, y periodic); field_V_per_um: the applied (nominal) field,
     positive = forward (higher potential on the Br-side contact); duration_s: simulated time;
     seed: the random seed (initial state and kMC stream); hops: false freezes all hops (only the
-    electrode reactions act); max_events: stop after this many events (0: no limit).
+    electrode reactions act); max_events: stop after this many events (0: no limit);
+    background: the initial vacancies per plane, which are also the plane's fixed background
+    charge: "binomial" (default) draws them from Binomial(sites, x_V^eq), independently per plane;
+    "uniform" takes the deterministic counts of :func:`uniform_background` (the expected
+    x_V^eq sites rounded so that the cumulative count from the left end never differs from the
+    cumulative expectation by more than 1/2: the nearest integer charges to the continuum's smooth
+    background; the potential follows the cumulative charge).
     """
 
     nx: int = 8
@@ -86,8 +92,11 @@ class KMCSettings:
     seed: int = 0
     hops: bool = True
     max_events: int = 0
+    background: typing.Literal["binomial", "uniform"] = "binomial"
 
     def __post_init__(self):
+        require(self.background in ("binomial", "uniform"),
+                f"background must be 'binomial' or 'uniform', got {self.background!r}")
         require(self.nx >= 2 and self.ny >= 2, f"nx and ny must be >= 2, got {self.nx} x {self.ny}")
         require(math.isfinite(self.field_V_per_um), f"field_V_per_um must be finite, got {self.field_V_per_um!r}")
         require(math.isfinite(self.duration_s) and self.duration_s > 0,
@@ -200,6 +209,15 @@ def device_layout(config: DeviceConfig) -> DeviceLayout:
                         float(k.field_V_per_um), sides)
 
 
+def uniform_background(layout: DeviceLayout) -> np.ndarray:
+    """int64[P]: deterministic vacancy counts per plane with cumulative sums round(sum_{m<=p}
+    x_V^eq(m) sites(m)) (halves rounded up), so that every partial sum is within 1/2 of the
+    continuum's smooth background over the same slabs (the ``background = "uniform"`` option)."""
+    expected = np.cumsum(layout.x_v_eq * layout.sites_per_plane)
+    cum = np.floor(expected + 0.5).astype(np.int64)
+    return np.diff(np.concatenate(([0], cum)))
+
+
 def plane_sites(lattice: AnionLattice, p: int) -> np.ndarray:
     """int64[n]: the site indices of anion plane p (in site order)."""
     k, odd = divmod(p, 2)
@@ -281,10 +299,11 @@ class DeviceSimulation:
         rng = np.random.default_rng(init_ss)
         occ = np.empty(lat.n_sites, dtype=np.uint8)
         vac = []
+        fixed = uniform_background(lay) if self.config.kmc.background == "uniform" else None
         for p in range(P):
             sites = plane_sites(lat, p)
             occ[sites] = 0 if lay.x_cl_initial[p] < 0.5 else 1
-            n_v = rng.binomial(len(sites), lay.x_v_eq[p])
+            n_v = rng.binomial(len(sites), lay.x_v_eq[p]) if fixed is None else int(fixed[p])
             if n_v:
                 chosen = np.sort(rng.choice(len(sites), size=n_v, replace=False))
                 occ[sites[chosen]] = 2
