@@ -578,5 +578,6 @@ def rectification_summary(fields, names, arrays_all: Mapping[str, Mapping[str, A
         d[n] = (np.asarray(a["front_kmc_nm"]) - a["front_initial_nm"],
                 np.asarray(a["front_continuum_nm"]) - a["front_initial_nm"])
     out = S.rectification(d[fwd][0], d[rev][0], d[fwd][1], d[rev][1])
-    out.update(forward=fwd, reverse=rev, field_V_per_um=float(E), unit="nm")
+    out.update(forward=fwd, reverse=rev, field_V_per_um=float(E), unit="nm",
+               front_initial_nm=float(arrays_all[fwd]["front_initial_nm"]))
     return out
