@@ -130,11 +130,13 @@ def test_small_rectify_comparison_machinery(tmp_path):
 @pytest.mark.validate
 @pytest.mark.parametrize("path", [RECTIFY, RECTIFY_DB], ids=["one_way", "detailed_balance"])
 def test_rectify_comparison_end_to_end(tmp_path, path):
-    """The rectify comparison at full cross-section with 4 replicas per polarity (about 10 min
-    on 2 cores each): rectification >= 10 in both models, the kMC ratio within 2 sigma of the
-    continuum's, the fronts within 2 sigma, x_Br and x_V within the chi^2 threshold."""
+    """The rectify comparison on a 16 x 16 cross-section (a quarter of the configs' events) with
+    6 replicas per polarity (a few minutes per config on one core): rectification >= 10 in both
+    models, the kMC ratio within 2 sigma of the continuum's, the fronts within 2 sigma, x_Br and
+    x_V within the chi^2 threshold."""
     m = tomllib.loads(path.read_text())
-    m["compare"]["replicas"] = 4
+    m["kmc"].update(nx=16, ny=16)
+    m["compare"]["replicas"] = 6
     cfg = C.load_config(m)
     s = C.compare(cfg, tmp_path, progress=False)
     r = s["rectification"]
