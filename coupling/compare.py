@@ -28,6 +28,13 @@ of the kMC (kmc.device puts it at z = p a/2 on a wire of 2 nz planes) is identif
 continuum slab [p a/2, (p+1) a/2], so that the wire ends and the Br|Cl step coincide exactly in
 both models; bins of ``bin_cells`` unit cells (2 bin_cells planes) average both models over the
 same slabs (kMC: site-weighted; continuum: exact average of its piecewise-linear profile).
+Under this mapping both models cover the same slabs: each kMC contact holds the planes whose slabs
+tile the contact region (the continuum's contact volume), the kMC imposes its potentials on the
+outer contact planes with the drop field x (their distance), and its plane potential is compared
+with the continuum's at the slab centre (gauge: 0 at the centre of the right imposed plane's slab,
+:func:`phi_reference_um`).  The rectification ratio (summary ``rectification``) is the forward
+over the reverse migration length (|front - initial front|) at +-E, for the kMC mean with its
+replica error (:func:`ionwire.coupling.statistics.rectification`) and for the continuum.
 Statistics (reduced chi^2 with replica standard errors, the front at x_Br = 0.55 and its 2-sigma
 agreement) are in :mod:`ionwire.coupling.statistics` / :mod:`ionwire.coupling.report`.
 
