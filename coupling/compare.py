@@ -398,7 +398,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         directions[name] = summ
         arrays_all[name] = arrays
         R.plot_direction(arrays, name, outdir)
-    rect = rectification_summary(c.fields_V_per_um, names, arrays_all)
+    rect = rectification_summary(c.fields_V_per_um, names, arrays_all, resolution_nm=h_um * 1e3 / math.sqrt(12.0))
     if rect is not None:
         R.plot_rectification(c.times_s, rect, {n: {"kmc": arrays_all[n]["front_kmc_nm"],
                                                    "continuum": arrays_all[n]["front_continuum_nm"]}
@@ -569,10 +569,12 @@ def print_regime(reg: Mapping[str, Any], stream) -> None:
         print(f"warning: {w}", file=stream)
 
 
-def rectification_summary(fields, names, arrays_all: Mapping[str, Mapping[str, Any]]) -> dict | None:
+def rectification_summary(fields, names, arrays_all: Mapping[str, Mapping[str, Any]],
+                          resolution_nm: float = 0.0) -> dict | None:
     """The rectification ratio (coupling.statistics.rectification) of the largest field E whose
-    reverse -E was run too, from the front displacements of both models against the initial front;
-    None without such a pair.  Adds "forward", "reverse" (direction names), "field_V_per_um",
+    reverse -E was run too, from the front displacements of both models against the initial front
+    (resolution_nm: the front-position quantisation, as in the front agreement); None without
+    such a pair.  Adds "forward", "reverse" (direction names), "field_V_per_um",
     "unit"."""
     pairs = [f for f in fields if f > 0 and -f in fields]
     if not pairs:
@@ -584,7 +586,7 @@ def rectification_summary(fields, names, arrays_all: Mapping[str, Mapping[str, A
         a = arrays_all[n]
         d[n] = (np.asarray(a["front_kmc_nm"]) - a["front_initial_nm"],
                 np.asarray(a["front_continuum_nm"]) - a["front_initial_nm"])
-    out = S.rectification(d[fwd][0], d[rev][0], d[fwd][1], d[rev][1])
+    out = S.rectification(d[fwd][0], d[rev][0], d[fwd][1], d[rev][1], resolution=resolution_nm)
     out.update(forward=fwd, reverse=rev, field_V_per_um=float(E), unit="nm",
                front_initial_nm=float(arrays_all[fwd]["front_initial_nm"]))
     return out
