@@ -72,6 +72,11 @@ def run(args):
             fa = d.get("front_position_agreement") or {}
             print(f"{name} (E = {d['field_V_per_um']:g} V/um): chi2/dof {chi}; "
                   f"front within 2 sigma: {fa.get('all_within')}", file=sys.stderr)
+        rect = summary.get("rectification")
+        if rect:
+            print(f"rectification at +-{rect['field_V_per_um']:g} V/um: kMC {rect['kmc_ratio']:.3g} +- "
+                  f"{rect['kmc_ratio_err']:.2g}, continuum {rect['continuum_ratio']:.3g} "
+                  f"(z = {rect['z_score']:.2f})", file=sys.stderr)
         print(f"expected chi2/dof for agreeing models with {summary['replicas']} replicas: "
               f"{summary['expected_chi2_per_dof_if_models_agree']:.2f}; wrote {args.output} "
               f"({summary['wall_s']['total']:.1f} s)", file=sys.stderr)
