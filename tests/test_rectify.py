@@ -145,3 +145,13 @@ def test_rectify_comparison_end_to_end(tmp_path, path):
     for name in ("forward", "reverse"):
         assert s["front_position_agreement"][name]["all_within"], s["front_position_agreement"][name]
         assert s["accepted"][name]["chi2"], s["chi2_per_dof_variance_corrected"][name]
+
+
+def test_potential_joins_the_acceptance_only_in_the_mean_field_regime():
+    cfg, _ = C.load_file(RECTIFY)
+    assert C.mean_field_coupling(cfg) == pytest.approx(C.config_regime(cfg)["groups"]["mean_field_coupling"])
+    assert C.phi_in_acceptance(cfg)  # 32 x 32: Gamma = 0.39
+    small = dataclasses.replace(cfg, kmc=dataclasses.replace(cfg.kmc, nx=16, ny=16))
+    assert C.mean_field_coupling(small) == pytest.approx(4 * C.mean_field_coupling(cfg))  # Gamma ~ 1/A
+    assert not C.phi_in_acceptance(small)
+    assert not C.phi_in_acceptance(C.load_file(REPO / "runs" / "validate.toml")[0])
