@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -360,6 +361,9 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     kT = cfg.material.kT_eV
     br_side = "left"  # structures.parameters.Geometry: Br segment at small z
     _, _, onsager_desc = onsager_source(cfg)
+    regime_now = config_regime(cfg)
+    for w in regime_now["warnings"]:
+        warnings.warn(w, RegimeWarning, stacklevel=2)
     directions, arrays_all = {}, {}
     wall_kmc = wall_cont = 0.0
     events_total = 0
@@ -444,7 +448,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "debye_length_nm": _debye_length_nm(cfg.params),
         "mean_field_coupling": mean_field_coupling(cfg),
         "vacancies_per_debye_slab": vacancies_per_debye_slab(cfg),
-        "regime": config_regime(cfg),
+        "regime": regime_now,
         "rectification": rect,
         "electrode_kinetics": None if electrode is None else {
             k: v for k, v in electrode.items() if k != "measurements"},
@@ -501,6 +505,10 @@ def _debye_length_nm(params: DeviceParameters) -> float:
 # --------------------------------------------------------------------------------------------
 # the dimensionless regime (module docstring)
 # --------------------------------------------------------------------------------------------
+class RegimeWarning(UserWarning):
+    """A dimensionless group of the compared device is outside the experiment's regime."""
+
+
 #: (low, high) bounds of each group outside which the device is not in the experiment's regime
 #: (None: no bound on that side)
 REGIME_LIMITS = {

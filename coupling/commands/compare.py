@@ -56,10 +56,6 @@ def run(args):
     if overrides:
         settings = from_mapping(CompareSettings, {**to_mapping(cfg.compare), **overrides}, "compare")
         cfg = dataclasses.replace(cfg, compare=settings)
-    from ionwire.coupling.compare import config_regime, print_regime
-
-    if not args.json:
-        print_regime(config_regime(cfg), sys.stderr)
     summary = compare(cfg, args.output, config_toml=text, progress=not (args.no_progress or args.json))
     if args.json:
         keys = ("chi2_per_dof", "chi2_per_dof_variance_corrected", "acceptance_criterion", "front_position_agreement", "replicas", "wall_s", "accepted", "times_s",
@@ -67,6 +63,9 @@ def run(args):
                 "regime", "rectification")
         print(json.dumps({k: summary.get(k) for k in keys}, default=float))
     else:
+        from ionwire.coupling.compare import print_regime
+
+        print_regime(summary["regime"], sys.stderr)
         for name, d in summary["directions"].items():
             chi = ", ".join(f"{f} " + "/".join(f"{v:.2f}" for v in vals) for f, vals in d["chi2_per_dof"].items())
             fa = d.get("front_position_agreement") or {}
