@@ -28,13 +28,47 @@ of the kMC (kmc.device puts it at z = p a/2 on a wire of 2 nz planes) is identif
 continuum slab [p a/2, (p+1) a/2], so that the wire ends and the Br|Cl step coincide exactly in
 both models; bins of ``bin_cells`` unit cells (2 bin_cells planes) average both models over the
 same slabs (kMC: site-weighted; continuum: exact average of its piecewise-linear profile).
+Under this mapping both models cover the same slabs: each kMC contact holds the planes whose slabs
+tile the contact region (the continuum's contact volume), the kMC imposes its potentials on the
+outer contact planes with the drop field x (their distance), and its plane potential is compared
+with the continuum's at the slab centre (gauge: 0 at the centre of the right imposed plane's slab,
+:func:`phi_reference_um`).  The rectification ratio (summary ``rectification``) is the forward
+over the reverse migration length (|front - initial front|) at +-E, for the kMC mean with its
+replica error (:func:`ionwire.coupling.statistics.rectification`) and for the continuum.
 Statistics (reduced chi^2 with replica standard errors, the front at x_Br = 0.55 and its 2-sigma
 agreement) are in :mod:`ionwire.coupling.statistics` / :mod:`ionwire.coupling.report`.
+
+The regime a scaled device must keep
+------------------------------------
+A kMC-scale device stands for the experiment only if it keeps the experiment's dimensionless
+groups, not its sizes (:func:`regime` computes them; ``ionwire compare`` prints them and warns when
+one is outside :data:`REGIME_LIMITS`; summary.json key ``regime``).  lambda_D is the Debye length
+of the Br segment, sqrt(eps kT / (e^2 c_s x_V^eq)) with c_s the anion site density; values of the
+experiment are for the defaults (x_V^eq = 3.3e-8, 1.5 um contacts, 5 um gap, a 300 nm x 300 nm
+wire) at 4 V/um:
+
+- bias over screening, e E lambda_D / kT (experiment ~40): above ~10 the vacancies cannot
+  screen the bias, the gap depletes and only injection sustains transport (the rectifying
+  regime); below ~1 the wire is screened and both polarities move the front by interdiffusion;
+- hop bias, e E a / 4kT = e E (a/2) / 2kT (experiment 0.022): <= 0.3 keeps the hop rates in
+  near-linear response;
+- injection strength, the injected vacancy density in the gap over x_V^eq, alpha W_c kT /
+  (e D_V x_V^eq) (injection flux alpha |E| c_s W_c over the drift velocity D_V e E / kT; W_c the
+  contact width, D_V = z s^2 w / 6 = (2/3) a^2 w_Br the vacancy diffusivity in pure Br; experiment
+  ~0.1): the forward value (alpha_Br, x_V^eq(Br)) is the group, the reverse one (alpha_Cl,
+  x_V^eq(Cl)) is reported beside it;
+- Debye length over gap, lambda_D / gap (experiment 0.05): <= ~0.1, or screening layers fill
+  the gap;
+- vacancies per Debye slab, c_s x_V^eq A lambda_D (experiment ~10 for a 300 nm wide wire; the
+  kMC's A = nx ny a^2): the mean-field condition; with a few or fewer the continuum's smooth charge
+  is not what the kMC's discrete vacancies make.  Its inverse measure, the mean-field coupling
+  Gamma = (e / (eps A)) lambda_D / (kT/e) (:func:`mean_field_coupling`), is reported too.
 """
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -43,6 +77,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ionwire.kmc.device import KMCSettings
+from ionwire.structures.front import binned_front
 from ionwire.structures.seeds import derive_seed
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
                                            inline_field, read_toml, require, to_mapping)
@@ -273,11 +308,22 @@ def bin_kmc(replicas: list[dict], planes_per_bin: int) -> tuple[dict[str, np.nda
     return out, sites
 
 
+def phi_reference_um(cfg: ValidationConfig) -> float:
+    """Where the kMC's potential is 0 in the continuum's coordinate: the centre of the slab of the
+    kMC's right imposed plane (kmc.device: plane p stands for the slab [z_p, z_p + a/2])."""
+    from ionwire.kmc.device import device_layout
+
+    lay = device_layout(device_config(cfg, 0.0, 0))
+    h_um = 0.5 * cfg.material.lattice_constant_A * 1e-4
+    return float(lay.plane_z_um[lay.electrostatics.right_plane] + 0.5 * h_um)
+
+
 def bin_continuum(result, edges_um: np.ndarray, phi_reference_um: float) -> dict[str, np.ndarray]:
     """{field: float64[t, nb]} bin averages of the continuum result (t = compared times, t > 0).
 
     The potential is put in the kMC's gauge (kmc.device: 0 at the right imposed plane, V at the
-    left one; the continuum imposes +-V/2): phi -> phi - phi(phi_reference_um)."""
+    left one; the continuum imposes +-V/2): phi -> phi - phi(phi_reference_um), with the
+    reference at the centre of the right imposed plane's slab (:func:`phi_reference_um`)."""
     sel = result.times_s > 0
     out = {}
     for f in R.FIELDS:
@@ -315,6 +361,9 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     kT = cfg.material.kT_eV
     br_side = "left"  # structures.parameters.Geometry: Br segment at small z
     _, _, onsager_desc = onsager_source(cfg)
+    regime_now = config_regime(cfg)
+    for w in regime_now["warnings"]:
+        warnings.warn(w, RegimeWarning, stacklevel=2)
     directions, arrays_all = {}, {}
     wall_kmc = wall_cont = 0.0
     events_total = 0
@@ -334,12 +383,22 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         kmc_binned, sites = bin_kmc(reps, ppb)
         n_planes = reps[0]["x_br"].shape[-1]
         edges_um = plane_bins(n_planes, h_um, ppb)
-        cont_binned = bin_continuum(cres, edges_um, cfg.geometry.imposed_positions_um()[1])
+        cont_binned = bin_continuum(cres, edges_um, phi_reference_um(cfg))
         arrays, summ = R.analyse_direction(edges_um * 1e3, c.times_s, kmc_binned, cont_binned, sites, br_side, kT, E,
                                            front_resolution=h_um * 1e3 / math.sqrt(12.0))
+        # the initial front (the step at the junction, binned like the profiles): the origin of
+        # the migration length of both models
+        x0 = S.bin_average_piecewise_linear(cres.z_um, cres.x_br[cres.times_s == 0][:1], edges_um)
+        zc_nm = 0.5 * (edges_um[1:] + edges_um[:-1]) * 1e3
+        arrays["front_initial_nm"] = float(binned_front(zc_nm, edges_um * 1e3, x0, br_side)[0])
         arrays["kmc_events"] = np.array([r["events"] for r in reps])
         arrays["kmc_wall_s"] = np.array([r["wall_s"] for r in reps])
         summ["kmc_events_per_replica_mean"] = float(np.mean(arrays["kmc_events"]))
+        # the potential joins the acceptance where the mean-field condition holds
+        summ["phi_in_acceptance"] = phi_in_acceptance(cfg)
+        if summ["phi_in_acceptance"] and summ.get("chi2_within_threshold") is not None:
+            phi_ok = bool(np.all(np.asarray(summ["chi2_per_dof_variance_corrected"]["phi_V"]) <= R.CHI2_THRESHOLD))
+            summ["chi2_within_threshold"] = bool(summ["chi2_within_threshold"] and phi_ok)
         summ["continuum_solver"] = {k: v for k, v in cres.metadata.items() if k.startswith("solver_")}
         # largest hop bias in the run: e E_local (a/2) / 2kT from the kMC mean potential drop per plane
         dphi = np.abs(np.diff(np.mean([r["phi_V"] for r in reps], axis=0), axis=-1))
@@ -348,6 +407,12 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         directions[name] = summ
         arrays_all[name] = arrays
         R.plot_direction(arrays, name, outdir)
+    rect = rectification_summary(c.fields_V_per_um, names, arrays_all, resolution_nm=h_um * 1e3 / math.sqrt(12.0))
+    if rect is not None:
+        R.plot_rectification(c.times_s, rect, {n: {"kmc": arrays_all[n]["front_kmc_nm"],
+                                                   "continuum": arrays_all[n]["front_continuum_nm"]}
+                                               for n in (rect["forward"], rect["reverse"])}, "nm", outdir,
+                             title=f"rectification at ±{rect['field_V_per_um']:g} V/um")
     electrode = None
     if cfg.electrode_kinetics is not None:
         from .electrode_kinetics import measure_and_fit
@@ -362,7 +427,9 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     summary = {
         "chi2_per_dof": {n: d["chi2_per_dof"] for n, d in directions.items()},
         "chi2_per_dof_variance_corrected": {n: d["chi2_per_dof_variance_corrected"] for n, d in directions.items()},
-        "acceptance_criterion": R.ACCEPTANCE,
+        "acceptance_criterion": R.ACCEPTANCE + (
+            f"; phi too (mean-field coupling {mean_field_coupling(cfg):.3g} <= {MEAN_FIELD_LIMIT})"
+            if phi_in_acceptance(cfg) else ""),
         "front_position_agreement": {n: d.get("front_position_agreement") for n, d in directions.items()},
         "replicas": c.replicas,
         "times_s": list(c.times_s),
@@ -381,12 +448,26 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "debye_length_nm": _debye_length_nm(cfg.params),
         "mean_field_coupling": mean_field_coupling(cfg),
         "vacancies_per_debye_slab": vacancies_per_debye_slab(cfg),
+        "regime": regime_now,
+        "rectification": rect,
         "electrode_kinetics": None if electrode is None else {
             k: v for k, v in electrode.items() if k != "measurements"},
     }
     write_report(outdir / "report.h5", summary, arrays_all, config_toml, provenance(config_toml=config_toml))
     R.write_json(outdir / "summary.json", summary)
     return summary
+
+
+#: the potential's reduced chi^2 is part of the acceptance when the mean-field coupling is at
+#: most this (one vacancy changes the potential across a Debye length by <= 0.5 kT/e)
+MEAN_FIELD_LIMIT = 0.5
+
+
+def phi_in_acceptance(cfg: ValidationConfig) -> bool:
+    """True where the mean-field condition holds (:func:`mean_field_coupling` <= MEAN_FIELD_LIMIT):
+    there the continuum's smooth-charge potential is what the kMC's vacancies make, and phi's
+    reduced chi^2 is held to the same threshold as x_Br and x_V."""
+    return mean_field_coupling(cfg) <= MEAN_FIELD_LIMIT
 
 
 def mean_field_coupling(cfg: ValidationConfig) -> float:
@@ -419,3 +500,120 @@ def _debye_length_nm(params: DeviceParameters) -> float:
     eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
     return math.sqrt(eps * thermal_voltage_V(m.temperature_K) / (ELEMENTARY_CHARGE_C * cs)) * 1e9
 
+
+
+# --------------------------------------------------------------------------------------------
+# the dimensionless regime (module docstring)
+# --------------------------------------------------------------------------------------------
+class RegimeWarning(UserWarning):
+    """A dimensionless group of the compared device is outside the experiment's regime."""
+
+
+#: (low, high) bounds of each group outside which the device is not in the experiment's regime
+#: (None: no bound on that side)
+REGIME_LIMITS = {
+    "bias_over_screening": (10.0, None),
+    "hop_bias": (None, 0.35),
+    "injection_strength": (0.03, 1.0),
+    "debye_length_over_gap": (None, 0.15),
+    "vacancies_per_debye_slab": (3.0, None),
+}
+
+#: the experiment's wire cross-section (um) for the vacancies-per-Debye-slab group
+EXPERIMENT_WIRE_WIDTH_UM = 0.3
+
+
+def regime(params: DeviceParameters, field_V_per_um: float, cross_section_um2: float) -> dict[str, float]:
+    """The dimensionless groups of a device (module docstring) at |field_V_per_um|, for a wire of
+    cross-section ``cross_section_um2``: {group: value} for the groups of :data:`REGIME_LIMITS`
+    plus injection_strength_reverse, mean_field_coupling and debye_length_nm."""
+    m = params.material
+    kT = m.kT_eV
+    a_um = m.lattice_constant_A * 1e-4
+    lam_um = _debye_length_nm(params) * 1e-3
+    E = abs(float(field_V_per_um))
+    w = m.jump_frequencies_per_s()
+    d_v = {s: 2.0 / 3.0 * a_um ** 2 * w[s] for s in ("Br", "Cl")}  # um^2/s, z s^2 w / 6 with z = 8, s = a/sqrt 2
+    el, vac, geo = params.electrodes, params.vacancies, params.geometry
+    x_br = vac.equilibrium_fraction_Br
+    x_cl = float(vac.equilibrium_fraction(m, 1.0))
+    W = geo.contact_width_um
+    sites_per_um3 = 3.0 / a_um ** 3
+    vps = sites_per_um3 * x_br * cross_section_um2 * lam_um
+    area_m2 = cross_section_um2 * 1e-12
+    from ionwire.structures.units import ELEMENTARY_CHARGE_C, VACUUM_PERMITTIVITY_F_PER_M, thermal_voltage_V
+
+    eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
+    gamma = ELEMENTARY_CHARGE_C / (eps * area_m2) * lam_um * 1e-6 / thermal_voltage_V(m.temperature_K)
+    return {
+        "bias_over_screening": E * lam_um / kT,
+        "hop_bias": E * a_um / (4.0 * kT),
+        "injection_strength": el.alpha_Br_um_per_V_s * W * kT / (d_v["Br"] * x_br),
+        "injection_strength_reverse": el.alpha_Cl_um_per_V_s * W * kT / (d_v["Cl"] * x_cl),
+        "debye_length_over_gap": lam_um / geo.gap_um,
+        "vacancies_per_debye_slab": vps,
+        "mean_field_coupling": gamma,
+        "debye_length_nm": lam_um * 1e3,
+    }
+
+
+def experiment_regime(field_V_per_um: float = 4.0) -> dict[str, float]:
+    """:func:`regime` of the experiment: the default parameters, a 300 nm x 300 nm wire."""
+    return regime(DeviceParameters(), field_V_per_um, EXPERIMENT_WIRE_WIDTH_UM ** 2)
+
+
+def config_regime(cfg: ValidationConfig) -> dict[str, Any]:
+    """The regime of a compare config at its largest |field| and the kMC cross-section, the
+    experiment's values, the limits and the warnings: {"groups", "experiment", "limits",
+    "field_V_per_um", "warnings"}."""
+    E = max(abs(f) for f in cfg.compare.fields_V_per_um)
+    a_um = cfg.material.lattice_constant_A * 1e-4
+    groups = regime(cfg.params, E, cfg.kmc.nx * cfg.kmc.ny * a_um ** 2)
+    return {"field_V_per_um": E, "groups": groups, "experiment": experiment_regime(),
+            "limits": {k: list(v) for k, v in REGIME_LIMITS.items()}, "warnings": regime_warnings(groups)}
+
+
+def regime_warnings(groups: Mapping[str, float]) -> list[str]:
+    """One sentence per group of :data:`REGIME_LIMITS` outside its bounds."""
+    out = []
+    for name, (lo, hi) in REGIME_LIMITS.items():
+        v = groups[name]
+        if lo is not None and v < lo:
+            out.append(f"{name} = {v:.3g} is below {lo:g}: not the experiment's regime")
+        elif hi is not None and v > hi:
+            out.append(f"{name} = {v:.3g} is above {hi:g}: not the experiment's regime")
+    return out
+
+
+def print_regime(reg: Mapping[str, Any], stream) -> None:
+    """The regime of :func:`config_regime` as a few lines (config and experiment side by side),
+    then one ``warning:`` line per group outside the experiment's regime."""
+    g, x = reg["groups"], reg["experiment"]
+    print(f"regime at |E| = {reg['field_V_per_um']:g} V/um (this config / experiment at 4 V/um):", file=stream)
+    for name in (*REGIME_LIMITS, "injection_strength_reverse", "mean_field_coupling"):
+        print(f"  {name:26s} {g[name]:10.3g} / {x[name]:.3g}", file=stream)
+    for w in reg["warnings"]:
+        print(f"warning: {w}", file=stream)
+
+
+def rectification_summary(fields, names, arrays_all: Mapping[str, Mapping[str, Any]],
+                          resolution_nm: float = 0.0) -> dict | None:
+    """The rectification ratio (coupling.statistics.rectification) of the largest field E whose
+    reverse -E was run too, from the front displacements of both models against the initial front
+    (resolution_nm: the front-position quantisation, as in the front agreement); None without
+    such a pair.  Adds "forward", "reverse" (direction names), "field_V_per_um",
+    "unit"."""
+    pairs = [f for f in fields if f > 0 and -f in fields]
+    if not pairs:
+        return None
+    E = max(pairs)
+    fwd, rev = names[list(fields).index(E)], names[list(fields).index(-E)]
+    d = {}
+    for n in (fwd, rev):
+        a = arrays_all[n]
+        d[n] = (np.asarray(a["front_kmc_nm"]) - a["front_initial_nm"],
+                np.asarray(a["front_continuum_nm"]) - a["front_initial_nm"])
+    out = S.rectification(d[fwd][0], d[rev][0], d[fwd][1], d[rev][1], resolution=resolution_nm)
+    out.update(forward=fwd, reverse=rev, field_V_per_um=float(E), unit="nm",
+               front_initial_nm=float(arrays_all[fwd]["front_initial_nm"]))
+    return out

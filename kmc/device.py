@@ -7,10 +7,15 @@ laid out along z exactly like the continuum model's :class:`ionwire.structures.p
 - Br segment for z_p < junction, Cl segment beyond; each plane's vacancies are drawn at its
   segment's x_V^eq (``Vacancies.equilibrium_fraction``) -- a binomial count per plane, sites
   uniformly without replacement -- and that initial count is the plane's fixed background charge;
-- contact planes: left contact l0 <= z_p < l1, right contact r0 < z_p <= r1 (``contacts_um``);
-- the bias: phi = V on the left imposed plane, 0 on the right one, V = ``applied_voltage_V``
-  (field * distance between the imposed positions, the OUTER contact edges by default); the
-  planes are those nearest to ``imposed_positions_um``;
+- plane p stands for the slab [z_p, z_p + a/2] (the continuum's slab of the same volume, the
+  identification coupling.compare uses); contact planes are those whose slab lies in a contact
+  region: left l0 <= z_p < l1, right r0 <= z_p < r1 (``contacts_um``), so each contact holds
+  exactly its width / (a/2) planes, the continuum's contact volume;
+- the bias: phi = V on the left imposed plane, 0 on the right one; the imposed planes are the
+  contact planes whose slabs are nearest to ``imposed_positions_um`` (the OUTER contact edges by
+  default), and V = field * (distance between the two planes), so that the kMC's potential on
+  plane p is the continuum's at the slab centre z_p + a/4 (the continuum's ``applied_voltage_V``
+  spans the slab edges, one plane spacing more);
 - electrostatics exact after every event (:mod:`ionwire.kmc.electrostatics`);
 - electrode reactions on contact planes with rates from the shared
   :func:`ionwire.structures.parameters.electrode_rates` (the left contact is the "positive" electrode for
@@ -71,7 +76,13 @@ class KMCSettings:
     nx, ny: cells across the wire (x, y periodic); field_V_per_um: the applied (nominal) field,
     positive = forward (higher potential on the Br-side contact); duration_s: simulated time;
     seed: the random seed (initial state and kMC stream); hops: false freezes all hops (only the
-    electrode reactions act); max_events: stop after this many events (0: no limit).
+    electrode reactions act); max_events: stop after this many events (0: no limit);
+    background: the initial vacancies per plane, which are also the plane's fixed background
+    charge: "binomial" (default) draws them from Binomial(sites, x_V^eq), independently per plane;
+    "uniform" takes the deterministic counts of :func:`uniform_background` (the expected
+    x_V^eq sites rounded so that the cumulative count from the left end never differs from the
+    cumulative expectation by more than 1/2: the nearest integer charges to the continuum's smooth
+    background; the potential follows the cumulative charge).
     """
 
     nx: int = 8
@@ -81,8 +92,11 @@ class KMCSettings:
     seed: int = 0
     hops: bool = True
     max_events: int = 0
+    background: typing.Literal["binomial", "uniform"] = "binomial"
 
     def __post_init__(self):
+        require(self.background in ("binomial", "uniform"),
+                f"background must be 'binomial' or 'uniform', got {self.background!r}")
         require(self.nx >= 2 and self.ny >= 2, f"nx and ny must be >= 2, got {self.nx} x {self.ny}")
         require(math.isfinite(self.field_V_per_um), f"field_V_per_um must be finite, got {self.field_V_per_um!r}")
         require(math.isfinite(self.duration_s) and self.duration_s > 0,
@@ -167,16 +181,24 @@ def device_layout(config: DeviceConfig) -> DeviceLayout:
     tol = 1e-9
     (l0, l1), (r0, r1) = geo.contacts_um()
     contact = np.zeros(P, dtype=np.int8)
+    # plane p stands for the slab [z_p, z_p + a/2]: a contact holds the planes whose slab lies in it
     contact[(z >= l0 - tol) & (z < l1 - tol)] = 1
-    contact[(z > r0 + tol) & (z <= r1 + tol)] = 2
+    contact[(z >= r0 - tol) & (z < r1 - tol)] = 2
     if not (contact == 1).any() or not (contact == 2).any():
         raise ParameterError("geometry.contact_width_um is thinner than one anion plane of the kMC lattice")
     zl, zr = geo.imposed_positions_um()
-    pa = int(np.clip(round(zl / h_um), 0, P - 1))
-    pb = int(np.clip(round(zr / h_um), 0, P - 1))
+    # the imposed planes: the contact planes whose slab is nearest to the imposed positions
+    mid = z + 0.5 * h_um
+    left_planes, right_planes = np.flatnonzero(contact == 1), np.flatnonzero(contact == 2)
+    pa = int(left_planes[np.argmin(np.abs(mid[left_planes] - zl))])
+    pb = int(right_planes[np.argmin(np.abs(mid[right_planes] - zr))])
     if not pa < pb:
         raise ParameterError("the two imposed-potential planes coincide on this lattice")
-    V = geo.applied_voltage_V(k.field_V_per_um)
+    # the drop between the imposed planes: the field times their distance, (b - a) a/2.  Plane p
+    # stands for the slab [z_p, z_p + a/2], so its potential is the continuum's at the slab centre;
+    # the continuum's drop between the two slab centres is field * (b - a) a/2 as well (its
+    # applied_voltage_V spans the imposed positions, the outer slab EDGES, one plane more)
+    V = float(k.field_V_per_um) * (pb - pa) * h_um
     es = PlaneElectrostatics(n_planes=P, plane_spacing_A=0.5 * a, cross_section_A2=k.nx * k.ny * a * a,
                              relative_permittivity=mat.relative_permittivity, left_plane=pa, right_plane=pb,
                              potential_left_V=V, potential_right_V=0.0, temperature_K=mat.temperature_K)
@@ -185,6 +207,15 @@ def device_layout(config: DeviceConfig) -> DeviceLayout:
     sides = ("positive", "negative") if k.field_V_per_um >= 0 else ("negative", "positive")
     return DeviceLayout(lat, es, z, contact, x_cl, np.asarray(x_v, dtype=float), lat.sites_per_plane(),
                         float(k.field_V_per_um), sides)
+
+
+def uniform_background(layout: DeviceLayout) -> np.ndarray:
+    """int64[P]: deterministic vacancy counts per plane with cumulative sums round(sum_{m<=p}
+    x_V^eq(m) sites(m)) (halves rounded up), so that every partial sum is within 1/2 of the
+    continuum's smooth background over the same slabs (the ``background = "uniform"`` option)."""
+    expected = np.cumsum(layout.x_v_eq * layout.sites_per_plane)
+    cum = np.floor(expected + 0.5).astype(np.int64)
+    return np.diff(np.concatenate(([0], cum)))
 
 
 def plane_sites(lattice: AnionLattice, p: int) -> np.ndarray:
@@ -268,10 +299,11 @@ class DeviceSimulation:
         rng = np.random.default_rng(init_ss)
         occ = np.empty(lat.n_sites, dtype=np.uint8)
         vac = []
+        fixed = uniform_background(lay) if self.config.kmc.background == "uniform" else None
         for p in range(P):
             sites = plane_sites(lat, p)
             occ[sites] = 0 if lay.x_cl_initial[p] < 0.5 else 1
-            n_v = rng.binomial(len(sites), lay.x_v_eq[p])
+            n_v = rng.binomial(len(sites), lay.x_v_eq[p]) if fixed is None else int(fixed[p])
             if n_v:
                 chosen = np.sort(rng.choice(len(sites), size=n_v, replace=False))
                 occ[sites[chosen]] = 2

@@ -1,6 +1,8 @@
 """Comparison statistics: binning, reduced chi^2 calibration, front position."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,21 @@ def test_front_agreement_flags_a_shift():
     assert ok["all_within"]
     bad = S.front_agreement(fronts, fronts.mean(axis=0) + 3.0)
     assert not bad["all_within"]
+
+
+def test_rectification_ratio_and_its_error_propagation():
+    from ionwire.coupling.statistics import rectification
+
+    rng = np.random.default_rng(4)
+    fwd = -10.0 + 0.5 * rng.standard_normal((4000, 2))
+    rev = 1.0 + 0.1 * rng.standard_normal((4000, 2))
+    r = rectification(fwd, rev, np.array([-10.0, -10.0]), np.array([1.0, 1.0]), resolution=0.0)
+    assert r["continuum_ratio"] == pytest.approx(10.0)
+    assert r["kmc_ratio"] == pytest.approx(10.0, rel=5 * 0.0016)  # ~5 SEM of the ratio
+    # first-order propagation: 10 sqrt((0.5/10)^2 + (0.1/1)^2) / sqrt(4000)
+    assert r["kmc_ratio_err"] == pytest.approx(10 * math.hypot(0.05, 0.1) / math.sqrt(4000), rel=0.05)
+    r2 = rectification(fwd, rev, np.array([-10.0, -10.0]), np.array([1.0, 1.0]), resolution=0.1)
+    assert r2["kmc_ratio_err"] > r2["kmc_ratio_err_sem_only"] == pytest.approx(r["kmc_ratio_err"])
+    assert r2["kmc_ratio_err"] == pytest.approx(
+        r2["kmc_ratio"] * math.hypot(math.hypot(r2["kmc_forward_length_sem"][-1], 0.1) / r2["kmc_forward_length"][-1],
+                                     math.hypot(r2["kmc_reverse_length_sem"][-1], 0.1) / r2["kmc_reverse_length"][-1]))

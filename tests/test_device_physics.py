@@ -11,7 +11,7 @@ import pytest
 
 from ionwire.structures.parameters import electrode_rates
 from ionwire.kmc import _device_kernels as dk
-from ionwire.kmc.device import DeviceSimulation, load_config, plane_sites
+from ionwire.kmc.device import DeviceSimulation, device_layout, load_config, plane_sites
 from ionwire.kmc.electrostatics import poisson_boltzmann
 
 
@@ -203,3 +203,45 @@ def test_hops_off_contact_vacancies_relax_to_rc_over_rc_plus_rd_at_rate_rc_plus_
             checked += 1
         assert sim.plane_counts()[np.flatnonzero(lay.contact == 0), 2].sum() == 0  # nothing outside contacts
     assert checked == 10
+
+
+@pytest.mark.parametrize("geometry", [
+    {"wire_length_um": 0.0232, "contact_width_um": 0.0058, "gap_um": 0.0116},   # no overhang
+    {"wire_length_um": 0.0348, "contact_width_um": 0.0058, "gap_um": 0.0116},   # 10 cells of overhang
+    {"wire_length_um": 0.0348, "contact_width_um": 0.0087, "gap_um": 0.0116},   # 15 cells: odd planes
+])
+def test_contacts_cover_the_continuum_contact_volume_on_both_sides(geometry):
+    """Plane p stands for the slab [z_p, z_p + a/2] (coupling.compare's mapping): each kMC contact
+    holds exactly the planes whose slabs tile its region, and its site count equals the
+    continuum's contact volume (the mesh overlap with the region, continuum.model.wire_problem)
+    times the anion site density, on the left AND the right contact."""
+    from ionwire.continuum.model import wire_problem
+
+    cfg = _config(geometry=geometry)
+    lay = device_layout(cfg)
+    a_um = cfg.material.lattice_constant_A * 1e-4
+    h = 0.5 * a_um
+    prob = wire_problem(cfg.params, 5.0)
+    z = prob.mesh.z_um
+    for side, (lo, hi) in zip((1, 2), cfg.geometry.contacts_um()):
+        planes = np.flatnonzero(lay.contact == side)
+        # contiguous, tiling [lo, hi] exactly
+        assert np.array_equal(planes, np.arange(planes[0], planes[-1] + 1))
+        assert lay.plane_z_um[planes[0]] == pytest.approx(lo, abs=1e-9)
+        assert lay.plane_z_um[planes[-1]] + h == pytest.approx(hi, abs=1e-9)
+        kmc_sites = lay.sites_per_plane[planes].sum()
+        cont_len = float(prob.mesh.overlap_um(lo, hi).sum())
+        assert cont_len == pytest.approx(hi - lo, rel=1e-9)
+        # continuum: length x cross-section x 3 anion sites per a^3 (a plane pair holds 3 nx ny sites)
+        expected = cont_len / a_um * 3 * cfg.kmc.nx * cfg.kmc.ny
+        n_planes = len(planes)
+        if n_planes % 2 == 0:
+            assert kmc_sites == round(expected)
+        else:  # an odd number of planes: one extra or missing half-cell plane, nx ny / 2 on average
+            assert abs(kmc_sites - expected) <= 0.5 * cfg.kmc.nx * cfg.kmc.ny
+        assert n_planes == round((hi - lo) / h)
+    # the imposed planes are the outer contact planes
+    es = lay.electrostatics
+    assert lay.contact[es.left_plane] == 1 and lay.contact[es.right_plane] == 2
+    assert es.left_plane == np.flatnonzero(lay.contact == 1)[0]
+    assert es.right_plane == np.flatnonzero(lay.contact == 2)[-1]

@@ -72,14 +72,23 @@ def run(args):
         summary = compare(cfg, args.output, config_toml=text, progress=not (args.no_progress or args.json))
     if args.json:
         keys = ("chi2_per_dof", "chi2_per_dof_variance_corrected", "acceptance_criterion", "front_position_agreement", "replicas", "wall_s", "accepted", "times_s",
-                "expected_chi2_per_dof_if_models_agree", "onsager", "preset")
-        print(json.dumps({k: summary[k] for k in keys}, default=float))
+                "expected_chi2_per_dof_if_models_agree", "onsager", "preset",
+                "regime", "rectification")
+        print(json.dumps({k: summary.get(k) for k in keys}, default=float))
     else:
+        from ionwire.coupling.compare import print_regime
+
+        print_regime(summary["regime"], sys.stderr)
         for name, d in summary["directions"].items():
             chi = ", ".join(f"{f} " + "/".join(f"{v:.2f}" for v in vals) for f, vals in d["chi2_per_dof"].items())
             fa = d.get("front_position_agreement") or {}
             print(f"{name} (E = {d['field_V_per_um']:g} V/um): chi2/dof {chi}; "
                   f"front within 2 sigma: {fa.get('all_within')}", file=sys.stderr)
+        rect = summary.get("rectification")
+        if rect:
+            print(f"rectification at +-{rect['field_V_per_um']:g} V/um: kMC {rect['kmc_ratio']:.3g} +- "
+                  f"{rect['kmc_ratio_err']:.2g}, continuum {rect['continuum_ratio']:.3g} "
+                  f"(z = {rect['z_score']:.2f})", file=sys.stderr)
         print(f"expected chi2/dof for agreeing models with {summary['replicas']} replicas: "
               f"{summary['expected_chi2_per_dof_if_models_agree']:.2f}; wrote {args.output} "
               f"({summary['wall_s']['total']:.1f} s)", file=sys.stderr)
