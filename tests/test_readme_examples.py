@@ -41,11 +41,11 @@ SMALL = {
     "device_small": {"kmc": {"nx": 6, "ny": 6, "duration_s": 1e-7}, "output": {"frame_interval_s": 1e-8}},
     "onsager": {"bulk": {"cells": [4, 4, 4], "events_per_replica": 20000, "warmup_events": 2000, "blocks": 20},
                 "sweep": {"x_cl": [0.0, 0.5, 1.0], "replicas": 2}},
-    "validate": {"kmc": {"nx": 4, "ny": 4}, "continuum": {"n_nodes": 100},
+    "validate": {"kmc": {"nx": 4, "ny": 4}, "numerics": {"n_nodes": 100},
                  "compare": {"times_s": [1e-7, 1e-6], "replicas": 4}, "electrode_kinetics": None},
-    "validate_host": {"kmc": {"nx": 4, "ny": 4}, "continuum": {"n_nodes": 100},
+    "validate_host": {"kmc": {"nx": 4, "ny": 4}, "numerics": {"n_nodes": 100},
                       "compare": {"times_s": [1e-7, 1e-6], "replicas": 4}},
-    "validate_high_field": {"kmc": {"nx": 4, "ny": 4}, "continuum": {"n_nodes": 100},
+    "validate_high_field": {"kmc": {"nx": 4, "ny": 4}, "numerics": {"n_nodes": 100},
                             "compare": {"times_s": [1e-7, 1e-6], "replicas": 4}},
 }
 # a small bulk-kMC campaign for the campaign throughput benchmark: the `ionwire init bulk`
@@ -69,7 +69,6 @@ REWRITE = [
     # the README lists it as an alternative to the main job: after the main job the folder holds
     # that campaign already, so it needs -o (or --overwrite)
     (r"^(ionwire campaign runs/fig1e\.toml --workers 2)$", r"\1 -o runs/out/fig1e_workers2"),
-    (r"python -m continuum\.bench$", "python -m continuum.bench runs/fig1e.toml --workers 1"),
 ]
 # inputs some examples read that the main job does not write -> the README line that writes them
 PRODUCERS = {
