@@ -5,7 +5,7 @@ Nondimensional variables per node i (interleaved as y[3 i + k]):
   k = 0: v = x_V / x_ref         (x_ref = x_V^eq of pure Br)
   k = 1: x_Br                    (site fraction; x_Cl = 1 - x_Br - x_V)
   k = 2: psi = e phi / kT
-Lengths in um, times in s.  The halide and vacancy fluxes on face i+1/2 (Onsager form, MODEL.md
+Lengths in um, times in s.  The halide and vacancy fluxes on face i+1/2 (Onsager form, docs/model.md
 section 6, l_ab = reduced table (a, b, d) of y = x_Cl / (x_Br + x_Cl); D0 = z s^2 / 6):
 
   J_V / x_ref = (D0 M / h) [B(Delta) v_i - B(-Delta) v_{i+1}]       (Scharfetter-Gummel)
@@ -22,7 +22,7 @@ section 6, l_ab = reduced table (a, b, d) of y = x_Cl / (x_Br + x_Cl); D0 = z s^
       coefficient K = D_int (P/2) coth(P/2), P = |J_X| h G / (D_int x_h): central (second order)
       when the Peclet number is small, the upwind limit |J_X| h G / 2 when the front is driven
       (keeps x_Br, x_Cl >= 0 behind a moving front, unlike a plain central split of J_X).
-Electrode sources (MODEL.md 7) on the contact cells, weighted by the cell length inside the
+Electrode sources (docs/model.md section 7) on the contact cells, weighted by the cell length inside the
 contact.  The Jacobian is the exact derivative of this discrete residual (no truncation error):
 hand-written derivatives of the face fluxes (face_flux_grad, reverse mode) chained with those of
 the node properties (node_props_grad), complex-step derivatives of the sources; all checked

@@ -85,7 +85,7 @@ class Transport:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The fit of alpha_Br and alpha_Cl (the only calibrated parameters) to MODEL.md section 1:
+    """The fit of alpha_Br and alpha_Cl (the only calibrated parameters) to docs/model.md section 1:
     L(+2 V/um, duration) = 0.49 um (mu E t on the linear forward branch) and
     |L(-4 V/um, duration)| = 0.05 um (ratio ~20); defaults from structures.paper
     (CALIBRATION_FORWARD, CALIBRATION_REVERSE and their fields).  reverse_target_signed: if true
@@ -319,7 +319,7 @@ def map_fields(cfg: ContinuumConfig, fields, mapper=map, callback=None) -> list[
 # calibration
 # --------------------------------------------------------------------------------------------
 def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
-    """Fit (alpha_Br, alpha_Cl) to the two numbers of MODEL.md section 1; returns the record.
+    """Fit (alpha_Br, alpha_Cl) to the two numbers of docs/model.md section 1; returns the record.
 
     Two coupled secant iterations in log-log space (each L depends mainly on the alpha of the
     vacancy-depleted electrode's segment: alpha_Br forward, alpha_Cl reverse), started from the
@@ -373,7 +373,7 @@ def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
         "alpha_Br_um_per_V_s": {
             "value": history[-1]["alpha_Br_um_per_V_s"], "paper_value": paper.ALPHA_BR.value,
             "start_value": cfg.electrodes.alpha_Br_um_per_V_s,
-            "fitted_to": f"L({ef:+g} V/um, {cfg.duration_s / 3600:g} h) = {tf} um (MODEL.md section 1: mu E t "
+            "fitted_to": f"L({ef:+g} V/um, {cfg.duration_s / 3600:g} h) = {tf} um (docs/model.md section 1: mu E t "
                          f"on the linear forward branch, paper mobility {paper.MOBILITY.value:g} "
                          f"{paper.MOBILITY.unit})",
             "signed": True,
@@ -385,7 +385,7 @@ def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
             "fitted_to": (f"L({er:+g} V/um, {cfg.duration_s / 3600:g} h) = +{tr} um, signed (towards the Br segment)"
                           if cal.reverse_target_signed else
                           f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um, magnitude only")
-                         + f" (MODEL.md section 1: rectification ratio ~{paper.RECTIFICATION_RATIO.value:g} of the paper)",
+                         + f" (docs/model.md section 1: rectification ratio ~{paper.RECTIFICATION_RATIO.value:g} of the paper)",
             "signed": bool(cal.reverse_target_signed),
             "target_um": tr, "achieved_um": history[-1]["L_reverse_um"],
             "residual_um": (history[-1]["L_reverse_um"] if cal.reverse_target_signed

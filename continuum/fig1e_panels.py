@@ -2,7 +2,7 @@
 (b) the calibrated model, each with its rectification ratio and the sign of L(-4).
 
 Migration lengths are signed throughout: L > 0 is motion of the front towards the Br segment
-(the paper's migration), L < 0 towards the Cl segment.  The paper's numbers (MODEL.md section
+(the paper's migration), L < 0 towards the Cl segment.  The paper's numbers (docs/model.md section
 1, from :mod:`ionwire.structures.paper`) are drawn at their signed values for the summary's
 duration: the forward mobility length mu E t at the calibration field and at the largest field,
 and L(largest field) / ratio at the reverse field (a small motion towards Br); with 4 h these are
@@ -43,7 +43,7 @@ def _panel(ax, fields, lengths, ratio, sign, title, duration_s, fit=None, color=
         ax.plot(xs, fit["slope"] * xs + fit["intercept"], "--", color="C1",
                 label=f"linear forward fit, $R^2$={fit['r_squared']:.3f}")
     pe, pl = zip(*paper_points(duration_s))
-    ax.plot(pe, pl, "s", mfc="none", color="k", label="paper (MODEL.md 1), signed")
+    ax.plot(pe, pl, "s", mfc="none", color="k", label="paper (docs/model.md section 1), signed")
     ratio_text = f"ratio L(+4)/|L(-4)| = {ratio:.1f}" if ratio is not None and np.isfinite(ratio) else "ratio: n/a"
     ax.set_title(f"{title}\n{ratio_text}; {_sign_text(sign)}", fontsize=8)
     ax.set_xlabel("field (V/$\\mu$m)  (negative: reverse)")

@@ -1,6 +1,6 @@
 """The continuum reaction-drift-diffusion-Poisson model of the biased heterojunction wire.
 
-Equations (MODEL.md sections 3, 5-8), unknowns x_Br(z, t), x_V(z, t), phi(z, t) on the wire
+Equations (docs/model.md sections 3, 5-8), unknowns x_Br(z, t), x_V(z, t), phi(z, t) on the wire
 [0, wire_length]:
 
     d x_a/dt = -dJ_a/dz + S_a   (a = Br, Cl, V; J_V = -(J_Br + J_Cl); S on the contacts only)

@@ -1,4 +1,4 @@
-"""Observables of the wire (MODEL.md section 8): front position, migration length, Cl uptake.
+"""Observables of the wire (docs/model.md section 8): front position, migration length, Cl uptake.
 
 - front position: where x_Br crosses 0.55 (the paper's mid-point, Fig. 1e caption), linearly
   interpolated between nodes; if x_Br crosses 0.55 several times, the crossing closest to the

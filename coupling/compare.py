@@ -8,7 +8,7 @@ The config's [material], [vacancies], [geometry] and [electrodes] tables build O
 :class:`ionwire.structures.parameters.DeviceParameters`; the device kMC (kmc.device) and the continuum model
 (continuum.model) are both constructed from that object.  Nothing is fitted to the kMC.
 
-Mapping to the kMC scale (MODEL.md section 9).  The experiment (x_V ~ 3e-8, 10 um, hours) is out
+Mapping to the kMC scale (docs/model.md section 9).  The experiment (x_V ~ 3e-8, 10 um, hours) is out
 of reach of the kMC, so the validation runs the SAME equations at a scale where it is not:
 - vacancy fraction raised to x_V^eq(Br) ~ 1e-3 (Debye length 1.5 nm instead of 0.26 um);
 - the wire shortened to ~100 nm (contacts and gap scaled alike, all multiples of a/2);

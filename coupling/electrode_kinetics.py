@@ -1,6 +1,6 @@
 """Electrode kinetics measured from device kMC, fitted to the continuum model's source form.
 
-The continuum model's vacancy source on a contact (MODEL.md section 7, structures.parameters.
+The continuum model's vacancy source on a contact (docs/model.md section 7, structures.parameters.
 Electrodes) is S_V = r_c (1 - x_V) - r_d x_V with
 
     r_c = alpha(x_Cl) |E|,   ln alpha linear in x_Cl  (log_linear form),

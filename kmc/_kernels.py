@@ -39,7 +39,7 @@ Hop-rate logic [shared]
   ``table[species, n_cl, dz + 1] = nu0 exp(-(E_a(species, n_cl) - dz * field_half_eV) / kT)`` for
   species 0 (Br) and 1 (Cl); row 2 (target is a vacancy) is 0, so the hot loop indexes the table
   by the target's occupancy with no branch and no exp.  ``field_half_eV = e E (a/2) / 2`` in eV
-  (E in V/m along z) gives MODEL.md's factor exp(+e E (z_j - z_i) / 2kT) for a vacancy i -> j.
+  (E in V/m along z) gives docs/model.md's factor exp(+e E (z_j - z_i) / 2kT) for a vacancy i -> j.
   For a non-uniform potential (device) build one table per anion plane with ``field_half_eV = 0``
   times the per-plane factor exp(-(phi(p+dz) - phi(p)) e / 2kT), or compose rates as you like.
 - ``hop_rates8(occ, local, s, table, out) -> vac_mask``: the 8 hop rates (1/s) of a vacancy on
@@ -297,7 +297,7 @@ def rate_table(barriers_eV, nu0_per_s: float, kT_eV: float, field_half_eV: float
 
     barriers_eV: float64[2, 2] [species, octahedron end member (0 Br-rich, 1 Cl-rich)], i.e.
     ``structures.parameters.Barriers.as_array()``; E_a(X, n) = E[X,0] + (E[X,1] - E[X,0]) n / 4.
-    field_half_eV = e E (a/2) / 2 (eV) for a uniform field E along z (MODEL.md section 4).
+    field_half_eV = e E (a/2) / 2 (eV) for a uniform field E along z (docs/model.md section 4).
     """
     b = np.asarray(barriers_eV, dtype=np.float64)
     if b.shape != (2, 2):

@@ -1,6 +1,6 @@
 """Bulk kMC engine: rejection-free (BKL / n-fold way) vacancy hops in a periodic supercell.
 
-Rate model (MODEL.md section 4): a halide X on site j jumps into the vacant neighbour i with
+Rate model (docs/model.md section 4): a halide X on site j jumps into the vacant neighbour i with
 ``Gamma = nu0 exp(-[E_a(X, n) + (e/2)(phi_j - phi_i)] / kT)``, E_a(X, n) = E_X,Br + (E_X,Cl -
 E_X,Br) n/4 with n the Cl among the hop's 4 octahedron-environment sites.  A uniform field E
 (V/um, along +z) gives phi_j - phi_i = -E (z_j - z_i), i.e. the factor exp(+e E (z_j - z_i)/2kT)

@@ -1,4 +1,4 @@
-"""Device kMC: a biased CsPbBr3 | CsPbCl3 wire between two electrodes (MODEL.md sections 3-5, 7, 8).
+"""Device kMC: a biased CsPbBr3 | CsPbCl3 wire between two electrodes (docs/model.md sections 3-5, 7, 8).
 
 The wire is an nx x ny x nz anion sublattice (x, y periodic; z bounded, no flux through the ends)
 laid out along z exactly like the continuum model's :class:`ionwire.structures.parameters.Geometry`

@@ -1,4 +1,4 @@
-"""Laterally averaged 1D electrostatics of the device kMC on its anion planes (MODEL.md section 5).
+"""Laterally averaged 1D electrostatics of the device kMC on its anion planes (docs/model.md section 5).
 
 Discretisation.  Plane p (p = 0 .. P-1, spacing h = a/2) carries the charge q_p e with
 q_p = (vacancies on the plane) - (background: the plane's vacancies at t = 0), spread over the
@@ -10,7 +10,7 @@ wire's cross-section A = nx ny a^2.  With D_k = phi_{k+1} - phi_k the potential 
 which is the finite-difference Poisson equation phi'' = -rho/eps.  Zero field at both wire ends
 (D_{-1} = D_{P-1} = 0, no charge outside the wire).  The electrode potentials are imposed on two
 planes a < b (``left_plane``, ``right_plane``: by default the planes at the OUTER edges of the
-contact regions, MODEL.md section 5); the electrode absorbs the charge on those planes.  Hence:
+contact regions, docs/model.md section 5); the electrode absorbs the charge on those planes.  Hence:
 
     left overhang  (k < a):   D_k = -c sum_{m<=k} q_m
     right overhang (k >= b):  D_k = +c sum_{m>k}  q_m
@@ -27,7 +27,7 @@ re-solve interval, no update error.  :func:`solve_potential` solves the same equ
 banded linear system, independently, for tests and checks.
 
 Hop rates: a vacancy hop from plane p to p' is multiplied by exp(-(phi_{p'} - phi_p) e / 2kT)
-(MODEL.md section 4).
+(docs/model.md section 4).
 """
 from __future__ import annotations
 

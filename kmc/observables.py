@@ -1,4 +1,4 @@
-"""Bulk transport observables from independent kMC replicas (MODEL.md sections 4 and 6).
+"""Bulk transport observables from independent kMC replicas (docs/model.md sections 4 and 6).
 
 Every quantity is estimated in each of ``n_replicas`` independent replicas (own configuration and
 random stream, spawned from one SeedSequence); the result is the replica mean and its standard
@@ -12,7 +12,7 @@ r_i the displacement of atom i):
 - tracer diffusion coefficient  D_a = sum_{i in a} |r_i|^2 / (6 N_a t)            (cm^2/s)
   (zero-field quantities: under a field |r_i|^2 also contains the drift)
 - Onsager coefficients  l_ab = <dR_a . dR_b> / (t N_sites z s^2 x_V)                (1/s)
-  (MODEL.md normalisation, L_ab kT = c_s (z s^2/6) x_V l_ab; l = w for one species of
+  (docs/model.md normalisation, L_ab kT = c_s (z s^2/6) x_V l_ab; l = w for one species of
   uncorrelated hops).  Estimated from the increments dR over ``n_blocks`` consecutive blocks of
   a replica: l_ab = sum_blocks dR_a.dR_b / (sum_blocks dt  z s^2 N_V).  Under a field the mean
   drift of each block is subtracted (with the n/(n-1) correction), so l_ab stays the zero-field

@@ -1,7 +1,7 @@
 """Atomistic CsPbX3 structures as :class:`ase.Atoms` (pure factories: no file I/O, like ``ase.build``).
 
 The full pseudo-cubic perovskite supercell of an :class:`~structures.lattice.AnionLattice`
-(MODEL.md section 2), a = ``lattice.lattice_constant_A`` (5.8 Angstrom by default):
+(docs/model.md section 2), a = ``lattice.lattice_constant_A`` (5.8 Angstrom by default):
 
 - Pb at the cell corners ``a (i, j, k)``, Cs at the cell centres ``a (i+1/2, j+1/2, k+1/2)``,
   one of each per cell;

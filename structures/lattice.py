@@ -1,4 +1,4 @@
-"""Anion (halide) sublattice of an nx x ny x nz pseudo-cubic CsPbX3 supercell (MODEL.md section 2).
+"""Anion (halide) sublattice of an nx x ny x nz pseudo-cubic CsPbX3 supercell (docs/model.md section 2).
 
 Representation.  Sites are numbered ``site = ((k * ny + j) * nx + i) * 3 + s`` for cell (i, j, k)
 and sublattice s (0: X at (1/2,0,0)a, 1: (0,1/2,0)a, 2: (0,0,1/2)a), so z-planes are contiguous

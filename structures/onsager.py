@@ -1,4 +1,4 @@
-"""Onsager coefficients of vacancy-mediated Br/Cl interdiffusion (MODEL.md section 6).
+"""Onsager coefficients of vacancy-mediated Br/Cl interdiffusion (docs/model.md section 6).
 
 Self-consistent theory of Moleko, Allnatt & Allnatt, Phil. Mag. A 59, 141 (1989) for a random
 alloy with jump frequencies w_Br, w_Cl and site fractions c_Br, c_Cl, c_V.  The coefficients

@@ -1,6 +1,6 @@
 """Onsager coefficients l_ab(x_Cl) measured by bulk kMC, as a table the continuum model reads.
 
-What is stored (MODEL.md section 6): for each halide composition x_Cl = n_Cl / (n_Br + n_Cl)
+What is stored (docs/model.md section 6): for each halide composition x_Cl = n_Cl / (n_Br + n_Cl)
 of a bulk kMC run at vacancy site fraction x_V, the replica mean and standard error of
 l_BrBr, l_BrCl, l_ClCl (1/s, normalisation L_ab kT = c_s (z s^2/6) x_V l_ab), every replica's
 value and seed, and the campaign's provenance (:func:`write_onsager_tables` has the HDF5 layout).

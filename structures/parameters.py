@@ -1,12 +1,12 @@
-"""The one parameter set that both models read (MODEL.md sections 2-4, 7, 9).
+"""The one parameter set that both models read (docs/model.md sections 2-4, 7, 9).
 
 Every section is a frozen dataclass validated on construction; ``from_mapping`` builds a section
 (recursively) from a TOML table and rejects unknown keys, wrong types and out-of-range values with
 one :class:`ParameterError` that names the key.  Units are in the field names.
 
-Sources of defaults (see MODEL.md):
+Sources of defaults (see docs/model.md):
 - a = 5.8 Angstrom: paper Fig. 1c caption.
-- nu0 = 1e13 1/s, T = 300 K: MODEL.md section 4.
+- nu0 = 1e13 1/s, T = 300 K: docs/model.md section 4.
 - barriers 0.25 eV (CsPbBr3), 0.29 eV (CsPbCl3): Mizusaki, Arai, Fueki, Solid State Ionics 11, 203 (1983).
 - eps = 25 eps0: paper, citing its ref. 33.
 - formation energies 1.32 / 1.44 eV: paper, citing Lai et al. PNAS 2018.
@@ -252,7 +252,7 @@ def _positive(obj: Any, *names: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# hop barriers (MODEL.md section 4)
+# hop barriers (docs/model.md section 4)
 # --------------------------------------------------------------------------------------------
 PRESETS = ("random_alloy", "host")
 
@@ -262,7 +262,7 @@ class Barriers:
     """Hop barriers E_{X,Y} (eV): species X hopping across an edge of a Y-rich octahedron.
 
     The barrier of a hop with n Cl among its 4 environment sites is
-    E_a(X, n) = E_X,Br + (E_X,Cl - E_X,Br) n / 4   (MODEL.md section 4).
+    E_a(X, n) = E_X,Br + (E_X,Cl - E_X,Br) n / 4   (docs/model.md section 4).
     """
 
     Br_in_Br_eV: float = 0.25
@@ -337,7 +337,7 @@ class Material:
 
 
 # --------------------------------------------------------------------------------------------
-# the device: vacancies, geometry, electrode reactions (MODEL.md sections 1, 3, 5, 7, 8)
+# the device: vacancies, geometry, electrode reactions (docs/model.md sections 1, 3, 5, 7, 8)
 # read by the continuum model (continuum/) AND the device kMC (kmc/)
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -349,7 +349,7 @@ class Vacancies:
 
     Default 1e-7 / 3 per anion site: the paper's "typical halide vacancy concentrations ~1e-7 per
     unit cell" with 3 anion sites per cell; with eps = 25 eps0 its Debye length is 0.26 um, the
-    scale MODEL.md section 5 quotes.
+    scale docs/model.md section 5 quotes.
     """
 
     equilibrium_fraction_Br: float = 1e-7 / 3.0
@@ -373,7 +373,7 @@ class Geometry:
     The left contact touches the Br segment, the right one the Cl segment.  Forward bias
     (field > 0) puts the higher potential on the left (Br) contact.
 
-    ``potential_imposed_at``: "outer" (default, MODEL.md section 5: the outer edges of the contact
+    ``potential_imposed_at``: "outer" (default, docs/model.md section 5: the outer edges of the contact
     regions, away from the gap, so the applied field also crosses the contacts) or "inner" (the
     edges facing the gap).  The applied voltage is field * (distance between the two points where
     the potential is imposed), so the initial (unscreened) field there equals the nominal field.
@@ -441,21 +441,21 @@ R_D_FORMS = ("detailed_balance", "irreversible_at_positive", "zero")
 
 @dataclass(frozen=True)
 class Electrodes:
-    """Linearised reversible vacancy creation / annihilation on the contact regions (MODEL.md 7).
+    """Linearised reversible vacancy creation / annihilation on the contact regions (docs/model.md section 7).
 
     S_V = r_c (1 - x_V) - r_d x_V;  S_X = -r_c x_X + r_d x_V x_X / (x_Br + x_Cl)  (X = Br, Cl).
 
     Creation rate r_c = alpha(x_Cl) |E| (alpha in um V^-1 s^-1, E in V/um, r_c in 1/s), with
     - alpha_Br_um_per_V_s = 1.3e-5 and alpha_Cl_um_per_V_s = 3.8e-7: the paper's fitted values
       (Fig. 3 caption; structures.paper.ALPHA_BR / ALPHA_CL) at the vacancy-depleted (positive, the paper's "cathode") electrode on the
-      Br and on the Cl segment; ``ionwire continuum`` re-fits both to MODEL.md section 1
+      Br and on the Cl segment; ``ionwire continuum`` re-fits both to docs/model.md section 1
       (continuum.experiment.calibrate) and records the fit;
     - composition_dependence "log_linear" (default): ln alpha linear in x_Cl between the two, i.e.
-      a formation barrier linear in composition (MODEL.md section 7: the natural choice);
+      a formation barrier linear in composition (docs/model.md section 7: the natural choice);
       "linear": alpha linear in x_Cl;
-    - r_d_form (MODEL.md 7 leaves it open):
+    - r_d_form (docs/model.md section 7 leaves it open):
       "detailed_balance": r_d = r_c (1 - x_V^eq) / x_V^eq at both electrodes (x_V^eq of the local
-      composition), so a contact at equilibrium is at rest (MODEL.md's "natural choice");
+      composition), so a contact at equilibrium is at rest (docs/model.md's "natural choice");
       "irreversible_at_positive" (default): the same at the negative (vacancy-accumulating)
       electrode, where annihilation is the sink of the piled-up vacancies, but r_d = 0 at the
       positive (vacancy-depleting) one: there the field drives creation and sweeps the created
@@ -463,9 +463,9 @@ class Electrodes:
       reverse-bias contact (on the Cl segment, x_V^eq 100x smaller) is held at x_V^eq(Cl) and the
       reverse migration is capped by transport (x_V^eq(Cl) times the drift velocity), at
       |L(-4 V/um, 4 h)| ~ 0.017 um whatever alpha_Cl (measured: 0.0122 um at alpha_Cl = 3.8e-7,
-      0.0164 um at 4e4): MODEL.md's |L(-4)| = 0.05 um cannot be fitted and the rectification ratio
+      0.0164 um at 4e4): docs/model.md's |L(-4)| = 0.05 um cannot be fitted and the rectification ratio
       stays ~60-90.  With one-way injection the migration is set by the injection rate at the
-      depleted electrode in both polarities, the picture of MODEL.md section 7 and of the paper
+      depleted electrode in both polarities, the picture of docs/model.md section 7 and of the paper
       (Fig. S16); in forward bias the two forms agree (there x_V << x_V^eq in the contact);
       "zero": r_d = 0 at both electrodes (no sink: the vacancies pile up);
     - the other (negative, vacancy-accumulating) electrode: the paper does not say.  Default

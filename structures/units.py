@@ -39,5 +39,5 @@ def site_density_per_m3(lattice_constant_A: float) -> float:
     return 3.0 / a**3
 
 
-# coordination number of the anion sublattice (MODEL.md section 2)
+# coordination number of the anion sublattice (docs/model.md section 2)
 Z_ANION = 8

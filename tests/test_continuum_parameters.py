@@ -103,7 +103,7 @@ def test_reduced_maa_table_matches_theory():
     # a callable table (what coupling passes) round-trips through the normalisation
     tab2 = table_from_callable(lambda xq: onsager_coefficients(1 - xq, xq, 0.0, w_br, w_cl, f0))
     np.testing.assert_allclose(tab2.abd_per_s[1:-1], tab.abd_per_s[1:-1], rtol=1e-9)
-    # equal jump frequencies: l_BrBr + 2 l_BrCl + l_ClCl = w (MODEL.md section 6 check)
+    # equal jump frequencies: l_BrBr + 2 l_BrCl + l_ClCl = w (docs/model.md section 6 check)
     teq = maa_table(1.0, 1.0, f0)
     lbb, lbc, lcc = teq.l_per_s(x)
     np.testing.assert_allclose(lbb + 2 * lbc + lcc, 1.0, rtol=1e-12)
@@ -144,7 +144,7 @@ def test_paper_numbers_are_held_once_and_derived_consistently():
 
     # every number has a source; the derived ones follow from the stated ones
     assert all(v.source for v in paper.ALL.values()) and len(paper.ALL) >= 10
-    # L = mu E t: 1.7e-13 cm^2/(V s) * 4 V/um * 4 h = 0.979 um (MODEL.md: ~0.98 um)
+    # L = mu E t: 1.7e-13 cm^2/(V s) * 4 V/um * 4 h = 0.979 um (docs/model.md: ~0.98 um)
     assert paper.mobility_length_um(4.0) == pytest.approx(0.979, abs=5e-4)
     assert paper.FORWARD_LENGTH_4H.value == 0.98 and paper.CALIBRATION_FORWARD.value == 0.49
     assert paper.CALIBRATION_REVERSE.value == 0.05  # 0.98 um / ratio 20

@@ -1,4 +1,4 @@
-"""Device electrostatics (kmc/electrostatics.py, MODEL.md section 5): the kMC's incremental integer
+"""Device electrostatics (kmc/electrostatics.py, docs/model.md section 5): the kMC's incremental integer
 bond state gives the exact discrete Poisson solution after every charge move, in every segment
 (between the imposed planes and in the field-free overhangs); the Poisson-Boltzmann reference."""
 import numpy as np

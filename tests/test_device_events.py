@@ -1,5 +1,5 @@
 """The device kMC's event structure (plane trees, bond factors, uniform-field multipliers,
-reactions) against a brute-force enumeration written from MODEL.md alone: every possible event's
+reactions) against a brute-force enumeration written from docs/model.md alone: every possible event's
 rate from the lattice's own neighbour/environment tables, the barrier formula, the potential of
 an independent Poisson solve and the shared electrode_rates; then the frequency with which the
 kernel picks each event from one frozen state against those rates (chi-square)."""

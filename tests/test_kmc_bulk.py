@@ -1,4 +1,4 @@
-"""Bulk kMC engine and observables against exact results (MODEL.md sections 4 and 6).
+"""Bulk kMC engine and observables against exact results (docs/model.md sections 4 and 6).
 
 Statistical tolerances: kMC estimates carry the standard error over independent replicas
 (sigma); a check passes within 4 sigma (two-sided false-alarm probability ~6e-5 per check)
@@ -238,7 +238,7 @@ def test_f0_constant_reproduced_precisely():
 @pytest.mark.validate
 @pytest.mark.parametrize("w_ratio, x_cl", [(0.1, 0.5), (1.0, 0.3)])
 def test_mobility_under_field_matches_onsager_linear_response(w_ratio, x_cl):
-    """Drift under a weak uniform field against the zero-field Onsager coefficients (MODEL.md
+    """Drift under a weak uniform field against the zero-field Onsager coefficients (docs/model.md
     section 6 flux law, linear response): mu_a = (z s^2 / 6) (x_V / x_a) (e / kT) sum_b l_ab."""
     m = _random_alloy(w_ratio)
     r0 = measure_bulk((8, 8, 8), x_cl, 1, m, 0.0, 2_000_000, 16, 1, 5000, 2000)

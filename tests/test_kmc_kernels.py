@@ -150,7 +150,7 @@ def _brute_rate(occ, site, target, env_sites, dz, field_half_eV, kT, nu0=1e13):
 
 @pytest.mark.parametrize("periodic_z", [True, False])
 def test_hop_rates_match_model(periodic_z):
-    """Rates of every vacancy hop = MODEL.md section 4, field factor exp(+e E dz_vacancy / 2kT)."""
+    """Rates of every vacancy hop = docs/model.md section 4, field factor exp(+e E dz_vacancy / 2kT)."""
     lat = AnionLattice(4, 3, 5, periodic_z=periodic_z)
     nx, ny, nz, pz = lat.numba_args()
     nb, env, cells, pos = lat.neighbour_table(), lat.environment_table(), lat.site_cells(), lat.half_unit_positions()

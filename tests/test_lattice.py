@@ -1,4 +1,4 @@
-"""Geometry of the anion sublattice (MODEL.md section 2) checked against its definition."""
+"""Geometry of the anion sublattice (docs/model.md section 2) checked against its definition."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st

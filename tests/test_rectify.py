@@ -32,7 +32,7 @@ def test_regime_of_the_experiment_from_the_formulas():
     cs = 3.0 / a_m ** 3 * (1e-7 / 3.0)
     lam = math.sqrt(25 * 8.8541878128e-12 * kT / (1.602176634e-19 * cs))  # m
     assert g["debye_length_nm"] == pytest.approx(lam * 1e9, rel=1e-6)
-    assert 0.25 < g["debye_length_nm"] * 1e-3 < 0.27  # MODEL.md: 0.26 um
+    assert 0.25 < g["debye_length_nm"] * 1e-3 < 0.27  # docs/model.md: 0.26 um
     assert g["bias_over_screening"] == pytest.approx(4e6 * lam / kT, rel=1e-6)
     assert g["hop_bias"] == pytest.approx(4e6 * a_m / (4 * kT), rel=1e-9)
     w_br = 1e13 * math.exp(-0.25 / kT)

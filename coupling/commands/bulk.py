@@ -1,6 +1,6 @@
 """Bulk kMC measurement: tracer D and f, Onsager l_ab, vacancy D, drift and mobility.
 
-Runs independent replicas of a periodic random Br/Cl alloy with vacancies (MODEL.md sections
+Runs independent replicas of a periodic random Br/Cl alloy with vacancies (docs/model.md sections
 4 and 6) and prints each observable with its standard error over the replicas.  Example:
 
     ionwire bulk --cells 16 16 16 --x-cl 0.5 --vacancies 120 --events 1000000 --replicas 4 --json

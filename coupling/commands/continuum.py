@@ -1,7 +1,7 @@
 """Run the continuum reaction-drift-diffusion-Poisson model of the rectification experiment.
 
 Reads a TOML config (runs/fig1e.toml: `run = "continuum"`, [sweep] field_V_per_um = [...]),
-fits the two electrode rates alpha_Br, alpha_Cl to MODEL.md section 1 if [calibration] is
+fits the two electrode rates alpha_Br, alpha_Cl to docs/model.md section 1 if [calibration] is
 enabled, runs every field (in parallel over `workers` processes), writes all profiles to an HDF5
 file (continuum/io.py layout) and Fig. 1e as PNG next to it, and prints a summary (--json: the
 keys field_V_per_um, migration_length_um, rectification_ratio, cl_uptake, calibrated, wall_s, ...).
