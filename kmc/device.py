@@ -271,8 +271,10 @@ class DeviceSimulation:
         rng = np.random.default_rng(init_ss)
         occ = np.empty(lat.n_sites, dtype=np.uint8)
         vac = []
+        per_k = 3 * lat.nx * lat.ny
+        in_layer = (plane_sites(lat, 0), plane_sites(lat, 1))  # the sites of planes 0 and 1
         for p in range(P):
-            sites = plane_sites(lat, p)
+            sites = (p // 2) * per_k + in_layer[p % 2]  # = plane_sites(lat, p)
             occ[sites] = 0 if lay.x_cl_initial[p] < 0.5 else 1
             n_v = rng.binomial(len(sites), lay.x_v_eq[p])
             if n_v:
