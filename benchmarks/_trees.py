@@ -9,7 +9,6 @@ editable install of the current tree; the same interpreter (venv) and dependenci
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,18 +30,10 @@ CLI = ("import atexit, os, resource, sys\n"
 
 
 def machine() -> dict:
-    """CPU model (/proc/cpuinfo), logical cores, load average, Python and platform."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu_model": model, "cores": os.cpu_count(), "load_average": list(os.getloadavg()),
-            "python": platform.python_version(), "platform": platform.platform()}
+    """CPU model (/proc/cpuinfo), logical cores, Python, platform and the load average now."""
+    from ionwire.coupling.commands.bench import machine as _machine
+
+    return {**_machine(), "load_average": list(os.getloadavg())}
 
 
 def commit_of(ref: str = "HEAD") -> str:
