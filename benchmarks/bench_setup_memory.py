@@ -7,7 +7,8 @@ system, records its resident set size (RSS), then builds the engine: a bulk latt
 ``--bulk``^3 cells (1 % vacancies, random 50/50 Br/Cl; 500^3 cells = 375 M sites) and/or a device
 wire of ``--device`` cells (the standard device benchmark's physics; 128 x 128 x 20345 cells =
 1.0e9 sites).  Reported per site: the state (engine ``nbytes`` / ``memory_bytes()``), the set-up
-peak above the pre-build RSS (``ru_maxrss`` of the child) and the whole child's peak
+peak above the pre-build RSS (``ru_maxrss`` of the child; 0 when the set-up stays below the
+memory the compilation took before), the peak of numpy's allocations (tracemalloc) and the whole child's peak
 (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` seen by the parent), with the set-up wall time.
 Needs about 15 bytes/site free for bulk and 4 for the device; the parent refuses to start a case
 that would not fit into the available memory (/proc/meminfo MemAvailable).
@@ -21,6 +22,7 @@ import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 
 BYTES_PER_SITE_NEEDED = {"bulk": 16.0, "device": 5.0}
 
@@ -36,6 +38,7 @@ def _child(kind: str, cells: list[int]) -> dict:
     else:
         D.DeviceSimulation(D.benchmark_config((4, 4, 64))).advance(float("inf"), 1000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tracemalloc.start()  # numpy's allocations: the set-up peak even below the pre-build RSS
     t0 = time.perf_counter()
     if kind == "bulk":
         lat = AnionLattice(*cells)
@@ -47,9 +50,12 @@ def _child(kind: str, cells: list[int]) -> dict:
         state, sites, extra = sim.memory_bytes(), sim.lattice.n_sites, {"vacancies": sim.n_vacancies}
         sim.advance(float("inf"), 1000)
     wall = time.perf_counter() - t0
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"target": kind, "cells": cells, "sites": sites, "state_bytes_per_site": state / sites,
-            "setup_peak_bytes_per_site": (after - before) / sites, "setup_wall_s": wall,
+            "setup_peak_bytes_per_site": (after - before) / sites,
+            "setup_numpy_peak_bytes_per_site": traced_peak / sites, "setup_wall_s": wall,
             "rss_before_build_bytes": before, **extra}
 
 
