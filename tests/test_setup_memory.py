@@ -89,3 +89,42 @@ def test_device_plane_lists_as_built_by_the_loop():
     assert prv.tolist() == [-1, 0, 1, -1, -1, 4, -1]
     empty = D._sorted_plane_lists(np.zeros(0, dtype=np.int64), 3)
     assert [a.tolist() for a in empty] == [[-1] * 3, [-1] * 3, [], []]
+
+
+def test_device_initial_state_is_the_per_plane_draw():
+    """The lean device set-up gives exactly the state of the plain per-plane construction (same
+    seed, same random draws), so trajectories are unchanged."""
+    config = D.benchmark_config((6, 5, 80), seed=7)
+    sim = D.DeviceSimulation(config)
+    lat, lay = sim.lattice, sim.layout
+    rng = np.random.default_rng(np.random.SeedSequence(sim.seed).spawn(2)[0])
+    occ = np.empty(lat.n_sites, dtype=np.uint8)
+    vac = []
+    for p in range(lat.n_planes):
+        sites = D.plane_sites(lat, p)
+        occ[sites] = 0 if lay.x_cl_initial[p] < 0.5 else 1
+        n_v = rng.binomial(len(sites), lay.x_v_eq[p])
+        if n_v:
+            chosen = np.sort(rng.choice(len(sites), size=n_v, replace=False))
+            occ[sites[chosen]] = 2
+            vac.append(sites[chosen])
+    vac_site = np.concatenate(vac)
+    planes = 2 * (vac_site // (3 * lat.nx * lat.ny)) + (vac_site % 3 == 2)
+    head = np.full(lat.n_planes, -1)
+    tail = np.full(lat.n_planes, -1)
+    nxt = np.full(len(vac_site), -1)
+    prv = np.full(len(vac_site), -1)
+    for v, p in enumerate(planes):
+        prv[v] = tail[p]
+        if tail[p] >= 0:
+            nxt[tail[p]] = v
+        else:
+            head[p] = v
+        tail[p] = v
+    got = sim.state.checkpoint()
+    assert len(vac_site) > 10
+    assert np.array_equal(got["occ"], occ) and np.array_equal(got["vac_site"], vac_site)
+    assert np.array_equal(got["vac_cell"], _reference_cells(lat)[vac_site])
+    for key, ref in (("head", head), ("tail", tail), ("nxt", nxt), ("prv", prv)):
+        assert np.array_equal(got[key], ref), key
+    assert np.array_equal(got["background"], np.bincount(planes, minlength=lat.n_planes))
