@@ -78,6 +78,7 @@ def run_cli(args: list[str], *, pythonpath: str | None = None, env: dict | None 
     finally:
         os.unlink(rss_file)
     if proc.returncode:
-        raise subprocess.CalledProcessError(proc.returncode, args, proc.stdout, proc.stderr)
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise RuntimeError(f"ionwire {' '.join(args)} failed (exit {proc.returncode}): {tail}")
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_MiB": maxrss / 2**20, "stdout": proc.stdout}

@@ -49,12 +49,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="bulk,device,campaign", help="comma-separated commands")
     ap.add_argument("--baseline", default=None, help="also measure this commit, interleaved")
+    ap.add_argument("--baseline-only", action="store_true", help="measure only --baseline (not the current tree)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     result = {"machine_before": machine(), "commit": commit_of(), "baseline": None, "runs": []}
     with tempfile.TemporaryDirectory(prefix="ionwire-first-run-") as tmp:
-        trees = [("current", None)]
+        trees = [] if args.baseline_only and args.baseline else [("current", None)]
         ctx = baseline_tree(args.baseline) if args.baseline else None
         if ctx is not None:
             result["baseline"] = commit_of(args.baseline)
