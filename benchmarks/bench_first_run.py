@@ -29,19 +29,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _trees import REPO, baseline_tree, commit_of, machine, run_cli  # noqa: E402
 
 
-def _device_toml(folder: str) -> str:
-    text = (REPO / "runs" / "device_small.toml").read_text()
+def _device_toml(folder: str, root: Path) -> str:
+    text = (root / "runs" / "device_small.toml").read_text()
     assert tomllib.loads(text)["kmc"]["duration_s"] == 2e-6
     path = os.path.join(folder, "device_first.toml")
     Path(path).write_text(text.replace("duration_s = 2e-6", "duration_s = 2e-7"))
     return path
 
 
-def _commands(folder: str) -> dict[str, list[str]]:
+def _commands(folder: str, root: Path) -> dict[str, list[str]]:
+    """The commands, with the config files of the tree ``root`` (current or baseline)."""
     return {"bulk": ["bulk", "--cells", "8", "8", "8", "--events", "100000", "--warmup", "1000",
                      "--replicas", "1", "--json"],
-            "device": ["device", _device_toml(folder), "-o", os.path.join(folder, "device_first.h5")],
-            "campaign": ["campaign", str(REPO / "runs" / "fig1e.toml"), "-o", os.path.join(folder, "fig1e"),
+            "device": ["device", _device_toml(folder, root), "-o", os.path.join(folder, "device_first.h5")],
+            "campaign": ["campaign", str(root / "runs" / "fig1e.toml"), "-o", os.path.join(folder, "fig1e"),
                          "--no-progress", "--overwrite"]}
 
 
@@ -67,7 +68,8 @@ def main(argv=None) -> int:
                     for label, path in trees:
                         out_dir = tempfile.mkdtemp(dir=tmp, prefix=f"{name}-{label}-")
                         env = dict(os.environ, NUMBA_CACHE_DIR=caches[label])
-                        r = run_cli(_commands(out_dir)[name], pythonpath=path, env=env)
+                        root = REPO if path is None else Path(path, "ionwire").resolve()
+                        r = run_cli(_commands(out_dir, root)[name], pythonpath=path, env=env, cwd=out_dir)
                         r.pop("stdout")
                         # compiled functions in the cache (index files) and their specialisations
                         files = [q.name for q in Path(caches[label]).rglob("*") if q.is_file()]
