@@ -4,8 +4,10 @@
 
 For each command: one run with ``NUMBA_CACHE_DIR`` pointing at a fresh empty folder (cold: every
 kernel the command uses is compiled) and one more with the same folder (warm: loaded from the
-cache).  Reported: wall seconds, CPU seconds (user + system of the command and its worker
-processes: the robust number on a shared machine) and the peak RSS of the main process.  With
+cache).  Reported: wall seconds, CPU seconds (user + system of the command: the robust number
+on a shared machine; not for ``campaign``, whose worker processes are children of a
+multiprocessing forkserver that is never waited for, so their CPU time is not seen) and the peak
+RSS of the main process.  With
 ``--baseline COMMIT`` the same is measured for that commit (see ``_trees.py``), interleaved:
 current cold, baseline cold, current warm, baseline warm.  A cold run costs a minute or more of
 CPU per command: run this on a quiet machine, once.
@@ -71,6 +73,8 @@ def main(argv=None) -> int:
                         root = REPO if path is None else Path(path, "ionwire").resolve()
                         r = run_cli(_commands(out_dir, root)[name], pythonpath=path, env=env, cwd=out_dir)
                         r.pop("stdout")
+                        if name == "campaign":  # its workers belong to a forkserver nobody waits for
+                            r["cpu_s"] = None
                         # compiled functions in the cache (index files) and their specialisations
                         files = [q.name for q in Path(caches[label]).rglob("*") if q.is_file()]
                         r["cached_functions"] = sum(f.endswith(".nbi") for f in files)
@@ -79,7 +83,8 @@ def main(argv=None) -> int:
                                "load_after": list(os.getloadavg())}
                         result["runs"].append(row)
                         if not args.json:
-                            print(f"{name:8s} {label:8s} {phase}: wall {r['wall_s']:.1f} s, CPU {r['cpu_s']:.1f} s, "
+                            print(f"{name:8s} {label:8s} {phase}: wall {r['wall_s']:.1f} s, CPU "
+                                  + ("n/a" if r["cpu_s"] is None else f"{r['cpu_s']:.1f} s") + ", "
                                   f"peak RSS {r['peak_rss_MiB']:.0f} MiB, {r['cached_functions']} kernels / "
                                   f"{r['cached_specialisations']} specialisations cached (load {row['load_after'][0]:.2f})",
                                   flush=True)
