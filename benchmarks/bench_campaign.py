@@ -122,35 +122,51 @@ _CONTROL = """
 import sys, tempfile, time
 from pathlib import Path
 from ionwire.coupling.campaign import load_spec
+from ionwire.kmc.bulk import BulkKMC
+from ionwire.kmc.state import BulkState
+from ionwire.structures.lattice import AnionLattice
+# imports and kernel loading before the start signal (a campaign worker has them loaded too)
+BulkKMC(BulkState.random(AnionLattice(4, 4, 4), 0.5, 3, 0)).run(100)
 spec = load_spec(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
 t = time.perf_counter()
 for rp in spec.points[: int(sys.argv[2])]:
     with tempfile.TemporaryDirectory() as d:
         spec.run_type.run(spec.config, rp.point, Path(d))
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, flush=True)
 """
 
 
-def _launch_control(cfg: Path, n_runs: int):
+def _control(cfg: Path, shares: list[int]) -> float:
+    """Wall time from a common start signal until every plain process (no campaign) has done its
+    share of the config's runs; process start-up, imports and kernel loading happen before the
+    signal."""
     import subprocess
 
-    return subprocess.Popen([sys.executable, "-c", _CONTROL, str(cfg), str(n_runs)], stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", _CONTROL, str(cfg), str(k)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for k in shares]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    t0 = time.perf_counter()
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        p.communicate()
+        if p.returncode:
+            raise RuntimeError(f"control process failed (exit {p.returncode})")
+    return time.perf_counter() - t0
 
 
 def control_serial(cfg: Path, runs: int) -> float:
-    """Wall time of ``runs`` runs of the config in ONE plain process (no campaign)."""
-    t0 = time.perf_counter()
-    _launch_control(cfg, runs).communicate()
-    return time.perf_counter() - t0
+    """Wall time of ``runs`` runs of the config in ONE plain process."""
+    return _control(cfg, [runs])
 
 
 def control_parallel(cfg: Path, runs: int) -> float:
-    """Wall time of ``runs`` / 2 runs in each of TWO concurrent plain processes (same work)."""
-    t0 = time.perf_counter()
-    procs = [_launch_control(cfg, runs // 2), _launch_control(cfg, runs - runs // 2)]
-    for p in procs:
-        p.communicate()
-    return time.perf_counter() - t0
+    """Wall time of half the runs in each of TWO concurrent plain processes (same work)."""
+    return _control(cfg, [runs // 2, runs - runs // 2])
 
 
 # replica sizes of the throughput benchmark: 16^3 cells (12,288 sites, ~0.2 MB of state: fits in
@@ -203,10 +219,15 @@ def bench_throughput(config: Path, runs: int | None, rounds: int = 2, sizes=None
         d = Path(d)
         todo = {name: SIZES[name] for name in (SIZES if sizes is None else sizes)} or {"as_given": None}
         for name, size in todo.items():
-            n = int(runs) if runs else (8 if size is None or size["cells"] <= 32 else 4)
-            body = text if size is None else size_config(text, size["cells"], size["events"], n)
             cfg = d / f"{name}.toml"
-            cfg.write_text(body)
+            if size is None:  # as given: the control runs exactly the campaign's points
+                from ionwire.coupling.campaign import load_spec
+
+                cfg.write_text(text)
+                n = len(load_spec(cfg).points)
+            else:
+                n = int(runs) if runs else (8 if size["cells"] <= 32 else 4)
+                cfg.write_text(size_config(text, size["cells"], size["events"], n))
             res = bench_throughput_one(cfg, n, rounds, d / name)
             res["replica"] = size
             out["sizes"][name] = res
