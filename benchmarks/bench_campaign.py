@@ -1,7 +1,7 @@
 """Campaign benchmark: scheduling overhead and kMC campaign throughput from 1 to 2 workers.
 
     python benchmarks/bench_campaign.py overhead [--runs 3] [--run-s 10] [--workers 1] [--scheduler local]
-    python benchmarks/bench_campaign.py throughput [--config CONFIG.toml] [--runs 8]
+    python benchmarks/bench_campaign.py throughput [--sizes in_cache_16,out_of_cache_128] [--rounds 2]
     python benchmarks/bench_campaign.py all --json
 
 overhead: a campaign of ``runs`` runs that each compute for ``run_s`` seconds of wall time
@@ -14,12 +14,16 @@ where run walls are measured inside the workers and the campaign wall covers eve
 ``ionwire campaign`` does (config load, pool start-up, dispatch, result files, index, reduce).
 CPU contention from other users lengthens the runs themselves but not this difference.
 
-throughput: the same kMC campaign (the ``bulk`` run type: independent replicas with a fixed
-number of events each) with 1 and then 2 local workers; speed-up = wall(1) / wall(2).  This
-needs two free cores: on a shared machine the load average is recorded next to the numbers, and a
-control measures what the machine gives at that moment without the campaign (two runs in one
-plain process against two runs in each of two concurrent processes); campaign / raw is the
-campaign's own parallel efficiency.
+throughput: a kMC campaign (the ``bulk`` run type: independent replicas with a fixed number of
+events each) with 1 and 2 local workers; speed-up = wall(1) / wall(2).  This needs two free
+cores, so a control measures what the machine gives without the campaign: the same runs in one
+plain process against half of them in each of two concurrent processes (raw speed-up); campaign
+/ raw is the campaign's own parallel efficiency.  Control and campaign are interleaved (control
+1 process, campaign 1 worker, control 2 processes, campaign 2 workers, repeated ``--rounds``
+times) so both see the machine at the same moments; medians over the rounds are reported with
+every round and its load average.  Two replica sizes: 16^3 cells (state ~0.2 MB, fits in L2: the
+best case) and 128^3 cells (~90 MB, beyond any cache: the two workers share memory bandwidth).
+The template is ``bench_campaign_kmc.toml`` (``--config``); ``--sizes ''`` runs it as given.
 """
 from __future__ import annotations
 
@@ -118,51 +122,115 @@ _CONTROL = """
 import sys, tempfile, time
 from pathlib import Path
 from ionwire.coupling.campaign import load_spec
+from ionwire.kmc.bulk import BulkKMC
+from ionwire.kmc.state import BulkState
+from ionwire.structures.lattice import AnionLattice
+# imports and kernel loading before the start signal (a campaign worker has them loaded too)
+BulkKMC(BulkState.random(AnionLattice(4, 4, 4), 0.5, 3, 0)).run(100)
 spec = load_spec(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
 t = time.perf_counter()
 for rp in spec.points[: int(sys.argv[2])]:
     with tempfile.TemporaryDirectory() as d:
         spec.run_type.run(spec.config, rp.point, Path(d))
-print(time.perf_counter() - t)
+print(time.perf_counter() - t, flush=True)
 """
 
 
-def raw_parallel_speedup(cfg: Path) -> dict:
-    """What the machine gives right now, without the campaign: four runs of the config in ONE
-    plain process, against two runs in each of TWO concurrent processes (same work)."""
+def _control(cfg: Path, shares: list[int]) -> float:
+    """Wall time from a common start signal until every plain process (no campaign) has done its
+    share of the config's runs; process start-up, imports and kernel loading happen before the
+    signal."""
     import subprocess
 
-    def launch(n_runs):
-        return subprocess.Popen([sys.executable, "-c", _CONTROL, str(cfg), str(n_runs)], stdout=subprocess.PIPE,
-                                text=True)
-
+    procs = [subprocess.Popen([sys.executable, "-c", _CONTROL, str(cfg), str(k)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for k in shares]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
     t0 = time.perf_counter()
-    launch(4).communicate()
-    serial = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    procs = [launch(2), launch(2)]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     for p in procs:
         p.communicate()
-    parallel = time.perf_counter() - t0
-    return {"one_process_four_runs_s": serial, "two_processes_two_runs_each_s": parallel,
-            "raw_speedup": serial / parallel, "load_after": _load()}
+        if p.returncode:
+            raise RuntimeError(f"control process failed (exit {p.returncode})")
+    return time.perf_counter() - t0
 
 
-def bench_throughput(config: Path, runs: int | None) -> dict:
+def control_serial(cfg: Path, runs: int) -> float:
+    """Wall time of ``runs`` runs of the config in ONE plain process."""
+    return _control(cfg, [runs])
+
+
+def control_parallel(cfg: Path, runs: int) -> float:
+    """Wall time of half the runs in each of TWO concurrent plain processes (same work)."""
+    return _control(cfg, [runs // 2, runs - runs // 2])
+
+
+# replica sizes of the throughput benchmark: 16^3 cells (12,288 sites, ~0.2 MB of state: fits in
+# L2, the best case) and 128^3 cells (6.3 M sites, ~90 MB: far beyond any cache, every hop's
+# neighbourhood is a main-memory access, and two workers share the memory bandwidth)
+SIZES = {"in_cache_16": {"cells": 16, "events": 10_000_000},
+         "out_of_cache_128": {"cells": 128, "events": 3_000_000}}
+
+
+def size_config(template: str, cells: int, events: int, replicas: int) -> str:
+    """The kMC campaign config ``template`` with cubic replicas of ``cells``^3 cells, ``events``
+    hops each and ``replicas`` replicas."""
+    import re
+
+    out = re.sub(r"(?m)^cells = .*$", f"cells = [{cells}, {cells}, {cells}]", template)
+    out = re.sub(r"(?m)^events_per_replica = .*$", f"events_per_replica = {int(events)}", out)
+    out = re.sub(r"(?m)^replicas = .*$", f"replicas = {int(replicas)}", out)
+    return out
+
+
+def bench_throughput_one(cfg: Path, runs: int, rounds: int, workdir: Path) -> dict:
+    """``rounds`` rounds of, interleaved: control in one process, campaign with 1 worker, control
+    in two processes, campaign with 2 workers (A B A B), so that the control sees the machine
+    at the same moments as the campaign.  Per round: campaign speed-up wall(1) / wall(2), raw
+    speed-up serial / parallel, efficiency = campaign / raw; medians over the rounds."""
+    import statistics
+
+    rows = []
+    for i in range(rounds):
+        row = {"load_before": _load()}
+        row["control_one_process_s"] = control_serial(cfg, runs)
+        row["workers_1"] = run_campaign_file(cfg, workdir / f"r{i}w1", 1)
+        row["control_two_processes_s"] = control_parallel(cfg, runs)
+        row["workers_2"] = run_campaign_file(cfg, workdir / f"r{i}w2", 2)
+        row["speedup_1_to_2"] = row["workers_1"]["wall_s"] / row["workers_2"]["wall_s"]
+        row["raw_speedup"] = row["control_one_process_s"] / row["control_two_processes_s"]
+        row["efficiency_vs_raw"] = row["speedup_1_to_2"] / row["raw_speedup"]
+        row["load_after"] = _load()
+        rows.append(row)
+    med = {k: statistics.median(r[k] for r in rows) for k in ("speedup_1_to_2", "raw_speedup", "efficiency_vs_raw")}
+    return {"runs": runs, "rounds": rows, **{f"median_{k}": v for k, v in med.items()}}
+
+
+def bench_throughput(config: Path, runs: int | None, rounds: int = 2, sizes=None) -> dict:
+    """The throughput benchmark for each replica size of ``SIZES`` (or only ``config`` as given
+    when ``sizes`` is empty)."""
     text = config.read_text()
-    out = {}
+    out = {"config": str(config), "sizes": {}}
     with tempfile.TemporaryDirectory() as d:
-        cfg = Path(d) / config.name
-        cfg.write_text(text)
-        out["control"] = raw_parallel_speedup(cfg)
-        for workers in (1, 2):
-            out[f"workers_{workers}"] = run_campaign_file(cfg, Path(d) / f"out{workers}", workers)
-    w1, w2 = out["workers_1"], out["workers_2"]
-    out["speedup_1_to_2"] = w1["wall_s"] / w2["wall_s"]
-    # the campaign's share: its speed-up relative to what two plain processes got
-    out["efficiency_vs_raw"] = out["speedup_1_to_2"] / out["control"]["raw_speedup"]
-    out["runs_per_s"] = {"1": w1["runs"] / w1["wall_s"], "2": w2["runs"] / w2["wall_s"]}
-    out["config"] = str(config)
+        d = Path(d)
+        todo = {name: SIZES[name] for name in (SIZES if sizes is None else sizes)} or {"as_given": None}
+        for name, size in todo.items():
+            cfg = d / f"{name}.toml"
+            if size is None:  # as given: the control runs exactly the campaign's points
+                from ionwire.coupling.campaign import load_spec
+
+                cfg.write_text(text)
+                n = len(load_spec(cfg).points)
+            else:
+                n = int(runs) if runs else (8 if size["cells"] <= 32 else 4)
+                cfg.write_text(size_config(text, size["cells"], size["events"], n))
+            res = bench_throughput_one(cfg, n, rounds, d / name)
+            res["replica"] = size
+            out["sizes"][name] = res
     return out
 
 
@@ -175,13 +243,22 @@ def main(argv=None) -> int:
     p.add_argument("--scheduler", default=None, help="overhead: dask scheduler ('local' or an address)")
     p.add_argument("--config", type=Path, default=HERE / "bench_campaign_kmc.toml",
                    help="throughput: the kMC campaign config")
+    p.add_argument("--throughput-runs", type=int, default=None,
+                   help="throughput: replicas per campaign (default 8 at 16^3, 4 at 128^3)")
+    p.add_argument("--rounds", type=int, default=2, help="throughput: interleaved rounds (default 2)")
+    p.add_argument("--sizes", default=",".join(SIZES),
+                   help=f"throughput: replica sizes, comma-separated from {', '.join(SIZES)} ('' = --config as given)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     res = {}
     if args.what in ("overhead", "all"):
         res["overhead"] = bench_overhead(args.runs, args.run_s, args.workers, args.scheduler)
     if args.what in ("throughput", "all"):
-        res["throughput"] = bench_throughput(args.config, None)
+        sizes = [x for x in args.sizes.split(",") if x]
+        unknown = [x for x in sizes if x not in SIZES]
+        if unknown:
+            p.error(f"unknown --sizes {unknown}; choose from {list(SIZES)}")
+        res["throughput"] = bench_throughput(args.config, args.throughput_runs, args.rounds, sizes)
     if args.json:
         print(json.dumps(res, indent=1))
     else:
@@ -191,18 +268,18 @@ def main(argv=None) -> int:
                   f"{o['wall_s']:.2f} s, runs {o['run_wall_s']:.2f} s -> {100 * o['overhead_fraction']:.2f} % "
                   f"({o['overhead_per_run_s']:.3f} s per run); load {o['load_before']['load_1min']:.2f}")
         if "throughput" in res:
-            t = res["throughput"]
-            w1, w2 = t["workers_1"], t["workers_2"]
-            print(f"throughput: {w1['runs']} kMC runs: 1 worker {w1['wall_s']:.2f} s, 2 workers {w2['wall_s']:.2f} s "
-                  f"-> speed-up {t['speedup_1_to_2']:.2f}x; kMC events/s per run "
-                  f"{w1.get('events_per_second_per_run', float('nan')):.3g} / "
-                  f"{w2.get('events_per_second_per_run', float('nan')):.3g}; core share per run "
-                  f"{w1['cpu_share_per_run']:.2f} / {w2['cpu_share_per_run']:.2f}; load (1 min) before "
-                  f"{w1['load_before']['load_1min']:.2f} / {w2['load_before']['load_1min']:.2f}")
-            c = t["control"]
-            print(f"control without the campaign: 4 runs in 1 process {c['one_process_four_runs_s']:.2f} s, "
-                  f"2 runs in each of 2 processes {c['two_processes_two_runs_each_s']:.2f} s -> raw speed-up "
-                  f"{c['raw_speedup']:.2f}x; campaign / raw = {t['efficiency_vs_raw']:.2f}")
+            for name, t in res["throughput"]["sizes"].items():
+                for i, r in enumerate(t["rounds"]):
+                    w1, w2 = r["workers_1"], r["workers_2"]
+                    print(f"throughput {name} round {i}: {t['runs']} kMC runs: campaign 1 worker {w1['wall_s']:.2f} s, "
+                          f"2 workers {w2['wall_s']:.2f} s -> {r['speedup_1_to_2']:.2f}x; control 1 process "
+                          f"{r['control_one_process_s']:.2f} s, 2 processes {r['control_two_processes_s']:.2f} s -> "
+                          f"{r['raw_speedup']:.2f}x; campaign / raw {r['efficiency_vs_raw']:.2f}; core share per run "
+                          f"{w1['cpu_share_per_run']:.2f} / {w2['cpu_share_per_run']:.2f}; load (1 min) "
+                          f"{r['load_before']['load_1min']:.2f} -> {r['load_after']['load_1min']:.2f}")
+                print(f"throughput {name}: medians over {len(t['rounds'])} rounds: speed-up "
+                      f"{t['median_speedup_1_to_2']:.2f}x, raw {t['median_raw_speedup']:.2f}x, campaign / raw "
+                      f"{t['median_efficiency_vs_raw']:.2f}")
     return 0
 
 

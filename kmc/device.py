@@ -285,7 +285,10 @@ class DeviceSimulation:
         self.field = dk.Field(gamma=gamma, psi_drop=psi_drop, expt=expt, expt_lam=expt_lam,
                               c_up=float(np.exp(-0.5 * psi_drop / (b - a))),
                               c_down=float(np.exp(0.5 * psi_drop / (b - a))))
-        self.state = DeviceState.from_checkpoint(lat, self._initial_state() if _state is None else _state)
+        if _state is None:
+            self.state = DeviceState.from_checkpoint(lat, self._initial_state(), copy=False)
+        else:
+            self.state = DeviceState.from_checkpoint(lat, _state)
         self._build()
         if np.isnan(self.state.clock.fstate[dk.F_TNEXT]):
             dk.draw_next_time(self.state.planes, self.state.clock, self.geometry, self.field)
@@ -300,8 +303,10 @@ class DeviceSimulation:
         occ = np.empty(lat.n_sites, dtype=np.uint8)
         vac = []
         fixed = uniform_background(lay) if self.config.kmc.background == "uniform" else None
+        per_k = 3 * lat.nx * lat.ny
+        in_layer = (plane_sites(lat, 0), plane_sites(lat, 1))  # the sites of planes 0 and 1
         for p in range(P):
-            sites = plane_sites(lat, p)
+            sites = (p // 2) * per_k + in_layer[p % 2]  # = plane_sites(lat, p)
             occ[sites] = 0 if lay.x_cl_initial[p] < 0.5 else 1
             n_v = rng.binomial(len(sites), lay.x_v_eq[p]) if fixed is None else int(fixed[p])
             if n_v:
@@ -311,21 +316,10 @@ class DeviceSimulation:
         vac_site = np.concatenate(vac) if vac else np.zeros(0, dtype=np.int64)
         n = len(vac_site)
         background = np.bincount(_planes_of_sites(lat, vac_site), minlength=P).astype(np.int64)
-        # plane lists in slot order (slots are sorted by plane)
-        head = np.full(P, -1, dtype=np.int64)
-        tail = np.full(P, -1, dtype=np.int64)
-        nxt = np.full(n, -1, dtype=np.int64)
-        prv = np.full(n, -1, dtype=np.int64)
+        # plane lists in slot order (slots are sorted by plane, so each list is a run of slots)
         planes = _planes_of_sites(lat, vac_site)
-        for v in range(n):
-            p = planes[v]
-            t = tail[p]
-            prv[v] = t
-            if t >= 0:
-                nxt[t] = v
-            else:
-                head[p] = v
-            tail[p] = v
+        head, tail, nxt, prv = _sorted_plane_lists(planes, P)
+        del planes
         cells = _cells_of_sites(lat, vac_site)
         return {"occ": occ, "vac_site": vac_site.astype(np.int64), "vac_cell": cells.astype(np.int64),
                 "head": head, "tail": tail, "nxt": nxt, "prv": prv,
@@ -373,18 +367,7 @@ class DeviceSimulation:
         L, lam = bond_state_from_charge(n_v - bg, sim.layout.electrostatics)
         st = sim.state_arrays()
         n = len(vac_site)
-        head = np.full(P, -1, dtype=np.int64)
-        tail = np.full(P, -1, dtype=np.int64)
-        nxt = np.full(n, -1, dtype=np.int64)
-        prv = np.full(n, -1, dtype=np.int64)
-        for v in range(n):
-            p = planes[v]
-            prv[v] = tail[p]
-            if tail[p] >= 0:
-                nxt[tail[p]] = v
-            else:
-                head[p] = v
-            tail[p] = v
+        head, tail, nxt, prv = _sorted_plane_lists(planes, P)
         st.update(occ=occ, vac_site=vac_site, vac_cell=_cells_of_sites(lat, vac_site), head=head, tail=tail,
                   nxt=nxt, prv=prv, L=L, istate=np.array([n, lam, 0, 0], dtype=np.int64),
                   fstate=np.array([float(time_s), np.nan]), background=bg,
@@ -511,10 +494,29 @@ def _planes_of_sites(lat: AnionLattice, sites: np.ndarray) -> np.ndarray:
 
 
 def _cells_of_sites(lat: AnionLattice, sites: np.ndarray) -> np.ndarray:
-    sites = np.asarray(sites, dtype=np.int64)
-    s = sites % 3
-    c = sites // 3
-    return np.stack([c % lat.nx, (c // lat.nx) % lat.ny, c // (lat.nx * lat.ny), s], axis=1).astype(np.int64)
+    return lat.cells_of(sites)
+
+
+def _sorted_plane_lists(planes: np.ndarray, P: int):
+    """head, tail int64[P] and nxt, prv int64[n] of the per-plane doubly linked lists of slots
+    0..n-1 whose planes ``planes`` are non-decreasing (each list: its slots in order)."""
+    n = len(planes)
+    head = np.full(P, -1, dtype=np.int64)
+    tail = np.full(P, -1, dtype=np.int64)
+    nxt = np.full(n, -1, dtype=np.int64)
+    prv = np.full(n, -1, dtype=np.int64)
+    if n:
+        same = planes[1:] == planes[:-1]
+        v = np.arange(n, dtype=np.int64)
+        prv[1:][same] = v[:-1][same]
+        nxt[:-1][same] = v[1:][same]
+        first = np.ones(n, dtype=bool)
+        first[1:] = ~same
+        last = np.ones(n, dtype=bool)
+        last[:-1] = ~same
+        head[planes[first]] = v[first]
+        tail[planes[last]] = v[last]
+    return head, tail, nxt, prv
 
 
 # ---------------------------------------------------------------------------------------------

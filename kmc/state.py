@@ -89,13 +89,17 @@ class BulkState:
             raise ValueError(f"n_vacancies must be an integer in [0, {n}], got {n_vacancies!r}")
         config_ss, events_ss = _seed_sequences(seed)
         rng = np.random.default_rng(config_ss)
-        perm = rng.permutation(n)
+        # the permutation of rng.permutation(n), in 4 bytes per site where n allows: shuffle
+        # draws the same random numbers whatever the dtype of the array
+        perm = np.arange(n, dtype=np.uint32 if n <= np.iinfo(np.uint32).max else np.int64)
+        rng.shuffle(perm)
         n_atoms = n - int(n_vacancies)
         n_cl = int(round(x_cl * n_atoms))
         occ = np.zeros(n, dtype=np.uint8)
         occ[perm[:n_vacancies]] = VACANCY
         occ[perm[n_vacancies:n_vacancies + n_cl]] = CL
-        return cls.from_occupancy(lattice, occ, rng_state_from_seed(events_ss))
+        del perm
+        return cls._from_own_occupancy(lattice, occ, rng_state_from_seed(events_ss))
 
     @classmethod
     def from_occupancy(cls, lattice: AnionLattice, occupancy: np.ndarray, rng_state=None) -> "BulkState":
@@ -108,11 +112,16 @@ class BulkState:
             raise ValueError(f"occupancy must be uint8, got {occ.dtype}")
         if occ.size and occ.max() > VACANCY:
             raise ValueError("occupancy codes must be 0 (Br), 1 (Cl) or 2 (vacancy)")
-        occ = occ.copy()
+        return cls._from_own_occupancy(lattice, occ.copy(), rng_state)
+
+    @classmethod
+    def _from_own_occupancy(cls, lattice: AnionLattice, occ: np.ndarray, rng_state) -> "BulkState":
+        """:meth:`from_occupancy` taking ownership of a checked ``occ`` (no copy).  Set-up memory:
+        the state itself plus one byte per site (the vacancy mask) and O(n_vac)."""
         sites = np.flatnonzero(occ == VACANCY).astype(np.int64)
         disp = np.zeros((lattice.n_sites, 3), dtype=np.int32)
         disp[sites, 0] = np.arange(sites.size, dtype=np.int32)
-        cells = lattice.site_cells()[sites] if sites.size else np.zeros((0, 4), dtype=np.int64)
+        cells = lattice.cells_of(sites)
         if rng_state is None or not isinstance(rng_state, np.ndarray):
             rng_state = rng_state_from_seed(rng_state)
         rng_state = np.asarray(rng_state)
@@ -159,7 +168,7 @@ class BulkState:
         assert np.count_nonzero(occ == VACANCY) == sites.size
         assert np.all(occ[sites] == VACANCY)
         assert np.array_equal(self.displacement[sites, 0], np.arange(sites.size))
-        assert np.array_equal(self.lattice.site_cells()[sites], self.vacancy_cell)
+        assert np.array_equal(self.lattice.cells_of(sites), self.vacancy_cell)
 
     # checkpoints -------------------------------------------------------------------------------
     def checkpoint(self) -> dict:
@@ -217,15 +226,17 @@ class DeviceState:
 
     # construction ----------------------------------------------------------------------------
     @classmethod
-    def from_checkpoint(cls, lattice: AnionLattice, data: dict) -> "DeviceState":
+    def from_checkpoint(cls, lattice: AnionLattice, data: dict, *, copy: bool = True) -> "DeviceState":
         """A state holding copies of the integer state ``data`` (the dict of :meth:`checkpoint`,
         or a checkpoint file's datasets) on ``lattice`` (z bounded); TrajectoryError if a key is
-        missing or an array does not fit the lattice."""
+        missing or an array does not fit the lattice.  ``copy=False`` takes over ``data["occ"]``
+        if it already is a uint8 array (for a freshly built state: no second byte per site)."""
         for key in DEVICE_CHECKPOINT_KEYS:
             if key not in data:
                 raise TrajectoryError(f"checkpoint state lacks {key!r}")
         P = lattice.n_planes
-        occ = np.array(data["occ"], dtype=np.uint8, copy=True)  # never alias the caller's array
+        # never alias the caller's array unless told to
+        occ = np.array(data["occ"], dtype=np.uint8, copy=True) if copy else np.asarray(data["occ"], dtype=np.uint8)
         if occ.shape != (lattice.n_sites,):
             raise TrajectoryError(f"checkpoint occupancy has {occ.shape} sites, the config gives {lattice.n_sites}")
         istate = np.array(data["istate"], dtype=np.int64)

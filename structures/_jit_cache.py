@@ -46,11 +46,12 @@ def configure() -> str:
             os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "ionwire", "numba")
         _configured = os.path.join(base, source_digest())
         numba.config.CACHE_DIR = _configured
+        _install_locator()
         _announce_compilation()
     return _configured
 
 
-COMPILE_NOTICE = "ionwire: compiling the numerical kernels once (about a minute; later runs load them from {})"
+COMPILE_NOTICE = "compiling the numerical kernels once (about a minute; later runs load them from {})"
 _announced = False
 
 
@@ -79,3 +80,40 @@ def _announce_compilation() -> None:
             pass
 
     event.register("numba:compile", _Notice())
+
+
+def _install_locator() -> None:
+    """Let numba find the package's kernels by their path inside the package, not by the
+    absolute folder of the checkout, so that a reinstall elsewhere (site-packages instead of an
+    editable checkout, another clone of the same sources) reuses the compiled kernels.  Safe: the
+    folder is keyed by the hash of every kernel source, and numba checks each defining file by a
+    hash of its content.  Files outside the package keep numba's own locators."""
+    try:
+        from numba.core import caching
+    except ImportError:  # pragma: no cover - a numba without this layout keeps its default
+        return
+    base_cls = getattr(caching, "UserProvidedCacheLocator", None) or getattr(caching, "_UserProvidedCacheLocator", None)
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    if base_cls is None or impl is None or any(getattr(c, "_ionwire", False) for c in impl._locator_classes):
+        return
+
+    class PackageRelativeLocator(base_cls):
+        _ionwire = True
+
+        @classmethod
+        def get_suitable_cache_subpath(cls, py_file):
+            try:
+                rel = Path(py_file).resolve().parent.relative_to(_ROOT)
+            except ValueError:
+                return base_cls.get_suitable_cache_subpath(py_file)
+            return "ionwire_" + "_".join(rel.parts)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            try:
+                Path(py_file).resolve().relative_to(_ROOT)
+            except (ValueError, OSError):
+                return None
+            return super().from_function(py_func, py_file)
+
+    impl._locator_classes.insert(0, PackageRelativeLocator)

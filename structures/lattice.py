@@ -36,6 +36,7 @@ N_NEIGHBOURS = 8
 N_ENVIRONMENT = 4
 
 _UNIT = np.eye(3, dtype=np.int64)
+_CHUNK = 1 << 20  # sites per block when a whole-lattice array is filled
 
 
 def _build_tables():
@@ -169,26 +170,60 @@ class AnionLattice:
         return 0.5 * self.lattice_constant_A
 
     # per-site arrays ------------------------------------------------------------------------
+    # Whole-lattice arrays are filled in chunks of _CHUNK sites, so that building one costs its
+    # own size plus O(_CHUNK) (no per-site temporaries of the full length).
+    def cells_of(self, sites) -> np.ndarray:
+        """int64[..., 4]: (i, j, k, s) of the given site indices (integer arithmetic on those
+        sites only)."""
+        sites = np.asarray(sites, dtype=np.int64)
+        out = np.empty(sites.shape + (4,), dtype=np.int64)
+        c = sites // 3
+        np.remainder(sites, 3, out=out[..., 3])
+        np.remainder(c, self.nx, out=out[..., 0])
+        c //= self.nx
+        np.remainder(c, self.ny, out=out[..., 1])
+        np.floor_divide(c, self.ny, out=out[..., 2])
+        return out
+
     def site_cells(self) -> np.ndarray:
         """int64[n_sites, 4]: (i, j, k, s) of every site."""
-        idx = np.arange(self.n_sites, dtype=np.int64)
-        s = idx % 3
-        c = idx // 3
-        return np.stack([c % self.nx, (c // self.nx) % self.ny, c // (self.nx * self.ny), s], axis=1)
+        out = np.empty((self.n_sites, 4), dtype=np.int64)
+        for lo in range(0, self.n_sites, _CHUNK):
+            hi = min(lo + _CHUNK, self.n_sites)
+            out[lo:hi] = self.cells_of(np.arange(lo, hi, dtype=np.int64))
+        return out
 
     def half_unit_positions(self) -> np.ndarray:
         """int64[n_sites, 3]: positions in units of a/2."""
-        ijks = self.site_cells()
-        return 2 * ijks[:, :3] + _UNIT[ijks[:, 3]]
+        out = np.empty((self.n_sites, 3), dtype=np.int64)
+        for lo in range(0, self.n_sites, _CHUNK):
+            hi = min(lo + _CHUNK, self.n_sites)
+            ijks = self.cells_of(np.arange(lo, hi, dtype=np.int64))
+            out[lo:hi] = 2 * ijks[:, :3] + _UNIT[ijks[:, 3]]
+        return out
 
     def positions_A(self) -> np.ndarray:
         """float64[n_sites, 3]: site positions in Angstrom (origin at a Pb)."""
-        return 0.5 * self.lattice_constant_A * self.half_unit_positions().astype(float)
+        out = np.empty((self.n_sites, 3), dtype=float)
+        half = 0.5 * self.lattice_constant_A
+        for lo in range(0, self.n_sites, _CHUNK):
+            hi = min(lo + _CHUNK, self.n_sites)
+            ijks = self.cells_of(np.arange(lo, hi, dtype=np.int64))
+            np.multiply(half, (2 * ijks[:, :3] + _UNIT[ijks[:, 3]]).astype(float), out=out[lo:hi])
+        return out
+
+    def planes_of(self, sites) -> np.ndarray:
+        """int64[...]: anion plane along z (0 .. 2 nz - 1) of the given site indices."""
+        sites = np.asarray(sites, dtype=np.int64)
+        return 2 * (sites // (3 * self.nx * self.ny)) + (sites % 3 == 2)
 
     def plane_index(self) -> np.ndarray:
         """int64[n_sites]: anion plane along z (0 .. 2 nz - 1), planes a/2 apart."""
-        ijks = self.site_cells()
-        return 2 * ijks[:, 2] + (ijks[:, 3] == 2)
+        out = np.empty(self.n_sites, dtype=np.int64)
+        for lo in range(0, self.n_sites, _CHUNK):
+            hi = min(lo + _CHUNK, self.n_sites)
+            out[lo:hi] = self.planes_of(np.arange(lo, hi, dtype=np.int64))
+        return out
 
     def plane_z_A(self) -> np.ndarray:
         """float64[n_planes]: z of each anion plane (Angstrom)."""
@@ -205,7 +240,7 @@ class AnionLattice:
         return 0.5 * self.lattice_constant_A * HOP_HALF_UNITS.astype(float)
 
     def _offset(self, sites: np.ndarray, off: np.ndarray) -> np.ndarray:
-        ijks = self.site_cells()[sites]
+        ijks = self.cells_of(sites)
         i = (ijks[..., 0] + off[..., 0]) % self.nx
         j = (ijks[..., 1] + off[..., 1]) % self.ny
         k = ijks[..., 2] + off[..., 2]

@@ -10,6 +10,11 @@ memory per site (occupancy, per-site tracer displacements, vacancy arrays and th
 benchmark), x_V^eq(Br) = 1e-2, 2 V/um forward, exact electrostatics after every event and
 electrode reactions on (kmc.device.benchmark_device); same timing protocol.
 
+Every report names the machine: CPU model (/proc/cpuinfo), logical cores, and the load average
+before and after the timing (other work on a shared machine slows the wall clock; events per CPU
+second are less sensitive to it).  Compare numbers only between runs on the same machine, best
+interleaved (benchmarks/bench_baseline.py).
+
 Extension point for other targets (e.g. `ionwire bench device`): add a function
 ``_bench_<name>(args) -> dict`` and an entry in ``TARGETS`` below (and, if it needs options,
 in ``add_arguments``); the dispatcher, --json output and error handling are shared.
@@ -18,6 +23,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+
+
+def machine() -> dict:
+    """CPU model (from /proc/cpuinfo where available), logical cores, Python and platform."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+def _load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return []
 
 
 def _bench_kmc(args) -> dict:
@@ -89,12 +118,18 @@ def run(args) -> int:
     check_memory(n_sites * 64, f"the benchmark lattice ({' x '.join(map(str, args.cells))} cells, {n_sites:.3g} sites)")
     from ._output import stop_at_once_on_interrupt
 
+    load_before = _load()
     with stop_at_once_on_interrupt():  # writes no file: Ctrl-C may end it at once
         out = TARGETS[args.target](args)
+    out["machine"] = machine()
+    out["load_average_before"] = load_before
+    out["load_average_after"] = _load()
     if args.json:
         print(json.dumps(out))
         return 0
     print(f"ionwire bench {args.target}:")
+    m = out.pop("machine")
     for k, v in out.items():
         print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}")
+    print(f"  machine: {m['cpu_model']}, {m['cores']} logical cores, Python {m['python']}, {m['platform']}")
     return 0
