@@ -585,15 +585,15 @@ def regime_warnings(groups: Mapping[str, float]) -> list[str]:
     return out
 
 
-def print_regime(reg: Mapping[str, Any], stream) -> None:
+def regime_lines(reg: Mapping[str, Any]) -> list[str]:
     """The regime of :func:`config_regime` as a few lines (config and experiment side by side),
     then one ``warning:`` line per group outside the experiment's regime."""
     g, x = reg["groups"], reg["experiment"]
-    print(f"regime at |E| = {reg['field_V_per_um']:g} V/um (this config / experiment at 4 V/um):", file=stream)
+    lines = [f"regime at |E| = {reg['field_V_per_um']:g} V/um (this config / experiment at 4 V/um):"]
     for name in (*REGIME_LIMITS, "injection_strength_reverse", "mean_field_coupling"):
-        print(f"  {name:26s} {g[name]:10.3g} / {x[name]:.3g}", file=stream)
-    for w in reg["warnings"]:
-        print(f"warning: {w}", file=stream)
+        lines.append(f"  {name:26s} {g[name]:10.3g} / {x[name]:.3g}")
+    lines += [f"warning: {w}" for w in reg["warnings"]]
+    return lines
 
 
 def rectification_summary(fields, names, arrays_all: Mapping[str, Mapping[str, Any]],

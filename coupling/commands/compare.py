@@ -76,9 +76,9 @@ def run(args):
                 "regime", "rectification")
         print(json.dumps({k: summary.get(k) for k in keys}, default=float))
     else:
-        from ionwire.coupling.compare import print_regime
+        from ionwire.coupling.compare import regime_lines
 
-        print_regime(summary["regime"], sys.stderr)
+        print("\n".join(regime_lines(summary["regime"])), file=sys.stderr)
         for name, d in summary["directions"].items():
             chi = ", ".join(f"{f} " + "/".join(f"{v:.2f}" for v in vals) for f, vals in d["chi2_per_dof"].items())
             fa = d.get("front_position_agreement") or {}
