@@ -101,6 +101,16 @@ LOGGER_NAME = "ionwire"
 LOG_FORMAT = "ionwire: %(levelname)s: %(message)s"
 
 
+class _Formatter(logging.Formatter):
+    """``ionwire: message`` for progress notes and warnings (their text says what they are),
+    ``ionwire: LEVEL: message`` for debug output and errors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno in (logging.INFO, logging.WARNING):
+            return f"ionwire: {record.getMessage()}"
+        return super().format(record)
+
+
 def log_level(verbose: int, quiet: int) -> int:
     """The ``ionwire`` logger level for ``-v`` / ``-q`` counts: WARNING by default, -v INFO,
     -vv DEBUG, -q ERROR."""
@@ -117,7 +127,7 @@ def configured_logging(level: int):
     logger = logging.getLogger(LOGGER_NAME)
     warn_logger = logging.getLogger("py.warnings")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(_Formatter(LOG_FORMAT))
     saved = (logger.level, logger.propagate, warn_logger.level, warn_logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(level)
