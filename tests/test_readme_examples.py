@@ -229,8 +229,11 @@ def test_readme_shell_block_runs(block, after_main_job, tmp_path):
     subs = dict(subs, workdir=str(work))
     for produced, command in PRODUCERS.items():
         if any(command in line for line in block):  # this block writes it itself, as the README says
-            for f in work.glob(produced + "*"):
-                f.unlink()
+            # ... with its companion files (a figure beside the result): outputs are not replaced
+            # without --overwrite
+            for f in work.glob(produced.rsplit(".", 1)[0] + "*"):
+                if f.is_file():
+                    f.unlink()
     for command in block:
         if not _skip(command):
             _run(command, work, subs)
