@@ -102,11 +102,11 @@ LOG_FORMAT = "ionwire: %(levelname)s: %(message)s"
 
 
 class _Formatter(logging.Formatter):
-    """``ionwire: message`` for progress notes and warnings (their text says what they are),
-    ``ionwire: LEVEL: message`` for debug output and errors."""
+    """``ionwire: message`` at the default level (notes the user should see, and warnings, whose
+    text says what they are), ``ionwire: LEVEL: message`` for -v/-vv output and errors."""
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.levelno in (logging.INFO, logging.WARNING):
+        if record.levelno == logging.WARNING:
             return f"ionwire: {record.getMessage()}"
         return super().format(record)
 
