@@ -173,16 +173,26 @@ def control_parallel(cfg: Path, runs: int) -> float:
 # L2, the best case) and 128^3 cells (6.3 M sites, ~90 MB: far beyond any cache, every hop's
 # neighbourhood is a main-memory access, and two workers share the memory bandwidth)
 SIZES = {"in_cache_16": {"cells": 16, "events": 10_000_000},
-         "out_of_cache_128": {"cells": 128, "events": 3_000_000}}
+         "out_of_cache_128": {"cells": 128, "events": 8_000_000}}
 
 
 def size_config(template: str, cells: int, events: int, replicas: int) -> str:
     """The kMC campaign config ``template`` with cubic replicas of ``cells``^3 cells, ``events``
-    hops each and ``replicas`` replicas."""
+    hops each and ``replicas`` replicas.  The blocks per replica are cut so that each block keeps
+    at least 100 hops per vacancy (1 % vacancies), as the bulk config requires."""
     import re
 
     out = re.sub(r"(?m)^cells = .*$", f"cells = [{cells}, {cells}, {cells}]", template)
     out = re.sub(r"(?m)^events_per_replica = .*$", f"events_per_replica = {int(events)}", out)
+    if not re.search(r"(?m)^blocks = ", out):  # the default (200 blocks) would be too many
+        out = re.sub(r"(?m)^(events_per_replica = .*)$", r"\1\nblocks = 200", out, count=1)
+    n_vacancies = max(1, round(0.01 * 3 * cells**3))
+    max_blocks = max(1, int(events) // (100 * n_vacancies))
+
+    def _cut(m):
+        return f"blocks = {min(int(m.group(1)), max_blocks)}"
+
+    out = re.sub(r"(?m)^blocks = (\d+).*$", _cut, out)
     out = re.sub(r"(?m)^replicas = .*$", f"replicas = {int(replicas)}", out)
     return out
 
