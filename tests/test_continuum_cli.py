@@ -9,19 +9,9 @@ from ionwire.continuum import io as cio
 from ionwire.continuum.experiment import (ContinuumRun, bind, expand, load_config, run_point, summarize)
 from ionwire.structures.parameters import ParameterError
 from ionwire.coupling.cli import main
+from small_configs import continuum_toml
 
-SMALL = """
-run = "continuum"
-duration_s = 600.0
-workers = 1
-[numerics]
-n_nodes = 120
-n_outputs = 8
-[calibration]
-enabled = false
-[sweep]
-field_V_per_um = [-4.0, 0.0, 4.0]
-"""
+SMALL = continuum_toml()
 
 
 def test_cli_json_and_hdf5(tmp_path, capsys):

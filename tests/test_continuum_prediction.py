@@ -9,22 +9,13 @@ from ionwire.structures import paper
 from ionwire.continuum.experiment import (calibrate, load_config,
                                           map_fields, with_alphas)
 from ionwire.coupling.cli import main
+from small_configs import continuum_toml
 
-SMALL = """
-run = "continuum"
-duration_s = 600.0
-workers = 1
+SMALL = continuum_toml(extra="""
 [electrodes]
 alpha_Br_um_per_V_s = 2.6e-5
 alpha_Cl_um_per_V_s = 7.6e-7
-[numerics]
-n_nodes = 120
-n_outputs = 8
-[calibration]
-enabled = false
-[sweep]
-field_V_per_um = [-4.0, 0.0, 4.0]
-"""
+""")
 
 
 def test_json_carries_prediction_with_paper_alphas(tmp_path, capsys):

@@ -8,6 +8,7 @@ import tomllib
 import h5py
 import numpy as np
 import pytest
+from small_configs import continuum_toml, tiny_device
 
 pint = pytest.importorskip("pint")
 xr = pytest.importorskip("xarray")
@@ -15,25 +16,8 @@ pytest.importorskip("h5netcdf")
 
 UREG = pint.UnitRegistry()
 
-CONTINUUM = """
-run = "continuum"
-duration_s = 600.0
-workers = 1
-[numerics]
-n_nodes = 120
-n_outputs = 8
-[calibration]
-enabled = false
-[sweep]
-field_V_per_um = [-4.0, 4.0]
-"""
-DEVICE = {
-    "vacancies": {"equilibrium_fraction_Br": 1e-2},
-    "geometry": {"wire_length_um": 0.0464, "contact_width_um": 0.0116, "gap_um": 0.0232},
-    "electrodes": {"alpha_Br_um_per_V_s": 1e5, "alpha_Cl_um_per_V_s": 3e3},
-    "kmc": {"nx": 6, "ny": 4, "field_V_per_um": 3.0, "duration_s": 2e-9, "seed": 3},
-    "output": {"frame_interval_s": 1e-9},
-}
+CONTINUUM = continuum_toml(fields=(-4.0, 4.0))
+DEVICE = tiny_device()
 
 
 def _table():

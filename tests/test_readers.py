@@ -6,14 +6,9 @@ import pytest
 
 from ionwire.kmc.device import DeviceSimulation, load_config, run_device
 from ionwire.kmc.h5md import SPECIES_Z, open_trajectory
+from small_configs import tiny_device
 
-CONFIG = {
-    "vacancies": {"equilibrium_fraction_Br": 1e-2},
-    "geometry": {"wire_length_um": 0.0464, "contact_width_um": 0.0116, "gap_um": 0.0232},
-    "electrodes": {"alpha_Br_um_per_V_s": 1e5, "alpha_Cl_um_per_V_s": 3e3},
-    "kmc": {"nx": 6, "ny": 4, "field_V_per_um": 3.0, "duration_s": 4e-9, "seed": 11},
-    "output": {"frame_interval_s": 1e-9},
-}
+CONFIG = tiny_device(duration_s=4e-9, seed=11)
 N_FRAMES = 5
 TIMES_S = np.arange(N_FRAMES) * 1e-9
 
