@@ -284,15 +284,10 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
 # reading
 # --------------------------------------------------------------------------------------------
 def _open(path):
-    import h5py
+    from ionwire.structures.hdf5 import open_hdf5
 
     p = Path(path)
-    if not p.exists():
-        raise ResultFileError(f"{p}: no such file")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise ResultFileError(f"{p}: not a readable HDF5 file ({exc})") from None
+    f = open_hdf5(p, ResultFileError)
     schema = f.attrs.get("schema")
     schema = schema.decode() if isinstance(schema, bytes) else schema
     if schema == SCHEMA:

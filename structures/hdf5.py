@@ -46,16 +46,22 @@ def decode(value: Any) -> Any:
     return value
 
 
+def open_hdf5(path: str | os.PathLike, error: type[Exception] = FileFormatError) -> h5py.File:
+    """``path`` opened read-only; a missing or unreadable file raises one ``error`` naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise error(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
 def open_for_reading(path: str | os.PathLike, schema: str, version: int | tuple[int, ...]) -> h5py.File:
     """``path`` opened read-only after checking its schema and schema_version (one of ``version``)."""
     versions = (version,) if isinstance(version, int) else tuple(version)
     path = Path(path)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+    f = open_hdf5(path)
     found = decode(f.attrs.get("schema", ""))
     if found != schema:
         f.close()
