@@ -497,20 +497,22 @@ def plot_fig1e(summary: Mapping[str, Any], path, title: str | None = None) -> No
     import matplotlib.pyplot as plt
 
     if "prediction_paper_alphas" in summary:  # side by side: paper alphas | calibrated
-        from .fig1e_panels import plot_fig1e_pair
+        from .fig1e_panels import fig1e_pair_figure
 
-        return plot_fig1e_pair(summary, path)
-    fig = fig1e_figure(summary, title)
+        fig = fig1e_pair_figure(summary)
+    else:
+        fig = fig1e_figure(summary, title)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
 
 
-def fig1e_figure(summary: Mapping[str, Any], title: str | None = None):
+def fig1e_figure(summary: Mapping[str, Any], title: str | None = None, ax=None):
     """Fig. 1e from a :func:`summarize` dict: migration length after the run against the field,
     with the forward linear fit, the paper's mobility (mu E t at the largest field, for the run's
     duration) and, if the alphas were fitted, the config's calibration targets (|L|); the
-    duration is the summary's ``duration_s`` (the config's).  Returns the matplotlib Figure."""
+    duration is the summary's ``duration_s`` (the config's).  Draws into ``ax`` if given (else a new
+    figure) and returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -520,7 +522,10 @@ def fig1e_figure(summary: Mapping[str, Any], title: str | None = None):
     l_arr = np.array(summary["migration_length_um"])
     duration_s = float(summary["duration_s"])
     hours = f"{duration_s / 3600.0:.3g} h"
-    fig, ax = plt.subplots(figsize=(5.0, 3.8), dpi=150)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 3.8), dpi=150)
+    else:
+        fig = ax.figure
     ax.axhline(0, color="0.7", lw=0.8)
     ax.axvline(0, color="0.7", lw=0.8)
     ax.plot(e, l_arr, "o-", color="C0", ms=5, label="continuum model")
@@ -542,7 +547,8 @@ def fig1e_figure(summary: Mapping[str, Any], title: str | None = None):
     ratio = summary.get("rectification_ratio")
     ax.set_title(title or (f"Fig. 1e  (ratio L(+4)/|L(-4)| = {ratio:.1f})" if ratio else "Fig. 1e"), fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
+    if len(fig.axes) == 1:
+        fig.tight_layout()
     return fig
 
 

@@ -10,7 +10,6 @@ and L(largest field) / ratio at the reverse field (a small motion towards Br); w
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -50,8 +49,10 @@ def _panel(ax, fields, lengths, ratio, sign, title, duration_s, fit=None, color=
     ax.legend(fontsize=6, loc="upper left")
 
 
-def plot_fig1e_pair(summary: Mapping[str, Any], path) -> None:
-    """Two panels from an experiment summary carrying ``prediction_paper_alphas``."""
+def fig1e_pair_figure(summary: Mapping[str, Any], axes=None):
+    """Two panels from an experiment summary carrying ``prediction_paper_alphas``: (a) the paper's
+    alphas, (b) the configured or calibrated model.  Draws into ``axes`` (two Axes) if given, else a
+    new figure; returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,7 +60,10 @@ def plot_fig1e_pair(summary: Mapping[str, Any], path) -> None:
 
     pred = summary["prediction_paper_alphas"]
     duration_s = float(summary.get("duration_s", paper.BIAS_DURATION.value))
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.9), dpi=150, sharey=True)
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.9), dpi=150, sharey=True)
+    else:
+        fig = axes[0].figure
     _panel(axes[0], pred["field_V_per_um"], pred["migration_length_um"], pred.get("rectification_ratio"),
            pred.get("reverse_sign"),
            f"(a) prediction, paper alphas (Br {pred['alpha_Br_um_per_V_s']:.2g}, "
@@ -80,6 +84,4 @@ def plot_fig1e_pair(summary: Mapping[str, Any], path) -> None:
     axes[0].set_ylabel(f"migration length after {duration_s / 3600:g} h ($\\mu$m), > 0 towards Br")
     fig.suptitle("Fig. 1e", fontsize=10)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    return fig

@@ -112,22 +112,25 @@ def write_json(path, data: Mapping[str, Any]) -> None:
     Path(path).write_text(json.dumps(clean(dict(data)), indent=2, sort_keys=True) + "\n")
 
 
-def plot_direction(arrays: Mapping[str, Any], name: str, outdir) -> list[str]:
-    """PNGs for one direction: profiles of each field at every compared time (kMC mean +- 2 SEM
-    band, continuum line), and front position / chi^2 against time.  Returns the file names."""
+def profiles_figure(arrays: Mapping[str, Any], name: str, axes=None):
+    """Profiles of each compared field at every compared time: kMC mean +- 2 SEM band and the
+    continuum line, one row per field and one column per time.  Draws into ``axes`` (a
+    [fields, times] array of Axes) if given; returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    outdir = Path(outdir)
-    files = []
     z = arrays["z_nm"]
     times = arrays["times_s"]
     fields = [f for f in FIELDS if f"kmc_mean_{f}" in arrays]
     nt = len(times)
-    fig, axes = plt.subplots(len(fields), nt, figsize=(3.2 * nt, 2.6 * len(fields)), squeeze=False,
-                             sharex=True)
+    if axes is None:
+        fig, axes = plt.subplots(len(fields), nt, figsize=(3.2 * nt, 2.6 * len(fields)), squeeze=False,
+                                 sharex=True)
+    else:
+        axes = np.asarray(axes, dtype=object).reshape(len(fields), nt)
+        fig = axes[0, 0].figure
     for i, f in enumerate(fields):
         for j in range(nt):
             ax = axes[i, j]
@@ -147,12 +150,24 @@ def plot_direction(arrays: Mapping[str, Any], name: str, outdir) -> list[str]:
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"{name}: E = {arrays['field_V_per_um']:g} V/um", fontsize=10)
     fig.tight_layout()
-    fn = f"profiles_{name}.png"
-    fig.savefig(outdir / fn, dpi=110)
-    plt.close(fig)
-    files.append(fn)
+    return fig
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+
+def front_chi2_figure(arrays: Mapping[str, Any], name: str, axes=None):
+    """(a) front position against time, kMC mean +- 2 SEM and continuum; (b) reduced chi^2 of each
+    field against time.  Draws into ``axes`` (two Axes) if given; returns the matplotlib Figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = arrays["times_s"]
+    fields = [f for f in FIELDS if f"kmc_mean_{f}" in arrays]
+    if axes is None:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    else:
+        a1, a2 = axes
+        fig = a1.figure
     if "front_kmc_nm" in arrays:
         fk = arrays["front_kmc_nm"]
         mean, sem = replica_mean_sem(fk)
@@ -172,26 +187,42 @@ def plot_direction(arrays: Mapping[str, Any], name: str, outdir) -> list[str]:
     a2.legend(fontsize=7)
     fig.suptitle(name, fontsize=10)
     fig.tight_layout()
-    fn = f"front_chi2_{name}.png"
-    fig.savefig(outdir / fn, dpi=110)
+    return fig
+
+
+def _save(fig, path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    files.append(fn)
+
+
+def plot_direction(arrays: Mapping[str, Any], name: str, outdir) -> list[str]:
+    """PNGs for one direction (:func:`profiles_figure`, :func:`front_chi2_figure`) in ``outdir``.
+    Returns the file names."""
+    files = [f"profiles_{name}.png", f"front_chi2_{name}.png"]
+    _save(profiles_figure(arrays, name), Path(outdir) / files[0])
+    _save(front_chi2_figure(arrays, name), Path(outdir) / files[1])
     return files
 
 
-def plot_rectification(times_s, rect: Mapping[str, Any], fronts: Mapping[str, Mapping[str, Any]], unit: str,
-                       outdir, title: str = "") -> str:
+def rectification_figure(times_s, rect: Mapping[str, Any], fronts: Mapping[str, Mapping[str, Any]], unit: str,
+                         title: str = "", axes=None):
     """The headline plot (Fig. 1e of the paper, for the scaled device): (a) migration length
     |front displacement| of both polarities at each compared time, kMC mean +- 2 SEM against the
     continuum; (b) front position against time (fronts: {direction: {"kmc" float[R, t],
-    "continuum" float[t]}}).  Returns the file name (rectification.png)."""
+    "continuum" float[t]}}).  Draws into ``axes`` (two Axes) if given; returns the Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     t = np.asarray(times_s, dtype=float)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    if axes is None:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    else:
+        a1, a2 = axes
+        fig = a1.figure
     for key, color, label in (("forward", "tab:blue", "forward"), ("reverse", "tab:orange", "reverse")):
         m = np.asarray(rect[f"kmc_{key}_length"])
         s = np.asarray(rect[f"kmc_{key}_length_sem"])
@@ -214,7 +245,12 @@ def plot_rectification(times_s, rect: Mapping[str, Any], fronts: Mapping[str, Ma
     a2.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_rectification(times_s, rect: Mapping[str, Any], fronts: Mapping[str, Mapping[str, Any]], unit: str,
+                       outdir, title: str = "") -> str:
+    """:func:`rectification_figure` as ``outdir``/rectification.png; returns the file name."""
     fn = "rectification.png"
-    fig.savefig(Path(outdir) / fn, dpi=110)
-    plt.close(fig)
+    _save(rectification_figure(times_s, rect, fronts, unit, title), Path(outdir) / fn)
     return fn

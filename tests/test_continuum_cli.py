@@ -223,6 +223,20 @@ def test_fig1e_marks_come_from_the_config_and_the_paper_module():
     ax = fig1e_figure(plain).axes[0]
     assert "calibration targets (|L|)" not in [ln.get_label() for ln in ax.get_lines()]
     assert "after 0.167 h" in ax.get_ylabel()  # 600 s
+    # a notebook's axes: drawn into, that figure returned
+    import matplotlib.pyplot as plt
+
+    from ionwire.continuum.fig1e_panels import fig1e_pair_figure
+
+    given, own = plt.subplots()
+    assert fig1e_figure(plain, ax=own) is given and own.get_lines()
+    pred = {"field_V_per_um": [-4.0, 4.0], "migration_length_um": [-0.02, 1.0], "rectification_ratio": 50.0,
+            "reverse_sign": -1, "alpha_Br_um_per_V_s": 2.6e-5, "alpha_Cl_um_per_V_s": 7.6e-7}
+    pair_fig, pair = plt.subplots(1, 2)
+    assert fig1e_pair_figure(dict(plain, prediction_paper_alphas=pred), axes=pair) is pair_fig
+    model = next(ln for ln in pair[0].get_lines() if ln.get_label() == "continuum model (signed L)")
+    assert list(model.get_ydata()) == [-0.02, 1.0]
+    plt.close("all")
 
 
 def test_campaign_calibrates_on_its_own_pool(tmp_path, monkeypatch):

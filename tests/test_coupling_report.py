@@ -46,9 +46,27 @@ def test_agreeing_models_pass_and_a_shifted_front_fails(tmp_path):
     # HDF5 + JSON + PNG round trip
     files = report.plot_direction(arrays, "forward", tmp_path)
     assert all((tmp_path / f).stat().st_size > 1000 for f in files)
+    _check_draws_into_given_axes(arrays)
     write_report(tmp_path / "r.h5", {"forward": summ}, {"forward": arrays}, "x = 1\n")
     s2, groups = read_report(tmp_path / "r.h5")
     np.testing.assert_array_equal(groups["forward"]["kmc_replicas_x_br"], kmc["x_br"])
     assert s2["forward"]["replicas"] == 16
     report.write_json(tmp_path / "s.json", {"a": np.float64(1.0), "b": [np.inf]})
     assert json.loads((tmp_path / "s.json").read_text()) == {"a": 1.0, "b": [None]}
+
+
+def _check_draws_into_given_axes(arrays):
+    """The figure functions draw into a notebook's axes and return that figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_fields = sum(f"kmc_mean_{f}" in arrays for f in report.FIELDS)
+    fig, axes = plt.subplots(n_fields, len(arrays["times_s"]), squeeze=False)
+    assert report.profiles_figure(arrays, "forward", axes=axes) is fig
+    assert all(len(ax.lines) == 2 for ax in axes.flat)  # kMC mean and continuum in every panel
+    fig2, pair = plt.subplots(1, 2)
+    assert report.front_chi2_figure(arrays, "forward", axes=pair) is fig2
+    assert len(pair[1].lines) >= n_fields
+    plt.close("all")
