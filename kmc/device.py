@@ -41,6 +41,7 @@ Python API
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -82,7 +83,12 @@ class KMCSettings:
     "uniform" takes the deterministic counts of :func:`uniform_background` (the expected
     x_V^eq sites rounded so that the cumulative count from the left end never differs from the
     cumulative expectation by more than 1/2: the nearest integer charges to the continuum's smooth
-    background; the potential follows the cumulative charge).
+    background; the potential follows the cumulative charge); ramp_step_s: the length (s) of the
+    constant steps that stand for a continuously varying bias (a ramp or triangle of [bias]; see
+    :func:`bias_segments`), required for such a protocol, unused otherwise.
+
+    With a [bias] table the field is the protocol's (field_V_per_um must then be absent) and
+    duration_s defaults to the protocol's total duration.
     """
 
     nx: int = 8
@@ -93,6 +99,7 @@ class KMCSettings:
     hops: bool = True
     max_events: int = 0
     background: typing.Literal["binomial", "uniform"] = "binomial"
+    ramp_step_s: float | None = None
 
     def __post_init__(self):
         require(self.background in ("binomial", "uniform"),
@@ -103,6 +110,9 @@ class KMCSettings:
                 f"duration_s must be a positive number, got {self.duration_s!r}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         require(self.max_events >= 0, f"max_events must be >= 0, got {self.max_events}")
+        if self.ramp_step_s is not None:
+            require(math.isfinite(self.ramp_step_s) and self.ramp_step_s > 0,
+                    f"ramp_step_s must be a positive number, got {self.ramp_step_s!r}")
 
 
 @dataclass(frozen=True)
@@ -127,20 +137,98 @@ class DeviceConfig(HoldsDeviceParameters):
     run: typing.Literal["device"] = "device"
     kmc: KMCSettings = field(default_factory=KMCSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    #: the [bias] protocol (an :class:`ionwire.structures.bias.BiasProtocol`, or any object with
+    #: its ``piecewise_constant``, ``is_piecewise_constant`` and ``to_mapping``); None: the
+    #: constant kmc.field_V_per_um
+    bias: Any = None
 
     def __post_init__(self):
         n = self.kmc.duration_s / self.output.frame_interval_s
         require(n <= 1e6, f"output.frame_interval_s gives {n:.3g} frames (more than 1e6)")
+        if self.bias is not None:
+            if isinstance(self.bias, Mapping):
+                object.__setattr__(self, "bias", resolve_bias(self.bias, where="bias"))
+            require(self.bias.is_piecewise_constant() or self.kmc.ramp_step_s is not None,
+                    "the [bias] protocol varies continuously: give kmc.ramp_step_s, the length of the "
+                    "constant steps the kMC takes for it")
 
     def to_mapping(self) -> dict:
-        return to_mapping(self)
+        """The config as its file's tables; a config without [bias] (and without
+        kmc.ramp_step_s) gives exactly the mapping it gave before protocols existed, so its
+        trajectories and checkpoints carry the same config."""
+        m = to_mapping(dataclasses.replace(self, bias=None))
+        del m["bias"]
+        if self.kmc.ramp_step_s is None:
+            del m["kmc"]["ramp_step_s"]
+        if self.bias is not None:
+            m["bias"] = self.bias.to_mapping()
+            del m["kmc"]["field_V_per_um"]
+        return m
+
+
+def resolve_bias(table: Mapping[str, Any], where: str = "bias"):
+    """The :class:`ionwire.structures.bias.BiasProtocol` of a [bias] table."""
+    from ionwire.structures.bias import BiasProtocol
+
+    return BiasProtocol.from_mapping(table, where=where)
 
 
 def load_config(source: str | os.PathLike | Mapping[str, Any]) -> DeviceConfig:
-    """A validated :class:`DeviceConfig` from a TOML file path or a mapping (unknown keys raise)."""
-    if isinstance(source, Mapping):
-        return from_mapping(DeviceConfig, source)
-    return from_mapping(DeviceConfig, read_toml(source)[0])
+    """A validated :class:`DeviceConfig` from a TOML file path or a mapping (unknown keys raise).
+
+    A [bias] table sets the field: together with kmc.field_V_per_um it is an error; without
+    kmc.duration_s the run lasts the protocol's total duration (a constant protocol needs
+    kmc.duration_s); a given kmc.duration_s may be shorter than the protocol, not longer."""
+    mapping = source if isinstance(source, Mapping) else read_toml(source)[0]
+    if "bias" not in mapping:
+        return from_mapping(DeviceConfig, mapping)
+    kmc = mapping.get("kmc") or {}
+    if isinstance(kmc, Mapping) and "field_V_per_um" in kmc:
+        raise ParameterError("the config has both [bias] and kmc.field_V_per_um: give the field in one place "
+                             "(a constant field is [bias] field_V_per_um = ...)")
+    rest = {k: v for k, v in mapping.items() if k != "bias"}
+    protocol = resolve_bias(mapping["bias"], where="bias")
+    total = float(protocol.duration_s())
+    if isinstance(kmc, Mapping) and "duration_s" in kmc:
+        d = kmc["duration_s"]
+        if isinstance(d, (int, float)) and math.isfinite(total) and d > total * (1 + 1e-12):
+            raise ParameterError(f"kmc.duration_s = {d!r} is longer than the [bias] protocol ({total:.6g} s)")
+    else:
+        if not math.isfinite(total):
+            raise ParameterError("the [bias] protocol has no end (a constant field): give kmc.duration_s")
+        rest["kmc"] = dict(kmc, duration_s=total)
+    cfg = from_mapping(DeviceConfig, rest)
+    return dataclasses.replace(cfg, bias=protocol)
+
+
+def bias_segments(config: DeviceConfig, open_end: bool = False) -> tuple[tuple[float, float, float], ...]:
+    """The bias of a run as piecewise-constant segments ((t_start_s, t_end_s, field_V_per_um), ...)
+    from t = 0, contiguous, to kmc.duration_s.
+
+    Without [bias]: one segment of kmc.field_V_per_um.  A piecewise-constant protocol (steps,
+    rest, square waves) gives its own segments, exactly; a continuously varying one (ramp,
+    triangle, callable) gives the protocol's ``piecewise_constant(kmc.ramp_step_s)``: steps of at
+    most ramp_step_s (the value each step takes is the protocol's rule, see
+    :mod:`ionwire.structures.bias`), which converge to the protocol as ramp_step_s shrinks.
+    Segments of zero length are dropped.  ``open_end``: the last segment lasts for ever (t_end_s
+    = inf: the field after the end of the run or the protocol is the last one; the engine runs
+    past duration_s only when asked to)."""
+    duration = float(config.kmc.duration_s)
+    if config.bias is None:
+        segs = [(0.0, duration, float(config.kmc.field_V_per_um))]
+    else:
+        step = None if config.bias.is_piecewise_constant() else config.kmc.ramp_step_s
+        raw = config.bias.piecewise_constant(step)
+        segs = [(float(t0), float(t1), float(E)) for t0, t1, E in raw if t1 > t0]
+        if not segs:
+            raise ParameterError("the [bias] protocol has no segment of nonzero length")
+        if segs[0][0] != 0.0 or any(b[0] != a[1] for a, b in zip(segs[:-1], segs[1:])):
+            raise ParameterError("the [bias] protocol's segments must be contiguous from t = 0")
+        if not all(math.isfinite(E) for _, _, E in segs):
+            raise ParameterError("the [bias] protocol gives a non-finite field")
+    if open_end:
+        segs[-1] = (segs[-1][0], math.inf, segs[-1][2])
+    return tuple(segs)
 
 
 def replace_settings(config: DeviceConfig, **kmc_changes) -> DeviceConfig:
@@ -167,8 +255,11 @@ class DeviceLayout:
     electrode_of_side: tuple[str, str]  # electrode name of the left / right contact
 
 
-def device_layout(config: DeviceConfig) -> DeviceLayout:
+def device_layout(config: DeviceConfig, field_V_per_um: float | None = None) -> DeviceLayout:
+    """The planes, contacts and electrostatics of ``config`` under the field ``field_V_per_um``
+    (default: the field at t = 0, :func:`bias_segments`)."""
     mat, geo, k = config.material, config.geometry, config.kmc
+    E = float(bias_segments(config)[0][2] if field_V_per_um is None else field_V_per_um)
     a = mat.lattice_constant_A
     h_um = 0.5 * a * 1e-4
     nz = int(round(geo.wire_length_um / (a * 1e-4)))
@@ -198,15 +289,36 @@ def device_layout(config: DeviceConfig) -> DeviceLayout:
     # stands for the slab [z_p, z_p + a/2], so its potential is the continuum's at the slab centre;
     # the continuum's drop between the two slab centres is field * (b - a) a/2 as well (its
     # applied_voltage_V spans the imposed positions, the outer slab EDGES, one plane more)
-    V = float(k.field_V_per_um) * (pb - pa) * h_um
+    V = E * (pb - pa) * h_um
     es = PlaneElectrostatics(n_planes=P, plane_spacing_A=0.5 * a, cross_section_A2=k.nx * k.ny * a * a,
                              relative_permittivity=mat.relative_permittivity, left_plane=pa, right_plane=pb,
                              potential_left_V=V, potential_right_V=0.0, temperature_K=mat.temperature_K)
     x_cl = np.where(z < geo.junction_um - tol, 0.0, 1.0)
     x_v = config.vacancies.equilibrium_fraction(mat, x_cl)
-    sides = ("positive", "negative") if k.field_V_per_um >= 0 else ("negative", "positive")
-    return DeviceLayout(lat, es, z, contact, x_cl, np.asarray(x_v, dtype=float), lat.sites_per_plane(),
-                        float(k.field_V_per_um), sides)
+    return DeviceLayout(lat, es, z, contact, x_cl, np.asarray(x_v, dtype=float), lat.sites_per_plane(), E,
+                        electrode_sides(E))
+
+
+def electrode_sides(field_V_per_um: float) -> tuple[str, str]:
+    """The electrode names ("positive" / "negative", :func:`ionwire.structures.parameters.electrode_rates`)
+    of the left and the right contact under ``field_V_per_um``: the left one is positive for a
+    forward field (> 0) and for zero field (no electrode reaction has a nonzero rate there, r_c ~
+    |E|), the right one for a reverse field."""
+    return ("positive", "negative") if field_V_per_um >= 0 else ("negative", "positive")
+
+
+def layout_under_field(layout: DeviceLayout, field_V_per_um: float) -> DeviceLayout:
+    """``layout`` with the bias changed to ``field_V_per_um``: the imposed potential of the left
+    plane (the drop field x the distance of the imposed planes), the field and the electrode sides
+    (the planes, contacts and composition do not depend on the bias)."""
+    import dataclasses
+
+    es = layout.electrostatics
+    E = float(field_V_per_um)
+    h_um = es.plane_spacing_A * 1e-4  # the same float as device_layout's h_um: the same V
+    V = E * (es.right_plane - es.left_plane) * h_um
+    return dataclasses.replace(layout, electrostatics=dataclasses.replace(es, potential_left_V=V),
+                               field_V_per_um=E, electrode_of_side=electrode_sides(E))
 
 
 def uniform_background(layout: DeviceLayout) -> np.ndarray:
@@ -258,12 +370,18 @@ class DeviceSimulation:
     def __init__(self, config: DeviceConfig, seed: int | None = None, *, _state: dict | None = None):
         self.config = config
         self.seed = config.kmc.seed if seed is None else int(seed)
-        self.layout = device_layout(config)
+        #: the bias as piecewise-constant segments ((t_start_s, t_end_s, field_V_per_um), ...),
+        #: the last one open-ended (t_end_s = inf): :func:`bias_segments`
+        self.segments = bias_segments(config, open_end=True)
+        segment = 0 if _state is None else int(np.asarray(_state.get("bias_segment", [0]))[0])
+        if not 0 <= segment < len(self.segments):
+            raise TrajectoryError(f"checkpoint bias segment {segment} is not one of the {len(self.segments)} "
+                                  "segments of the config's bias protocol")
+        self.layout = device_layout(config, self.segments[segment][2])
         self.lattice = lat = self.layout.lattice
         es = self.layout.electrostatics
         a, b = int(es.left_plane), int(es.right_plane)
         gamma = float(es.gamma)
-        psi_drop = float((es.potential_right_V - es.potential_left_V) / es.thermal_voltage_V)
         mat = config.material
         if config.kmc.hops:
             table = rate_table(mat.barriers.as_array(), mat.attempt_frequency_per_s, mat.kT_eV, 0.0)
@@ -282,16 +400,54 @@ class DeviceSimulation:
         jmax = int(min(1 << 14, 2 * dk.GAUGE_LIMIT * (b - a) / gamma))
         jl = np.arange(-jmax, jmax + 1)
         expt_lam = np.exp(0.5 * gamma * jl / (b - a))
-        self.field = dk.Field(gamma=gamma, psi_drop=psi_drop, expt=expt, expt_lam=expt_lam,
-                              c_up=float(np.exp(-0.5 * psi_drop / (b - a))),
-                              c_down=float(np.exp(0.5 * psi_drop / (b - a))))
+        self.field = self._field_group(self.layout, expt, expt_lam)
         if _state is None:
             self.state = DeviceState.from_checkpoint(lat, self._initial_state(), copy=False)
         else:
             self.state = DeviceState.from_checkpoint(lat, _state)
+        self.state.bias_segment[0] = segment
         self._build()
         if np.isnan(self.state.clock.fstate[dk.F_TNEXT]):
             dk.draw_next_time(self.state.planes, self.state.clock, self.geometry, self.field)
+
+    @staticmethod
+    def _field_group(layout: DeviceLayout, expt: np.ndarray, expt_lam: np.ndarray) -> dk.Field:
+        """The kernels' Field group of ``layout``'s bias (the exp tables depend on gamma only)."""
+        es = layout.electrostatics
+        n = int(es.right_plane) - int(es.left_plane)
+        psi_drop = float((es.potential_right_V - es.potential_left_V) / es.thermal_voltage_V)
+        return dk.Field(gamma=float(es.gamma), psi_drop=psi_drop, expt=expt, expt_lam=expt_lam,
+                        c_up=float(np.exp(-0.5 * psi_drop / n)), c_down=float(np.exp(0.5 * psi_drop / n)))
+
+    # the bias protocol ---------------------------------------------------------------------------
+    @property
+    def bias_segment(self) -> int:
+        """Index into :attr:`segments` of the segment the state is in (at a switch time: the
+        segment that starts there)."""
+        return int(self.state.bias_segment[0])
+
+    @property
+    def field_V_per_um(self) -> float:
+        """The applied field now (V/um, > 0 forward)."""
+        return float(self.layout.field_V_per_um)
+
+    def _switch_to(self, segment: int) -> None:
+        """Enter bias segment ``segment`` at the current time (its start): the imposed potential,
+        the uniform-field multipliers and the electrode rate tables take the new field, the contact
+        planes' reaction rates and the sum tree are recomputed (pure functions of the integer
+        state, as a restart computes them), and the pending next-event time, drawn with the old
+        total rate, is discarded and drawn anew from the new total rate (one uniform of the kMC
+        stream).  Exact for a Poisson process: the waiting time is memoryless, so the time to the
+        next event after the switch is exponential with the new total rate."""
+        E = self.segments[segment][2]
+        self.state.bias_segment[0] = segment
+        self.layout = layout_under_field(self.layout, E)
+        rc, rd = rate_tables(self.config, self.layout)
+        self.rates = dk.Rates(hop=self.rates.hop, create=rc, refill=rd)
+        self.field = self._field_group(self.layout, self.field.expt, self.field.expt_lam)
+        s = self.state
+        dk.refresh_entries(s.planes, s.bonds, self.geometry, self.rates)
+        dk.draw_next_time(s.planes, s.clock, self.geometry, self.field)
 
     # state ------------------------------------------------------------------------------------
     def _initial_state(self) -> dict:
@@ -405,22 +561,40 @@ class DeviceSimulation:
     def advance(self, t_stop_s: float, max_events: int | None = None) -> int:
         """Run events up to simulated time t_stop_s (the state is then the state at t_stop_s) or
         until max_events events were done.  Returns a status of :mod:`ionwire.kmc._device_kernels`:
-        STATUS_TIME, STATUS_EVENTS (max_events reached first) or STATUS_NO_EVENT."""
+        STATUS_TIME, STATUS_EVENTS (max_events reached first) or STATUS_NO_EVENT (nothing can
+        happen any more before t_stop_s in the last segment reached).
+
+        The bias follows :attr:`segments`: the kernel runs to the end of the current segment, the
+        simulation switches there (:meth:`_switch_to`: the next event is drawn anew) and goes on;
+        a switch at exactly t_stop_s is made before returning.  With one segment (a constant
+        field) the kernel calls are those of a run without a protocol."""
         remaining = np.iinfo(np.int64).max if max_events is None else int(max_events)
+        t_stop_s = float(t_stop_s)
+        while True:
+            k = self.bias_segment
+            t_switch = self.segments[k][1]
+            status, remaining = self._run_kernel(min(t_stop_s, t_switch), remaining)
+            if status == dk.STATUS_EVENTS or not t_switch <= t_stop_s:
+                return status
+            self._switch_to(k + 1)
+
+    def _run_kernel(self, t_stop_s: float, remaining: int) -> tuple[int, int]:
+        """The event loop up to t_stop_s or ``remaining`` events (vacancy arrays grown as needed):
+        (status, events still allowed)."""
         s = self.state
         while True:
             n = min(remaining, 1 << 40)
             if n <= 0:
-                return dk.STATUS_EVENTS
+                return dk.STATUS_EVENTS, remaining
             status, done = dk.run_device_events(s.vacancies, s.planes, s.bonds, s.clock, self.geometry, self.field,
-                                                self.rates, n, float(t_stop_s))
+                                                self.rates, n, t_stop_s)
             remaining -= done
             if status == dk.STATUS_FULL:
                 s.grow(2 * s.capacity)
                 continue
             if status == dk.STATUS_EVENTS and remaining > 0:
                 continue
-            return int(status)
+            return int(status), remaining
 
     # observables -------------------------------------------------------------------------------
     def plane_counts(self) -> np.ndarray:
@@ -676,7 +850,11 @@ def _check_plausible(config: DeviceConfig) -> None:
     before anything is allocated or written."""
     from ionwire.structures.parameters import check_duration, check_field, check_memory, check_seed
 
-    check_field(config.kmc.field_V_per_um, "kmc.field_V_per_um")
+    if config.bias is None:
+        check_field(config.kmc.field_V_per_um, "kmc.field_V_per_um")
+    else:
+        for t0, _, E in bias_segments(config):
+            check_field(E, f"the [bias] field at t = {t0:.6g} s")
     check_duration(config.kmc.duration_s, "kmc.duration_s")
     check_seed(config.kmc.seed, "kmc.seed")
     a_um = config.material.lattice_constant_A * 1e-4
