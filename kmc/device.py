@@ -55,12 +55,13 @@ import numpy as np
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, electrode_rates,
                                            from_mapping, inline_field, read_toml, require, to_mapping)
 from ionwire.structures.lattice import AnionLattice
+from ionwire.structures.units import ELEMENTARY_CHARGE_C
 
 from . import _device_kernels as dk
 from ._kernels import local_deltas, rate_table, rng_state_from_seed
 from .electrostatics import PlaneElectrostatics, potential_from_bonds
-from .h5md import (TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory, read_checkpoint,
-                   write_checkpoint)
+from .h5md import (PROTOCOL_SERIES, TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory,
+                   read_checkpoint, write_checkpoint)
 from .state import DeviceState
 
 COUNTER_NAMES = dk.COUNTER_NAMES
@@ -83,12 +84,10 @@ class KMCSettings:
     "uniform" takes the deterministic counts of :func:`uniform_background` (the expected
     x_V^eq sites rounded so that the cumulative count from the left end never differs from the
     cumulative expectation by more than 1/2: the nearest integer charges to the continuum's smooth
-    background; the potential follows the cumulative charge); ramp_step_s: the length (s) of the
-    constant steps that stand for a continuously varying bias (a ramp or triangle of [bias]; see
-    :func:`bias_segments`), required for such a protocol, unused otherwise.
+    background; the potential follows the cumulative charge).
 
-    With a [bias] table the field is the protocol's (field_V_per_um must then be absent) and
-    duration_s defaults to the protocol's total duration.
+    With a [bias] table (:mod:`ionwire.structures.bias`) the field and the duration are the
+    protocol's: field_V_per_um and duration_s must then be absent.
     """
 
     nx: int = 8
@@ -99,7 +98,6 @@ class KMCSettings:
     hops: bool = True
     max_events: int = 0
     background: typing.Literal["binomial", "uniform"] = "binomial"
-    ramp_step_s: float | None = None
 
     def __post_init__(self):
         require(self.background in ("binomial", "uniform"),
@@ -110,9 +108,6 @@ class KMCSettings:
                 f"duration_s must be a positive number, got {self.duration_s!r}")
         require(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
         require(self.max_events >= 0, f"max_events must be >= 0, got {self.max_events}")
-        if self.ramp_step_s is not None:
-            require(math.isfinite(self.ramp_step_s) and self.ramp_step_s > 0,
-                    f"ramp_step_s must be a positive number, got {self.ramp_step_s!r}")
 
 
 @dataclass(frozen=True)
@@ -137,66 +132,51 @@ class DeviceConfig(HoldsDeviceParameters):
     run: typing.Literal["device"] = "device"
     kmc: KMCSettings = field(default_factory=KMCSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
-    #: the [bias] protocol (an :class:`ionwire.structures.bias.BiasProtocol`, or any object with
-    #: its ``piecewise_constant``, ``is_piecewise_constant`` and ``to_mapping``); None: the
-    #: constant kmc.field_V_per_um
+    #: the [bias] protocol (:class:`ionwire.structures.bias.BiasProtocol`, with a total
+    #: duration, which is kmc.duration_s); None: the constant kmc.field_V_per_um
     bias: Any = None
 
     def __post_init__(self):
         n = self.kmc.duration_s / self.output.frame_interval_s
         require(n <= 1e6, f"output.frame_interval_s gives {n:.3g} frames (more than 1e6)")
         if self.bias is not None:
-            if isinstance(self.bias, Mapping):
-                object.__setattr__(self, "bias", resolve_bias(self.bias, where="bias"))
-            require(self.bias.is_piecewise_constant() or self.kmc.ramp_step_s is not None,
-                    "the [bias] protocol varies continuously: give kmc.ramp_step_s, the length of the "
+            require(hasattr(self.bias, "piecewise_constant"),
+                    f"bias must be an ionwire.structures.bias.BiasProtocol, got {self.bias!r}")
+            require(self.bias.is_piecewise_constant() or self.bias.ramp_step_s is not None,
+                    "the [bias] protocol varies continuously: give [bias] ramp_step_s, the length of the "
                     "constant steps the kMC takes for it")
 
     def to_mapping(self) -> dict:
-        """The config as its file's tables; a config without [bias] (and without
-        kmc.ramp_step_s) gives exactly the mapping it gave before protocols existed, so its
-        trajectories and checkpoints carry the same config."""
+        """The config as its file's tables.  A config without [bias] gives exactly the mapping it
+        gave before protocols existed (so its trajectories and checkpoints carry the same
+        config); with [bias], the [bias] table and no kmc.field_V_per_um or kmc.duration_s (the
+        protocol holds them), so that :func:`load_config` reads it back."""
         m = to_mapping(dataclasses.replace(self, bias=None))
         del m["bias"]
-        if self.kmc.ramp_step_s is None:
-            del m["kmc"]["ramp_step_s"]
         if self.bias is not None:
             m["bias"] = self.bias.to_mapping()
-            del m["kmc"]["field_V_per_um"]
+            del m["kmc"]["field_V_per_um"], m["kmc"]["duration_s"]
         return m
-
-
-def resolve_bias(table: Mapping[str, Any], where: str = "bias"):
-    """The :class:`ionwire.structures.bias.BiasProtocol` of a [bias] table."""
-    from ionwire.structures.bias import BiasProtocol
-
-    return BiasProtocol.from_mapping(table, where=where)
 
 
 def load_config(source: str | os.PathLike | Mapping[str, Any]) -> DeviceConfig:
     """A validated :class:`DeviceConfig` from a TOML file path or a mapping (unknown keys raise).
 
-    A [bias] table sets the field: together with kmc.field_V_per_um it is an error; without
-    kmc.duration_s the run lasts the protocol's total duration (a constant protocol needs
-    kmc.duration_s); a given kmc.duration_s may be shorter than the protocol, not longer."""
+    A [bias] table (:mod:`ionwire.structures.bias`) sets the field and the duration of the run:
+    together with kmc.field_V_per_um or kmc.duration_s it is one error; a constant [bias]
+    field needs its duration_s."""
+    from ionwire.structures.bias import resolve_bias
+
     mapping = source if isinstance(source, Mapping) else read_toml(source)[0]
     if "bias" not in mapping:
         return from_mapping(DeviceConfig, mapping)
-    kmc = mapping.get("kmc") or {}
-    if isinstance(kmc, Mapping) and "field_V_per_um" in kmc:
-        raise ParameterError("the config has both [bias] and kmc.field_V_per_um: give the field in one place "
-                             "(a constant field is [bias] field_V_per_um = ...)")
-    rest = {k: v for k, v in mapping.items() if k != "bias"}
-    protocol = resolve_bias(mapping["bias"], where="bias")
-    total = float(protocol.duration_s())
-    if isinstance(kmc, Mapping) and "duration_s" in kmc:
-        d = kmc["duration_s"]
-        if isinstance(d, (int, float)) and math.isfinite(total) and d > total * (1 + 1e-12):
-            raise ParameterError(f"kmc.duration_s = {d!r} is longer than the [bias] protocol ({total:.6g} s)")
-    else:
-        if not math.isfinite(total):
-            raise ParameterError("the [bias] protocol has no end (a constant field): give kmc.duration_s")
-        rest["kmc"] = dict(kmc, duration_s=total)
+    protocol, rest = resolve_bias(mapping, field_keys=("kmc.field_V_per_um",), duration_keys=("kmc.duration_s",))
+    if protocol.total_duration_s is None:
+        raise ParameterError("[bias] field_V_per_um: a device run needs the duration too ([bias] duration_s)")
+    kmc = rest.get("kmc") or {}
+    if not isinstance(kmc, Mapping):
+        raise ParameterError(f"kmc: expected a table, got {kmc!r}")
+    rest["kmc"] = dict(kmc, duration_s=float(protocol.total_duration_s))
     cfg = from_mapping(DeviceConfig, rest)
     return dataclasses.replace(cfg, bias=protocol)
 
@@ -207,9 +187,9 @@ def bias_segments(config: DeviceConfig, open_end: bool = False) -> tuple[tuple[f
 
     Without [bias]: one segment of kmc.field_V_per_um.  A piecewise-constant protocol (steps,
     rest, square waves) gives its own segments, exactly; a continuously varying one (ramp,
-    triangle, callable) gives the protocol's ``piecewise_constant(kmc.ramp_step_s)``: steps of at
-    most ramp_step_s (the value each step takes is the protocol's rule, see
-    :mod:`ionwire.structures.bias`), which converge to the protocol as ramp_step_s shrinks.
+    triangle, callable) gives the protocol's ``piecewise_constant()``: steps of at most its
+    ramp_step_s, each with the protocol's field at the step's midpoint
+    (:mod:`ionwire.structures.bias`), which converge to the protocol as ramp_step_s shrinks.
     Segments of zero length are dropped.  ``open_end``: the last segment lasts for ever (t_end_s
     = inf: the field after the end of the run or the protocol is the last one; the engine runs
     past duration_s only when asked to)."""
@@ -217,8 +197,7 @@ def bias_segments(config: DeviceConfig, open_end: bool = False) -> tuple[tuple[f
     if config.bias is None:
         segs = [(0.0, duration, float(config.kmc.field_V_per_um))]
     else:
-        step = None if config.bias.is_piecewise_constant() else config.kmc.ramp_step_s
-        raw = config.bias.piecewise_constant(step)
+        raw = config.bias.piecewise_constant()
         segs = [(float(t0), float(t1), float(E)) for t0, t1, E in raw if t1 > t0]
         if not segs:
             raise ParameterError("the [bias] protocol has no segment of nonzero length")
@@ -700,6 +679,73 @@ def _config_json(config: DeviceConfig) -> str:
     return json.dumps(config.to_mapping(), sort_keys=True)
 
 
+#: the front of a single trajectory is found on bins of this many unit cells (4 anion planes), the
+#: default bin of a comparison (coupling.compare)
+FRONT_BIN_CELLS = 2
+
+
+def plane_bins(layout: DeviceLayout, bin_cells: int = FRONT_BIN_CELLS) -> tuple[np.ndarray, np.ndarray]:
+    """(bin index int64[P] of each plane, bin edges float64[n_bins + 1] in um): consecutive
+    runs of 2 bin_cells planes from plane 0 (the last bin may hold fewer); plane p stands for the
+    slab [z_p, z_p + a/2]."""
+    P = len(layout.plane_z_um)
+    ppb = 2 * int(bin_cells)
+    h_um = layout.electrostatics.plane_spacing_A * 1e-4
+    idx = np.arange(P) // ppb
+    edges = np.append(layout.plane_z_um[::ppb], layout.plane_z_um[-1] + h_um)
+    return idx, edges
+
+
+def front_position_um(layout: DeviceLayout, plane_counts: np.ndarray, bin_cells: int = FRONT_BIN_CELLS) -> float:
+    """The Br|Cl front (um) of one state: x_Br (the site fraction) averaged over bins of
+    ``bin_cells`` cells, site-weighted, and its x_Br = 0.55 crossing nearest the integral front
+    (:func:`ionwire.structures.front.binned_front`, as coupling.compare finds the kMC front)."""
+    from ionwire.structures.front import binned_front
+
+    idx, edges = plane_bins(layout, bin_cells)
+    n_bins = len(edges) - 1
+    sites = np.bincount(idx, weights=layout.sites_per_plane.astype(float), minlength=n_bins)
+    br = np.bincount(idx, weights=np.asarray(plane_counts)[:, 0].astype(float), minlength=n_bins)
+    return float(binned_front(0.5 * (edges[1:] + edges[:-1]), edges, br / sites, "left"))
+
+
+class ProtocolSeries:
+    """The per-frame time series of a run with a bias protocol (kmc.h5md.PROTOCOL_SERIES), from
+    the simulation's state at each frame; ``start_front_um`` and the exchange counters and time of
+    the previous frame carry over a restart (:meth:`resume`)."""
+
+    names = tuple(PROTOCOL_SERIES)
+
+    def __init__(self):
+        self.front0_um: float | None = None
+        self.previous: tuple[float, np.ndarray] | None = None
+
+    def resume(self, traj, frames: int) -> None:
+        """Continue after frame ``frames`` - 1 of an open trajectory (its series are already exact)."""
+        if frames > 0:
+            front = traj.series("front_position")
+            self.front0_um = float(front[0]) * 1e-4
+            self.previous = (float(traj.times_s[frames - 1]), np.asarray(traj.series("halide_exchange")[frames - 1]))
+
+    def frame(self, sim: "DeviceSimulation") -> dict[str, np.ndarray]:
+        es = sim.layout.electrostatics
+        front = front_position_um(sim.layout, sim.state.planes.counts)
+        if self.front0_um is None:
+            self.front0_um = front
+        ex = sim.state.clock.exchange.copy()
+        # (created - refilled) by contact and species: halides that left the wire into the electrode
+        net = (ex[:4] - ex[4:]).reshape(2, 2).astype(np.float64)
+        current = np.zeros((2, 2))
+        if self.previous is not None and sim.time_s > self.previous[0]:
+            prev = self.previous[1]
+            dnet = (ex[:4] - ex[4:] - (prev[:4] - prev[4:])).reshape(2, 2)
+            current = dnet * ELEMENTARY_CHARGE_C / (sim.time_s - self.previous[0])
+        self.previous = (sim.time_s, ex)
+        return {"bias_voltage": np.float64(es.potential_left_V - es.potential_right_V),
+                "front_position": np.float64(front * 1e4), "migration_length": np.float64((self.front0_um - front) * 1e4),
+                "ionic_current": current, "charge_passed": net.sum(axis=1), "halide_exchange": ex}
+
+
 def _static_arrays(sim: DeviceSimulation) -> dict[str, np.ndarray]:
     lay = sim.layout
     es = lay.electrostatics
@@ -751,8 +797,9 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
     max_events = config.kmc.max_events or None
     wall0 = _time.perf_counter()
 
+    series = ProtocolSeries() if config.bias is not None else None
     if resume:
-        sim, writer, frame = _resume(config, out_path, ck_path, cfg_json)
+        sim, writer, frame = _resume(config, out_path, ck_path, cfg_json, series)
         if writer is None:  # already complete
             return _summary(sim, out_path, n_frames, wall0, completed=True)
     else:
@@ -766,7 +813,9 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
             os.remove(ck_path)
         writer = TrajectoryWriter.create(out_path, sim.lattice, config=config.to_mapping(), seed=sim.seed,
                                          counter_names=COUNTER_NAMES, static=_static_arrays(sim),
-                                         write_species=config.output.species)
+                                         write_species=config.output.species,
+                                         series=() if series is None else ProtocolSeries.names,
+                                         series_columns={"halide_exchange": dk.EXCHANGE_NAMES})
         frame = 0
 
     last_ck_events = sim.events
@@ -811,7 +860,7 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
                 break
             prof = sim.profiles()
             writer.write_frame(sim.events, sim.time_s, sim.occupancy if config.output.species else None, prof,
-                               sim.counters)
+                               sim.counters, None if series is None else series.frame(sim))
             frame += 1
             if progress is not None:
                 progress(frame, n_frames, sim)
@@ -873,8 +922,9 @@ def _summary(sim: DeviceSimulation, out_path: str, n_frames: int, wall0: float, 
             "counters": {n: int(v) for n, v in zip(COUNTER_NAMES, sim.counters)}, "wall_s": wall}
 
 
-def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str):
-    """Validate trajectory + checkpoint read-only; then reopen the trajectory for appending."""
+def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str, series: ProtocolSeries | None = None):
+    """Validate trajectory + checkpoint read-only; then reopen the trajectory for appending
+    (``series``: the protocol time series continue from the last kept frame)."""
     with open_trajectory(out_path) as traj:
         if json.dumps(traj.config, sort_keys=True) != cfg_json:
             raise TrajectoryError(f"{out_path!r} was written with a different config than the one given")
@@ -891,6 +941,9 @@ def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str):
     sim = DeviceSimulation.from_state(config, arrays, seed=int(attrs["seed"]))
     if bool(attrs.get("run_complete", False)):
         return sim, None, frames
+    if series is not None:
+        with open_trajectory(out_path) as traj:
+            series.resume(traj, frames)
     writer = TrajectoryWriter.reopen(out_path, frames)
     return sim, writer, frames
 
