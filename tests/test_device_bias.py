@@ -13,6 +13,7 @@ one uniform from that stream (the new waiting time), so a protocol and the const
 the same seed are identical event for event up to the first switch and differ afterwards: equal
 in distribution, not trajectory by trajectory."""
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -354,3 +355,55 @@ def test_a_run_without_bias_writes_no_protocol_series(tmp_path):
         assert not set(PROTOCOL_SERIES) & set(f["observables"])
     with open_trajectory(out) as traj:
         assert traj.series_names == ()
+
+
+# ---------------------------------------------------------------------------------------------
+# the kMC against the continuum model under one protocol (coupling.compare)
+# ---------------------------------------------------------------------------------------------
+def _protocol_compare_mapping(path, bias, times, replicas, cells=None):
+    import tomllib
+    from pathlib import Path
+
+    m = tomllib.loads((Path(__file__).resolve().parent.parent / "runs" / path).read_text())
+    del m["compare"]["fields_V_per_um"]
+    m.pop("electrode_kinetics", None)
+    m["compare"].update(times_s=times, replicas=replicas)
+    if cells:
+        m["kmc"] = {"nx": cells, "ny": cells}
+    m["bias"] = bias
+    return m
+
+
+def test_compare_config_with_bias_checks():
+    from ionwire.coupling.compare import load_config as load_compare
+
+    m = _protocol_compare_mapping("validate.toml", _steps((4.0, 5e-6), (-4.0, 5e-6)), [5e-6, 1e-5], 4)
+    cfg = load_compare(m)
+    assert cfg.fields == (None,) and cfg.max_abs_field() == 4.0
+    m2 = dict(m, compare=dict(m["compare"], fields_V_per_um=[4.0]))
+    with pytest.raises(ParameterError, match="both"):
+        load_compare(m2)
+    m3 = dict(m, compare=dict(m["compare"], times_s=[5e-6, 2e-5]))
+    with pytest.raises(ParameterError, match="after the"):
+        load_compare(m3)
+
+
+@pytest.mark.filterwarnings("ignore::ionwire.coupling.compare.RegimeWarning")  # a CI-sized device
+def test_kmc_and_continuum_agree_under_a_polarity_switch(tmp_path):
+    """validate.toml's device, 4 x 4 cells, 8 replicas: +4 V/um, then -4 V/um (both models restart
+    at the switch); x_Br and x_V within the chi^2 threshold of a correct model, fronts within 2
+    sigma, at times before, at and after the switch."""
+    from ionwire.coupling.compare import compare, load_config as load_compare, protocol_segments
+
+    m = _protocol_compare_mapping("validate.toml", _steps((4.0, 5e-6), (-4.0, 5e-6)), [2e-6, 5e-6, 1e-5], 8, 4)
+    cfg = load_compare(m)
+    assert protocol_segments(cfg) == ((0.0, 5e-6, 4.0), (5e-6, 1e-5, -4.0))
+    s = compare(cfg, tmp_path, progress=False)
+    d = s["directions"]["protocol"]
+    assert s["rectification"] is None and s["bias"]["steps"][1]["field_V_per_um"] == -4.0
+    chi = s["chi2_per_dof_variance_corrected"]["protocol"]
+    assert max(chi["x_br"]) < 2.0 and max(chi["x_v"]) < 2.0, chi
+    assert s["front_position_agreement"]["protocol"]["all_within"], s["front_position_agreement"]
+    assert d["bias_segments"][1][2] == -4.0
+    print("protocol comparison:", json.dumps({"chi2": chi, "front": s["front_position_agreement"]["protocol"]},
+                                             default=float))
