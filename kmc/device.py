@@ -210,6 +210,15 @@ def bias_segments(config: DeviceConfig, open_end: bool = False) -> tuple[tuple[f
     return tuple(segs)
 
 
+def segment_index(segments, t_s: float) -> int:
+    """The segment a state at time t_s is in: the one with t_start < t_s <= t_end (the first at
+    t_s = 0; see :meth:`DeviceSimulation.advance`)."""
+    for i, (t0, t1, _) in enumerate(segments):
+        if t_s <= t1:
+            return i
+    return len(segments) - 1
+
+
 def replace_settings(config: DeviceConfig, **kmc_changes) -> DeviceConfig:
     """A copy of ``config`` with [kmc] fields changed (e.g. seed, field_V_per_um)."""
     import dataclasses
@@ -402,7 +411,7 @@ class DeviceSimulation:
     @property
     def bias_segment(self) -> int:
         """Index into :attr:`segments` of the segment the state is in (at a switch time: the
-        segment that starts there)."""
+        segment that ends there, until the run goes on)."""
         return int(self.state.bias_segment[0])
 
     @property
@@ -506,6 +515,7 @@ class DeviceSimulation:
         st.update(occ=occ, vac_site=vac_site, vac_cell=_cells_of_sites(lat, vac_site), head=head, tail=tail,
                   nxt=nxt, prv=prv, L=L, istate=np.array([n, lam, 0, 0], dtype=np.int64),
                   fstate=np.array([float(time_s), np.nan]), background=bg,
+                  bias_segment=np.array([segment_index(sim.segments, float(time_s))], dtype=np.int64),
                   rng=rng_state_from_seed(np.random.SeedSequence(sim.seed).spawn(2)[1]))
         return cls(config, seed=sim.seed, _state=st)
 
@@ -544,16 +554,23 @@ class DeviceSimulation:
         happen any more before t_stop_s in the last segment reached).
 
         The bias follows :attr:`segments`: the kernel runs to the end of the current segment, the
-        simulation switches there (:meth:`_switch_to`: the next event is drawn anew) and goes on;
-        a switch at exactly t_stop_s is made before returning.  With one segment (a constant
-        field) the kernel calls are those of a run without a protocol."""
+        simulation switches there (:meth:`_switch_to`: the next event is drawn anew) and goes on.
+        A run stopped exactly at a switch time is still in the segment that ends there (its
+        potential and electrode rates are that segment's: the left limit, as the continuum
+        reports the state at the end of an interval); the switch is made when it goes on.  With
+        one segment (a constant field) the kernel calls are those of a run without a protocol."""
         remaining = np.iinfo(np.int64).max if max_events is None else int(max_events)
         t_stop_s = float(t_stop_s)
         while True:
             k = self.bias_segment
             t_switch = self.segments[k][1]
+            if self.time_s >= t_switch:
+                if t_stop_s <= t_switch:
+                    return dk.STATUS_TIME
+                self._switch_to(k + 1)
+                continue
             status, remaining = self._run_kernel(min(t_stop_s, t_switch), remaining)
-            if status == dk.STATUS_EVENTS or not t_switch <= t_stop_s:
+            if status == dk.STATUS_EVENTS or t_stop_s <= t_switch:
                 return status
             self._switch_to(k + 1)
 

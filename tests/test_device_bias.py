@@ -115,10 +115,15 @@ def test_two_equal_steps_follow_the_constant_field_exactly_until_the_switch():
     two = DeviceSimulation(_config(_steps((3.0, 1e-8), (3.0, 1e-8))))
     for sim in (const, two):
         sim.advance(1e-8)
+        sim.advance(1e-8)  # (at the switch time: no event, no switch yet)
+    assert two.bias_segment == 0
+    _state_equal(const.state_arrays(), two.state_arrays(), skip=("bias_segment",))
+    for sim in (const, two):
+        sim.advance(np.nextafter(1e-8, 1.0))
     # the same events; the step protocol has drawn its next event anew at the switch
     assert two.bias_segment == 1 and const.bias_segment == 0
     _state_equal(const.state_arrays(), two.state_arrays(), skip=("fstate", "rng", "bias_segment"))
-    assert const.state.clock.fstate[0] == two.state.clock.fstate[0] == 1e-8
+    assert const.state.clock.fstate[0] == two.state.clock.fstate[0] == np.nextafter(1e-8, 1.0)
     assert not np.array_equal(const.state.clock.rng, two.state.clock.rng)
 
 
@@ -199,6 +204,8 @@ def test_a_polarity_switch_moves_the_positive_electrode():
     assert sim.layout.electrode_of_side == ("positive", "negative") and sim.layout.electrostatics.potential_left_V > 0
     sim.advance(T)
     fwd = sim.counters.copy()
+    assert sim.bias_segment == 0 and sim.field_V_per_um == 3.0  # at the switch time: still forward
+    sim.advance(np.nextafter(T, 1.0))
     assert sim.bias_segment == 1 and sim.field_V_per_um == -3.0
     assert sim.layout.electrode_of_side == ("negative", "positive") and sim.layout.electrostatics.potential_left_V < 0
     np.testing.assert_array_equal(sim.rates.create, rc_fwd)  # the same |E|
@@ -250,17 +257,19 @@ def test_ramps_converge_as_the_step_shrinks():
 # ---------------------------------------------------------------------------------------------
 # restarts and checkpoints
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("t_cut", [1.3e-8, 1e-8])  # inside the second segment / at its start
-def test_restart_in_the_middle_of_a_protocol_is_exact(t_cut):
+@pytest.mark.parametrize("t_cut, segment, field", [(1.3e-8, 1, -2.0), (1e-8, 0, 3.0)])
+def test_restart_in_the_middle_of_a_protocol_is_exact(t_cut, segment, field):
+    """Cut inside the second segment, or exactly at the switch (the state is then still in the
+    first segment: the switch and its new waiting time come when the run goes on)."""
     cfg = _config(_steps((3.0, 1e-8), (-2.0, 1e-8), (0.0, 5e-9)))
     ref = DeviceSimulation(cfg)
     ref.advance(2.5e-8)
     first = DeviceSimulation(cfg)
     first.advance(t_cut)
     arrays = first.state_arrays()
-    assert int(arrays["bias_segment"][0]) == 1
+    assert int(arrays["bias_segment"][0]) == segment and first.time_s == t_cut
     again = DeviceSimulation.from_state(cfg, arrays)
-    assert again.field_V_per_um == -2.0
+    assert again.field_V_per_um == field
     again.advance(2.5e-8)
     assert ref.events > 10000
     _state_equal(ref.state_arrays(), again.state_arrays())
@@ -321,7 +330,10 @@ def test_protocol_time_series_in_the_trajectory(tmp_path):
         v = traj.series("bias_voltage")
         es = DeviceSimulation(cfg).layout.electrostatics
         dist_um = (es.right_plane - es.left_plane) * es.plane_spacing_A * 1e-4
-        np.testing.assert_allclose(v, [proto.field_at(x) * dist_um for x in t], rtol=1e-12, atol=0)
+        # the field under which each frame's state was reached: at a switch, the segment ending there
+        left_limit = [proto.field_at(max(0.0, x - 1e-15)) for x in t]
+        np.testing.assert_allclose(v, np.array(left_limit) * dist_um, rtol=1e-12, atol=0)
+        assert v[10] > 0 and v[15] == 0 and v[16] < 0  # t = T: +E; t = 1.5 T: rest; then -E
         c = traj.counters()
         q = traj.series("charge_passed")
         # the charge that entered the wire at a contact is the net vacancy charge made there
