@@ -173,8 +173,9 @@ class ValidationConfig(HoldsDeviceParameters):
     numerics: Numerics = VALIDATION_NUMERICS
     compare: CompareSettings = field(default_factory=CompareSettings)
     electrode_kinetics: ElectrodeKineticsSettings | None = None
-    #: a [bias] protocol (structures.bias.BiasProtocol) in place of compare.fields_V_per_um
-    bias: Any = None
+    #: no [bias] protocol (a class attribute, not a field: a config without [bias] keeps its
+    #: mapping and campaign fingerprint); with one, :class:`BiasedValidationConfig`
+    bias = None
 
     @property
     def fields(self) -> tuple:
@@ -186,6 +187,21 @@ class ValidationConfig(HoldsDeviceParameters):
         if self.bias is not None:
             return float(self.bias.max_abs_field())
         return max(abs(f) for f in self.compare.fields_V_per_um)
+
+
+@dataclass(frozen=True)
+class BiasedValidationConfig(ValidationConfig):
+    """A comparison under a [bias] protocol (structures.bias.BiasProtocol) in place of
+    compare.fields_V_per_um (module docstring)."""
+
+    bias: Any = None
+
+    def to_mapping(self) -> dict:
+        """The config's tables with the [bias] table (and no compare.fields_V_per_um)."""
+        m = to_mapping(self)
+        m["bias"] = self.bias.to_mapping()
+        del m["compare"]["fields_V_per_um"]
+        return m
 
 
 #: keys of a compare config that moved, and [kmc] keys that [compare] sets for every replica
@@ -226,7 +242,8 @@ def load_config(mapping: Mapping[str, Any]) -> ValidationConfig:
                 f"compare.times_s ends at {last:g} s, after the [bias] protocol ({protocol.total_duration_s:g} s)")
         require(protocol.is_piecewise_constant() or protocol.ramp_step_s is not None,
                 "the [bias] protocol varies continuously: give [bias] ramp_step_s (both models take its steps)")
-        cfg = dataclasses.replace(cfg, bias=protocol)
+        cfg = BiasedValidationConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(ValidationConfig)},
+                                     bias=protocol)
     return cfg
 
 
@@ -273,14 +290,14 @@ def device_config(cfg: ValidationConfig, field_V_per_um: float | None, seed: int
     """The device-kMC config of one replica: the shared parameter object and [kmc], with the field
     (None: the config's [bias] protocol), duration (the last compared time) and seed of the
     replica (kmc.device.DeviceConfig)."""
-    from ionwire.kmc.device import DeviceConfig, OutputSettings
+    from ionwire.kmc.device import DeviceConfig, OutputSettings, with_bias
 
     duration = float(cfg.compare.times_s[-1])
     if field_V_per_um is None:
         require(cfg.bias is not None, "device_config: no field and no [bias] protocol")
         kmc = dataclasses.replace(cfg.kmc, duration_s=duration, seed=int(seed))
-        return DeviceConfig(params=cfg.params, kmc=kmc, output=OutputSettings(frame_interval_s=duration, species=False),
-                            bias=cfg.bias)
+        return with_bias(DeviceConfig(params=cfg.params, kmc=kmc,
+                                      output=OutputSettings(frame_interval_s=duration, species=False)), cfg.bias)
     kmc = dataclasses.replace(cfg.kmc, field_V_per_um=float(field_V_per_um), duration_s=duration, seed=int(seed))
     return DeviceConfig(params=cfg.params, kmc=kmc, output=OutputSettings(frame_interval_s=duration, species=False))
 

@@ -24,6 +24,24 @@ laid out along z exactly like the continuum model's :class:`ionwire.structures.p
   halides on the plane; the rate laws are tabulated on 4097 x_Cl points and interpolated
   linearly (relative error < 1e-7 for the default log-linear law).
 
+Bias protocols ([bias], :mod:`ionwire.structures.bias`; :func:`bias_segments`): the field is
+piecewise constant in time.  Within a segment nothing differs from a constant field.  At a
+switch the imposed potential, the uniform-field hop multipliers, the electrode roles (the left
+contact is positive for E >= 0, the right one for E < 0) and the electrode rate tables (r_c ~
+|E|) take the new field, the reaction rates of the contact planes and the sum tree are
+recomputed from the integer state, and the pending next-event time, drawn with the old total
+rate, is discarded and drawn anew with the new one (one uniform of the kMC stream).  This is
+exact for the Poisson process of the kMC: the waiting time is memoryless, so after the switch it
+is exponential with the new total rate.  A continuously varying protocol (ramp, triangle,
+callable) is run as steps of at most [bias] ramp_step_s, each at the protocol's field at its
+midpoint; the result converges as ramp_step_s shrinks (tests/test_device_bias.py).  A state
+exactly at a switch time is in the segment that ends there; checkpoints record the segment
+(``bias_segment``), so a restart in the middle of a protocol is bit-identical.  Seed streams: a
+protocol and a constant field of the same seed are identical event for event up to the first
+switch, and differ (equal in distribution) afterwards.  The trajectory of a run with [bias]
+holds its time series (:data:`ionwire.kmc.h5md.PROTOCOL_SERIES`, :class:`ProtocolSeries`); a
+run without [bias] writes exactly the files it always did.
+
 State memory: occupancy 1 byte per site; everything else is O(planes + vacancies) (no per-site
 tracer displacements in device mode; collective z displacements of each species are counted).
 
@@ -132,31 +150,50 @@ class DeviceConfig(HoldsDeviceParameters):
     run: typing.Literal["device"] = "device"
     kmc: KMCSettings = field(default_factory=KMCSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
-    #: the [bias] protocol (:class:`ionwire.structures.bias.BiasProtocol`, with a total
-    #: duration, which is kmc.duration_s); None: the constant kmc.field_V_per_um
-    bias: Any = None
+    #: no [bias] protocol: the constant kmc.field_V_per_um (a class attribute, not a field, so a
+    #: config without [bias] has the fields, mapping and fingerprint it always had; a config
+    #: with [bias] is a :class:`BiasedDeviceConfig`, see :func:`with_bias`)
+    bias = None
 
     def __post_init__(self):
         n = self.kmc.duration_s / self.output.frame_interval_s
         require(n <= 1e6, f"output.frame_interval_s gives {n:.3g} frames (more than 1e6)")
-        if self.bias is not None:
-            require(hasattr(self.bias, "piecewise_constant"),
-                    f"bias must be an ionwire.structures.bias.BiasProtocol, got {self.bias!r}")
-            require(self.bias.is_piecewise_constant() or self.bias.ramp_step_s is not None,
-                    "the [bias] protocol varies continuously: give [bias] ramp_step_s, the length of the "
-                    "constant steps the kMC takes for it")
 
     def to_mapping(self) -> dict:
-        """The config as its file's tables.  A config without [bias] gives exactly the mapping it
-        gave before protocols existed (so its trajectories and checkpoints carry the same
-        config); with [bias], the [bias] table and no kmc.field_V_per_um or kmc.duration_s (the
-        protocol holds them), so that :func:`load_config` reads it back."""
-        m = to_mapping(dataclasses.replace(self, bias=None))
-        del m["bias"]
-        if self.bias is not None:
-            m["bias"] = self.bias.to_mapping()
-            del m["kmc"]["field_V_per_um"], m["kmc"]["duration_s"]
+        return to_mapping(self)
+
+
+@dataclass(frozen=True)
+class BiasedDeviceConfig(DeviceConfig):
+    """A device run under a [bias] protocol (:class:`ionwire.structures.bias.BiasProtocol` with a
+    total duration, which is kmc.duration_s; kmc.field_V_per_um is not used)."""
+
+    bias: Any = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(hasattr(self.bias, "piecewise_constant"),
+                f"bias must be an ionwire.structures.bias.BiasProtocol, got {self.bias!r}")
+        require(self.bias.total_duration_s is not None, "the [bias] protocol needs a duration ([bias] duration_s)")
+        require(self.bias.is_piecewise_constant() or self.bias.ramp_step_s is not None,
+                "the [bias] protocol varies continuously: give [bias] ramp_step_s, the length of the "
+                "constant steps the kMC takes for it")
+
+    def to_mapping(self) -> dict:
+        """The config as its file's tables: the [bias] table and no kmc.field_V_per_um or
+        kmc.duration_s (the protocol holds them), so that :func:`load_config` reads it back."""
+        m = to_mapping(self)
+        m["bias"] = self.bias.to_mapping()
+        del m["kmc"]["field_V_per_um"], m["kmc"]["duration_s"]
         return m
+
+
+def with_bias(config: DeviceConfig, protocol) -> BiasedDeviceConfig:
+    """``config`` under the bias protocol ``protocol`` (None: ``config`` without one)."""
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(DeviceConfig)}
+    if protocol is None:
+        return DeviceConfig(**fields)
+    return BiasedDeviceConfig(**fields, bias=protocol)
 
 
 def load_config(source: str | os.PathLike | Mapping[str, Any]) -> DeviceConfig:
@@ -177,8 +214,7 @@ def load_config(source: str | os.PathLike | Mapping[str, Any]) -> DeviceConfig:
     if not isinstance(kmc, Mapping):
         raise ParameterError(f"kmc: expected a table, got {kmc!r}")
     rest["kmc"] = dict(kmc, duration_s=float(protocol.total_duration_s))
-    cfg = from_mapping(DeviceConfig, rest)
-    return dataclasses.replace(cfg, bias=protocol)
+    return with_bias(from_mapping(DeviceConfig, rest), protocol)
 
 
 def bias_segments(config: DeviceConfig, open_end: bool = False) -> tuple[tuple[float, float, float], ...]:

@@ -419,3 +419,65 @@ def test_kmc_and_continuum_agree_under_a_polarity_switch(tmp_path):
     assert d["bias_segments"][1][2] == -4.0
     print("protocol comparison:", json.dumps({"chi2": chi, "front": s["front_position_agreement"]["protocol"]},
                                              default=float))
+
+
+@pytest.mark.validate
+@pytest.mark.filterwarnings("ignore::ionwire.coupling.compare.RegimeWarning")
+def test_kmc_and_continuum_agree_on_forward_rest_reverse_on_the_scaled_device(tmp_path):
+    """runs/rectify.toml's scaled device (16 x 16 cells, 6 replicas; a few minutes): +54 V/um for
+    1.5 ms, rest for 0.5 ms, -54 V/um for 1 ms.  The fronts of both models within 2 sigma at
+    every compared time (inside the forward step, at its end, at the end of the rest, at the
+    end); the forward step moves the front towards the Br end in both, and during the rest it
+    moves by less than a bin in both (it stays: no field, no injection, the composition only
+    interdiffuses)."""
+    from ionwire.coupling.compare import compare, load_config as load_compare
+
+    bias = _steps((54.0, 1.5e-3), (0.0, 0.5e-3), (-54.0, 1.0e-3))
+    m = _protocol_compare_mapping("rectify.toml", bias, [5e-4, 1.5e-3, 2e-3, 3e-3], 6, 16)
+    s = compare(load_compare(m), tmp_path, progress=False)
+    fa = s["front_position_agreement"]["protocol"]
+    print("forward-rest-reverse:", json.dumps(fa, default=float))
+    assert fa["all_within"], fa
+    kmc, cont = np.asarray(fa["kmc_mean"]), np.asarray(fa["continuum"])
+    bin_nm = s["bin_nm"]
+    z0 = 0.5 * 0.058e3  # the junction (nm)
+    assert kmc[1] < z0 - 2 * bin_nm and cont[1] < z0 - 2 * bin_nm  # forward: towards the Br end
+    assert abs(kmc[2] - kmc[1]) < bin_nm and abs(cont[2] - cont[1]) < bin_nm  # the rest: it stays
+
+
+def test_the_device_command_runs_a_bias_config_and_refuses_two_fields(tmp_path, capsys):
+    from ionwire.coupling.cli import main
+
+    text = """
+[vacancies]
+equilibrium_fraction_Br = 1e-2
+[geometry]
+wire_length_um = 0.0464
+contact_width_um = 0.0116
+gap_um = 0.0232
+[electrodes]
+alpha_Br_um_per_V_s = 1e5
+alpha_Cl_um_per_V_s = 3e3
+[kmc]
+nx = 6
+ny = 6
+seed = 2
+[output]
+frame_interval_s = 1e-9
+[bias]
+steps = [{field_V_per_um = 4.0, duration_s = 2e-9}, {field_V_per_um = 0.0, duration_s = 1e-9}]
+"""
+    cfg = tmp_path / "b.toml"
+    cfg.write_text(text)
+    out = tmp_path / "b.h5"
+    assert main(["device", str(cfg), "-o", str(out), "--quiet", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["time_s"] == pytest.approx(3e-9, rel=1e-12) and summary["frames"] == 4
+    with open_trajectory(out) as traj:
+        v = traj.series("bias_voltage")
+        assert v[2] > 0 and v[3] == 0.0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace("seed = 2", "seed = 2\nfield_V_per_um = 4.0"))
+    assert main(["device", str(bad), "-o", str(tmp_path / "x.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "[bias]" in err and "kmc.field_V_per_um" in err
