@@ -429,7 +429,7 @@ class DeviceSimulation:
             self.state = DeviceState.from_checkpoint(lat, self._initial_state(), copy=False)
         else:
             self.state = DeviceState.from_checkpoint(lat, _state)
-        self.state.bias_segment[0] = segment
+        self.state.bias_segment = segment
         self._build()
         if np.isnan(self.state.clock.fstate[dk.F_TNEXT]):
             dk.draw_next_time(self.state.planes, self.state.clock, self.geometry, self.field)
@@ -448,7 +448,7 @@ class DeviceSimulation:
     def bias_segment(self) -> int:
         """Index into :attr:`segments` of the segment the state is in (at a switch time: the
         segment that ends there, until the run goes on)."""
-        return int(self.state.bias_segment[0])
+        return int(self.state.bias_segment)
 
     @property
     def field_V_per_um(self) -> float:
@@ -464,7 +464,7 @@ class DeviceSimulation:
         stream).  Exact for a Poisson process: the waiting time is memoryless, so the time to the
         next event after the switch is exponential with the new total rate."""
         E = self.segments[segment][2]
-        self.state.bias_segment[0] = segment
+        self.state.bias_segment = segment
         self.layout = layout_under_field(self.layout, E)
         rc, rd = rate_tables(self.config, self.layout)
         self.rates = dk.Rates(hop=self.rates.hop, create=rc, refill=rd)

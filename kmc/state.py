@@ -196,14 +196,17 @@ class BulkState:
 # ---------------------------------------------------------------------------------------------
 # device
 # ---------------------------------------------------------------------------------------------
-# the checkpoint datasets: the integer state, from which every other array is recomputed
-DEVICE_CHECKPOINT_KEYS = ("occ", "vac_site", "vac_cell", "head", "tail", "nxt", "prv", "L", "istate", "fstate",
-                          "counters", "rng", "background")
+# the checkpoint datasets: the integer state, from which every other array is recomputed.
+# Required in every checkpoint:
+DEVICE_REQUIRED_CHECKPOINT_KEYS = ("occ", "vac_site", "vac_cell", "head", "tail", "nxt", "prv", "L", "istate",
+                                   "fstate", "counters", "rng", "background")
 # written since the bias protocols; a checkpoint without them (an older file) starts them at zero:
 # exchange (the halides exchanged with each electrode by species, dk.EXCHANGE_NAMES) and
 # bias_segment int64[1] (the index of the bias-protocol segment the state is in; 0 for a
 # constant field, the only bias of the files that lack it)
 DEVICE_OPTIONAL_CHECKPOINT_KEYS = ("exchange", "bias_segment")
+# every dataset a checkpoint holds
+DEVICE_CHECKPOINT_KEYS = DEVICE_REQUIRED_CHECKPOINT_KEYS + DEVICE_OPTIONAL_CHECKPOINT_KEYS
 
 
 def _array_bytes(group) -> int:
@@ -228,7 +231,8 @@ class DeviceState:
     planes: dk.Planes
     clock: dk.Clock
     background: np.ndarray
-    bias_segment: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    #: the index of the bias-protocol segment the state is in (kmc.device.bias_segments)
+    bias_segment: int = 0
 
     # construction ----------------------------------------------------------------------------
     @classmethod
@@ -237,7 +241,7 @@ class DeviceState:
         or a checkpoint file's datasets) on ``lattice`` (z bounded); TrajectoryError if a key is
         missing or an array does not fit the lattice.  ``copy=False`` takes over ``data["occ"]``
         if it already is a uint8 array (for a freshly built state: no second byte per site)."""
-        for key in DEVICE_CHECKPOINT_KEYS:
+        for key in DEVICE_REQUIRED_CHECKPOINT_KEYS:
             if key not in data:
                 raise TrajectoryError(f"checkpoint state lacks {key!r}")
         P = lattice.n_planes
@@ -262,7 +266,7 @@ class DeviceState:
         bonds = dk.Bonds(L=L, fu=np.zeros(P), fd=np.zeros(P))
         planes = dk.Planes(counts=np.zeros((P, 3), dtype=np.int64), bsum=np.zeros((P, 3)), tree=dk.tree5_new(P))
         return cls(lattice, vacancies, bonds, planes, clock, np.array(data["background"], dtype=np.int64),
-                   _optional(data, "bias_segment", (1,)))
+                   int(_optional(data, "bias_segment", (1,))[0]))
 
     def checkpoint(self) -> dict[str, np.ndarray]:
         """Copies of the integer state + time, next-event time, counters and RNG (the datasets
@@ -273,7 +277,7 @@ class DeviceState:
                 "head": v.head.copy(), "tail": v.tail.copy(), "nxt": v.nxt[:n].copy(), "prv": v.prv[:n].copy(),
                 "L": self.bonds.L.copy(), "istate": c.istate.copy(), "fstate": c.fstate.copy(),
                 "counters": c.counters.copy(), "rng": c.rng.copy(), "background": self.background.copy(),
-                "exchange": c.exchange.copy(), "bias_segment": self.bias_segment.copy()}
+                "exchange": c.exchange.copy(), "bias_segment": np.array([self.bias_segment], dtype=np.int64)}
 
     def grow(self, capacity: int) -> None:
         """Reallocate the vacancy slots with room for ``capacity`` (>= the vacancies in use);
@@ -308,7 +312,7 @@ class DeviceState:
     def nbytes(self) -> int:
         """Memory of all state arrays, derived ones included (bytes)."""
         return (_array_bytes(self.vacancies) + _array_bytes(self.bonds) + _array_bytes(self.planes)
-                + _array_bytes(self.clock) + int(self.background.nbytes) + int(self.bias_segment.nbytes))
+                + _array_bytes(self.clock) + int(self.background.nbytes))
 
 
 def _optional(data: dict, key: str, shape: tuple[int, ...]) -> np.ndarray:
