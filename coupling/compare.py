@@ -38,6 +38,15 @@ replica error (:func:`ionwire.coupling.statistics.rectification`) and for the co
 Statistics (reduced chi^2 with replica standard errors, the front at x_Br = 0.55 and its 2-sigma
 agreement) are in :mod:`ionwire.coupling.statistics` / :mod:`ionwire.coupling.report`.
 
+A bias protocol instead of fixed fields
+---------------------------------------
+A ``[bias]`` table (:mod:`ionwire.structures.bias`; then without compare.fields_V_per_um) makes
+the comparison one direction, ``protocol``: every kMC replica runs the protocol
+(kmc.device: exact at every switch, ramps as steps of [bias] ramp_step_s) and the continuum model
+runs the SAME piecewise-constant segments (:func:`ionwire.kmc.device.bias_segments`), its
+integrator restarted at every switch, so both models see one bias history; compare.times_s must
+lie within the protocol.  No rectification ratio is formed (it needs a +-E pair).
+
 The regime a scaled device must keep
 ------------------------------------
 A kMC-scale device stands for the experiment only if it keeps the experiment's dimensionless
@@ -66,6 +75,7 @@ wire) at 4 V/um:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -163,6 +173,35 @@ class ValidationConfig(HoldsDeviceParameters):
     numerics: Numerics = VALIDATION_NUMERICS
     compare: CompareSettings = field(default_factory=CompareSettings)
     electrode_kinetics: ElectrodeKineticsSettings | None = None
+    #: no [bias] protocol (a class attribute, not a field: a config without [bias] keeps its
+    #: mapping and campaign fingerprint); with one, :class:`BiasedValidationConfig`
+    bias = None
+
+    @property
+    def fields(self) -> tuple:
+        """The compared biases: compare.fields_V_per_um, or (None,) for the [bias] protocol."""
+        return (None,) if self.bias is not None else tuple(self.compare.fields_V_per_um)
+
+    def max_abs_field(self) -> float:
+        """The largest |field| (V/um) the comparison applies."""
+        if self.bias is not None:
+            return float(self.bias.max_abs_field())
+        return max(abs(f) for f in self.compare.fields_V_per_um)
+
+
+@dataclass(frozen=True)
+class BiasedValidationConfig(ValidationConfig):
+    """A comparison under a [bias] protocol (structures.bias.BiasProtocol) in place of
+    compare.fields_V_per_um (module docstring)."""
+
+    bias: Any = None
+
+    def to_mapping(self) -> dict:
+        """The config's tables with the [bias] table (and no compare.fields_V_per_um)."""
+        m = to_mapping(self)
+        m["bias"] = self.bias.to_mapping()
+        del m["compare"]["fields_V_per_um"]
+        return m
 
 
 #: keys of a compare config that moved, and [kmc] keys that [compare] sets for every replica
@@ -188,8 +227,23 @@ def load_config(mapping: Mapping[str, Any]) -> ValidationConfig:
             if table == "kmc" and sub[key] == getattr(defaults, key):
                 continue
             raise ParameterError(message)
+    protocol = None
+    if "bias" in mapping:
+        from ionwire.structures.bias import resolve_bias
+
+        protocol, mapping = resolve_bias(mapping, field_keys=("compare.fields_V_per_um",), duration_keys=())
     cfg = from_mapping(ValidationConfig, mapping)
     check_lattice_commensurate(cfg.params)
+    if protocol is not None:
+        last = float(cfg.compare.times_s[-1])
+        if protocol.total_duration_s is None:
+            protocol = protocol.with_duration(last)
+        require(last <= protocol.total_duration_s * (1 + 1e-12),
+                f"compare.times_s ends at {last:g} s, after the [bias] protocol ({protocol.total_duration_s:g} s)")
+        require(protocol.is_piecewise_constant() or protocol.ramp_step_s is not None,
+                "the [bias] protocol varies continuously: give [bias] ramp_step_s (both models take its steps)")
+        cfg = BiasedValidationConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(ValidationConfig)},
+                                     bias=protocol)
     return cfg
 
 
@@ -216,7 +270,10 @@ def check_lattice_commensurate(params: DeviceParameters, tol: float = 1e-6) -> N
 
 
 def direction_names(fields) -> list[str]:
-    """'forward' / 'reverse' (/ 'zero_bias'), with the field appended when a sign repeats."""
+    """'forward' / 'reverse' (/ 'zero_bias'), with the field appended when a sign repeats;
+    ['protocol'] for the [bias] protocol (fields (None,))."""
+    if tuple(fields) == (None,):
+        return ["protocol"]
     sign = ["forward" if f > 0 else "reverse" if f < 0 else "zero_bias" for f in fields]
     return [s if sign.count(s) == 1 else f"{s}_{abs(f):g}V_per_um" for s, f in zip(sign, fields)]
 
@@ -229,14 +286,18 @@ def replica_seed(root: int, field_index: int, replica: int) -> int:
 # --------------------------------------------------------------------------------------------
 # the two models
 # --------------------------------------------------------------------------------------------
-def device_config(cfg: ValidationConfig, field_V_per_um: float, seed: int):
-    """The device-kMC config of one replica: the shared parameter object and [kmc], with the field,
-    duration (the last compared time) and seed of the replica (kmc.device.DeviceConfig)."""
-    import dataclasses
-
-    from ionwire.kmc.device import DeviceConfig, OutputSettings
+def device_config(cfg: ValidationConfig, field_V_per_um: float | None, seed: int):
+    """The device-kMC config of one replica: the shared parameter object and [kmc], with the field
+    (None: the config's [bias] protocol), duration (the last compared time) and seed of the
+    replica (kmc.device.DeviceConfig)."""
+    from ionwire.kmc.device import DeviceConfig, OutputSettings, with_bias
 
     duration = float(cfg.compare.times_s[-1])
+    if field_V_per_um is None:
+        require(cfg.bias is not None, "device_config: no field and no [bias] protocol")
+        kmc = dataclasses.replace(cfg.kmc, duration_s=duration, seed=int(seed))
+        return with_bias(DeviceConfig(params=cfg.params, kmc=kmc,
+                                      output=OutputSettings(frame_interval_s=duration, species=False)), cfg.bias)
     kmc = dataclasses.replace(cfg.kmc, field_V_per_um=float(field_V_per_um), duration_s=duration, seed=int(seed))
     return DeviceConfig(params=cfg.params, kmc=kmc, output=OutputSettings(frame_interval_s=duration, species=False))
 
@@ -270,17 +331,58 @@ def onsager_source(cfg: ValidationConfig):
     return table.interpolator(), f0, f"kMC table {cfg.compare.onsager} ({cfg.material.preset}, x_V = {table.x_v:.3g})"
 
 
-def run_continuum(cfg: ValidationConfig, field_V_per_um: float):
+def run_continuum(cfg: ValidationConfig, field_V_per_um: float | None):
     """The continuum model on the same parameter object at compare.times_s (plus t = 0):
-    continuum.model.WireResult."""
-    from ionwire.continuum.model import integrate, solution_to_result, wire_problem
+    continuum.model.WireResult.  field_V_per_um None: the [bias] protocol as the kMC replicas
+    take it (:func:`protocol_segments`), one integration per segment from the state at its start
+    (the integrator restarts at every switch)."""
+    from ionwire.continuum.model import Solution, integrate, solution_to_result, wire_problem
 
     num = cfg.numerics
     onsager, f0, _ = onsager_source(cfg)
-    prob = wire_problem(cfg.params, float(field_V_per_um), num, onsager=onsager, f0=f0)
     t_out = np.concatenate(([0.0], np.asarray(cfg.compare.times_s, dtype=float)))
-    sol = integrate(prob, t_out, num.rtol, num.initial_step_s, num.max_steps)
-    return solution_to_result(prob, sol, {"field_V_per_um": float(field_V_per_um)})
+    if field_V_per_um is not None:
+        prob = wire_problem(cfg.params, float(field_V_per_um), num, onsager=onsager, f0=f0)
+        sol = integrate(prob, t_out, num.rtol, num.initial_step_s, num.max_steps)
+        return solution_to_result(prob, sol, {"field_V_per_um": float(field_V_per_um)})
+    segs = protocol_segments(cfg)
+    base = wire_problem(cfg.params, segs[0][2], num, onsager=onsager, f0=f0)
+    y = base.y0.copy()
+    ts, ys, qv, qb = [0.0], [y.copy()], [0.0], [0.0]
+    stats: dict[str, int] = {}
+    t_last = t_out[-1]
+    for t0, t1, E in segs:
+        if t0 >= t_last:
+            break
+        end = min(t1, t_last)
+        inside = t_out[(t_out > t0) & (t_out < end)]
+        local = np.concatenate(([0.0], inside - t0, [end - t0]))
+        prob = wire_problem(cfg.params, E, num, onsager=onsager, f0=f0, mesh=base.mesh)
+        prob.y0 = y
+        sol = integrate(prob, local, num.rtol, num.initial_step_s, num.max_steps)
+        for k, v in sol.stats.items():
+            if isinstance(v, (int, np.integer)):
+                stats[k] = stats.get(k, 0) + int(v)
+        ts.extend(t0 + local[1:])
+        ys.extend(sol.y[1:])
+        qv.extend(qv[-1] + sol.q_v[1:])
+        qb.extend(qb[-1] + sol.q_br[1:])
+        y = sol.y[-1].copy()
+    ts_arr = np.asarray(ts)
+    # the compared times (and 0): a compared time at a switch is the state at the end of the
+    # segment before it, the state at the switch
+    keep = [int(np.argmin(np.abs(ts_arr - t))) for t in t_out]
+    stats["restarts"] = len(segs) - 1
+    sol_all = Solution(ts_arr[keep], np.asarray(ys)[keep], np.asarray(qv)[keep], np.asarray(qb)[keep], stats)
+    return solution_to_result(base, sol_all, {"field_V_per_um": float(segs[0][2]), "bias": cfg.bias.to_mapping()})
+
+
+def protocol_segments(cfg: ValidationConfig) -> tuple[tuple[float, float, float], ...]:
+    """The piecewise-constant segments of the [bias] protocol that the kMC replicas run
+    (kmc.device.bias_segments): the continuum model takes the same ones."""
+    from ionwire.kmc.device import bias_segments
+
+    return bias_segments(device_config(cfg, None, 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,7 +456,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     c = cfg.compare
-    names = direction_names(c.fields_V_per_um)
+    names = direction_names(cfg.fields)
     a_um = cfg.material.lattice_constant_A * 1e-4
     h_um = 0.5 * a_um
     ppb = 2 * c.bin_cells
@@ -367,7 +469,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
     directions, arrays_all = {}, {}
     wall_kmc = wall_cont = 0.0
     events_total = 0
-    for fi, (E, name) in enumerate(zip(c.fields_V_per_um, names)):
+    for fi, (E, name) in enumerate(zip(cfg.fields, names)):
         reps = []
         it = range(c.replicas)
         if progress:
@@ -384,8 +486,13 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         n_planes = reps[0]["x_br"].shape[-1]
         edges_um = plane_bins(n_planes, h_um, ppb)
         cont_binned = bin_continuum(cres, edges_um, phi_reference_um(cfg))
-        arrays, summ = R.analyse_direction(edges_um * 1e3, c.times_s, kmc_binned, cont_binned, sites, br_side, kT, E,
-                                           front_resolution=h_um * 1e3 / math.sqrt(12.0))
+        # (the protocol's direction is labelled with its field at the last compared time)
+        E_label = E if E is not None else cfg.bias.field_at(c.times_s[-1])
+        arrays, summ = R.analyse_direction(edges_um * 1e3, c.times_s, kmc_binned, cont_binned, sites, br_side, kT,
+                                           E_label, front_resolution=h_um * 1e3 / math.sqrt(12.0))
+        if E is None:
+            summ["bias"] = cfg.bias.to_mapping()
+            summ["bias_segments"] = [list(sg) for sg in protocol_segments(cfg)]
         # the initial front (the step at the junction, binned like the profiles): the origin of
         # the migration length of both models
         x0 = S.bin_average_piecewise_linear(cres.z_um, cres.x_br[cres.times_s == 0][:1], edges_um)
@@ -403,11 +510,13 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         # largest hop bias in the run: e E_local (a/2) / 2kT from the kMC mean potential drop per plane
         dphi = np.abs(np.diff(np.mean([r["phi_V"] for r in reps], axis=0), axis=-1))
         summ["max_hop_bias_eEs_over_kT"] = float(np.max(dphi) / kT / 2.0)
-        summ["nominal_hop_bias_eEs_over_kT"] = float(abs(E) * 1e6 * h_um * 1e-6 / kT / 2.0)
+        E_max = abs(E) if E is not None else cfg.max_abs_field()
+        summ["nominal_hop_bias_eEs_over_kT"] = float(E_max * 1e6 * h_um * 1e-6 / kT / 2.0)
         directions[name] = summ
         arrays_all[name] = arrays
         R.plot_direction(arrays, name, outdir)
-    rect = rectification_summary(c.fields_V_per_um, names, arrays_all, resolution_nm=h_um * 1e3 / math.sqrt(12.0))
+    rect = None if cfg.bias is not None else rectification_summary(c.fields_V_per_um, names, arrays_all,
+                                                                   resolution_nm=h_um * 1e3 / math.sqrt(12.0))
     if rect is not None:
         R.plot_rectification(c.times_s, rect, {n: {"kmc": arrays_all[n]["front_kmc_nm"],
                                                    "continuum": arrays_all[n]["front_continuum_nm"]}
@@ -450,6 +559,7 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "vacancies_per_debye_slab": vacancies_per_debye_slab(cfg),
         "regime": regime_now,
         "rectification": rect,
+        "bias": None if cfg.bias is None else cfg.bias.to_mapping(),
         "electrode_kinetics": None if electrode is None else {
             k: v for k, v in electrode.items() if k != "measurements"},
     }
@@ -566,7 +676,7 @@ def config_regime(cfg: ValidationConfig) -> dict[str, Any]:
     """The regime of a compare config at its largest |field| and the kMC cross-section, the
     experiment's values, the limits and the warnings: {"groups", "experiment", "limits",
     "field_V_per_um", "warnings"}."""
-    E = max(abs(f) for f in cfg.compare.fields_V_per_um)
+    E = cfg.max_abs_field()
     a_um = cfg.material.lattice_constant_A * 1e-4
     groups = regime(cfg.params, E, cfg.kmc.nx * cfg.kmc.ny * a_um ** 2)
     return {"field_V_per_um": E, "groups": groups, "experiment": experiment_regime(),

@@ -97,6 +97,13 @@ COUNTER_NAMES = ("events", "hops_Br", "hops_Cl", "dz_Br_half_units", "dz_Cl_half
                  "created_from_Br", "created_from_Cl", "refilled_Br", "refilled_Cl")
 N_COUNTERS = len(COUNTER_NAMES)
 C_EVENTS, C_HOPS, C_DZ, C_CREATED, C_ANNIHILATED, C_CREATED_FROM, C_REFILLED = 0, 1, 3, 5, 7, 9, 11
+# the halide exchange with each electrode by species (clock.exchange int64[N_EXCHANGE]): a halide
+# of species X leaving the wire into the electrode of side s (a creation) and one entering the
+# wire from it (a refill), index 4 kind + 2 side + X (kind 0 creation, 1 refill; side 0 left,
+# 1 right; X 0 Br, 1 Cl)
+EXCHANGE_NAMES = ("created_left_from_Br", "created_left_from_Cl", "created_right_from_Br", "created_right_from_Cl",
+                  "refilled_left_Br", "refilled_left_Cl", "refilled_right_Br", "refilled_right_Cl")
+N_EXCHANGE = len(EXCHANGE_NAMES)
 
 # a shift of the bond gauge keeps exp(gamma L / 2) far from overflow
 GAUGE_LIMIT = 200.0
@@ -140,12 +147,14 @@ class Planes(NamedTuple):
 
 class Clock(NamedTuple):
     """istate int64[4] (I_NVAC, I_LAMBDA), fstate float64[2] (F_TIME, F_TNEXT), counters
-    int64[N_COUNTERS], rng uint64[4] (xoshiro256++)."""
+    int64[N_COUNTERS], rng uint64[4] (xoshiro256++), exchange int64[N_EXCHANGE] (the halides
+    exchanged with each electrode by species, EXCHANGE_NAMES)."""
 
     istate: np.ndarray
     fstate: np.ndarray
     counters: np.ndarray
     rng: np.ndarray
+    exchange: np.ndarray
 
 
 class Geometry(NamedTuple):
@@ -522,6 +531,18 @@ def build_device(vac, planes, bonds, clock, geo, field, rates):
 
 
 @numba.njit(cache=True)
+def refresh_entries(planes, bonds, geo, rates):
+    """Recompute every leaf of the sum tree from the plane sums, counts, bond factors and the
+    (new) electrode rate tables, and every internal node as the sum of its children: the tree
+    :func:`build_device` makes from the same state (used when the bias changes; the base-rate
+    sums do not depend on the field)."""
+    n_planes = planes.counts.shape[0]
+    for p in range(n_planes):
+        plane_entries(p, planes, bonds, geo, rates)
+    tree5_propagate(planes.tree, 0, n_planes - 1, N_COMPONENTS)
+
+
+@numba.njit(cache=True)
 def draw_next_time(planes, clock, geo, field):
     """Draw the absolute time of the next event from the current total rate (inf if none)."""
     m_up, m_down = multipliers(clock.istate[I_LAMBDA], field, geo)
@@ -721,6 +742,7 @@ def _device_core(vac, planes, bonds, clock, geo, field, rates, n_events, t_stop,
     istate = clock.istate
     fstate = clock.fstate
     counters = clock.counters
+    exchange = clock.exchange
     rng = clock.rng
     nx = geo.nx
     ny = geo.ny
@@ -916,6 +938,7 @@ def _device_core(vac, planes, bonds, clock, geo, field, rates, n_events, t_stop,
                 counts[p, VACANCY] += 1
                 counters[C_CREATED + side] += 1
                 counters[C_CREATED_FROM + xs] += 1
+                exchange[2 * side + xs] += 1
                 v = istate[I_NVAC]
                 list_append(v, p, vac)
                 istate[I_NVAC] = v + 1
@@ -950,6 +973,7 @@ def _device_core(vac, planes, bonds, clock, geo, field, rates, n_events, t_stop,
                 counts[p, VACANCY] -= 1
                 counters[C_ANNIHILATED + side] += 1
                 counters[C_REFILLED + xs] += 1
+                exchange[4 + 2 * side + xs] += 1
                 list_remove(v, p, vac)
                 last = istate[I_NVAC] - 1
                 if v != last:

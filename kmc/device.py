@@ -24,6 +24,24 @@ laid out along z exactly like the continuum model's :class:`ionwire.structures.p
   halides on the plane; the rate laws are tabulated on 4097 x_Cl points and interpolated
   linearly (relative error < 1e-7 for the default log-linear law).
 
+Bias protocols ([bias], :mod:`ionwire.structures.bias`; :func:`bias_segments`): the field is
+piecewise constant in time.  Within a segment nothing differs from a constant field.  At a
+switch the imposed potential, the uniform-field hop multipliers, the electrode roles (the left
+contact is positive for E >= 0, the right one for E < 0) and the electrode rate tables (r_c ~
+|E|) take the new field, the reaction rates of the contact planes and the sum tree are
+recomputed from the integer state, and the pending next-event time, drawn with the old total
+rate, is discarded and drawn anew with the new one (one uniform of the kMC stream).  This is
+exact for the Poisson process of the kMC: the waiting time is memoryless, so after the switch it
+is exponential with the new total rate.  A continuously varying protocol (ramp, triangle,
+callable) is run as steps of at most [bias] ramp_step_s, each at the protocol's field at its
+midpoint; the result converges as ramp_step_s shrinks (tests/test_device_bias.py).  A state
+exactly at a switch time is in the segment that ends there; checkpoints record the segment
+(``bias_segment``), so a restart in the middle of a protocol is bit-identical.  Seed streams: a
+protocol and a constant field of the same seed are identical event for event up to the first
+switch, and differ (equal in distribution) afterwards.  The trajectory of a run with [bias]
+holds its time series (:data:`ionwire.kmc.h5md.PROTOCOL_SERIES`, :class:`ProtocolSeries`); a
+run without [bias] writes exactly the files it always did.
+
 State memory: occupancy 1 byte per site; everything else is O(planes + vacancies) (no per-site
 tracer displacements in device mode; collective z displacements of each species are counted).
 
@@ -41,6 +59,7 @@ Python API
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -54,12 +73,13 @@ import numpy as np
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, electrode_rates,
                                            from_mapping, inline_field, read_toml, require, to_mapping)
 from ionwire.structures.lattice import AnionLattice
+from ionwire.structures.units import ELEMENTARY_CHARGE_C
 
 from . import _device_kernels as dk
 from ._kernels import local_deltas, rate_table, rng_state_from_seed
 from .electrostatics import PlaneElectrostatics, potential_from_bonds
-from .h5md import (TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory, read_checkpoint,
-                   write_checkpoint)
+from .h5md import (PROTOCOL_SERIES, TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory,
+                   read_checkpoint, write_checkpoint)
 from .state import DeviceState
 
 COUNTER_NAMES = dk.COUNTER_NAMES
@@ -83,6 +103,9 @@ class KMCSettings:
     x_V^eq sites rounded so that the cumulative count from the left end never differs from the
     cumulative expectation by more than 1/2: the nearest integer charges to the continuum's smooth
     background; the potential follows the cumulative charge).
+
+    With a [bias] table (:mod:`ionwire.structures.bias`) the field and the duration are the
+    protocol's: field_V_per_um and duration_s must then be absent.
     """
 
     nx: int = 8
@@ -127,6 +150,10 @@ class DeviceConfig(HoldsDeviceParameters):
     run: typing.Literal["device"] = "device"
     kmc: KMCSettings = field(default_factory=KMCSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    #: no [bias] protocol: the constant kmc.field_V_per_um (a class attribute, not a field, so a
+    #: config without [bias] has the fields, mapping and fingerprint it always had; a config
+    #: with [bias] is a :class:`BiasedDeviceConfig`, see :func:`with_bias`)
+    bias = None
 
     def __post_init__(self):
         n = self.kmc.duration_s / self.output.frame_interval_s
@@ -136,11 +163,96 @@ class DeviceConfig(HoldsDeviceParameters):
         return to_mapping(self)
 
 
+@dataclass(frozen=True)
+class BiasedDeviceConfig(DeviceConfig):
+    """A device run under a [bias] protocol (:class:`ionwire.structures.bias.BiasProtocol` with a
+    total duration, which is kmc.duration_s; kmc.field_V_per_um is not used)."""
+
+    bias: Any = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(hasattr(self.bias, "piecewise_constant"),
+                f"bias must be an ionwire.structures.bias.BiasProtocol, got {self.bias!r}")
+        require(self.bias.total_duration_s is not None, "the [bias] protocol needs a duration ([bias] duration_s)")
+        require(self.bias.is_piecewise_constant() or self.bias.ramp_step_s is not None,
+                "the [bias] protocol varies continuously: give [bias] ramp_step_s, the length of the "
+                "constant steps the kMC takes for it")
+
+    def to_mapping(self) -> dict:
+        """The config as its file's tables: the [bias] table and no kmc.field_V_per_um or
+        kmc.duration_s (the protocol holds them), so that :func:`load_config` reads it back."""
+        m = to_mapping(self)
+        m["bias"] = self.bias.to_mapping()
+        del m["kmc"]["field_V_per_um"], m["kmc"]["duration_s"]
+        return m
+
+
+def with_bias(config: DeviceConfig, protocol) -> BiasedDeviceConfig:
+    """``config`` under the bias protocol ``protocol`` (None: ``config`` without one)."""
+    fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(DeviceConfig)}
+    if protocol is None:
+        return DeviceConfig(**fields)
+    return BiasedDeviceConfig(**fields, bias=protocol)
+
+
 def load_config(source: str | os.PathLike | Mapping[str, Any]) -> DeviceConfig:
-    """A validated :class:`DeviceConfig` from a TOML file path or a mapping (unknown keys raise)."""
-    if isinstance(source, Mapping):
-        return from_mapping(DeviceConfig, source)
-    return from_mapping(DeviceConfig, read_toml(source)[0])
+    """A validated :class:`DeviceConfig` from a TOML file path or a mapping (unknown keys raise).
+
+    A [bias] table (:mod:`ionwire.structures.bias`) sets the field and the duration of the run:
+    together with kmc.field_V_per_um or kmc.duration_s it is one error; a constant [bias]
+    field needs its duration_s."""
+    from ionwire.structures.bias import resolve_bias
+
+    mapping = source if isinstance(source, Mapping) else read_toml(source)[0]
+    if "bias" not in mapping:
+        return from_mapping(DeviceConfig, mapping)
+    protocol, rest = resolve_bias(mapping, field_keys=("kmc.field_V_per_um",), duration_keys=("kmc.duration_s",))
+    if protocol.total_duration_s is None:
+        raise ParameterError("[bias] field_V_per_um: a device run needs the duration too ([bias] duration_s)")
+    kmc = rest.get("kmc") or {}
+    if not isinstance(kmc, Mapping):
+        raise ParameterError(f"kmc: expected a table, got {kmc!r}")
+    rest["kmc"] = dict(kmc, duration_s=float(protocol.total_duration_s))
+    return with_bias(from_mapping(DeviceConfig, rest), protocol)
+
+
+def bias_segments(config: DeviceConfig, open_end: bool = False) -> tuple[tuple[float, float, float], ...]:
+    """The bias of a run as piecewise-constant segments ((t_start_s, t_end_s, field_V_per_um), ...)
+    from t = 0, contiguous, to kmc.duration_s.
+
+    Without [bias]: one segment of kmc.field_V_per_um.  A piecewise-constant protocol (steps,
+    rest, square waves) gives its own segments, exactly; a continuously varying one (ramp,
+    triangle, callable) gives the protocol's ``piecewise_constant()``: steps of at most its
+    ramp_step_s, each with the protocol's field at the step's midpoint
+    (:mod:`ionwire.structures.bias`), which converge to the protocol as ramp_step_s shrinks.
+    Segments of zero length are dropped.  ``open_end``: the last segment lasts for ever (t_end_s
+    = inf: the field after the end of the run or the protocol is the last one; the engine runs
+    past duration_s only when asked to)."""
+    duration = float(config.kmc.duration_s)
+    if config.bias is None:
+        segs = [(0.0, duration, float(config.kmc.field_V_per_um))]
+    else:
+        raw = config.bias.piecewise_constant()
+        segs = [(float(t0), float(t1), float(E)) for t0, t1, E in raw if t1 > t0]
+        if not segs:
+            raise ParameterError("the [bias] protocol has no segment of nonzero length")
+        if segs[0][0] != 0.0 or any(b[0] != a[1] for a, b in zip(segs[:-1], segs[1:])):
+            raise ParameterError("the [bias] protocol's segments must be contiguous from t = 0")
+        if not all(math.isfinite(E) for _, _, E in segs):
+            raise ParameterError("the [bias] protocol gives a non-finite field")
+    if open_end:
+        segs[-1] = (segs[-1][0], math.inf, segs[-1][2])
+    return tuple(segs)
+
+
+def segment_index(segments, t_s: float) -> int:
+    """The segment a state at time t_s is in: the one with t_start < t_s <= t_end (the first at
+    t_s = 0; see :meth:`DeviceSimulation.advance`)."""
+    for i, (t0, t1, _) in enumerate(segments):
+        if t_s <= t1:
+            return i
+    return len(segments) - 1
 
 
 def replace_settings(config: DeviceConfig, **kmc_changes) -> DeviceConfig:
@@ -167,8 +279,11 @@ class DeviceLayout:
     electrode_of_side: tuple[str, str]  # electrode name of the left / right contact
 
 
-def device_layout(config: DeviceConfig) -> DeviceLayout:
+def device_layout(config: DeviceConfig, field_V_per_um: float | None = None) -> DeviceLayout:
+    """The planes, contacts and electrostatics of ``config`` under the field ``field_V_per_um``
+    (default: the field at t = 0, :func:`bias_segments`)."""
     mat, geo, k = config.material, config.geometry, config.kmc
+    E = float(bias_segments(config)[0][2] if field_V_per_um is None else field_V_per_um)
     a = mat.lattice_constant_A
     h_um = 0.5 * a * 1e-4
     nz = int(round(geo.wire_length_um / (a * 1e-4)))
@@ -198,15 +313,36 @@ def device_layout(config: DeviceConfig) -> DeviceLayout:
     # stands for the slab [z_p, z_p + a/2], so its potential is the continuum's at the slab centre;
     # the continuum's drop between the two slab centres is field * (b - a) a/2 as well (its
     # applied_voltage_V spans the imposed positions, the outer slab EDGES, one plane more)
-    V = float(k.field_V_per_um) * (pb - pa) * h_um
+    V = E * (pb - pa) * h_um
     es = PlaneElectrostatics(n_planes=P, plane_spacing_A=0.5 * a, cross_section_A2=k.nx * k.ny * a * a,
                              relative_permittivity=mat.relative_permittivity, left_plane=pa, right_plane=pb,
                              potential_left_V=V, potential_right_V=0.0, temperature_K=mat.temperature_K)
     x_cl = np.where(z < geo.junction_um - tol, 0.0, 1.0)
     x_v = config.vacancies.equilibrium_fraction(mat, x_cl)
-    sides = ("positive", "negative") if k.field_V_per_um >= 0 else ("negative", "positive")
-    return DeviceLayout(lat, es, z, contact, x_cl, np.asarray(x_v, dtype=float), lat.sites_per_plane(),
-                        float(k.field_V_per_um), sides)
+    return DeviceLayout(lat, es, z, contact, x_cl, np.asarray(x_v, dtype=float), lat.sites_per_plane(), E,
+                        electrode_sides(E))
+
+
+def electrode_sides(field_V_per_um: float) -> tuple[str, str]:
+    """The electrode names ("positive" / "negative", :func:`ionwire.structures.parameters.electrode_rates`)
+    of the left and the right contact under ``field_V_per_um``: the left one is positive for a
+    forward field (> 0) and for zero field (no electrode reaction has a nonzero rate there, r_c ~
+    |E|), the right one for a reverse field."""
+    return ("positive", "negative") if field_V_per_um >= 0 else ("negative", "positive")
+
+
+def layout_under_field(layout: DeviceLayout, field_V_per_um: float) -> DeviceLayout:
+    """``layout`` with the bias changed to ``field_V_per_um``: the imposed potential of the left
+    plane (the drop field x the distance of the imposed planes), the field and the electrode sides
+    (the planes, contacts and composition do not depend on the bias)."""
+    import dataclasses
+
+    es = layout.electrostatics
+    E = float(field_V_per_um)
+    h_um = es.plane_spacing_A * 1e-4  # the same float as device_layout's h_um: the same V
+    V = E * (es.right_plane - es.left_plane) * h_um
+    return dataclasses.replace(layout, electrostatics=dataclasses.replace(es, potential_left_V=V),
+                               field_V_per_um=E, electrode_of_side=electrode_sides(E))
 
 
 def uniform_background(layout: DeviceLayout) -> np.ndarray:
@@ -258,12 +394,18 @@ class DeviceSimulation:
     def __init__(self, config: DeviceConfig, seed: int | None = None, *, _state: dict | None = None):
         self.config = config
         self.seed = config.kmc.seed if seed is None else int(seed)
-        self.layout = device_layout(config)
+        #: the bias as piecewise-constant segments ((t_start_s, t_end_s, field_V_per_um), ...),
+        #: the last one open-ended (t_end_s = inf): :func:`bias_segments`
+        self.segments = bias_segments(config, open_end=True)
+        segment = 0 if _state is None else int(np.asarray(_state.get("bias_segment", [0]))[0])
+        if not 0 <= segment < len(self.segments):
+            raise TrajectoryError(f"checkpoint bias segment {segment} is not one of the {len(self.segments)} "
+                                  "segments of the config's bias protocol")
+        self.layout = device_layout(config, self.segments[segment][2])
         self.lattice = lat = self.layout.lattice
         es = self.layout.electrostatics
         a, b = int(es.left_plane), int(es.right_plane)
         gamma = float(es.gamma)
-        psi_drop = float((es.potential_right_V - es.potential_left_V) / es.thermal_voltage_V)
         mat = config.material
         if config.kmc.hops:
             table = rate_table(mat.barriers.as_array(), mat.attempt_frequency_per_s, mat.kT_eV, 0.0)
@@ -282,16 +424,54 @@ class DeviceSimulation:
         jmax = int(min(1 << 14, 2 * dk.GAUGE_LIMIT * (b - a) / gamma))
         jl = np.arange(-jmax, jmax + 1)
         expt_lam = np.exp(0.5 * gamma * jl / (b - a))
-        self.field = dk.Field(gamma=gamma, psi_drop=psi_drop, expt=expt, expt_lam=expt_lam,
-                              c_up=float(np.exp(-0.5 * psi_drop / (b - a))),
-                              c_down=float(np.exp(0.5 * psi_drop / (b - a))))
+        self.field = self._field_group(self.layout, expt, expt_lam)
         if _state is None:
             self.state = DeviceState.from_checkpoint(lat, self._initial_state(), copy=False)
         else:
             self.state = DeviceState.from_checkpoint(lat, _state)
+        self.state.bias_segment = segment
         self._build()
         if np.isnan(self.state.clock.fstate[dk.F_TNEXT]):
             dk.draw_next_time(self.state.planes, self.state.clock, self.geometry, self.field)
+
+    @staticmethod
+    def _field_group(layout: DeviceLayout, expt: np.ndarray, expt_lam: np.ndarray) -> dk.Field:
+        """The kernels' Field group of ``layout``'s bias (the exp tables depend on gamma only)."""
+        es = layout.electrostatics
+        n = int(es.right_plane) - int(es.left_plane)
+        psi_drop = float((es.potential_right_V - es.potential_left_V) / es.thermal_voltage_V)
+        return dk.Field(gamma=float(es.gamma), psi_drop=psi_drop, expt=expt, expt_lam=expt_lam,
+                        c_up=float(np.exp(-0.5 * psi_drop / n)), c_down=float(np.exp(0.5 * psi_drop / n)))
+
+    # the bias protocol ---------------------------------------------------------------------------
+    @property
+    def bias_segment(self) -> int:
+        """Index into :attr:`segments` of the segment the state is in (at a switch time: the
+        segment that ends there, until the run goes on)."""
+        return int(self.state.bias_segment)
+
+    @property
+    def field_V_per_um(self) -> float:
+        """The applied field now (V/um, > 0 forward)."""
+        return float(self.layout.field_V_per_um)
+
+    def _switch_to(self, segment: int) -> None:
+        """Enter bias segment ``segment`` at the current time (its start): the imposed potential,
+        the uniform-field multipliers and the electrode rate tables take the new field, the contact
+        planes' reaction rates and the sum tree are recomputed (pure functions of the integer
+        state, as a restart computes them), and the pending next-event time, drawn with the old
+        total rate, is discarded and drawn anew from the new total rate (one uniform of the kMC
+        stream).  Exact for a Poisson process: the waiting time is memoryless, so the time to the
+        next event after the switch is exponential with the new total rate."""
+        E = self.segments[segment][2]
+        self.state.bias_segment = segment
+        self.layout = layout_under_field(self.layout, E)
+        rc, rd = rate_tables(self.config, self.layout)
+        self.rates = dk.Rates(hop=self.rates.hop, create=rc, refill=rd)
+        self.field = self._field_group(self.layout, self.field.expt, self.field.expt_lam)
+        s = self.state
+        dk.refresh_entries(s.planes, s.bonds, self.geometry, self.rates)
+        dk.draw_next_time(s.planes, s.clock, self.geometry, self.field)
 
     # state ------------------------------------------------------------------------------------
     def _initial_state(self) -> dict:
@@ -371,6 +551,7 @@ class DeviceSimulation:
         st.update(occ=occ, vac_site=vac_site, vac_cell=_cells_of_sites(lat, vac_site), head=head, tail=tail,
                   nxt=nxt, prv=prv, L=L, istate=np.array([n, lam, 0, 0], dtype=np.int64),
                   fstate=np.array([float(time_s), np.nan]), background=bg,
+                  bias_segment=np.array([segment_index(sim.segments, float(time_s))], dtype=np.int64),
                   rng=rng_state_from_seed(np.random.SeedSequence(sim.seed).spawn(2)[1]))
         return cls(config, seed=sim.seed, _state=st)
 
@@ -405,22 +586,47 @@ class DeviceSimulation:
     def advance(self, t_stop_s: float, max_events: int | None = None) -> int:
         """Run events up to simulated time t_stop_s (the state is then the state at t_stop_s) or
         until max_events events were done.  Returns a status of :mod:`ionwire.kmc._device_kernels`:
-        STATUS_TIME, STATUS_EVENTS (max_events reached first) or STATUS_NO_EVENT."""
+        STATUS_TIME, STATUS_EVENTS (max_events reached first) or STATUS_NO_EVENT (nothing can
+        happen any more before t_stop_s in the last segment reached).
+
+        The bias follows :attr:`segments`: the kernel runs to the end of the current segment, the
+        simulation switches there (:meth:`_switch_to`: the next event is drawn anew) and goes on.
+        A run stopped exactly at a switch time is still in the segment that ends there (its
+        potential and electrode rates are that segment's: the left limit, as the continuum
+        reports the state at the end of an interval); the switch is made when it goes on.  With
+        one segment (a constant field) the kernel calls are those of a run without a protocol."""
         remaining = np.iinfo(np.int64).max if max_events is None else int(max_events)
+        t_stop_s = float(t_stop_s)
+        while True:
+            k = self.bias_segment
+            t_switch = self.segments[k][1]
+            if self.time_s >= t_switch:
+                if t_stop_s <= t_switch:
+                    return dk.STATUS_TIME
+                self._switch_to(k + 1)
+                continue
+            status, remaining = self._run_kernel(min(t_stop_s, t_switch), remaining)
+            if status == dk.STATUS_EVENTS or t_stop_s <= t_switch:
+                return status
+            self._switch_to(k + 1)
+
+    def _run_kernel(self, t_stop_s: float, remaining: int) -> tuple[int, int]:
+        """The event loop up to t_stop_s or ``remaining`` events (vacancy arrays grown as needed):
+        (status, events still allowed)."""
         s = self.state
         while True:
             n = min(remaining, 1 << 40)
             if n <= 0:
-                return dk.STATUS_EVENTS
+                return dk.STATUS_EVENTS, remaining
             status, done = dk.run_device_events(s.vacancies, s.planes, s.bonds, s.clock, self.geometry, self.field,
-                                                self.rates, n, float(t_stop_s))
+                                                self.rates, n, t_stop_s)
             remaining -= done
             if status == dk.STATUS_FULL:
                 s.grow(2 * s.capacity)
                 continue
             if status == dk.STATUS_EVENTS and remaining > 0:
                 continue
-            return int(status)
+            return int(status), remaining
 
     # observables -------------------------------------------------------------------------------
     def plane_counts(self) -> np.ndarray:
@@ -526,6 +732,73 @@ def _config_json(config: DeviceConfig) -> str:
     return json.dumps(config.to_mapping(), sort_keys=True)
 
 
+#: the front of a single trajectory is found on bins of this many unit cells (4 anion planes), the
+#: default bin of a comparison (coupling.compare)
+FRONT_BIN_CELLS = 2
+
+
+def plane_bins(layout: DeviceLayout, bin_cells: int = FRONT_BIN_CELLS) -> tuple[np.ndarray, np.ndarray]:
+    """(bin index int64[P] of each plane, bin edges float64[n_bins + 1] in um): consecutive
+    runs of 2 bin_cells planes from plane 0 (the last bin may hold fewer); plane p stands for the
+    slab [z_p, z_p + a/2]."""
+    P = len(layout.plane_z_um)
+    ppb = 2 * int(bin_cells)
+    h_um = layout.electrostatics.plane_spacing_A * 1e-4
+    idx = np.arange(P) // ppb
+    edges = np.append(layout.plane_z_um[::ppb], layout.plane_z_um[-1] + h_um)
+    return idx, edges
+
+
+def front_position_um(layout: DeviceLayout, plane_counts: np.ndarray, bin_cells: int = FRONT_BIN_CELLS) -> float:
+    """The Br|Cl front (um) of one state: x_Br (the site fraction) averaged over bins of
+    ``bin_cells`` cells, site-weighted, and its x_Br = 0.55 crossing nearest the integral front
+    (:func:`ionwire.structures.front.binned_front`, as coupling.compare finds the kMC front)."""
+    from ionwire.structures.front import binned_front
+
+    idx, edges = plane_bins(layout, bin_cells)
+    n_bins = len(edges) - 1
+    sites = np.bincount(idx, weights=layout.sites_per_plane.astype(float), minlength=n_bins)
+    br = np.bincount(idx, weights=np.asarray(plane_counts)[:, 0].astype(float), minlength=n_bins)
+    return float(binned_front(0.5 * (edges[1:] + edges[:-1]), edges, br / sites, "left"))
+
+
+class ProtocolSeries:
+    """The per-frame time series of a run with a bias protocol (kmc.h5md.PROTOCOL_SERIES), from
+    the simulation's state at each frame; ``start_front_um`` and the exchange counters and time of
+    the previous frame carry over a restart (:meth:`resume`)."""
+
+    names = tuple(PROTOCOL_SERIES)
+
+    def __init__(self):
+        self.front0_um: float | None = None
+        self.previous: tuple[float, np.ndarray] | None = None
+
+    def resume(self, traj, frames: int) -> None:
+        """Continue after frame ``frames`` - 1 of an open trajectory (its series are already exact)."""
+        if frames > 0:
+            front = traj.series("front_position")
+            self.front0_um = float(front[0]) * 1e-4
+            self.previous = (float(traj.times_s[frames - 1]), np.asarray(traj.series("halide_exchange")[frames - 1]))
+
+    def frame(self, sim: "DeviceSimulation") -> dict[str, np.ndarray]:
+        es = sim.layout.electrostatics
+        front = front_position_um(sim.layout, sim.state.planes.counts)
+        if self.front0_um is None:
+            self.front0_um = front
+        ex = sim.state.clock.exchange.copy()
+        # (created - refilled) by contact and species: halides that left the wire into the electrode
+        net = (ex[:4] - ex[4:]).reshape(2, 2).astype(np.float64)
+        current = np.zeros((2, 2))
+        if self.previous is not None and sim.time_s > self.previous[0]:
+            prev = self.previous[1]
+            dnet = (ex[:4] - ex[4:] - (prev[:4] - prev[4:])).reshape(2, 2)
+            current = dnet * ELEMENTARY_CHARGE_C / (sim.time_s - self.previous[0])
+        self.previous = (sim.time_s, ex)
+        return {"bias_voltage": np.float64(es.potential_left_V - es.potential_right_V),
+                "front_position": np.float64(front * 1e4), "migration_length": np.float64((self.front0_um - front) * 1e4),
+                "ionic_current": current, "charge_passed": net.sum(axis=1), "halide_exchange": ex}
+
+
 def _static_arrays(sim: DeviceSimulation) -> dict[str, np.ndarray]:
     lay = sim.layout
     es = lay.electrostatics
@@ -577,8 +850,9 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
     max_events = config.kmc.max_events or None
     wall0 = _time.perf_counter()
 
+    series = ProtocolSeries() if config.bias is not None else None
     if resume:
-        sim, writer, frame = _resume(config, out_path, ck_path, cfg_json)
+        sim, writer, frame = _resume(config, out_path, ck_path, cfg_json, series)
         if writer is None:  # already complete
             return _summary(sim, out_path, n_frames, wall0, completed=True)
     else:
@@ -592,7 +866,9 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
             os.remove(ck_path)
         writer = TrajectoryWriter.create(out_path, sim.lattice, config=config.to_mapping(), seed=sim.seed,
                                          counter_names=COUNTER_NAMES, static=_static_arrays(sim),
-                                         write_species=config.output.species)
+                                         write_species=config.output.species,
+                                         series=() if series is None else ProtocolSeries.names,
+                                         series_columns={"halide_exchange": dk.EXCHANGE_NAMES})
         frame = 0
 
     last_ck_events = sim.events
@@ -637,7 +913,7 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
                 break
             prof = sim.profiles()
             writer.write_frame(sim.events, sim.time_s, sim.occupancy if config.output.species else None, prof,
-                               sim.counters)
+                               sim.counters, None if series is None else series.frame(sim))
             frame += 1
             if progress is not None:
                 progress(frame, n_frames, sim)
@@ -676,7 +952,11 @@ def _check_plausible(config: DeviceConfig) -> None:
     before anything is allocated or written."""
     from ionwire.structures.parameters import check_duration, check_field, check_memory, check_seed
 
-    check_field(config.kmc.field_V_per_um, "kmc.field_V_per_um")
+    if config.bias is None:
+        check_field(config.kmc.field_V_per_um, "kmc.field_V_per_um")
+    else:
+        for t0, _, E in bias_segments(config):
+            check_field(E, f"the [bias] field at t = {t0:.6g} s")
     check_duration(config.kmc.duration_s, "kmc.duration_s")
     check_seed(config.kmc.seed, "kmc.seed")
     a_um = config.material.lattice_constant_A * 1e-4
@@ -695,8 +975,9 @@ def _summary(sim: DeviceSimulation, out_path: str, n_frames: int, wall0: float, 
             "counters": {n: int(v) for n, v in zip(COUNTER_NAMES, sim.counters)}, "wall_s": wall}
 
 
-def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str):
-    """Validate trajectory + checkpoint read-only; then reopen the trajectory for appending."""
+def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str, series: ProtocolSeries | None = None):
+    """Validate trajectory + checkpoint read-only; then reopen the trajectory for appending
+    (``series``: the protocol time series continue from the last kept frame)."""
     with open_trajectory(out_path) as traj:
         if json.dumps(traj.config, sort_keys=True) != cfg_json:
             raise TrajectoryError(f"{out_path!r} was written with a different config than the one given")
@@ -713,6 +994,9 @@ def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str):
     sim = DeviceSimulation.from_state(config, arrays, seed=int(attrs["seed"]))
     if bool(attrs.get("run_complete", False)):
         return sim, None, frames
+    if series is not None:
+        with open_trajectory(out_path) as traj:
+            series.resume(traj, frames)
     writer = TrajectoryWriter.reopen(out_path, frames)
     return sim, writer, frames
 

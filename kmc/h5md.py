@@ -22,6 +22,13 @@ Trajectory layout (H5MD 1.1, https://www.nongnu.org/h5md/h5md.html, format versi
         charge                 {step, time, value float64[f, n_planes]}  e per plane: vacancies - background
         potential              {step, time, value float64[f, n_planes]}  V, laterally averaged Poisson
         counters               {step, time, value int64[f, n_counters]}, attr columns = counter names
+        (runs with a [bias] protocol only, PROTOCOL_SERIES; /parameters@series lists them)
+        bias_voltage           {step, time, value float64[f]}  V, imposed potential left minus right
+        front_position         {step, time, value float64[f]}  angstrom, the x_Br = 0.55 front
+        migration_length       {step, time, value float64[f]}  angstrom, front(0) - front(t), signed
+        ionic_current          {step, time, value float64[f, 2, 2]}  A, [contact, species]
+        charge_passed          {step, time, value float64[f, 2]}  e, [contact]
+        halide_exchange        {step, time, value int64[f, 8]}, attr columns = exchange counter names
     /parameters                attrs: config (the ionwire TOML config as JSON), seed, nx, ny, nz,
                                lattice_constant_A, code_version, library versions, format,
                                format_version, frames_complete (frames fully written and flushed)
@@ -93,6 +100,24 @@ OBSERVABLE_DESCRIPTIONS = {"x_Br": "Br site fraction of each anion plane",
                                      "elementary charges per plane",
                            "potential": "laterally averaged electrostatic potential of each anion plane"}
 LENGTH_UNIT = "angstrom"
+#: the time series of a run with a bias protocol: name -> (row shape, dtype, unit, description);
+#: written only for such runs (a constant-field run without [bias] writes the files it always did)
+PROTOCOL_SERIES = {
+    "bias_voltage": ((), np.float64, "V", "imposed potential of the left minus the right imposed plane "
+                                          "(the applied field times their distance; > 0 forward)"),
+    "front_position": ((), np.float64, LENGTH_UNIT, "z of the Br|Cl front: the crossing of x_Br = 0.55 nearest the "
+                                                    "integral front, on bins of FRONT_BIN_CELLS cells "
+                                                    "(structures.front.binned_front)"),
+    "migration_length": ((), np.float64, LENGTH_UNIT, "front_position(0) - front_position(t): > 0 when the front "
+                                                      "moved towards the Br end (the continuum's sign)"),
+    "ionic_current": ((2, 2), np.float64, "A", "electric current into the wire carried by each halide species at "
+                                               "each contact, [left, right] x [Br, Cl], averaged since the previous "
+                                               "frame: e (halides leaving the wire into the electrode - halides "
+                                               "entering from it) / dt (a halide is charged -e); 0 at frame 0"),
+    "charge_passed": ((2,), np.float64, "e", "charge that entered the wire from each electrode [left, right] "
+                                             "since t = 0: halides given to the electrode - halides taken from it"),
+    "halide_exchange": ((8,), np.int64, None, "cumulative halide exchange counters (columns)"),
+}
 TIME_UNIT = "s"
 CHECKPOINT_FORMAT = "ionwire-device-checkpoint"
 CHECKPOINT_SCHEMA = "ionwire.device_checkpoint"
@@ -185,7 +210,7 @@ class TrajectoryWriter(_OpenFile):
     """
 
     def __init__(self, f: h5py.File, path: str, n_sites: int, n_planes: int, counter_names: tuple[str, ...],
-                 write_species: bool, cell_A: np.ndarray):
+                 write_species: bool, cell_A: np.ndarray, series: tuple[str, ...] = ()):
         self._f = f
         self.path = path
         self.n_sites = n_sites
@@ -193,14 +218,18 @@ class TrajectoryWriter(_OpenFile):
         self.counter_names = tuple(counter_names)
         self.write_species = write_species
         self.cell_A = np.asarray(cell_A, dtype=np.float64)
+        self.series = tuple(series)
         self.n_frames = int(f["parameters"].attrs["frames_complete"])
 
     # construction ----------------------------------------------------------------------------
     @classmethod
     def create(cls, path, lattice: AnionLattice, *, config: dict, seed: int | None,
                counter_names: tuple[str, ...], static: dict[str, np.ndarray] | None = None,
-               write_species: bool = True, author: str = "ionwire user") -> "TrajectoryWriter":
-        """A new trajectory file at ``path`` (overwritten) with the static data written once."""
+               write_species: bool = True, author: str = "ionwire user", series: tuple[str, ...] = (),
+               series_columns: dict[str, tuple[str, ...]] | None = None) -> "TrajectoryWriter":
+        """A new trajectory file at ``path`` (overwritten) with the static data written once;
+        ``series``: names of :data:`PROTOCOL_SERIES` to write every frame too (with their
+        ``columns`` attribute from ``series_columns``)."""
         path = os.fspath(path)
         f = h5py.File(path, "w")
         try:
@@ -245,6 +274,15 @@ class TrajectoryWriter(_OpenFile):
             c = _time_series(obs, "counters", (len(counter_names),), np.int64, chunk_row=len(counter_names),
                              compress=False, unit=None, frames_per_chunk=64)
             c.attrs["columns"] = np.array([s.encode() for s in counter_names])
+            for name in series:
+                shape, dtype, unit, desc = PROTOCOL_SERIES[name]
+                g = _time_series(obs, name, shape, dtype, chunk_row=None, compress=False, unit=unit,
+                                 frames_per_chunk=64)
+                g["value"].attrs["description"] = desc
+                if series_columns and name in series_columns:
+                    g.attrs["columns"] = np.array([s.encode() for s in series_columns[name]])
+            if series:
+                f["parameters"].attrs["series"] = json.dumps(list(series))
             par.attrs["format"] = FORMAT
             par.attrs["format_version"] = FORMAT_VERSION
             par.attrs["config"] = json.dumps(config, sort_keys=True)
@@ -265,7 +303,7 @@ class TrajectoryWriter(_OpenFile):
         except BaseException:
             f.close()
             raise
-        return cls(f, path, n, 2 * lattice.nz, counter_names, write_species, lattice.cell_A)
+        return cls(f, path, n, 2 * lattice.nz, counter_names, write_species, lattice.cell_A, tuple(series))
 
     @classmethod
     def reopen(cls, path, n_frames_keep: int) -> "TrajectoryWriter":
@@ -299,21 +337,24 @@ class TrajectoryWriter(_OpenFile):
             n_planes = int(f["observables/x_V/value"].shape[1])
             names = tuple(s.decode() for s in f["observables/counters"].attrs["columns"])
             species = bool(par.attrs["species_written"])
+            series = _series_names(f)
             lattice = AnionLattice(int(par.attrs["nx"]), int(par.attrs["ny"]), int(par.attrs["nz"]),
                                    periodic_z=False, lattice_constant_A=float(par.attrs["lattice_constant_A"]))
         except BaseException:
             f.close()
             raise
-        return cls(f, path, n_sites, n_planes, names, species, lattice.cell_A)
+        return cls(f, path, n_sites, n_planes, names, species, lattice.cell_A, series)
 
     # frames ----------------------------------------------------------------------------------
     def write_frame(self, step: int, time_s: float, species: np.ndarray | None,
-                    observables: dict[str, np.ndarray], counters: np.ndarray) -> int:
+                    observables: dict[str, np.ndarray], counters: np.ndarray,
+                    series: dict[str, np.ndarray] | None = None) -> int:
         """Append one frame and flush it to disk; returns the new number of frames.
 
         species: uint8[n_sites] occupancy codes 0 Br, 1 Cl, 2 vacancy (ignored when the file was
         created without species; stored as atomic numbers); observables: name -> float64[n_planes]
-        for every name in OBSERVABLES; counters: int64[n_counters] in the order of ``columns``.
+        for every name in OBSERVABLES; counters: int64[n_counters] in the order of ``columns``;
+        series: name -> value for every series the file was created with.
         """
         f = self._f
         i = self.n_frames
@@ -333,6 +374,12 @@ class TrajectoryWriter(_OpenFile):
         if c.shape != (len(self.counter_names),):
             raise ValueError(f"counters must have shape ({len(self.counter_names)},), got {c.shape}")
         groups.append((f["observables/counters"], c))
+        for name in self.series:
+            shape, dtype, _, _ = PROTOCOL_SERIES[name]
+            v = np.asarray((series or {})[name], dtype=dtype)
+            if v.shape != shape:
+                raise ValueError(f"series {name} must have shape {shape}, got {v.shape}")
+            groups.append((f["observables"][name], v))
         # data first, step and time after, the frame count last (after a flush): a kill at any
         # point leaves every frame counted in frames_complete fully on disk
         for g, value in groups:
@@ -357,8 +404,10 @@ class TrajectoryWriter(_OpenFile):
 def _time_series(parent, name, row_shape, dtype, *, chunk_row, compress, unit, frames_per_chunk=1):
     g = parent.create_group(name)
     kw = {"compression": "gzip", "compression_opts": 1} if compress else {}
+    # chunk_row None: a chunk holds frames_per_chunk whole rows
+    chunks = (frames_per_chunk,) + (tuple(row_shape) if chunk_row is None else (max(1, chunk_row),))
     v = g.create_dataset("value", shape=(0,) + tuple(row_shape), maxshape=(None,) + tuple(row_shape), dtype=dtype,
-                         chunks=(frames_per_chunk,) + (max(1, chunk_row),), **kw)
+                         chunks=chunks, **kw)
     if unit:
         v.attrs["unit"] = unit
     g.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(256,))
@@ -410,9 +459,21 @@ def _frame_groups(f):
         out.append(f["particles/anions/box/edges"])
     if "particles/anions/species" in f:
         out.append(f["particles/anions/species"])
-    for name in list(OBSERVABLES) + ["counters"]:
+    for name in list(OBSERVABLES) + ["counters"] + list(_series_names(f)):
         out.append(f["observables"][name])
     return out
+
+
+def _series_names(f) -> tuple[str, ...]:
+    """The PROTOCOL_SERIES names a trajectory holds (/parameters@series; none in older files)."""
+    raw = f["parameters"].attrs.get("series")
+    if raw is None:
+        return ()
+    names = tuple(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
+    unknown = [n for n in names if n not in PROTOCOL_SERIES]
+    if unknown:
+        raise TrajectoryError(f"unknown time series {unknown[0]!r} in /parameters@series")
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,6 +527,7 @@ class Trajectory(_OpenFile):
         self.times_s = np.asarray(self._time_group["time"][: self.n_frames], dtype=np.float64)
         self.steps = np.asarray(self._time_group["step"][: self.n_frames], dtype=np.int64)
         self.has_species = "particles/anions/species" in f
+        self.series_names = _series_names(f)
 
     # frames ----------------------------------------------------------------------------------
     def species(self, i: int) -> np.ndarray:
@@ -491,6 +553,14 @@ class Trajectory(_OpenFile):
         if name not in OBSERVABLES:
             raise KeyError(f"unknown observable {name!r}; available: {', '.join(OBSERVABLES)}")
         return np.asarray(self._f["observables"][name]["value"][: self.n_frames], dtype=np.float64)
+
+    def series(self, name: str) -> np.ndarray:
+        """The time series ``name`` of a run with a bias protocol (:data:`PROTOCOL_SERIES`):
+        value[n_frames, ...] in its unit."""
+        if name not in self.series_names:
+            raise KeyError(f"{self.path!r} has no time series {name!r}; it has: "
+                           f"{', '.join(self.series_names) or 'none (a run without [bias])'}")
+        return np.asarray(self._f["observables"][name]["value"][: self.n_frames])
 
     def counters(self) -> dict[str, np.ndarray]:
         """Counter name -> int64[n_frames] (events, hops, reactions, displacements)."""

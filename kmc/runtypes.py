@@ -225,6 +225,8 @@ class DeviceRun:
         sweep = data.pop("sweep", None)
         cfg = DeviceCampaignConfig(load_config(data), sweep)
         sweep_points(sweep, DEVICE_AXES)  # validate now, before anything runs
+        if cfg.device.bias is not None and isinstance(sweep, Mapping) and "field_V_per_um" in sweep:
+            raise ParameterError("sweep.field_V_per_um: this device config has a [bias] protocol, which sets the field")
         return cfg
 
     @staticmethod
@@ -233,7 +235,7 @@ class DeviceRun:
 
     @staticmethod
     def fingerprint(config):
-        return to_mapping(config.device)
+        return config.device.to_mapping()
 
     @staticmethod
     def settings(config, point):
@@ -258,7 +260,9 @@ class DeviceRun:
         summary = run_device(cfg, os.path.join(outdir, "device.h5"))
         # paths relative to the run folder (the temporary folder is renamed when the run is done)
         summary["output"] = "device.h5"
-        summary.update(field_V_per_um=cfg.kmc.field_V_per_um, seed=cfg.kmc.seed)
+        summary.update(field_V_per_um=cfg.kmc.field_V_per_um if cfg.bias is None else None, seed=cfg.kmc.seed)
+        if cfg.bias is not None:
+            summary["bias"] = cfg.bias.to_mapping()
         for f in os.listdir(outdir):
             if f.endswith(".checkpoint"):  # a finished run needs no checkpoint
                 os.remove(os.path.join(outdir, f))

@@ -196,9 +196,17 @@ class BulkState:
 # ---------------------------------------------------------------------------------------------
 # device
 # ---------------------------------------------------------------------------------------------
-# the checkpoint datasets: the integer state, from which every other array is recomputed
-DEVICE_CHECKPOINT_KEYS = ("occ", "vac_site", "vac_cell", "head", "tail", "nxt", "prv", "L", "istate", "fstate",
-                          "counters", "rng", "background")
+# the checkpoint datasets: the integer state, from which every other array is recomputed.
+# Required in every checkpoint:
+DEVICE_REQUIRED_CHECKPOINT_KEYS = ("occ", "vac_site", "vac_cell", "head", "tail", "nxt", "prv", "L", "istate",
+                                   "fstate", "counters", "rng", "background")
+# written since the bias protocols; a checkpoint without them (an older file) starts them at zero:
+# exchange (the halides exchanged with each electrode by species, dk.EXCHANGE_NAMES) and
+# bias_segment int64[1] (the index of the bias-protocol segment the state is in; 0 for a
+# constant field, the only bias of the files that lack it)
+DEVICE_OPTIONAL_CHECKPOINT_KEYS = ("exchange", "bias_segment")
+# every dataset a checkpoint holds
+DEVICE_CHECKPOINT_KEYS = DEVICE_REQUIRED_CHECKPOINT_KEYS + DEVICE_OPTIONAL_CHECKPOINT_KEYS
 
 
 def _array_bytes(group) -> int:
@@ -223,6 +231,8 @@ class DeviceState:
     planes: dk.Planes
     clock: dk.Clock
     background: np.ndarray
+    #: the index of the bias-protocol segment the state is in (kmc.device.bias_segments)
+    bias_segment: int = 0
 
     # construction ----------------------------------------------------------------------------
     @classmethod
@@ -231,7 +241,7 @@ class DeviceState:
         or a checkpoint file's datasets) on ``lattice`` (z bounded); TrajectoryError if a key is
         missing or an array does not fit the lattice.  ``copy=False`` takes over ``data["occ"]``
         if it already is a uint8 array (for a freshly built state: no second byte per site)."""
-        for key in DEVICE_CHECKPOINT_KEYS:
+        for key in DEVICE_REQUIRED_CHECKPOINT_KEYS:
             if key not in data:
                 raise TrajectoryError(f"checkpoint state lacks {key!r}")
         P = lattice.n_planes
@@ -251,10 +261,12 @@ class DeviceState:
             getattr(vacancies, name)[:n] = data[key][:n]
         clock = dk.Clock(istate=istate, fstate=np.array(data["fstate"], dtype=np.float64),
                          counters=np.array(data["counters"], dtype=np.int64),
-                         rng=np.array(data["rng"], dtype=np.uint64))
+                         rng=np.array(data["rng"], dtype=np.uint64),
+                         exchange=_optional(data, "exchange", (dk.N_EXCHANGE,)))
         bonds = dk.Bonds(L=L, fu=np.zeros(P), fd=np.zeros(P))
         planes = dk.Planes(counts=np.zeros((P, 3), dtype=np.int64), bsum=np.zeros((P, 3)), tree=dk.tree5_new(P))
-        return cls(lattice, vacancies, bonds, planes, clock, np.array(data["background"], dtype=np.int64))
+        return cls(lattice, vacancies, bonds, planes, clock, np.array(data["background"], dtype=np.int64),
+                   int(_optional(data, "bias_segment", (1,))[0]))
 
     def checkpoint(self) -> dict[str, np.ndarray]:
         """Copies of the integer state + time, next-event time, counters and RNG (the datasets
@@ -264,7 +276,8 @@ class DeviceState:
         return {"occ": v.occ.copy(), "vac_site": v.site[:n].copy(), "vac_cell": v.cell[:n].copy(),
                 "head": v.head.copy(), "tail": v.tail.copy(), "nxt": v.nxt[:n].copy(), "prv": v.prv[:n].copy(),
                 "L": self.bonds.L.copy(), "istate": c.istate.copy(), "fstate": c.fstate.copy(),
-                "counters": c.counters.copy(), "rng": c.rng.copy(), "background": self.background.copy()}
+                "counters": c.counters.copy(), "rng": c.rng.copy(), "background": self.background.copy(),
+                "exchange": c.exchange.copy(), "bias_segment": np.array([self.bias_segment], dtype=np.int64)}
 
     def grow(self, capacity: int) -> None:
         """Reallocate the vacancy slots with room for ``capacity`` (>= the vacancies in use);
@@ -300,6 +313,17 @@ class DeviceState:
         """Memory of all state arrays, derived ones included (bytes)."""
         return (_array_bytes(self.vacancies) + _array_bytes(self.bonds) + _array_bytes(self.planes)
                 + _array_bytes(self.clock) + int(self.background.nbytes))
+
+
+def _optional(data: dict, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """int64 copy of the optional checkpoint array ``key`` (zeros if the checkpoint predates it);
+    TrajectoryError if its shape is not ``shape``."""
+    if key not in data:
+        return np.zeros(shape, dtype=np.int64)
+    arr = np.array(data[key], dtype=np.int64)
+    if arr.shape != shape:
+        raise TrajectoryError(f"checkpoint array {key!r} has shape {arr.shape}, expected {shape}")
+    return arr
 
 
 def _vacancy_slots(occ: np.ndarray, head: np.ndarray, tail: np.ndarray, capacity: int) -> dk.Vacancies:

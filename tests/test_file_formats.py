@@ -45,6 +45,11 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("formats")
     out = {"trajectory": d / "device.h5"}
     run_device(load_device(DEVICE), out["trajectory"])
+    out["trajectory_bias"] = d / "device_bias.h5"  # with the protocol time series
+    biased = {k: dict(v) for k, v in DEVICE.items()}
+    del biased["kmc"]["field_V_per_um"], biased["kmc"]["duration_s"]
+    biased["bias"] = {"steps": [{"field_V_per_um": 3.0, "duration_s": 1e-9}, {"field_V_per_um": -3.0, "duration_s": 1e-9}]}
+    run_device(load_device(biased), out["trajectory_bias"])
     out["checkpoint"] = type(out["trajectory"])(checkpoint_path(out["trajectory"]))
     out["continuum"] = d / "continuum.h5"
     run_sweep(load_continuum(tomllib.loads(CONTINUUM)), out["continuum"])
@@ -92,7 +97,10 @@ EXPECTED = [
     (r"(^|/)l_\w*per_s$", "1/s"),
     (r"(^|/)(wall_s|kmc_wall_s)$", "s"),
     (r"(^|/)field$", "V/m"),
-    (r"(^|/)observables/charge/value$", "C"),
+    (r"(^|/)observables/(charge|charge_passed)/value$", "C"),
+    (r"(^|/)observables/(front_position|migration_length)/value$", "m"),
+    (r"(^|/)observables/bias_voltage/value$", "V"),
+    (r"(^|/)observables/ionic_current/value$", "A"),
 ]
 
 
@@ -121,8 +129,9 @@ def test_trajectory_units_follow_the_h5md_units_grammar(files):
     grammar = re.compile(rf"^(([0-9]+(\.[0-9]+)?)( {factor})*|{factor}( {factor})*)$")
     units = _unit_attributes(files["trajectory"])
     assert {u for _, _, u in units} >= {"s", "angstrom", "V", "e", "1"}
-    for name, key, unit in units:
+    for name, key, unit in units + _unit_attributes(files["trajectory_bias"]):
         assert key == "unit" and grammar.match(unit), (name, unit)
+    assert {u for _, _, u in _unit_attributes(files["trajectory_bias"])} >= {"A", "e", "angstrom", "V"}
     with h5py.File(files["trajectory"], "r") as f:
         assert list(f["h5md/modules/units"].attrs["version"]) == [1, 0]
         assert f["h5md/modules/units"].attrs["system"] == "SI"

@@ -5,7 +5,8 @@ ionwire compare CONFIG.toml -o REPORT_DIR [--json] [--replicas R]
 Both models are built from the config's one parameter set ([material], [vacancies], [geometry],
 [electrodes]; mapped to the kMC scale, see runs/validate.toml).  For every field of
 [compare].fields_V_per_um (> 0 forward, < 0 reverse) R kMC replicas and the continuum model give
-x_Br, x_V and phi at [compare].times_s; REPORT_DIR receives report.h5 (all profiles, replicas and
+x_Br, x_V and phi at [compare].times_s (a [bias] table instead of fields_V_per_um: one direction,
+"protocol", both models under that bias history); REPORT_DIR receives report.h5 (all profiles, replicas and
 statistics), summary.json (chi2_per_dof per field and bias direction with the expectation for R
 replicas, front_position_agreement (x_Br = 0.55, 2 sigma), replicas, wall_s) and PNG plots.
 See coupling/compare.py for the mapping and the statistics.
@@ -51,6 +52,8 @@ def run(args):
     if args.onsager is not None:
         overrides["onsager"] = args.onsager
     if args.field:
+        if cfg.bias is not None:
+            raise UserError("--field overrides compare.fields_V_per_um, but this config compares a [bias] protocol")
         overrides["fields_V_per_um"] = args.field
     if args.times:
         overrides["times_s"] = args.times

@@ -5,7 +5,14 @@ CONFIG.toml holds the shared physical parameters ([material], [vacancies], [geom
 
   [kmc]     nx, ny (cells across the wire), field_V_per_um (applied field, + = forward),
             duration_s, seed, hops (false: reactions only), max_events (0: no limit)
+  [bias]    instead of field_V_per_um and duration_s: a bias protocol (structures/bias.py), e.g.
+            steps = [{field_V_per_um = 4.0, duration_s = 7200.0}, {field_V_per_um = 0.0, duration_s = 3600.0}];
+            exact at every switch (the next event is drawn anew), ramps as steps of ramp_step_s
   [output]  frame_interval_s, species (write per-site species every frame)
+
+With [bias] the trajectory also holds, every frame, the bias voltage, the front position and the
+signed migration length, the ionic current of each halide at each contact, the charge passed and
+the halide exchange counters (/observables; kmc/h5md.py).
 
 The trajectory OUT.h5 is H5MD 1.1 (layout in the README); frames are flushed as they are written,
 so a killed run keeps every completed frame.  --checkpoint-every N writes the exact state
