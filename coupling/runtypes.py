@@ -100,9 +100,13 @@ class CompareRun:
 
     @staticmethod
     def load(mapping):
-        from ionwire.coupling.compare import load_config
+        from ionwire.coupling.compare import BiasedValidationConfig, load_config
 
-        return load_config(mapping)
+        config = load_config(mapping)
+        if isinstance(config, BiasedValidationConfig):
+            raise ParameterError("[bias]: a comparison under a bias protocol runs with `ionwire compare CONFIG`, "
+                                 "not as a campaign (a campaign fans out the fields of [compare].fields_V_per_um)")
+        return config
 
     @staticmethod
     def expand(config):

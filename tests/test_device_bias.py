@@ -398,6 +398,10 @@ def test_compare_config_with_bias_checks():
     m3 = dict(m, compare=dict(m["compare"], times_s=[5e-6, 2e-5]))
     with pytest.raises(ParameterError, match="after the"):
         load_compare(m3)
+    from ionwire.coupling.runtypes import CompareRun
+
+    with pytest.raises(ParameterError, match=r"\[bias\].*ionwire compare"):  # a campaign fans out fields only
+        CompareRun.load(m)
 
 
 @pytest.mark.filterwarnings("ignore::ionwire.coupling.compare.RegimeWarning")  # a CI-sized device
