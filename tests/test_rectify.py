@@ -164,7 +164,7 @@ def test_rectify_comparison_end_to_end(rectify_summary):
 @pytest.mark.xfail(strict=True, reason="measured, explained disagreement: the reverse junction is mixed by few "
                                        "field-biased vacancy passages per halide, so the kMC's displacement "
                                        "distribution is skewed along the drift (third cumulant of the junction "
-                                       "profile ~1.5 planes x its variance above the continuum's), which a "
+                                       "profile ~1 plane x its variance above the continuum's), which a "
                                        "drift-diffusion continuum cannot carry; test_reverse_junction_excess_is_"
                                        "a_third_cumulant and tests/test_rectify_diagnosis.py demonstrate it")
 def test_rectify_reverse_composition_profile_within_chi2(rectify_summary):
@@ -191,7 +191,7 @@ def test_reverse_junction_excess_is_a_third_cumulant(rectify_run):
     (-dx_Br/dz, between the contacts) has the same mean in both models, but the kMC's third
     cumulant exceeds the continuum's, by an amount proportional to the variance (kappa_3 and
     kappa_2 both grow with the number of vacancy passages, as for a compound of few biased bursts;
-    measured: 1.0-1.6 planes x kappa_2 at 16x16 and 32x32, 4-16 replicas).  The bulk counterpart
+    measured: 0.8-1.6 planes x kappa_2 at 16x16 and 32x32, 6-16 replicas).  The bulk counterpart
     (skewness along the drift, present at hop bias 0.3, absent at 0 and 0.03) is in
     tests/test_rectify_diagnosis.py."""
     import h5py
