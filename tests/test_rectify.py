@@ -191,7 +191,7 @@ def test_reverse_junction_excess_is_a_third_cumulant(rectify_run):
     (-dx_Br/dz, between the contacts) has the same mean in both models, but the kMC's third
     cumulant exceeds the continuum's, by an amount proportional to the variance (kappa_3 and
     kappa_2 both grow with the number of vacancy passages, as for a compound of few biased bursts;
-    measured: 0.8-1.6 planes x kappa_2 at 16x16 and 32x32, 6-16 replicas).  The bulk counterpart
+    measured: 0.8-1.7 planes x kappa_2 at 16x16 and 32x32, 4-16 replicas).  The bulk counterpart
     (skewness along the drift, present at hop bias 0.3, absent at 0 and 0.03) is in
     tests/test_rectify_diagnosis.py."""
     import h5py
