@@ -14,6 +14,11 @@ with b = e E (a/2) / 2kT the hop bias (z = 8, s^2 = a^2 / 2).  :func:`measure_dr
 with independent replicas of :class:`ionwire.kmc.bulk.BulkKMC` in a field and returns the ratio
 to that prediction with the Moleko-Allnatt-Allnatt l_ab (dilute limit, the measured f0): 1 in
 linear response, sinh(b)/b for a single uncorrelated hop.
+
+:func:`tracer_cumulants` measures the first three cumulants of the atoms' z displacements (the
+skewness that few field-biased vacancy passages give, which a drift-diffusion continuum lacks),
+and :func:`step_profile_cumulants` the same cumulants of a binned step profile, kMC or continuum
+(docs/model.md section 15.4).
 """
 from __future__ import annotations
 
