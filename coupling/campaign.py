@@ -33,6 +33,7 @@ with a shared file system).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import inspect
 import json
@@ -59,7 +60,9 @@ from . import runtypes
 FORMAT = "ionwire-campaign"
 FORMAT_VERSION = 1
 ID_LENGTH = 12  # hex digits of sha256: 48 bits, collisions are checked anyway
-PLAIN_PROGRESS_S = 10.0  # seconds between plain progress lines (output not on a terminal)
+PLAIN_PROGRESS_S = 10.0
+# a write the disk refused (full, quota, I/O error, file too large, read-only)
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS)  # seconds between plain progress lines (output not on a terminal)
 
 
 class CampaignError(UserError):
@@ -174,8 +177,82 @@ def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None)
             raise ParameterError(f"sweep: points {seen[rid]} and {i} are the same run ({point})")
         seen[rid] = i
         out.append(RunPoint(rid, i, json.loads(canonical_json(point))))
+    check_plausible(run_name, run_type, config, out)
     return CampaignSpec(path, run_name, run_type, config, json.loads(json.dumps(dict(mapping), default=str)),
                         fp, fp_sha, tuple(out))
+
+
+# --------------------------------------------------------------------------------------------
+# plausibility: absurd fields, durations, seeds and sizes are refused before any run starts
+# --------------------------------------------------------------------------------------------
+def check_plausible(run_name: str, run_type: Any, config: Any, points) -> None:
+    """ParameterError naming the first run (id and point) and the key whose value is absurd: a
+    field beyond structures.parameters.MAX_FIELD_V_PER_UM, a duration beyond a century, a seed
+    outside [0, 2^64 - 1], a lattice or a result beyond the machine's memory.  The checks are the
+    ones the single-run commands make, applied to every point when the config is loaded (so
+    ``--dry-run`` reports them too, and nothing is written).  A run type may define its own
+    ``check_plausible(config, point)``; the built-in run types are checked here."""
+    check = getattr(run_type, "check_plausible", None) or _PLAUSIBILITY.get(run_name)
+    if check is None:
+        return
+    for rp in points:
+        try:
+            check(config, rp.point)
+        except ParameterError as exc:
+            raise ParameterError(f"run {rp.id} ({canonical_json(rp.point)}): {exc}") from None
+
+
+def _plausible_device(config, point) -> None:
+    from ionwire.kmc.device import _check_plausible
+    from ionwire.kmc.runtypes import DeviceRun
+
+    _check_plausible(DeviceRun.settings(config, point))  # the checks of `ionwire device`
+
+
+def _plausible_bulk(config, point) -> None:
+    from ionwire.coupling.commands.bulk import BYTES_PER_SITE
+    from ionwire.structures.parameters import check_field, check_memory, check_seed
+
+    bulk = config.bulk
+    check_field(float(point.get("field_V_per_um", bulk.field_V_per_um)), "bulk.field_V_per_um")
+    check_seed(bulk.seed, "bulk.seed")
+    cells = tuple(int(c) for c in point.get("cells", bulk.cells))
+    n_sites = 3 * cells[0] * cells[1] * cells[2]
+    check_memory(n_sites * BYTES_PER_SITE, f"bulk.cells: the lattice ({' x '.join(map(str, cells))} cells, "
+                                           f"{n_sites:.3g} sites)")
+
+
+def _plausible_continuum(config, point) -> None:
+    from ionwire.structures.parameters import check_duration, check_field
+
+    check_duration(float(point.get("duration_s", config.duration_s)), "duration_s")
+    check_field(float(point.get("field_V_per_um", 0.0)), "field_V_per_um")
+    check_continuum_memory(config.numerics, "numerics")
+
+
+def check_continuum_memory(numerics, where: str) -> None:
+    """The stored profiles alone (n_nodes x n_outputs values of each of the 6 profile variables)
+    must fit in the machine's memory: a lower bound of what one continuum run needs."""
+    from ionwire.structures.parameters import check_memory
+
+    n = int(numerics.n_nodes) * int(numerics.n_outputs)
+    check_memory(6 * 8.0 * n, f"the stored profiles ({where}.n_nodes = {numerics.n_nodes} x {where}.n_outputs = "
+                              f"{numerics.n_outputs})")
+
+
+def _plausible_compare(config, point) -> None:
+    from ionwire.coupling.compare import device_config
+    from ionwire.kmc.device import _check_plausible
+
+    e = float(point.get("field_V_per_um", config.compare.fields_V_per_um[0]))
+    _check_plausible(device_config(config, e, config.compare.seed))
+    check_continuum_memory(config.numerics, "numerics")
+
+
+_PLAUSIBILITY: dict[str, Callable[[Any, dict], None]] = {
+    "device": _plausible_device, "bulk": _plausible_bulk, "onsager": _plausible_bulk,
+    "continuum": _plausible_continuum, "compare": _plausible_compare,
+}
 
 
 def default_outdir(spec: CampaignSpec) -> Path:
@@ -758,6 +835,12 @@ def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *,
         except KeyboardInterrupt:
             done = len(folder.finished({rp.id for rp in spec.points})) if folder.runs.is_dir() else 0
             raise CampaignInterrupted(done, len(spec.points), out) from None
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise CampaignError(f"cannot write in {out}{where}: {exc.strerror or exc}; finished runs are kept; "
+                                "free some space, then continue with --resume") from None
 
 
 def _check_folder(folder: "CampaignFolder", overwrite: bool) -> None:

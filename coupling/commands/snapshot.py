@@ -34,7 +34,7 @@ import json
 import os
 from pathlib import Path
 
-from ._output import claim
+from ._output import claim, write_error
 
 import numpy as np
 
@@ -206,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
                 hint = (" (--z-window-um Z0 Z1 or --cells-z N for a continuum result, --z-cells START:STOP for a "
                         "kMC frame, or a wider --size)")
             raise UserError(f"{exc}{hint}") from exc
+        except OSError as exc:
+            err = write_error(exc, out)
+            if err is None:
+                raise
+            raise err from None
         finally:
             if partial.exists():
                 partial.unlink()
