@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import inspect
 import json
@@ -552,6 +553,23 @@ def _connect_client(distributed, address: str, timeout_s: float):
                         "scheduler? see --scheduler-timeout)")
 
 
+_WATCHED_PARENT: list[int] = []  # in a LocalCluster worker: the campaign process it dies with
+
+
+def _in_local_dask_worker(main_pid: int, fn: Callable, *args) -> Any:
+    """Run ``fn(*args)`` in a worker of the campaign's own LocalCluster, first making sure (once
+    per worker process) that the worker dies with the campaign process: the kernel kills it
+    (PR_SET_PDEATHSIG) when its parent, the campaign process that runs the nannies, dies,
+    even while a compiled loop holds the GIL and dask's own parent watch (a Python thread)
+    cannot run.  A worker whose campaign process is already gone exits at once."""
+    if not _WATCHED_PARENT:
+        _die_with_parent()
+        _WATCHED_PARENT.append(main_pid)
+        if not _process_alive(main_pid):
+            os._exit(1)
+    return fn(*args)
+
+
 class DaskPool:
     """dask.distributed: ``"local"`` starts a LocalCluster, anything else is a scheduler address."""
 
@@ -582,12 +600,19 @@ class DaskPool:
             raise CampaignError(f"cannot use dask scheduler {address}: {exc}") from None
         self.window = 1 << 30  # submit everything: the scheduler balances (and jobqueue scales)
 
+    def _local(self, fn: Callable) -> Callable:
+        """``fn`` as run on the workers: in the campaign's own LocalCluster, wrapped so that the
+        workers die with this process (workers of an external scheduler are not ours)."""
+        if self.cluster is None:
+            return fn
+        return functools.partial(_in_local_dask_worker, os.getpid(), fn)
+
     def submit(self, fn: Callable, *args, key: str = "") -> Any:
-        return self.client.submit(fn, *args, key=f"ionwire-{key}-{uuid.uuid4().hex[:8]}", pure=False)
+        return self.client.submit(self._local(fn), *args, key=f"ionwire-{key}-{uuid.uuid4().hex[:8]}", pure=False)
 
     def map(self, fn: Callable, iterable) -> Any:
         """``map(fn, iterable)`` over the dask workers: results in order."""
-        futures = self.client.map(fn, list(iterable), pure=False)
+        futures = self.client.map(self._local(fn), list(iterable), pure=False)
         return (f.result() for f in futures)
 
     def wait(self, futures: list, timeout: float) -> list:

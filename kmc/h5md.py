@@ -461,6 +461,10 @@ class Trajectory(_OpenFile):
         except TrajectoryError:
             self._f.close()
             raise
+        except RuntimeError as exc:  # HDF5 structures that point past the end of the file
+            self._f.close()
+            raise TrajectoryError(f"trajectory {self.path!r} is truncated (a write that did not complete, e.g. on "
+                                  f"a full disk): {exc}") from None
         except (KeyError, OSError, ValueError, TypeError) as exc:
             self._f.close()
             raise TrajectoryError(f"trajectory {self.path!r} is damaged or not an ionwire device trajectory: "

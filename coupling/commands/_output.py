@@ -68,8 +68,9 @@ class FileLock:
             if not same:  # the previous holder removed the file between our open and lock
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            with contextlib.suppress(OSError):  # the holder's pid is for messages only (a full disk may refuse it)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self.fd = fd
             _HELD[key] = self
             return self

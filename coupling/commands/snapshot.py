@@ -154,7 +154,7 @@ def load_atoms(args):
     else:
         try:
             result = read_result(path, field_V_per_um=args.field_V_per_um)
-        except (ValueError, OSError, KeyError) as exc:
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:  # RuntimeError: a truncated HDF5 file
             errors.append(f"as a continuum result: {exc}")
         else:
             try:
