@@ -378,13 +378,35 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
+def _release_forkserver_alive_fd() -> None:
+    """A forkserver-started worker inherits the write end of the pipe that keeps the fork server
+    alive (multiprocessing.forkserver: the server exits when every holder has closed it).  With
+    the workers holding it, the server outlives a killed campaign process, and so do the workers
+    (their parent-death signal waits for the server), while a run that holds the GIL (a compiled
+    loop) keeps the polling watch below from acting.  The workers start no processes, so they
+    close it: the campaign process is then its only holder."""
+    try:
+        from multiprocessing import forkserver
+
+        server = forkserver._forkserver  # the process-wide ForkServer of the module
+        fd = server._forkserver_alive_fd
+    except AttributeError:  # another Python's layout: the polling watch still applies
+        return
+    if fd is None or multiprocessing.parent_process() is None:
+        return
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    server._forkserver_alive_fd = None
+
+
 def _worker_init(main_pid: int) -> None:
     """Local pool workers: Ctrl-C is the campaign process's business (it cancels and terminates
     us), and a worker whose campaign process died (SIGKILL) exits instead of lingering (with
     forkserver the worker's parent is the fork server, so watch the campaign process itself)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()  # the fork server (our parent) dies with the campaign process
+    _die_with_parent()  # the fork server (our parent) dies with the campaign process ...
+    _release_forkserver_alive_fd()  # ... once no worker keeps it alive
     if not _process_alive(main_pid):
         os._exit(1)
 

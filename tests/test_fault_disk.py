@@ -11,6 +11,8 @@ Two paths are covered: the normal one, where the writers see that the disk is fu
 writes (structures.hdf5.ensure_space), and the race, where the disk fills between that check and
 the write (simulated by switching the check off): HDF5 2.0 crashes with SIGSEGV when it closes a
 file after a failed write, so the file is abandoned open and the process exits after its line.
+The default test run covers the race and one export; the rest runs with -m validate (each
+scenario takes 5-40 s on a loaded machine).
 """
 from __future__ import annotations
 
@@ -128,8 +130,9 @@ def full_disk(tmp_path):
     disk.mkdir()
     (tmp_path / "driver.py").write_text(DRIVER)
 
-    def run(size: str, steps: list, timeout: float = 240.0) -> list[dict]:
+    def run(size: str, steps: list, timeout: float = 240.0, options: str = "") -> list[dict]:
         spec = json.dumps({"dir": str(disk), "steps": steps, "timeout": timeout})
+        size = size + (f",{options}" if options else "")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
         res = subprocess.run(["unshare", "-rm", "sh", "-c",
                               f'mount -t tmpfs -o size={size} tmpfs "$1" && exec "$2" "$3" "$4"', "sh",
@@ -182,6 +185,7 @@ READ_TRAJECTORY = ("from ionwire.kmc.h5md import open_trajectory\n"
                    "with open_trajectory('d.h5') as t: print(t.n_frames)")
 
 
+@pytest.mark.validate
 def test_device_on_a_full_disk_then_resume_once_there_is_room(full_disk, inputs):
     cfg = str(inputs / "device.toml")
     r = full_disk("4m", [("fill", 450_000), ("cli", ["device", cfg, "-o", "d.h5", "--checkpoint-every", "20000", "--quiet"]),
@@ -200,6 +204,7 @@ def test_device_on_a_full_disk_then_resume_once_there_is_room(full_disk, inputs)
     assert summary["completed"] and summary["frames"] == 101
 
 
+@pytest.mark.validate
 def test_device_on_a_disk_too_full_to_start(full_disk, inputs):
     r = full_disk("64k", [("cli", ["device", str(inputs / "device.toml"), "-o", "d.h5"])])
     _one_line_exit_2(r[0], "device", "d.h5", "No space left on device", "nothing was written")
@@ -219,6 +224,7 @@ def test_device_when_the_disk_fills_during_an_hdf5_write(full_disk, inputs):
     _one_line_exit_2(r[2], "export", "d.h5")
 
 
+@pytest.mark.validate
 def test_continuum_on_a_full_disk_then_again_once_there_is_room(full_disk, inputs):
     cfg = str(inputs / "continuum.toml")
     read = ("from ionwire.continuum.io import read_results\n"
@@ -233,12 +239,13 @@ def test_continuum_on_a_full_disk_then_again_once_there_is_room(full_disk, input
     assert r[5]["rc"] == 0 and r[5]["stdout"].strip() == "2", r[5]
 
 
+@pytest.mark.validate
 def test_continuum_race_with_workers_leaves_no_orphans(full_disk, inputs):
     r = full_disk("1m", [("race", ["continuum", str(inputs / "continuum.toml"), "-o", "c.h5"])])
     _one_line_exit_2(r[0], "continuum", "c.h5", "No space left on device")
 
 
-@pytest.mark.parametrize("suffix", [".extxyz", ".traj"])
+@pytest.mark.parametrize("suffix", [pytest.param(".extxyz", marks=pytest.mark.validate), ".traj"])
 def test_export_on_a_full_disk(full_disk, inputs, suffix):
     _trajectory(inputs / "traj.h5")
     out = f"e{suffix}"
@@ -247,6 +254,7 @@ def test_export_on_a_full_disk(full_disk, inputs, suffix):
     assert r[1]["files"] == ["filler"]  # no truncated file under the name, no partial file, no lock
 
 
+@pytest.mark.validate
 def test_snapshot_on_a_full_disk(full_disk, inputs):
     _trajectory(inputs / "traj.h5")
     r = full_disk("16k", [("cli", ["snapshot", str(inputs / "traj.h5"), "-o", "s.png", "--renderer", "png"])])
@@ -254,6 +262,7 @@ def test_snapshot_on_a_full_disk(full_disk, inputs):
     assert r[0]["files"] == []
 
 
+@pytest.mark.validate
 def test_campaign_on_a_full_disk_then_resume_once_there_is_room(full_disk, inputs):
     argv = ["campaign", str(inputs / "toy.toml"), "-o", "c", "--workers", "2", "--no-progress"]
     r = full_disk("4m", [("fill", 40_000), ("cli", argv), ("rm", "filler"), ("cli", argv + ["--resume", "--json"])])
@@ -262,3 +271,17 @@ def test_campaign_on_a_full_disk_then_resume_once_there_is_room(full_disk, input
     report = json.loads(r[3]["stdout"])
     assert report["n_runs"] == 28 and report["n_failed"] == 0
     assert report["n_resumed"] + report["n_new"] == 28
+
+
+@pytest.mark.validate
+def test_every_writing_command_on_a_read_only_file_system(full_disk, inputs):
+    _trajectory(inputs / "traj.h5")
+    cases = [["device", str(inputs / "device.toml"), "-o", "d.h5"],
+             ["continuum", str(inputs / "continuum.toml"), "-o", "c.h5"],
+             ["export", str(inputs / "traj.h5"), "-o", "e.extxyz"],
+             ["snapshot", str(inputs / "traj.h5"), "-o", "s.png", "--renderer", "png"],
+             ["campaign", str(inputs / "toy.toml"), "-o", "camp", "--workers", "1"]]
+    r = full_disk("1m", [("cli", argv) for argv in cases], options="ro")
+    for argv, step in zip(cases, r):
+        _one_line_exit_2(step, argv[0], "Read-only file system")
+        assert step["files"] == []
