@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,8 @@ def _guarded(f, path):
     except BaseException as exc:
         if is_write_failure(exc):
             abandon(f)
-            raise OSError(errno.ENOSPC, f"No space left on device (writing {Path(path).name})", str(path)) from None
+            code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+            raise OSError(code, f"{os.strerror(code)} (writing {Path(path).name})", str(path)) from None
         with contextlib.suppress(Exception):
             f.close()
         raise

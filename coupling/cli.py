@@ -188,11 +188,17 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("ionwire: interrupted", file=sys.stderr)
+        _exit_now_if_hdf5_is_broken(130)
         return 130
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except Exception as exc:
         if args.traceback or not isinstance(exc, _user_error_types() + _command_error_types()):
+            if _hdf5_files_abandoned():
+                import traceback
+
+                traceback.print_exc()
+                _exit_now_if_hdf5_is_broken(1)
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the text
         print(f"ionwire {args.command}: error: {message}", file=sys.stderr)
@@ -201,12 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+def _hdf5_files_abandoned() -> bool:
+    hdf5 = sys.modules.get("ionwire.structures.hdf5")
+    return bool(hdf5 is not None and getattr(hdf5, "ABANDONED", None))
+
+
 def _exit_now_if_hdf5_is_broken(status: int) -> None:
     """A write to an HDF5 file failed (a full disk): HDF5 (2.0) crashes (SIGSEGV) when it closes
     such a file, which it would do when Python exits, so the process ends here at once, after
     flushing its output (the files are abandoned open; see ionwire.structures.hdf5.abandon)."""
-    hdf5 = sys.modules.get("ionwire.structures.hdf5")
-    if hdf5 is None or not getattr(hdf5, "ABANDONED", None):
+    if not _hdf5_files_abandoned():
         return
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

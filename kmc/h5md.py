@@ -380,7 +380,8 @@ def _close_or_abandon(f, exc: BaseException, path: str, close: bool = True) -> N
         abandon(f)
         import errno
 
-        raise OSError(errno.ENOSPC, f"No space left on device (writing {os.path.basename(path)})",
+        code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+        raise OSError(code, f"{os.strerror(code)} (writing {os.path.basename(path)})",
                       path) from None
     if close:
         f.close()

@@ -132,8 +132,9 @@ def atomic_write(path: str | os.PathLike, fill) -> Path:
             abandon(f)
             with contextlib.suppress(OSError):
                 os.remove(tmp)  # the name goes; HDF5 keeps the open file until the process exits
-            raise OSError(errno.ENOSPC, f"No space left on device (writing {path.name}; nothing was "
-                                        "written under that name)", os.fspath(path)) from None
+            code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+            raise OSError(code, f"{os.strerror(code)} (writing {path.name}; nothing was written under that "
+                                "name)", os.fspath(path)) from None
         f.close()
         with contextlib.suppress(OSError):
             os.remove(tmp)
