@@ -28,27 +28,11 @@ import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-DEVICE = """run = "device"
-[vacancies]
-equilibrium_fraction_Br = 2e-2
-[geometry]
-wire_length_um = 0.0116
-contact_width_um = 0.00116
-gap_um = 0.00928
-[electrodes]
-alpha_Br_um_per_V_s = 2e3
-alpha_Cl_um_per_V_s = 60.0
-[kmc]
-nx = 2
-ny = 2
-field_V_per_um = 1.0
-duration_s = 2e-5
-seed = 3
-[output]
-frame_interval_s = 2e-7
-species = true
-"""
+from test_fault_kills import DEVICE as DEVICE_TEMPLATE  # noqa: E402
+
+DEVICE = DEVICE_TEMPLATE.format(duration=2e-5, interval=2e-7)  # 101 frames, with species
 CONTINUUM = ('run = "continuum"\nduration_s = 100.0\nworkers = 2\n[calibration]\nenabled = false\n'
              '[sweep]\nfield_V_per_um = [1.0, -1.0]\n')
 TOY = 'run = "campaign_toy:Toy"\nsamples = 500\nseed = 7\n[sweep]\ndimension = [2, 3, 4, 5, 6, 7, 8]\nreplicas = 4\n'
