@@ -452,3 +452,31 @@ def test_sigkill_with_workers_inside_a_gil_holding_run_leaves_no_orphans(tmp_pat
     assert res.returncode == 2
     assert _lines(res.stderr) == [f"ionwire campaign: error: {out} holds a campaign with a different config "
                                   "(seed changed): choose another folder with -o (only [sweep] may change on --resume)"]
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+def test_campaign_signal_during_the_real_calibration_then_resume_at_once(tmp_path, sig):
+    """runs/fig1e.toml: prepare() fits alpha_Br, alpha_Cl with continuum runs on the campaign's
+    process pool.  A signal while the pool works leaves no worker behind, and --resume gets past
+    the folder lock at once (it starts the calibration again: stopped here by SIGTERM)."""
+    out = tmp_path / "out"
+    argv = ["campaign", HERE.parent / "runs" / "fig1e.toml", "-o", out, "--workers", "2", "--no-progress"]
+    env = _env(tmp_path)
+    proc = _start(argv, env, tmp_path)
+    _wait_for(lambda: (out / "campaign.json").exists() and len(_descendants(proc.pid)) >= 3,
+              "the calibration's workers")
+    time.sleep(2.0)
+    rc, _, err = _kill_and_check_no_orphans(proc, sig)
+    assert rc == (130 if sig == signal.SIGTERM else -signal.SIGKILL), err
+    if sig == signal.SIGTERM:
+        assert _lines(err)[-1].startswith("ionwire campaign: interrupted, 0 of 17 runs done")
+    assert not (out / "prepare.json").exists()
+    again = _start(argv + ["--resume"], env, tmp_path)
+    t0 = time.monotonic()
+    _wait_for(lambda: len(_descendants(again.pid)) >= 3 or again.poll() is not None, "the resumed calibration")
+    assert again.poll() is None, again.communicate()
+    assert time.monotonic() - t0 < WAIT_S
+    rc, _, err = _kill_and_check_no_orphans(again, signal.SIGTERM)
+    assert rc == 130, err
+    assert _lines(err)[-1].startswith("ionwire campaign: interrupted, 0 of 17 runs done")
