@@ -41,7 +41,10 @@ scales) are still read.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,16 +214,36 @@ def _xarray():
 # --------------------------------------------------------------------------------------------
 # writing
 # --------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _guarded(f, path):
+    """``with h5py.File(...)`` that, after a failed disk write (a full disk), abandons the file
+    instead of closing it (HDF5 would crash) and raises OSError(ENOSPC) naming ``path``."""
+    from ionwire.structures.hdf5 import abandon, is_write_failure
+
+    try:
+        yield f
+        f.close()
+    except BaseException as exc:
+        if is_write_failure(exc):
+            abandon(f)
+            code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+            raise OSError(code, f"{os.strerror(code)} (writing {Path(path).name})", str(path)) from None
+        with contextlib.suppress(Exception):
+            f.close()
+        raise
+
+
 def create(path, config: dict, calibrated: dict | None = None) -> None:
     """Create (truncate) a result file with the root attributes and an empty run index."""
     import h5py
 
-    from ionwire.structures.hdf5 import dimension, mark
+    from ionwire.structures.hdf5 import dimension, ensure_space, mark
     from ionwire.structures.provenance import provenance
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
+    ensure_space(path, len(json.dumps(config)) + 4096, f"the result file {path.name}")
+    with _guarded(h5py.File(path, "w"), path) as f:
         mark(f, SCHEMA, VERSION, provenance())
         f.attrs["Conventions"] = "CF-1.10"
         f.attrs["title"] = "ionwire continuum model: profiles of a biased halide heterojunction wire"
@@ -241,7 +264,7 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
     x_br, ... as in the module docstring) with scalar attrs; flushes.  Returns the group name."""
     import h5py
 
-    from ionwire.structures.hdf5 import dimension, variable
+    from ionwire.structures.hdf5 import dimension, ensure_space, variable
 
     if isinstance(arrays, ContinuumResult):
         arrays = arrays.arrays
@@ -252,7 +275,9 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
         if k in arrays and np.shape(arrays[k]) != tuple(sizes[d] for d in dims):
             raise ValueError(f"{k} must have shape {tuple(sizes[d] for d in dims)} ({', '.join(dims)}), "
                              f"got {np.shape(arrays[k])}")
-    with h5py.File(path, "a") as f:
+    ensure_space(path, sum(np.asarray(v).nbytes for v in arrays.values()) + 2 * z.nbytes,
+                 f"the run at E = {attrs.get('field_V_per_um')} V/um in {Path(path).name}")
+    with _guarded(h5py.File(path, "a"), path) as f:
         runs = f.require_group("runs")
         name = str(len(runs))
         g = runs.create_group(name)

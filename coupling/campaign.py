@@ -33,6 +33,8 @@ with a shared file system).
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import hashlib
 import inspect
 import json
@@ -59,7 +61,9 @@ from . import runtypes
 FORMAT = "ionwire-campaign"
 FORMAT_VERSION = 1
 ID_LENGTH = 12  # hex digits of sha256: 48 bits, collisions are checked anyway
-PLAIN_PROGRESS_S = 10.0  # seconds between plain progress lines (output not on a terminal)
+PLAIN_PROGRESS_S = 10.0
+# a write the disk refused (full, quota, I/O error, file too large, read-only)
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS)  # seconds between plain progress lines (output not on a terminal)
 
 
 class CampaignError(UserError):
@@ -174,8 +178,82 @@ def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None)
             raise ParameterError(f"sweep: points {seen[rid]} and {i} are the same run ({point})")
         seen[rid] = i
         out.append(RunPoint(rid, i, json.loads(canonical_json(point))))
+    check_plausible(run_name, run_type, config, out)
     return CampaignSpec(path, run_name, run_type, config, json.loads(json.dumps(dict(mapping), default=str)),
                         fp, fp_sha, tuple(out))
+
+
+# --------------------------------------------------------------------------------------------
+# plausibility: absurd fields, durations, seeds and sizes are refused before any run starts
+# --------------------------------------------------------------------------------------------
+def check_plausible(run_name: str, run_type: Any, config: Any, points) -> None:
+    """ParameterError naming the first run (id and point) and the key whose value is absurd: a
+    field beyond structures.parameters.MAX_FIELD_V_PER_UM, a duration beyond a century, a seed
+    outside [0, 2^64 - 1], a lattice or a result beyond the machine's memory.  The checks are the
+    ones the single-run commands make, applied to every point when the config is loaded (so
+    ``--dry-run`` reports them too, and nothing is written).  A run type may define its own
+    ``check_plausible(config, point)``; the built-in run types are checked here."""
+    check = getattr(run_type, "check_plausible", None) or _PLAUSIBILITY.get(run_name)
+    if check is None:
+        return
+    for rp in points:
+        try:
+            check(config, rp.point)
+        except ParameterError as exc:
+            raise ParameterError(f"run {rp.id} ({canonical_json(rp.point)}): {exc}") from None
+
+
+def _plausible_device(config, point) -> None:
+    from ionwire.kmc.device import _check_plausible
+    from ionwire.kmc.runtypes import DeviceRun
+
+    _check_plausible(DeviceRun.settings(config, point))  # the checks of `ionwire device`
+
+
+def _plausible_bulk(config, point) -> None:
+    from ionwire.coupling.commands.bulk import BYTES_PER_SITE
+    from ionwire.structures.parameters import check_field, check_memory, check_seed
+
+    bulk = config.bulk
+    check_field(float(point.get("field_V_per_um", bulk.field_V_per_um)), "bulk.field_V_per_um")
+    check_seed(bulk.seed, "bulk.seed")
+    cells = tuple(int(c) for c in point.get("cells", bulk.cells))
+    n_sites = 3 * cells[0] * cells[1] * cells[2]
+    check_memory(n_sites * BYTES_PER_SITE, f"bulk.cells: the lattice ({' x '.join(map(str, cells))} cells, "
+                                           f"{n_sites:.3g} sites)")
+
+
+def _plausible_continuum(config, point) -> None:
+    from ionwire.structures.parameters import check_duration, check_field
+
+    check_duration(float(point.get("duration_s", config.duration_s)), "duration_s")
+    check_field(float(point.get("field_V_per_um", 0.0)), "field_V_per_um")
+    check_continuum_memory(config.numerics, "numerics")
+
+
+def check_continuum_memory(numerics, where: str) -> None:
+    """The stored profiles alone (n_nodes x n_outputs values of each of the 6 profile variables)
+    must fit in the machine's memory: a lower bound of what one continuum run needs."""
+    from ionwire.structures.parameters import check_memory
+
+    n = int(numerics.n_nodes) * int(numerics.n_outputs)
+    check_memory(6 * 8.0 * n, f"the stored profiles ({where}.n_nodes = {numerics.n_nodes} x {where}.n_outputs = "
+                              f"{numerics.n_outputs})")
+
+
+def _plausible_compare(config, point) -> None:
+    from ionwire.coupling.compare import device_config
+    from ionwire.kmc.device import _check_plausible
+
+    e = float(point.get("field_V_per_um", config.compare.fields_V_per_um[0]))
+    _check_plausible(device_config(config, e, config.compare.seed))
+    check_continuum_memory(config.numerics, "numerics")
+
+
+_PLAUSIBILITY: dict[str, Callable[[Any, dict], None]] = {
+    "device": _plausible_device, "bulk": _plausible_bulk, "onsager": _plausible_bulk,
+    "continuum": _plausible_continuum, "compare": _plausible_compare,
+}
 
 
 def default_outdir(spec: CampaignSpec) -> Path:
@@ -300,13 +378,35 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
+def _release_forkserver_alive_fd() -> None:
+    """A forkserver-started worker inherits the write end of the pipe that keeps the fork server
+    alive (multiprocessing.forkserver: the server exits when every holder has closed it).  With
+    the workers holding it, the server outlives a killed campaign process, and so do the workers
+    (their parent-death signal waits for the server), while a run that holds the GIL (a compiled
+    loop) keeps the polling watch below from acting.  The workers start no processes, so they
+    close it: the campaign process is then its only holder."""
+    try:
+        from multiprocessing import forkserver
+
+        server = forkserver._forkserver  # the process-wide ForkServer of the module
+        fd = server._forkserver_alive_fd
+    except AttributeError:  # another Python's layout: the polling watch still applies
+        return
+    if fd is None or multiprocessing.parent_process() is None:
+        return
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    server._forkserver_alive_fd = None
+
+
 def _worker_init(main_pid: int) -> None:
     """Local pool workers: Ctrl-C is the campaign process's business (it cancels and terminates
     us), and a worker whose campaign process died (SIGKILL) exits instead of lingering (with
     forkserver the worker's parent is the fork server, so watch the campaign process itself)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()  # the fork server (our parent) dies with the campaign process
+    _die_with_parent()  # the fork server (our parent) dies with the campaign process ...
+    _release_forkserver_alive_fd()  # ... once no worker keeps it alive
     if not _process_alive(main_pid):
         os._exit(1)
 
@@ -475,6 +575,23 @@ def _connect_client(distributed, address: str, timeout_s: float):
                         "scheduler? see --scheduler-timeout)")
 
 
+_WATCHED_PARENT: list[int] = []  # in a LocalCluster worker: the campaign process it dies with
+
+
+def _in_local_dask_worker(main_pid: int, fn: Callable, *args) -> Any:
+    """Run ``fn(*args)`` in a worker of the campaign's own LocalCluster, first making sure (once
+    per worker process) that the worker dies with the campaign process: the kernel kills it
+    (PR_SET_PDEATHSIG) when its parent, the campaign process that runs the nannies, dies,
+    even while a compiled loop holds the GIL and dask's own parent watch (a Python thread)
+    cannot run.  A worker whose campaign process is already gone exits at once."""
+    if not _WATCHED_PARENT:
+        _die_with_parent()
+        _WATCHED_PARENT.append(main_pid)
+        if not _process_alive(main_pid):
+            os._exit(1)
+    return fn(*args)
+
+
 class DaskPool:
     """dask.distributed: ``"local"`` starts a LocalCluster, anything else is a scheduler address."""
 
@@ -505,12 +622,19 @@ class DaskPool:
             raise CampaignError(f"cannot use dask scheduler {address}: {exc}") from None
         self.window = 1 << 30  # submit everything: the scheduler balances (and jobqueue scales)
 
+    def _local(self, fn: Callable) -> Callable:
+        """``fn`` as run on the workers: in the campaign's own LocalCluster, wrapped so that the
+        workers die with this process (workers of an external scheduler are not ours)."""
+        if self.cluster is None:
+            return fn
+        return functools.partial(_in_local_dask_worker, os.getpid(), fn)
+
     def submit(self, fn: Callable, *args, key: str = "") -> Any:
-        return self.client.submit(fn, *args, key=f"ionwire-{key}-{uuid.uuid4().hex[:8]}", pure=False)
+        return self.client.submit(self._local(fn), *args, key=f"ionwire-{key}-{uuid.uuid4().hex[:8]}", pure=False)
 
     def map(self, fn: Callable, iterable) -> Any:
         """``map(fn, iterable)`` over the dask workers: results in order."""
-        futures = self.client.map(fn, list(iterable), pure=False)
+        futures = self.client.map(self._local(fn), list(iterable), pure=False)
         return (f.result() for f in futures)
 
     def wait(self, futures: list, timeout: float) -> list:
@@ -758,6 +882,12 @@ def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *,
         except KeyboardInterrupt:
             done = len(folder.finished({rp.id for rp in spec.points})) if folder.runs.is_dir() else 0
             raise CampaignInterrupted(done, len(spec.points), out) from None
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise CampaignError(f"cannot write in {out}{where}: {exc.strerror or exc}; finished runs are kept; "
+                                "free some space, then continue with --resume") from None
 
 
 def _check_folder(folder: "CampaignFolder", overwrite: bool) -> None:

@@ -181,23 +181,66 @@ def main(argv: list[str] | None = None) -> int:
     # -q: the human-readable summary is not written; a requested --json document still is
     silence = quiet and not getattr(args, "json", False)
     try:
-        with configured_logging(log_level(args.verbose, args.quiet)) as log, \
+        with configured_logging(log_level(args.verbose, args.quiet)) as log, _quiet_unraisable(), \
                 (_stdout_to_devnull() if silence else contextlib.nullcontext()):
             log.debug("ionwire %s: %s", _version(), " ".join(sys.argv[1:] if argv is None else argv))
             result = args._run(args)
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("ionwire: interrupted", file=sys.stderr)
+        _exit_now_if_hdf5_is_broken(130)
         return 130
     except BrokenPipeError:
         return _quiet_broken_pipe()
     except Exception as exc:
         if args.traceback or not isinstance(exc, _user_error_types() + _command_error_types()):
+            if _hdf5_files_abandoned():
+                import traceback
+
+                traceback.print_exc()
+                _exit_now_if_hdf5_is_broken(1)
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__  # one line, whatever the text
         print(f"ionwire {args.command}: error: {message}", file=sys.stderr)
+        _exit_now_if_hdf5_is_broken(2)
         return 2
     return int(result or 0)
+
+
+def _hdf5_files_abandoned() -> bool:
+    hdf5 = sys.modules.get("ionwire.structures.hdf5")
+    return bool(hdf5 is not None and getattr(hdf5, "ABANDONED", None))
+
+
+def _exit_now_if_hdf5_is_broken(status: int) -> None:
+    """A write to an HDF5 file failed (a full disk): HDF5 (2.0) crashes (SIGSEGV) when it closes
+    such a file, which it would do when Python exits, so the process ends here at once, after
+    flushing its output (the files are abandoned open; see ionwire.structures.hdf5.abandon)."""
+    if not _hdf5_files_abandoned():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
+@contextlib.contextmanager
+def _quiet_unraisable():
+    """Errors Python cannot raise (h5py objects that fail to release a file after a failed disk
+    write) go to the debug log instead of dumping tracebacks on stderr."""
+    old = sys.unraisablehook, sys.excepthook
+
+    def hook(unraisable):
+        logging.getLogger(LOGGER_NAME).debug("ignored in %r: %s", unraisable.object, unraisable.exc_value)
+
+    def excepthook(kind, value, tb):  # Cython's __dealloc__ errors are printed through it first
+        logging.getLogger(LOGGER_NAME).debug("ignored: %s: %s", kind.__name__, value)
+
+    sys.unraisablehook, sys.excepthook = hook, excepthook
+    try:
+        yield
+    finally:
+        sys.unraisablehook, sys.excepthook = old
 
 
 @contextlib.contextmanager

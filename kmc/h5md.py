@@ -75,6 +75,7 @@ Bad, truncated or foreign files raise :class:`TrajectoryError` (a ValueError) na
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from importlib import metadata as _metadata
@@ -82,7 +83,7 @@ from importlib import metadata as _metadata
 import h5py
 import numpy as np
 
-from ionwire.structures.hdf5 import mark
+from ionwire.structures.hdf5 import abandon, ensure_space, is_write_failure, mark
 from ionwire.structures.lattice import AnionLattice
 from ionwire.structures.provenance import provenance
 
@@ -192,8 +193,12 @@ class _OpenFile:
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            try:
+                f.close()
+            except Exception as exc:  # a full disk met by the last flush
+                _close_or_abandon(f, exc, str(getattr(self, "path", "")), close=False)
+                raise
 
     def __enter__(self):
         return self
@@ -231,6 +236,8 @@ class TrajectoryWriter(_OpenFile):
         ``series``: names of :data:`PROTOCOL_SERIES` to write every frame too (with their
         ``columns`` attribute from ``series_columns``)."""
         path = os.fspath(path)
+        ensure_space(path, 16.0 * lattice.n_sites + sum(np.asarray(a).nbytes for a in (static or {}).values()),
+                     f"the trajectory {os.path.basename(path)}")
         f = h5py.File(path, "w")
         try:
             versions = library_versions()
@@ -300,8 +307,8 @@ class TrajectoryWriter(_OpenFile):
                 par.create_dataset(name, data=np.asarray(arr))
             par.attrs["frames_complete"] = 0
             f.flush()
-        except BaseException:
-            f.close()
+        except BaseException as exc:
+            _close_or_abandon(f, exc, path)
             raise
         return cls(f, path, n, 2 * lattice.nz, counter_names, write_species, lattice.cell_A, tuple(series))
 
@@ -380,6 +387,20 @@ class TrajectoryWriter(_OpenFile):
             if v.shape != shape:
                 raise ValueError(f"series {name} must have shape {shape}, got {v.shape}")
             groups.append((f["observables"][name], v))
+        ensure_space(self.path, sum(np.asarray(v).nbytes + 16 for _, v in groups),
+                     f"frame {i} of {os.path.basename(self.path)}")
+        try:
+            self._append(f, i, groups, step, time_s)
+        except BaseException as exc:
+            if is_write_failure(exc):
+                self._f = None  # never closed again (see structures.hdf5.abandon)
+            _close_or_abandon(f, exc, self.path, close=False)
+            raise
+        self.n_frames = i + 1
+        return self.n_frames
+
+    @staticmethod
+    def _append(f, i, groups, step, time_s) -> None:
         # data first, step and time after, the frame count last (after a flush): a kill at any
         # point leaves every frame counted in frames_complete fully on disk
         for g, value in groups:
@@ -397,8 +418,20 @@ class TrajectoryWriter(_OpenFile):
         f.flush()
         f["parameters"].attrs["frames_complete"] = i + 1
         f.flush()
-        self.n_frames = i + 1
-        return self.n_frames
+
+
+def _close_or_abandon(f, exc: BaseException, path: str, close: bool = True) -> None:
+    """After ``exc`` in a write to ``f``: a failed disk write abandons the file (closing it would
+    crash HDF5) and becomes OSError(ENOSPC) naming ``path``; anything else closes it if ``close``."""
+    if is_write_failure(exc):
+        abandon(f)
+        import errno
+
+        code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+        raise OSError(code, f"{os.strerror(code)} (writing {os.path.basename(path)})",
+                      path) from None
+    if close:
+        f.close()
 
 
 def _time_series(parent, name, row_shape, dtype, *, chunk_row, compress, unit, frames_per_chunk=1):
@@ -490,6 +523,10 @@ class Trajectory(_OpenFile):
         except TrajectoryError:
             self._f.close()
             raise
+        except RuntimeError as exc:  # HDF5 structures that point past the end of the file
+            self._f.close()
+            raise TrajectoryError(f"trajectory {self.path!r} is truncated (a write that did not complete, e.g. on "
+                                  f"a full disk): {exc}") from None
         except (KeyError, OSError, ValueError, TypeError) as exc:
             self._f.close()
             raise TrajectoryError(f"trajectory {self.path!r} is damaged or not an ionwire device trajectory: "
@@ -599,7 +636,9 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
     """Atomically replace the checkpoint at ``path`` by ``arrays`` (exact dtypes) and ``attrs``."""
     path = os.fspath(path)
     tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as f:
+    ensure_space(tmp, sum(np.asarray(v).nbytes for v in arrays.values()), f"the checkpoint {os.path.basename(path)}")
+    f = h5py.File(tmp, "w")
+    try:
         mark(f, CHECKPOINT_SCHEMA, CHECKPOINT_VERSION)
         f.attrs["format"] = CHECKPOINT_FORMAT
         f.attrs["format_version"] = CHECKPOINT_VERSION
@@ -613,6 +652,13 @@ def write_checkpoint(path, arrays: dict[str, np.ndarray], attrs: dict) -> None:
             else:
                 g.create_dataset(k, data=v)
         f.attrs["file_complete"] = True
+        f.close()
+    except BaseException as exc:
+        if is_write_failure(exc):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)  # the previous checkpoint stays in place
+        _close_or_abandon(f, exc, path)
+        raise
     fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -15,6 +15,8 @@ follow H5MD instead (``unit`` attributes in the H5MD units grammar, see ``ionwir
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 from pathlib import Path
@@ -24,6 +26,55 @@ import h5py
 import numpy as np
 
 from .errors import FileFormatError
+
+# --------------------------------------------------------------------------------------------
+# a full disk: HDF5 (2.0) crashes the process (SIGSEGV) when it closes a file after a write
+# failed with ENOSPC, so writers check the free space before each write and, should a write
+# still fail (another process filled the disk meanwhile), never close that file again
+# --------------------------------------------------------------------------------------------
+SPACE_MARGIN_BYTES = 1 << 18  # HDF5 metadata written on flush and close, on top of the data
+ABANDONED: list = []  # h5py files whose write failed; kept open (never closed) until the process exits
+
+
+def _size_text(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def ensure_space(path: str | os.PathLike, nbytes: float, what: str) -> None:
+    """OSError(ENOSPC) naming ``what`` and ``path`` unless the file system holding ``path`` has
+    ``nbytes`` plus :data:`SPACE_MARGIN_BYTES` free (checked before HDF5 writes anything)."""
+    import errno
+
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    try:
+        st = os.statvfs(folder)
+    except OSError:  # the write itself reports a missing folder
+        return
+    free = st.f_bavail * st.f_frsize
+    need = int(nbytes) + SPACE_MARGIN_BYTES
+    if free < need:
+        raise OSError(errno.ENOSPC, f"No space left on device: {what} needs about {_size_text(need)}, "
+                                    f"{_size_text(free)} free", os.fspath(path))
+
+
+def abandon(f: h5py.File) -> None:
+    """Keep ``f`` open for the rest of the process: a write to it failed, and closing it would
+    crash HDF5 (the command line exits without tearing HDF5 down when ABANDONED is not empty)."""
+    ABANDONED.append(f)
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` (from h5py) reports a failed write to the disk (ENOSPC, EIO, EDQUOT, EFBIG)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG):
+        return True
+    text = str(exc)
+    return "file write failed" in text or "errno = 28" in text or "No space left" in text
 
 def to_attr(value: Any) -> Any:
     """HDF5-attribute friendly version of ``value`` (dicts become JSON strings)."""
@@ -79,8 +130,22 @@ def atomic_write(path: str | os.PathLike, fill) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    with h5py.File(tmp, "w") as f:
+    f = h5py.File(tmp, "w")
+    try:
         fill(f)
+    except BaseException as exc:
+        if is_write_failure(exc):
+            abandon(f)
+            with contextlib.suppress(OSError):
+                os.remove(tmp)  # the name goes; HDF5 keeps the open file until the process exits
+            code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.ENOSPC
+            raise OSError(code, f"{os.strerror(code)} (writing {path.name}; nothing was written under that "
+                                "name)", os.fspath(path)) from None
+        f.close()
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    f.close()
     os.replace(tmp, path)
     return path
 

@@ -9,6 +9,7 @@ signal can be sent while the campaign is inside them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,6 +50,19 @@ class SlowToy(Toy):
         _phase("reduce")
         time.sleep(float(os.environ.get("SLOW_TOY_REDUCE_S", "0")))
         return Toy.reduce(config, points, results, outdir)
+
+
+class GilToy(Toy):
+    """The toy whose runs spend minutes in one C call that holds the GIL (no other Python thread
+    of the worker runs meanwhile, so a parent watch written as a Python thread cannot act)."""
+
+    name = "gil_toy"
+
+    @staticmethod
+    def run(config, point, outdir):
+        (Path(outdir) / "started").write_text("")
+        sum(range(10**11))  # about an hour of C loop; the tests kill it within seconds
+        return Toy.run(config, point, outdir)
 
 
 def _phase(name: str) -> None:
@@ -389,3 +403,80 @@ def test_continuum_sigterm_releases_its_output(tmp_path):
     assert _lines(err)[-1] == "ionwire: interrupted"
     res = _run(["continuum", cfg, "-o", out], env, tmp_path)
     assert res.returncode == 2 and "exists: pass --overwrite" in res.stderr  # not "in use"
+
+
+# --------------------------------------------------------------------------------------------
+# workers busy in a GIL-holding call: the kernel, not a Python thread, ends them with their parent
+# --------------------------------------------------------------------------------------------
+GIL_TOY = """run = "test_fault_kills:GilToy"
+samples = 500
+seed = 7
+[sweep]
+dimension = [2, 3, 4, 5]
+"""
+
+
+@pytest.mark.parametrize("executor", ["dask-local", pytest.param("process-pool", marks=VALIDATE)])
+def test_sigkill_with_workers_inside_a_gil_holding_run_leaves_no_orphans(tmp_path, executor):
+    cfg = tmp_path / "gil.toml"
+    cfg.write_text(GIL_TOY)
+    out = tmp_path / "out"
+    argv = ["campaign", cfg, "-o", out, "--workers", "2", "--no-progress"]
+    env = _env(tmp_path)
+    proc = _start(argv + (["--scheduler", "local"] if executor == "dask-local" else []), env, tmp_path)
+    partial = out / "runs" / ".partial"
+
+    def busy():
+        return partial.is_dir() and sum((partial / e / "started").exists() for e in os.listdir(partial)) >= 2
+
+    try:
+        _wait_for(busy, "both workers to be inside a run")
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 2
+        os.kill(proc.pid, signal.SIGKILL)
+        assert _finish(proc)[0] == -signal.SIGKILL
+        t0 = time.monotonic()
+        _wait_for(lambda: not any(_alive(p) for p in workers), "the workers to die with the campaign", timeout=5)
+        assert time.monotonic() - t0 < 5
+    finally:
+        for p in _descendants(proc.pid) | {proc.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+    # the folder is not locked by anything: --resume is accepted at once (and refused only by
+    # the config check below, which proves it got past the lock)
+    res = _run(["campaign", cfg, "-o", out, "--workers", "1", "--no-progress", "--resume", "--dry-run"], env,
+               tmp_path)
+    assert res.returncode == 0, res.stderr
+    cfg.write_text(GIL_TOY.replace("seed = 7", "seed = 8"))
+    res = _run(["campaign", cfg, "-o", out, "--workers", "1", "--no-progress", "--resume"], env, tmp_path, timeout=60)
+    assert res.returncode == 2
+    assert _lines(res.stderr) == [f"ionwire campaign: error: {out} holds a campaign with a different config "
+                                  "(seed changed): choose another folder with -o (only [sweep] may change on --resume)"]
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["KILL", "TERM"])
+def test_campaign_signal_during_the_real_calibration_then_resume_at_once(tmp_path, sig):
+    """runs/fig1e.toml: prepare() fits alpha_Br, alpha_Cl with continuum runs on the campaign's
+    process pool.  A signal while the pool works leaves no worker behind, and --resume gets past
+    the folder lock at once (it starts the calibration again: stopped here by SIGTERM)."""
+    out = tmp_path / "out"
+    argv = ["campaign", HERE.parent / "runs" / "fig1e.toml", "-o", out, "--workers", "2", "--no-progress"]
+    env = _env(tmp_path)
+    proc = _start(argv, env, tmp_path)
+    _wait_for(lambda: (out / "campaign.json").exists() and len(_descendants(proc.pid)) >= 3,
+              "the calibration's workers")
+    time.sleep(2.0)
+    rc, _, err = _kill_and_check_no_orphans(proc, sig)
+    assert rc == (130 if sig == signal.SIGTERM else -signal.SIGKILL), err
+    if sig == signal.SIGTERM:
+        assert _lines(err)[-1].startswith("ionwire campaign: interrupted, 0 of 17 runs done")
+    assert not (out / "prepare.json").exists()
+    again = _start(argv + ["--resume"], env, tmp_path)
+    t0 = time.monotonic()
+    _wait_for(lambda: len(_descendants(again.pid)) >= 3 or again.poll() is not None, "the resumed calibration")
+    assert again.poll() is None, again.communicate()
+    assert time.monotonic() - t0 < WAIT_S
+    rc, _, err = _kill_and_check_no_orphans(again, signal.SIGTERM)
+    assert rc == 130, err
+    assert _lines(err)[-1].startswith("ionwire campaign: interrupted, 0 of 17 runs done")

@@ -235,6 +235,38 @@ CASES = [
     ("campaign-unknown-run-type", ["campaign", "{case}", "-o", "{d}/c1"], r"nosuchrun", {"": 'run = "nosuchrun"'}, "bare"),
     ("campaign-top-and-sweep", ["campaign", "{case}", "-o", "{d}/c1"], r"dimension: set both at the top level and as sweep\.dimension", {"": "dimension = 4"}, "toy"),
     ("campaign-missing-run", ["campaign", "{case}", "-o", "{d}/c1"], r"run: missing", {"": "samples = 3"}, "bare"),
+    # --- campaign configs: the single-run plausibility limits, for every run, before anything runs
+    ("campaign-device-duration-absurd", ["campaign", "{case}", "-o", "{d}/c1"],
+     r'run [0-9a-f]{12} \(\{"field_V_per_um":1\.0\}\): kmc\.duration_s = 1e\+30 s is implausible',
+     {"kmc": "duration_s = 1e30", "output": "frame_interval_s = 1e29"}, "camp_device"),
+    ("campaign-device-lattice-too-big", ["campaign", "{case}", "-o", "{d}/c1"],
+     r"run [0-9a-f]{12} .*: the device lattice \(100000 x 100000 x 20 cells.* needs about .* of memory",
+     {"kmc": "nx = 100000\nny = 100000"}, "camp_device"),
+    ("campaign-device-field-absurd", ["campaign", "{case}", "-o", "{d}/c1"],
+     r'run [0-9a-f]{12} \(\{"seed":1\}\): kmc\.field_V_per_um = 1e\+12 V/um is implausible',
+     {"kmc": "field_V_per_um = 1e12"}, "camp_device_seeds"),
+    ("campaign-device-seed-too-big", ["campaign", "{case}", "-o", "{d}/c1"],
+     r"kmc\.seed must be an integer in \[0, 2\^64 - 1\]", {"kmc": "seed = " + BIG}, "camp_device"),
+    ("campaign-device-sweep-field-absurd", ["campaign", "{case}", "-o", "{d}/c1", "--dry-run"],
+     r"sweep\.field_V_per_um\[1\]: must be in \[-5000, 5000\] V/um", {"sweep": "field_V_per_um = [1.0, 1e12]"},
+     "camp_device"),
+    ("campaign-device-duration-dry-run", ["campaign", "{case}", "-o", "{d}/c1", "--dry-run"],
+     r"kmc\.duration_s = 1e\+30 s is implausible", {"kmc": "duration_s = 1e30", "output": "frame_interval_s = 1e29"},
+     "camp_device"),
+    ("campaign-continuum-duration-absurd", ["campaign", "{case}", "-o", "{d}/c1"],
+     r"run [0-9a-f]{12} .*: duration_s = 1e\+30 s is implausible", {"": "duration_s = 1e30"}, "continuum"),
+    ("campaign-continuum-memory", ["campaign", "{case}", "-o", "{d}/c1"],
+     r"the stored profiles \(numerics\.n_nodes = 100000000 x numerics\.n_outputs = 1000\) needs about",
+     {"numerics": "n_nodes = 100000000\nn_outputs = 1000"}, "continuum"),
+    ("campaign-bulk-seed-too-big", ["campaign", "{case}", "-o", "{d}/c1"], r"bulk\.seed must be an integer",
+     {"bulk": "seed = " + BIG}, "camp_bulk"),
+    ("campaign-bulk-field-absurd", ["campaign", "{case}", "-o", "{d}/c1"], r"bulk\.field_V_per_um",
+     {"bulk": "field_V_per_um = 1e12"}, "camp_bulk"),
+    ("campaign-bulk-lattice-too-big", ["campaign", "{case}", "-o", "{d}/c1"],
+     r"run [0-9a-f]{12} .*: bulk\.cells: the lattice \(1500 x 1500 x 1500 cells.* needs about .* of memory",
+     {"bulk": "cells = [1500, 1500, 1500]\nevents_per_replica = 3000000000\nblocks = 1"}, "camp_bulk"),
+    ("continuum-memory", ["continuum", "{case}", "-o", "{d}/c.h5"], r"the stored profiles .* needs about",
+     {"numerics": "n_nodes = 100000000\nn_outputs = 1000"}, "continuum"),
     # --- compare and parameterize
     ("compare-missing-config", "compare {d}/nope.toml -o {d}/r1", r"nope\.toml: no such config file"),
     ("compare-output-is-file", "compare {d}/compare.toml -o {d}/notes.txt", r"notes\.txt exists and is not a folder"),
@@ -254,7 +286,10 @@ CASES += [
 
 BASE_CONFIGS = {"device": DEVICE_TINY.format(duration=1e-9, interval=5e-10),
                 "continuum": 'run = "continuum"\nduration_s = 100.0\n[sweep]\nfield_V_per_um = [1.0]\n',
-                "toy": TOY, "bare": ""}
+                "toy": TOY, "bare": "",
+                "camp_device": DEVICE_TINY.format(duration=1e-9, interval=5e-10) + "\n[sweep]\nfield_V_per_um = [1.0, -1.0]\n",
+                "camp_device_seeds": DEVICE_TINY.format(duration=1e-9, interval=5e-10) + "\n[sweep]\nseed = [1, 2]\n",
+                "camp_bulk": 'run = "bulk"\n[bulk]\ncells = [4, 4, 4]\n[sweep]\nx_cl = [0.5]\n'}
 
 
 def _case_config(d: Path, tables: dict, base: str) -> Path:

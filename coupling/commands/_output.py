@@ -68,8 +68,9 @@ class FileLock:
             if not same:  # the previous holder removed the file between our open and lock
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            with contextlib.suppress(OSError):  # the holder's pid is for messages only (a full disk may refuse it)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self.fd = fd
             _HELD[key] = self
             return self
@@ -165,3 +166,15 @@ def stop_at_once_on_interrupt():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+# a write the disk refused: a full disk or quota, an I/O error, a file too large, a read-only mount
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS)
+
+
+def write_error(exc: BaseException, out) -> UserError | None:
+    """The one-line UserError for an OSError the disk raised while ``out`` was written (through
+    a temporary name, so nothing was written under the output's name); None for other errors."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS:
+        return None
+    return UserError(f"cannot write {out}: {exc.strerror or exc}; nothing was written under that name")

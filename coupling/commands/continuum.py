@@ -9,6 +9,7 @@ keys field_V_per_um, migration_length_um, rectification_ratio, cl_uptake, calibr
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sys
@@ -40,6 +41,9 @@ def run(args) -> int:
     from ionwire.structures.parameters import check_duration, check_field
 
     check_duration(cfg.duration_s, "duration_s")
+    from ionwire.coupling.campaign import check_continuum_memory
+
+    check_continuum_memory(cfg.numerics, "numerics")
     for i, e in enumerate(cfg.sweep.field_V_per_um):
         check_field(e, f"sweep.field_V_per_um[{i}]")
     out = Path(args.output) if args.output else Path("runs/out") / (path.stem + ".h5")
@@ -49,7 +53,14 @@ def run(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
     fig = out.with_name(out.stem + "_fig1e.png")
     with claim(out, fig, overwrite=args.overwrite), sigterm_as_interrupt():
-        summary = _run(args, cfg, out, fig)
+        try:
+            summary = _run(args, cfg, out, fig)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+                raise
+            raise UserError(f"cannot write {exc.filename or out}: {exc.strerror or exc}; {out} holds only the fields "
+                            "completed before (readers skip the interrupted one); free some space, then run again "
+                            "with --overwrite") from None
     if args.json:
         print(json.dumps(summary, indent=1))
     else:

@@ -27,12 +27,38 @@ example: ionwire device runs/device_small.toml -o runs/out/device_small.h5 --che
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
 from ._output import claim, sigterm_as_interrupt
 
 DEFAULT_CHECKPOINT_EVERY = "300s"
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG)
+
+
+def _disk_error(args, exc: OSError) -> str:
+    """The one line for a write that the disk refused: what is on disk now, and how to go on."""
+    import os
+
+    from ionwire.kmc.h5md import TrajectoryError, checkpoint_path, open_trajectory
+    from ionwire.structures import hdf5
+
+    what = f"cannot write {exc.filename or args.output}: {exc.strerror or exc}"
+    ck = checkpoint_path(args.output)
+    if not os.path.exists(args.output):
+        state = "nothing was written"
+    elif hdf5.ABANDONED:  # the trajectory is still open inside HDF5; its frames_complete is the truth
+        state = f"{args.output} holds the frames counted in its frames_complete attribute"
+    else:
+        try:
+            with open_trajectory(args.output) as traj:
+                state = f"{args.output} is incomplete: {traj.n_frames} complete frames"
+        except (TrajectoryError, OSError):
+            state = f"{args.output} is unusable"
+    if os.path.exists(ck):
+        return f"{what}; {state}; free some space, then continue with --resume (from {ck})"
+    return f"{what}; {state} and there is no checkpoint yet; free some space, then start again with --overwrite"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +98,10 @@ def run(args) -> int:
                                  overwrite=args.overwrite, progress=progress)
     except TrajectoryError as exc:
         raise UserError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise UserError(_disk_error(args, exc)) from None
     except KeyboardInterrupt as exc:
         detail = f" ({exc})" if str(exc) else ""
         print(f"ionwire device: interrupted{detail}; continue with: ionwire device {args.config} "

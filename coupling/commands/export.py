@@ -23,7 +23,7 @@ import json
 import os
 from pathlib import Path
 
-from ._output import claim
+from ._output import claim, write_error
 
 FORMATS = {".traj": "traj", ".extxyz": "extxyz", ".xyz": "extxyz"}
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             n, n_atoms = _write_frames(partial, fmt, atoms)
             os.replace(partial, out)
         except (ValueError, OSError) as exc:  # e.g. a file written without species, an unreadable frame
-            raise UserError(f"{args.trajectory}: {exc}") from exc
+            raise (write_error(exc, out) or UserError(f"{args.trajectory}: {exc}")) from None
         finally:
             if partial.exists():
                 partial.unlink()

@@ -34,7 +34,7 @@ import json
 import os
 from pathlib import Path
 
-from ._output import claim
+from ._output import claim, write_error
 
 import numpy as np
 
@@ -154,7 +154,7 @@ def load_atoms(args):
     else:
         try:
             result = read_result(path, field_V_per_um=args.field_V_per_um)
-        except (ValueError, OSError, KeyError) as exc:
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:  # RuntimeError: a truncated HDF5 file
             errors.append(f"as a continuum result: {exc}")
         else:
             try:
@@ -206,6 +206,11 @@ def run(args: argparse.Namespace) -> int:
                 hint = (" (--z-window-um Z0 Z1 or --cells-z N for a continuum result, --z-cells START:STOP for a "
                         "kMC frame, or a wider --size)")
             raise UserError(f"{exc}{hint}") from exc
+        except OSError as exc:
+            err = write_error(exc, out)
+            if err is None:
+                raise
+            raise err from None
         finally:
             if partial.exists():
                 partial.unlink()
