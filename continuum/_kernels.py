@@ -346,6 +346,108 @@ def face_currents(y, h, xref, d0, tab):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def equilibrate_rows(ab, res, kl, ku):
+    """Scale every row of the band matrix (LAPACK dgbtrf layout, diagonal in row kl + ku) and of
+    res by 1 / (largest |entry| of the row): the vacancy rows span many orders of magnitude where
+    the vacancies are depleted, and unscaled pivoting then loses accuracy."""
+    n = ab.shape[1]
+    dg = kl + ku
+    for r in range(n):
+        lo = max(0, r - kl)
+        hi = min(n - 1, r + ku)
+        m = 0.0
+        for c in range(lo, hi + 1):
+            a = abs(ab[dg + r - c, c])
+            if a > m:
+                m = a
+        if m > 0.0:
+            s = 1.0 / m
+            for c in range(lo, hi + 1):
+                ab[dg + r - c, c] *= s
+            res[r] *= s
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _inv3(m, out):
+    """out = inverse of the 3x3 matrix m (adjugate / determinant); returns the determinant."""
+    a, b, c = m[0, 0], m[0, 1], m[0, 2]
+    d, e, f = m[1, 0], m[1, 1], m[1, 2]
+    g, h, k = m[2, 0], m[2, 1], m[2, 2]
+    c00 = e * k - f * h
+    c01 = -(d * k - f * g)
+    c02 = d * h - e * g
+    det = a * c00 + b * c01 + c * c02
+    s = 1.0 / det
+    out[0, 0] = c00 * s
+    out[1, 0] = c01 * s
+    out[2, 0] = c02 * s
+    out[0, 1] = -(b * k - c * h) * s
+    out[1, 1] = (a * k - c * g) * s
+    out[2, 1] = -(a * h - b * g) * s
+    out[0, 2] = (b * f - c * e) * s
+    out[1, 2] = -(a * f - c * d) * s
+    out[2, 2] = (a * e - b * d) * s
+    return det
+
+
+@numba.njit(cache=True, error_model="numpy")
+def block_factor(ab, dg, low, dinv, up):
+    """Block-tridiagonal LU (3x3 blocks, one block row per node) of the band matrix ab (LAPACK
+    layout, diagonal in row dg).  Fills low[i] = A_i D_{i-1}, dinv[i] = (B_i - low[i] C_{i-1})^-1
+    and up[i] = C_i (float64[n, 3, 3] each).  Returns False if a pivot block is singular.
+    The rows are equilibrated beforehand (equilibrate_rows), so no pivoting between blocks is
+    needed; it is an order of magnitude faster than LAPACK's general band solver here."""
+    n = low.shape[0]
+    blk = np.empty((3, 3))
+    for i in range(n):
+        for r in range(3):
+            row = 3 * i + r
+            for q in range(3):
+                blk[r, q] = ab[dg + row - (3 * i + q), 3 * i + q]
+                up[i, r, q] = ab[dg + row - (3 * i + 3 + q), 3 * i + 3 + q] if i < n - 1 else 0.0
+        if i > 0:
+            # low = A_i D_{i-1}
+            for r in range(3):
+                row = 3 * i + r
+                a0 = ab[dg + row - (3 * i - 3), 3 * i - 3]
+                a1 = ab[dg + row - (3 * i - 2), 3 * i - 2]
+                a2 = ab[dg + row - (3 * i - 1), 3 * i - 1]
+                for q in range(3):
+                    low[i, r, q] = a0 * dinv[i - 1, 0, q] + a1 * dinv[i - 1, 1, q] + a2 * dinv[i - 1, 2, q]
+            for r in range(3):
+                for q in range(3):
+                    blk[r, q] -= (low[i, r, 0] * up[i - 1, 0, q] + low[i, r, 1] * up[i - 1, 1, q]
+                                  + low[i, r, 2] * up[i - 1, 2, q])
+        det = _inv3(blk, dinv[i])
+        if not np.isfinite(det) or det == 0.0:
+            return False
+    return True
+
+
+@numba.njit(cache=True, error_model="numpy")
+def block_solve(low, dinv, up, rhs, x):
+    """x = A^-1 rhs with the factors of block_factor."""
+    n = low.shape[0]
+    y = np.empty(3 * n)
+    for r in range(3):
+        y[r] = rhs[r]
+    for i in range(1, n):
+        for r in range(3):
+            y[3 * i + r] = rhs[3 * i + r] - (low[i, r, 0] * y[3 * i - 3] + low[i, r, 1] * y[3 * i - 2]
+                                             + low[i, r, 2] * y[3 * i - 1])
+    for i in range(n - 1, -1, -1):
+        t0 = y[3 * i]
+        t1 = y[3 * i + 1]
+        t2 = y[3 * i + 2]
+        if i < n - 1:
+            t0 -= up[i, 0, 0] * x[3 * i + 3] + up[i, 0, 1] * x[3 * i + 4] + up[i, 0, 2] * x[3 * i + 5]
+            t1 -= up[i, 1, 0] * x[3 * i + 3] + up[i, 1, 1] * x[3 * i + 4] + up[i, 1, 2] * x[3 * i + 5]
+            t2 -= up[i, 2, 0] * x[3 * i + 3] + up[i, 2, 1] * x[3 * i + 4] + up[i, 2, 2] * x[3 * i + 5]
+        for r in range(3):
+            x[3 * i + r] = dinv[i, r, 0] * t0 + dinv[i, r, 1] * t1 + dinv[i, r, 2] * t2
+
+
+@numba.njit(cache=True, error_model="numpy")
 def dbernoulli(x):
     """dB/dx for real x (B(x) = x / (e^x - 1))."""
     if abs(x) < 0.1:
