@@ -224,9 +224,9 @@ def consistent_initial_state(prob, layout: Layout) -> tuple[np.ndarray, np.ndarr
 
 
 class _Mem:
-    """Direct access to the IDA memory of a scikit-sundae solver, for the optional inputs and the
-    counters scikit-sundae 1.2 does not expose (IDASetSuppressAlg, IDASetNonlinConvCoef,
-    IDAGetNumSteps, ...), through ctypes on the SUNDIALS library scikit-sundae loaded.
+    """Read access to the IDA memory of a scikit-sundae solver, for the counters scikit-sundae
+    1.2 does not report (IDAGetNumSteps, IDAGetNumNonlinSolvIters, ...), through ctypes on the
+    SUNDIALS library scikit-sundae loaded.
 
     The pointer is read from the extension object (its fields in declaration order: the vtable,
     then ``void* mem``, ``SUNContext ctx``) and accepted only if the IDA memory's first field is
@@ -264,14 +264,6 @@ class _Mem:
                                           "libsundials_ida*.so*"))
             cls._lib = ctypes.CDLL(libs[0]) if len(libs) == 1 else False
         return cls._lib or None
-
-    def set(self, name, value) -> None:
-        import ctypes
-
-        arg = ctypes.c_double(value) if isinstance(value, float) else ctypes.c_int(int(value))
-        flag = getattr(self._lib, "IDASet" + name)(self.mem, arg)
-        if flag != 0:
-            raise RuntimeError(f"IDASet{name} returned {flag}")
 
     def get(self, name) -> int:
         import ctypes
