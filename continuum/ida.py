@@ -120,7 +120,7 @@ def kernel_offsets(prob) -> set[tuple[int, int]]:
     prob.assemble(y, np.zeros(2 * n), 1.0, 1.0, np.empty(3 * n), ab, True, K.KU)
     d, c = np.nonzero(ab)
     r = d - K.KU + c
-    return {(int(a), int(b)) for a, b in zip(r % 3, r - c)}
+    return {(int(a), int(b)) for a, b in np.unique(np.stack((r % 3, r - c)), axis=1).T}
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -164,12 +164,13 @@ def _jacobian(yi, cj, pos3, cv, cb, prev, vol, h, src_w, src_fac, vbg, dirichlet
         hist[k] = 0.0
     K.assemble(y3, hist, 0.0, 1.0, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
                ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res3, ab, True, K.KU)
-    for c in range(n3):
-        for r in range(max(0, c - K.KU), min(n3, c + K.KL + 1)):
+    for r in range(n3):  # row by row: the writes to the large template stay within a row
+        pr = pos3[r]
+        for c in range(max(0, r - K.KL), min(n3, r + K.KU + 1)):
             val = ab[K.KU + r - c, c]
             if r == c and r % 3 != 2:
                 val += cj * vol[r // 3]
-            jj[pos3[r], pos3[c]] = val
+            jj[pr, pos3[c]] = val
     cs = K.CS_STEP
     for i in range(n):
         if cv[i] >= 0:
@@ -222,6 +223,58 @@ def consistent_initial_state(prob, layout: Layout) -> tuple[np.ndarray, np.ndarr
     return yi, ypi
 
 
+class _Mem:
+    """Read access to the IDA memory of a scikit-sundae solver, for the counters scikit-sundae
+    1.2 does not report (IDAGetNumSteps, IDAGetNumNonlinSolvIters, ...), through ctypes on the
+    SUNDIALS library scikit-sundae loaded.
+
+    The pointer is read from the extension object (its fields in declaration order: the vtable,
+    then ``void* mem``, ``SUNContext ctx``) and accepted only if the IDA memory's first field is
+    that same context (IDAMemRec starts with ida_sunctx); otherwise ``ok`` is False and nothing
+    is called."""
+
+    _lib = None
+
+    def __init__(self, solver):
+        import ctypes
+
+        self.ok = False
+        inner = getattr(solver, "_IDA__IDA", None)
+        lib = self._load()
+        if inner is None or lib is None:
+            return
+        base = id(inner)
+        mem = ctypes.c_void_p.from_address(base + 24).value
+        ctx = ctypes.c_void_p.from_address(base + 32).value
+        if not mem or not ctx or ctypes.c_void_p.from_address(mem).value != ctx:
+            return
+        self.mem = ctypes.c_void_p(mem)
+        self.ok = True
+
+    @classmethod
+    def _load(cls):
+        import ctypes
+        import glob
+        import os
+
+        import sksundae
+
+        if cls._lib is None:
+            libs = glob.glob(os.path.join(os.path.dirname(sksundae.__file__), "..", "scikit_sundae.libs",
+                                          "libsundials_ida*.so*"))
+            cls._lib = ctypes.CDLL(libs[0]) if len(libs) == 1 else False
+        return cls._lib or None
+
+    def get(self, name) -> int:
+        import ctypes
+
+        out = ctypes.c_long()
+        flag = getattr(self._lib, "IDAGet" + name)(self.mem, ctypes.byref(out))
+        if flag != 0:
+            raise RuntimeError(f"IDAGet{name} returned {flag}")
+        return int(out.value)
+
+
 _CACHE: dict = {}
 
 
@@ -270,10 +323,11 @@ def integrate(prob, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8, max
     ATOL_V_FACTOR rtol on v = x_V/x_ref, 0.1 rtol absolute on x_Br; psi (algebraic, ATOL_PSI)
     is in effect not error-controlled; rtol times the wire length absolute on the running source
     sums.  max_steps: most
-    steps per output interval.  t_out[0] may be 0 (the initial state as given).  stats: steps
-    (step attempts: the distinct times at which the residual was evaluated, since scikit-sundae
-    does not report IDA's step counters), newton_iterations = residual_evaluations,
-    jacobian_evaluations.
+    steps per output interval.  t_out[0] may be 0 (the initial state as given).  stats: IDA's
+    own counters (read through _Mem): steps (successful steps), newton_iterations,
+    residual_evaluations, jacobian_evaluations, error_test_failures, convergence_failures; if
+    the IDA memory cannot be reached, steps = step attempts (the distinct times at which the
+    residual was evaluated) and newton_iterations = residual_evaluations = residual calls.
     """
     from .model import Solution, SolverError
 
@@ -317,6 +371,7 @@ def integrate(prob, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8, max
     ys = np.empty((t_out.size, n3))
     q = np.zeros((t_out.size, 2))
     k_out = 0
+    mem = None
     while k_out < t_out.size and t_out[k_out] <= 0.0:
         ys[k_out] = prob.y0
         k_out += 1
@@ -328,6 +383,7 @@ def integrate(prob, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8, max
             solver.init_step(0.0, yi0, ypi0)
         finally:
             _set_madvise_hugepage(hugepage)
+        mem = _Mem(solver)
     while k_out < t_out.size:
         # IDA steps internally up to the stop time t_out[k_out] and lands on it exactly
         r = solver.step(t_out[k_out], method="normal", tstop=t_out[k_out])
@@ -344,6 +400,12 @@ def integrate(prob, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8, max
         q[k_out] = lay.sums(r.y)
         k_out += 1
     stats = {"steps": ctx["steps"], "newton_iterations": ctx["res"], "residual_evaluations": ctx["res"],
-             "jacobian_evaluations": ctx["jac"], "integrator": "ida",
-             "wall_s": time.perf_counter() - t0_wall}
+             "jacobian_evaluations": ctx["jac"], "integrator": "ida", "residual_calls": ctx["res"],
+             "jacobian_calls": ctx["jac"]}
+    if mem is not None and mem.ok:  # IDA's own counters
+        stats.update(steps=mem.get("NumSteps"), newton_iterations=mem.get("NumNonlinSolvIters"),
+                     residual_evaluations=mem.get("NumResEvals"), jacobian_evaluations=mem.get("NumJacEvals"),
+                     error_test_failures=mem.get("NumErrTestFails"),
+                     convergence_failures=mem.get("NumNonlinSolvConvFails"))
+    stats["wall_s"] = time.perf_counter() - t0_wall
     return Solution(t_out.copy(), ys, prob.xref * q[:, 0], q[:, 1], stats)

@@ -96,3 +96,16 @@ def test_ida_agrees_with_bdf2():
             assert r.metadata["solver_jacobian_evaluations"] < 0.5 * r.metadata["solver_steps"]
     assert out["bdf2"] > 0.5
     assert abs(out["ida"] - out["bdf2"]) < 1e-3 * out["bdf2"]
+
+
+def test_ida_counters_come_from_the_ida_memory():
+    """The IDA memory reached through ctypes is the solver's own: its residual and Jacobian
+    counts equal the calls the callbacks saw, and its step count is at most the step attempts."""
+    p = DeviceParameters()
+    prob = wire_problem(p, 4.0, Numerics(n_nodes=60))
+    sol = integrate(prob, np.array([0.0, 1.0, 600.0]), integrator="ida")
+    st = sol.stats
+    assert "error_test_failures" in st  # the memory was reached
+    assert st["residual_evaluations"] == st["residual_calls"] > 0
+    assert st["jacobian_evaluations"] == st["jacobian_calls"] > 0
+    assert 0 < st["steps"] <= st["newton_iterations"] <= st["residual_evaluations"]

@@ -298,3 +298,17 @@ def test_hand_derivatives_match_complex_step():
             scale = max(abs(r[o]) for r in ref_d) + 1e-300
             for m in range(5):
                 assert abs(got[m] - ref_d[m][o]) < 1e-12 * scale, (trial, o, m)
+
+
+def test_graded_mesh_reuse_returns_independent_equal_meshes():
+    """A repeated graded_mesh call gives the same nodes as a fresh equidistribution, in arrays
+    of its own (changing one mesh does not change the next)."""
+    from ionwire.continuum import mesh as M
+
+    keys = [0.0, 1.0, 2.5, 5.0, 7.5, 9.0, 10.0]
+    a = M.graded_mesh(keys, 300)
+    fresh = M._graded_nodes.__wrapped__(tuple(keys), 300, 20.0, 0.15)
+    a.z_um[:] = 0.0
+    b = M.graded_mesh(keys, 300)
+    assert np.array_equal(b.z_um, fresh) and b.z_um[-1] == 10.0
+    assert b.z_um is not a.z_um and b.z_um.flags.writeable
