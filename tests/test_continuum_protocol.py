@@ -256,3 +256,23 @@ def test_kymograph_of_a_synthetic_result():
     assert ky["wavelength_nm"].shape == (2, ky["z_um"].size)
     assert ky["green_length_um"] == pytest.approx([5.0, 4.0], abs=0.03)
     assert ky["wavelength_nm"][0, 0] == pytest.approx(526.0) and ky["wavelength_nm"][0, -1] == pytest.approx(420.0)
+
+
+@pytest.mark.parametrize("name, n_points, kind", [("fig1d.toml", 2, "constant"), ("reversal.toml", 1, "steps"),
+                                                  ("ac_diode.toml", 12, "square_wave")])
+def test_shipped_bias_configs_load_and_expand(name, n_points, kind):
+    from pathlib import Path
+
+    from ionwire.coupling import campaign as cp
+    from ionwire.continuum.protocol import protocol_of
+
+    path = Path(__file__).resolve().parent.parent / "runs" / name
+    spec = cp.load_spec(path)
+    assert len(spec.points) == n_points and spec.config.bias.kind == kind
+    protocols = [protocol_of(spec.config.bias, rp.point) for rp in spec.points]
+    assert len({p.to_mapping().__repr__() for p in protocols}) == n_points
+    if name == "ac_diode.toml":
+        assert all(p.field_integral(0.0, p.total_duration_s) == pytest.approx(0.0, abs=1e-9) for p in protocols)
+    if name == "fig1d.toml":
+        assert [p.field_at(0.0) for p in protocols] == [4.0, -4.0]
+        assert {p.total_duration_s for p in protocols} == {28800.0}
