@@ -592,6 +592,19 @@ def fig1e_figure(summary: Mapping[str, Any], title: str | None = None):
     return fig
 
 
+def calibrate_and_create(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = True
+                         ) -> tuple[ContinuumConfig, float]:
+    """The calibration (if enabled and not yet bound), then a fresh result file at out_h5 with
+    the bound config; returns (bound config, calibration wall time in s)."""
+    cal_wall = 0.0
+    if calibrate_first and cfg.calibration.enabled and cfg.calibration_record is None:
+        record = calibrate(cfg, mapper)
+        cal_wall = record["wall_s"]
+        cfg = bind(cfg, record)
+    cio.create(out_h5, config_dict(cfg), _calibration_dict(cfg))
+    return cfg, cal_wall
+
+
 def run_sweep(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = True,
               figure: str | None = None, progress=None) -> dict:
     """The CLI path: calibration (if enabled), every field of the sweep written to out_h5 as it
@@ -603,13 +616,7 @@ def run_sweep(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = 
 
         return run_protocol_sweep(cfg, out_h5, mapper, calibrate_first, figure, progress)
     t0 = time.perf_counter()
-    record = {}
-    cal_wall = 0.0
-    if calibrate_first and cfg.calibration.enabled and cfg.calibration_record is None:
-        record = calibrate(cfg, mapper)
-        cal_wall = record["wall_s"]
-        cfg = bind(cfg, record)
-    cio.create(out_h5, config_dict(cfg), _calibration_dict(cfg))
+    cfg, cal_wall = calibrate_and_create(cfg, out_h5, mapper, calibrate_first)
     t1 = time.perf_counter()
 
     def write(arrays, summary):

@@ -398,23 +398,21 @@ def run_protocol_sweep(cfg, out_h5, mapper=map, calibrate_first: bool = True, fi
     duration_s, the paper's 4 h by default), every point's protocol written to out_h5, the
     summary (:func:`summarize_protocols`), the time-series figure and, if given, the PL
     kymograph (continuum.pl) of every run."""
-    from .experiment import _calibration_dict, bind, calibrate, config_dict
+    from .experiment import calibrate_and_create
 
     t0 = time.perf_counter()
-    cal_wall = 0.0
-    if calibrate_first and cfg.calibration.enabled and cfg.calibration_record is None:
-        record = calibrate(cfg, mapper)
-        cal_wall = record["wall_s"]
-        cfg = bind(cfg, record)
-    cio.create(out_h5, config_dict(cfg), _calibration_dict(cfg))
+    cfg, cal_wall = calibrate_and_create(cfg, out_h5, mapper, calibrate_first)
     points = bias_points(cfg.bias, cfg.bias_sweep)
     t1 = time.perf_counter()
     summaries = []
+    iv = []
     for arrays, summary in mapper(_worker, [(cfg, p) for p in points]):
         cio.append_run(out_h5, arrays, _run_attrs(cfg, summary))
         if progress:
             progress(summary)
         summaries.append(summary)
+        if not {"ramp", "triangle"}.isdisjoint(summary["bias"]):
+            iv.append({k: arrays[k] for k in ("times_s", "applied_voltage", "current_gap")})
     out = summarize_protocols(cfg, points, summaries)
     out["wall_s"] = time.perf_counter() - t0
     out["runs_wall_s"] = time.perf_counter() - t1
@@ -423,6 +421,10 @@ def run_protocol_sweep(cfg, out_h5, mapper=map, calibrate_first: bool = True, fi
     if figure:
         plot_protocols(out, figure)
         out["figure"] = str(figure)
+        if iv:
+            path = Path(figure).with_name(Path(figure).stem + "_iv.png")
+            plot_iv(iv, path)
+            out["iv_figure"] = str(path)
     if kymograph:
         from .pl import plot_kymograph_file
 
@@ -541,17 +543,23 @@ def plot_ac(summary: Mapping[str, Any], path) -> None:
     plt.close(fig)
 
 
-def plot_iv(res, path) -> None:
-    """The ionic I-V loop of a ramp or triangle run: total ionic current at the gap centre
+def plot_iv(runs, path) -> None:
+    """The ionic I-V loop of ramp or triangle runs (a ContinuumResult, or a list of them or of
+    dicts with times_s, applied_voltage, current_gap): total ionic current at the gap centre
     against the applied voltage, coloured by time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if not isinstance(runs, (list, tuple)):
+        runs = [runs]
     fig, ax = plt.subplots(figsize=(4.8, 3.8), dpi=140)
-    sc = ax.scatter(res.applied_voltage, res.current_gap, c=res.times_s / 3600.0, s=6, cmap="viridis")
-    ax.plot(res.applied_voltage, res.current_gap, color="0.6", lw=0.6, zorder=0)
+    for r in runs:
+        get = (lambda k: r[k]) if isinstance(r, Mapping) else (lambda k: getattr(r, k))
+        v, i, t = get("applied_voltage"), get("current_gap"), np.asarray(get("times_s"))
+        sc = ax.scatter(v, i, c=t / 3600.0, s=6, cmap="viridis")
+        ax.plot(v, i, color="0.6", lw=0.6, zorder=0)
     fig.colorbar(sc, ax=ax, label="time (h)")
     ax.set_xlabel("applied voltage (V)")
     ax.set_ylabel("ionic current density, gap (A/m$^2$)")

@@ -118,7 +118,7 @@ def test_ramp_converges_to_its_step_approximation():
     assert diffs[2] < 0.01 * ref
 
 
-def test_triangle_restarts_at_zero_crossings_and_iv_follows_the_voltage():
+def test_triangle_restarts_at_zero_crossings_and_iv_follows_the_voltage(tmp_path):
     tri = BiasProtocol.triangle(4.0, 4.0 / 300.0, 1)
     assert restart_times(tri) == pytest.approx((300.0, 600.0, 900.0))  # vertex, zero crossing, vertex
     assert len(protocol_intervals(tri)) == 4
@@ -127,6 +127,10 @@ def test_triangle_restarts_at_zero_crossings_and_iv_follows_the_voltage():
     assert np.all(np.sign(res.current_gap[big]) == np.sign(res.applied_field[big]))
     # rectification in the loop: the forward current exceeds the reverse one at the same |E|
     assert res.current_gap.max() > 3 * abs(res.current_gap.min())
+    from ionwire.continuum.protocol import plot_iv
+
+    plot_iv(res, tmp_path / "iv.png")
+    assert (tmp_path / "iv.png").stat().st_size > 1000
 
 
 def test_ramp_needs_bdf2():
