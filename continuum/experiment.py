@@ -30,6 +30,8 @@ Config file (runs/fig1e.toml)::
     [transport] f0, onsager_table, table_preset      Onsager coefficients (MAA theory or kMC table)
     [calibration] enabled, targets ...               the fit (see Calibration)
     [sweep] field_V_per_um = [-4.0, ..., 4.0]
+    # or, instead of [sweep] fields and duration_s: a [bias] protocol (structures.bias,
+    # docs/model.md section 19), run by continuum.protocol; its [sweep] names dotted bias.* keys
 
 Summary keys (``--json``): field_V_per_um (list), migration_length_um (list, same order; after
 duration_s; signed, > 0 towards the Br segment), rectification_ratio = L(+4)/|L(-4)| (the largest

@@ -396,8 +396,9 @@ def run_protocol_sweep(cfg, out_h5, mapper=map, calibrate_first: bool = True, fi
                        progress=None, kymograph: str | None = None) -> dict:
     """The CLI path of a config with [bias]: the calibration (if enabled; at the config's
     duration_s, the paper's 4 h by default), every point's protocol written to out_h5, the
-    summary (:func:`summarize_protocols`), the time-series figure and, if given, the PL
-    kymograph (continuum.pl) of every run."""
+    summary (:func:`summarize_protocols`), the time-series figure (with ramps also
+    ``<figure>_iv.png``, the I-V loop; with square waves ``<figure>_ac.png``, the net migration
+    per cycle against frequency) and, if given, the PL kymograph (continuum.pl) of every run."""
     from .experiment import calibrate_and_create
 
     t0 = time.perf_counter()
@@ -425,6 +426,10 @@ def run_protocol_sweep(cfg, out_h5, mapper=map, calibrate_first: bool = True, fi
             path = Path(figure).with_name(Path(figure).stem + "_iv.png")
             plot_iv(iv, path)
             out["iv_figure"] = str(path)
+        if "ac" in out:
+            path = Path(figure).with_name(Path(figure).stem + "_ac.png")
+            plot_ac(out, path)
+            out["ac_figure"] = str(path)
     if kymograph:
         from .pl import plot_kymograph_file
 
@@ -471,8 +476,8 @@ def summarize_protocols(cfg, points, summaries) -> dict:
 # --------------------------------------------------------------------------------------------
 def plot_protocols(summary: Mapping[str, Any], path) -> None:
     """Migration length, field and gap current against time for every run of a
-    :func:`summarize_protocols` dict; with square waves a second figure ``<path>_ac.png`` is not
-    drawn here (see :func:`plot_ac`): this one is the time series."""
+    :func:`summarize_protocols` dict (the net migration per cycle of square waves:
+    :func:`plot_ac`)."""
     import matplotlib
 
     matplotlib.use("Agg")

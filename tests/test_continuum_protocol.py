@@ -280,3 +280,40 @@ def test_shipped_bias_configs_load_and_expand(name, n_points, kind):
     if name == "fig1d.toml":
         assert [p.field_at(0.0) for p in protocols] == [4.0, -4.0]
         assert {p.total_duration_s for p in protocols} == {28800.0}
+
+
+def test_square_wave_campaign_run_and_reduce(tmp_path):
+    """The campaign path of runs/ac_diode.toml (ContinuumRun.expand / run / reduce) on a small
+    mesh: one HDF5 file per point, net migration per cycle against frequency, csv and figure."""
+    import csv
+    import tomllib
+
+    from ionwire.continuum.experiment import ContinuumRun
+
+    cfg = load_config(tomllib.loads(BASE + """
+[bias.square_wave]
+amplitude_V_per_um = 4.0
+period_s = 100.0
+cycles = 2
+[sweep]
+bias.square_wave.period_s = [60.0, 240.0]
+"""))
+    points = ContinuumRun.expand(cfg)
+    assert points == [{"bias.square_wave.period_s": 60.0}, {"bias.square_wave.period_s": 240.0}]
+    results = []
+    for k, pt in enumerate(points):
+        folder = tmp_path / f"run{k}"
+        folder.mkdir()
+        results.append(ContinuumRun.run(cfg, pt, folder))
+        (res,) = read_results(folder / results[-1]["h5"])
+        assert res.applied_field.max() == 4.0 and res.applied_field.min() == -4.0
+    out = ContinuumRun.reduce(cfg, points, results, tmp_path)
+    net = out["ac"]["net_migration_per_cycle_um"]
+    assert out["ac"]["period_s"] == [60.0, 240.0] and all(n > 0 for n in net)
+    assert net[1] > 2 * net[0]  # a longer forward half-cycle moves the front further per cycle
+    rows = list(csv.DictReader(open(tmp_path / "ac_diode.csv")))
+    assert [float(r["net_migration_per_cycle_um"]) for r in rows] == pytest.approx(net)
+    assert (tmp_path / "ac_diode.png").stat().st_size > 1000 and "AC diode" in out["headline"]
+    assert ContinuumRun.fingerprint(cfg)["bias"] == {"square_wave": {"amplitude_V_per_um": 4.0, "cycles": 2,
+                                                                     "duty": 0.5, "offset_V_per_um": 0.0,
+                                                                     "period_s": 100.0}}
