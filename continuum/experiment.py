@@ -166,9 +166,11 @@ def load_config(mapping: Mapping[str, Any]) -> ContinuumConfig:
     run = data.pop("run", "continuum")
     if run != "continuum":
         raise ParameterError(f"run: this config is for {run!r}, not 'continuum'")
-    for key in ("bias_sweep", "calibration_record"):
-        if key in data:
-            raise ParameterError(f"unknown key {key} (set by ionwire, not a config key)")
+    for key in ("bias", "bias_sweep"):  # None: as to_mapping writes a config without [bias]
+        if key in data and data[key] is None:
+            del data[key]
+    if "bias_sweep" in data:
+        raise ParameterError("unknown key bias_sweep (set from [sweep] of a config with [bias], not a config key)")
     if "bias" not in data:
         return from_mapping(ContinuumConfig, data)
     from .protocol import bias_points
