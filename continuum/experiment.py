@@ -30,6 +30,8 @@ Config file (runs/fig1e.toml)::
     [transport] f0, onsager_table, table_preset      Onsager coefficients (MAA theory or kMC table)
     [calibration] enabled, targets ...               the fit (see Calibration)
     [sweep] field_V_per_um = [-4.0, ..., 4.0]
+    # or, instead of [sweep] fields and duration_s: a [bias] protocol (structures.bias,
+    # docs/model.md section 19), run by continuum.protocol; its [sweep] names dotted bias.* keys
 
 Summary keys (``--json``): field_V_per_um (list), migration_length_um (list, same order; after
 duration_s; signed, > 0 towards the Br segment), rectification_ratio = L(+4)/|L(-4)| (the largest
@@ -62,6 +64,7 @@ from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, w
 from .observables import (UPTAKE_WINDOW_UM, cl_uptake, cl_uptake_window, front_positions_um, front_width_um,
                           linear_fit)
 from ionwire.structures import paper
+from ionwire.structures.bias import BiasProtocol, resolve_bias
 from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
                                            inline_field, read_toml, require, to_mapping)
 
@@ -130,6 +133,10 @@ class ContinuumConfig(HoldsDeviceParameters):
     """A continuum experiment: the shared device parameters (``params``; the file's [material],
     [vacancies], [geometry], [electrodes]), numerics and the sweep.
 
+    ``bias``: the protocol of a ``[bias]`` table (structures.bias; continuum.protocol runs it)
+    instead of the ``[sweep]`` of constant fields; then ``duration_s`` is the duration of the
+    calibration runs only (the paper's 4 h) and may not be given in the file, and
+    ``bias_sweep`` (JSON) holds a ``[sweep]`` over dotted ``bias.*`` keys, if any.
     ``calibration_record`` is set by :func:`bind` (the JSON of the fit); not for config files.
     ``workers``: the number of processes ``ionwire continuum`` runs the fields on (the library
     functions take a mapper instead).  Default duration: the paper's 4 h (structures.paper).
@@ -143,6 +150,8 @@ class ContinuumConfig(HoldsDeviceParameters):
     calibration: Calibration = field(default_factory=Calibration)
     sweep: Sweep = field(default_factory=Sweep)
     calibration_record: str | None = None
+    bias: BiasProtocol | None = None
+    bias_sweep: str | None = None
 
     def __post_init__(self):
         require(math.isfinite(self.duration_s) and self.duration_s > 0,
@@ -157,7 +166,30 @@ def load_config(mapping: Mapping[str, Any]) -> ContinuumConfig:
     run = data.pop("run", "continuum")
     if run != "continuum":
         raise ParameterError(f"run: this config is for {run!r}, not 'continuum'")
-    return from_mapping(ContinuumConfig, data)
+    for key in ("bias", "bias_sweep"):  # None: as to_mapping writes a config without [bias]
+        if key in data and data[key] is None:
+            del data[key]
+    if "bias_sweep" in data:
+        raise ParameterError("unknown key bias_sweep (set from [sweep] of a config with [bias], not a config key)")
+    if "bias" not in data:
+        return from_mapping(ContinuumConfig, data)
+    from .protocol import bias_points
+
+    sweep = data.get("sweep")
+    if isinstance(sweep, Mapping) and "bias" in sweep:  # [sweep] over bias.* keys: not the old-style fields
+        data = {k: v for k, v in data.items() if k != "sweep"}
+    else:
+        sweep = None
+    protocol, rest = resolve_bias(data, field_keys=("sweep.field_V_per_um",), duration_keys=("duration_s",))
+    if protocol.total_duration_s is None:
+        raise ParameterError("[bias] field_V_per_um needs its duration_s in [bias] (a continuum run has an end)")
+    if "sweep" in rest:
+        raise ParameterError("[sweep] of a config with [bias] sweeps entries of the bias table, as dotted keys such as "
+                             "bias.square_wave.period_s = [...]")
+    cfg = from_mapping(ContinuumConfig, rest)
+    cfg = dataclasses.replace(cfg, bias=protocol, bias_sweep=json.dumps(sweep) if sweep else None)
+    bias_points(cfg.bias, cfg.bias_sweep)
+    return cfg
 
 
 def load_config_file(path) -> ContinuumConfig:
@@ -247,8 +279,16 @@ def _run_attrs(cfg: ContinuumConfig, summary: dict) -> dict:
             "cl_uptake": summary["cl_uptake"], "junction_um": cfg.geometry.junction_um, "summary": summary}
 
 
+def _plain(cfg: ContinuumConfig) -> dict:
+    """to_mapping(cfg) with the bias protocol as its [bias] table (JSON-able)."""
+    d = to_mapping(dataclasses.replace(cfg, bias=None))
+    d["bias"] = cfg.bias.to_mapping() if cfg.bias is not None else None
+    d["bias_sweep"] = json.loads(cfg.bias_sweep) if cfg.bias_sweep else None
+    return d
+
+
 def config_dict(cfg: ContinuumConfig) -> dict:
-    d = to_mapping(cfg)
+    d = _plain(cfg)
     d["f0_used"] = list(f0_used(cfg))
     return d
 
@@ -258,7 +298,12 @@ def _calibration_dict(cfg: ContinuumConfig) -> dict:
 
 
 def run_point(cfg: ContinuumConfig, point: Mapping[str, Any], outdir) -> dict:
-    """One campaign point {"field_V_per_um": E}: writes outdir/continuum.h5, returns the summary."""
+    """One campaign point {"field_V_per_um": E}: writes outdir/continuum.h5, returns the summary.
+    A config with [bias]: continuum.protocol.run_protocol_point."""
+    if cfg.bias is not None:
+        from .protocol import run_protocol_point
+
+        return run_protocol_point(cfg, point, outdir)
     unknown = set(point) - {"field_V_per_um", "replica"}
     if unknown:
         raise ParameterError(f"continuum point: unknown key {sorted(unknown)[0]}")
@@ -440,7 +485,12 @@ def bind(cfg: ContinuumConfig, record: Mapping[str, Any]) -> ContinuumConfig:
 
 
 def expand(cfg: ContinuumConfig) -> list[dict]:
-    """[{"field_V_per_um": E} for E in the sweep]."""
+    """[{"field_V_per_um": E} for E in the sweep]; a config with [bias]: its protocol points
+    (continuum.protocol.bias_points: [{}] or the dotted bias.* axes of its [sweep])."""
+    if cfg.bias is not None:
+        from .protocol import bias_points
+
+        return bias_points(cfg.bias, cfg.bias_sweep)
     return [{"field_V_per_um": float(e)} for e in cfg.sweep.field_V_per_um]
 
 
@@ -552,19 +602,31 @@ def fig1e_figure(summary: Mapping[str, Any], title: str | None = None, ax=None):
     return fig
 
 
-def run_sweep(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = True,
-              figure: str | None = None, progress=None) -> dict:
-    """The CLI path: calibration (if enabled), every field of the sweep written to out_h5 as it
-    finishes, the summary dict (with wall_s of the whole thing) and the Fig. 1e PNG; all runs
-    go through ``mapper`` (see the module docstring)."""
-    t0 = time.perf_counter()
-    record = {}
+def calibrate_and_create(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = True
+                         ) -> tuple[ContinuumConfig, float]:
+    """The calibration (if enabled and not yet bound), then a fresh result file at out_h5 with
+    the bound config; returns (bound config, calibration wall time in s)."""
     cal_wall = 0.0
     if calibrate_first and cfg.calibration.enabled and cfg.calibration_record is None:
         record = calibrate(cfg, mapper)
         cal_wall = record["wall_s"]
         cfg = bind(cfg, record)
     cio.create(out_h5, config_dict(cfg), _calibration_dict(cfg))
+    return cfg, cal_wall
+
+
+def run_sweep(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = True,
+              figure: str | None = None, progress=None) -> dict:
+    """The CLI path: calibration (if enabled), every field of the sweep written to out_h5 as it
+    finishes, the summary dict (with wall_s of the whole thing) and the Fig. 1e PNG; all runs
+    go through ``mapper`` (see the module docstring).  A config with [bias]:
+    continuum.protocol.run_protocol_sweep (figure: the time series)."""
+    if cfg.bias is not None:
+        from .protocol import run_protocol_sweep
+
+        return run_protocol_sweep(cfg, out_h5, mapper, calibrate_first, figure, progress)
+    t0 = time.perf_counter()
+    cfg, cal_wall = calibrate_and_create(cfg, out_h5, mapper, calibrate_first)
     t1 = time.perf_counter()
 
     def write(arrays, summary):
@@ -608,6 +670,10 @@ class ContinuumRun:
     def reduce(cfg, points, results, outdir):
         import csv
 
+        if cfg.bias is not None:
+            from .protocol import reduce_protocols
+
+            return reduce_protocols(cfg, points, results, outdir)
         out = summarize(cfg, points, results)
         out["prediction_paper_alphas"] = predict_paper_alphas(cfg)
         figure = Path(outdir) / "fig1e.png"
@@ -636,7 +702,8 @@ class ContinuumRun:
 
     @staticmethod
     def fingerprint(cfg):
-        d = to_mapping(cfg)
+        d = _plain(cfg)
         d.pop("sweep", None)
+        d.pop("bias_sweep", None)
         d.pop("workers", None)
         return d

@@ -25,6 +25,9 @@ one group per field so a sweep can be written field by field::
         q_v, q_br     float64[time]             time integral of the integrated electrode sources (um)
         front_um, migration_length_um  float64[time]  x_Br = 0.55 front and its displacement (um)
         volume_um     float64[z]                control-volume lengths (um)
+        applied_field, applied_voltage, current_br_left, current_cl_left, current_br_right,
+        current_cl_right, current_gap, charge_passed   float64[time]   (bias protocols only;
+                      V/um, V, A/m2, C/m2; continuum.protocol)
 
 Every variable carries ``units`` (UDUNITS/pint syntax) and ``long_name``; the coordinates are
 HDF5 dimension scales, so xarray names them::
@@ -75,11 +78,22 @@ VARIABLES = {
     "front_um": (("time",), "um", "position of the x_Br = 0.55 front"),
     "migration_length_um": (("time",), "um", "front displacement since t = 0 (halide migration length)"),
     "volume_um": (("z",), "um", "control-volume lengths"),
+    # time series of a bias protocol (continuum.protocol; absent for a constant-field run)
+    "applied_field": (("time",), "V/um", "applied field (at a switch: the field before it)"),
+    "applied_voltage": (("time",), "V", "applied voltage phi(left) - phi(right) (at a switch: before it)"),
+    "current_br_left": (("time",), "A/m2", "Br ionic charge current density at the left contact's gap edge (+z)"),
+    "current_cl_left": (("time",), "A/m2", "Cl ionic charge current density at the left contact's gap edge (+z)"),
+    "current_br_right": (("time",), "A/m2", "Br ionic charge current density at the right contact's gap edge (+z)"),
+    "current_cl_right": (("time",), "A/m2", "Cl ionic charge current density at the right contact's gap edge (+z)"),
+    "current_gap": (("time",), "A/m2", "total ionic charge current density at the gap centre (+z)"),
+    "charge_passed": (("time",), "C/m2", "ionic charge passed through the gap centre since t = 0 (+z)"),
 }
 FIELD = ("field", (), "V/um", "applied field")
 # the array attributes of ContinuumResult and their names in the file
 _ATTR_OF_COORD = {"z": "z_um", "time": "times_s"}
-_OPTIONAL = ("j_v", "j_br", "q_v", "q_br", "volume_um", "front_um", "migration_length_um")
+TIME_SERIES = ("applied_field", "applied_voltage", "current_br_left", "current_cl_left", "current_br_right",
+               "current_cl_right", "current_gap", "charge_passed")
+_OPTIONAL = ("j_v", "j_br", "q_v", "q_br", "volume_um", "front_um", "migration_length_um") + TIME_SERIES
 _V1_ARRAYS = ("z_um", "volume_um", "times_s", "x_br", "x_cl", "x_v", "phi_V", "j_v", "j_br", "q_v", "q_br",
               "front_um", "migration_length_um")
 
@@ -93,7 +107,9 @@ class ContinuumResult:
     """One field's profiles: z_um float64[nz]; times_s float64[nt]; x_br, x_cl, x_v, phi_V
     float64[nt, nz]; face currents j_v, j_br float64[nt, nz-1] (site fractions * um / s); q_v, q_br
     float64[nt] integrated electrode sources (site fractions * um); volume_um float64[nz];
-    front_um, migration_length_um float64[nt] (um, once computed); metadata dict (field_V_per_um,
+    front_um, migration_length_um float64[nt] (um, once computed); the time series of a bias
+    protocol (TIME_SERIES: applied field and voltage, ionic currents, charge passed) float64[nt]
+    or None; metadata dict (field_V_per_um,
     solver statistics, summary, config, calibrated, path, ...).  Arrays not computed are None.
     """
 
@@ -111,6 +127,14 @@ class ContinuumResult:
     metadata: dict = field(default_factory=dict)
     front_um: np.ndarray | None = None
     migration_length_um: np.ndarray | None = None
+    applied_field: np.ndarray | None = None
+    applied_voltage: np.ndarray | None = None
+    current_br_left: np.ndarray | None = None
+    current_cl_left: np.ndarray | None = None
+    current_br_right: np.ndarray | None = None
+    current_cl_right: np.ndarray | None = None
+    current_gap: np.ndarray | None = None
+    charge_passed: np.ndarray | None = None
 
     @property
     def field_V_per_um(self) -> float:

@@ -100,6 +100,9 @@ class Problem:
     dEf_kT: float = 0.0
     rd_on: np.ndarray | None = None  # float64[n]: 1 where r_d is active, 0 where r_d = 0
     thermal_voltage_V: float = 0.025852
+    # time-dependent bias (continuum.protocol): called as at_time(problem, t_s) before every
+    # implicit step to t_s; it updates psi_d, src_fac and rd_on in place.  None: constant bias.
+    at_time: object = None
 
     def __post_init__(self):
         if self.rd_on is None:
@@ -334,6 +337,8 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
             hist[0::2] += a2 * ym[0::3]
             hist[1::2] += a2 * ym[1::3]
         ynew = ypred.copy()
+        if prob.at_time is not None:
+            prob.at_time(prob, tn)
         if FRESH_JACOBIAN_EVERY_STEP:
             jac.valid = False
         ok, its = _newton(prob, ynew, hist, a0, dt_try, res, ab, jac)
@@ -432,6 +437,31 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
     y0 = np.zeros(3 * n)
     y0[0::3] = v0
     y0[1::3] = (1.0 - xeq) * (1.0 - y_cl)
+    dirichlet, psi_d, fac, rd_on, law = bias_arrays(params, mesh, field_V_per_um)
+    w_left = mesh.overlap_um(l0, l1)
+    w_right = mesh.overlap_um(r0, r1)
+    src_w = w_left + w_right
+    w = mat.jump_frequencies_per_s()
+    if onsager is None and f0 is None:
+        f0 = default_f0()[0]
+    tab = as_table(onsager, w["Br"], w["Cl"], f0)
+    return Problem(mesh=mesh, y0=y0, vbg=v0.copy(), dirichlet=dirichlet, psi_d=psi_d, src_w=src_w,
+                   src_fac=fac, kappa=sc["kappa_per_um2"], xref=sc["xref"], d0=sc["d0_um2"],
+                   tab=np.ascontiguousarray(tab.abd_per_s),
+                   ln_a_br=law.ln_alpha_Br, ln_a_cl=law.ln_alpha_Cl, linear_alpha=law.linear,
+                   dEf_kT=law.formation_energy_difference_kT, rd_on=rd_on, thermal_voltage_V=sc["thermal_voltage_V"])
+
+
+def bias_arrays(params: DeviceParameters, mesh: Mesh, field_V_per_um: float):
+    """What the applied field sets in a :class:`Problem` on ``mesh``: (dirichlet bool[n], psi_d
+    float64[n] imposed psi = +-U/2 / (kT/e) at the imposed positions, src_fac float64[n] the
+    electrode field factor * |E| (V/um) on the contact nodes, rd_on float64[n], the positive
+    electrode's RateLaw).  The positive (vacancy-depleted) electrode is the left contact for
+    E >= 0 and the right one for E < 0 (structures.parameters.electrode_rates)."""
+    geo = params.geometry
+    sc = scales(params)
+    (l0, l1), (r0, r1) = geo.contacts_um()
+    n = mesh.n
     zl, zr = geo.imposed_positions_um()
     il, ir = mesh.index_of(zl), mesh.index_of(zr)
     dirichlet = np.zeros(n, dtype=np.bool_)
@@ -451,17 +481,7 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
     for name, w in (("positive", pos), ("negative", neg)):
         fac[w > 0] = laws[name].field_factor_V_per_um
         rd_on[w > 0] = laws[name].annihilation
-    law = laws["positive"]
-    src_w = w_left + w_right
-    w = mat.jump_frequencies_per_s()
-    if onsager is None and f0 is None:
-        f0 = default_f0()[0]
-    tab = as_table(onsager, w["Br"], w["Cl"], f0)
-    return Problem(mesh=mesh, y0=y0, vbg=v0.copy(), dirichlet=dirichlet, psi_d=psi_d, src_w=src_w,
-                   src_fac=fac, kappa=sc["kappa_per_um2"], xref=sc["xref"], d0=sc["d0_um2"],
-                   tab=np.ascontiguousarray(tab.abd_per_s),
-                   ln_a_br=law.ln_alpha_Br, ln_a_cl=law.ln_alpha_Cl, linear_alpha=law.linear,
-                   dEf_kT=law.formation_energy_difference_kT, rd_on=rd_on, thermal_voltage_V=sc["thermal_voltage_V"])
+    return dirichlet, psi_d, fac, rd_on, laws["positive"]
 
 
 def output_times(duration_s: float, numerics: Numerics) -> np.ndarray:

@@ -159,7 +159,9 @@ def load_spec(path: str | os.PathLike, mapping: Mapping[str, Any] | None = None)
     body = {k: v for k, v in mapping.items() if k != "run"}
     sweep = body.get("sweep")
     if isinstance(sweep, Mapping):
-        both = sorted(k for k in sweep if k in body and k != "sweep")
+        # a nested table (TOML dotted keys, e.g. bias.square_wave.period_s) sweeps entries of
+        # that top-level table, which the run type resolves
+        both = sorted(k for k in sweep if k in body and k != "sweep" and not isinstance(sweep[k], Mapping))
         if both:
             raise ParameterError(f"{both[0]}: set both at the top level and as sweep.{both[0]}; "
                                  "give it in one place only")

@@ -36,6 +36,7 @@ COMMANDS = [
     ("snapshot", "ionwire.coupling.commands.snapshot"),
     ("campaign", "ionwire.coupling.commands.campaign"),
     ("init", "ionwire.coupling.commands.init"),
+    ("pl", "ionwire.coupling.commands.pl"),
 ]
 
 

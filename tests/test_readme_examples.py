@@ -47,6 +47,13 @@ SMALL = {
                       "compare": {"times_s": [1e-7, 1e-6], "replicas": 4}},
     "validate_high_field": {"kmc": {"nx": 4, "ny": 4}, "numerics": {"n_nodes": 100},
                             "compare": {"times_s": [1e-7, 1e-6], "replicas": 4}},
+    "fig1d": {"workers": 1, "numerics": {"n_nodes": 120, "n_outputs": 6}, "calibration": {"enabled": False},
+              "bias": {"duration_s": 600.0}},
+    "reversal": {"numerics": {"n_nodes": 120, "n_outputs": 6}, "calibration": {"enabled": False},
+                 "bias": {"steps": [{"field_V_per_um": 4.0, "duration_s": 300.0},
+                                    {"field_V_per_um": 0.0, "duration_s": 300.0}]}},
+    "ac_diode": {"workers": 1, "numerics": {"n_nodes": 120, "n_outputs": 6}, "calibration": {"enabled": False},
+                 "sweep": {"bias": {"square_wave": {"period_s": [60.0, 120.0]}}}},
 }
 # a small bulk-kMC campaign for the campaign throughput benchmark: the `ionwire init bulk`
 # template with these keys replaced wherever its layout puts them
@@ -134,6 +141,8 @@ def _toml(mapping: dict, prefix: str = "") -> str:
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, (list, tuple)):
             return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):  # an inline table (e.g. a step of [bias] steps)
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
         return repr(v)
 
     lines = [f"{k} = {value(v)}" for k, v in mapping.items() if not isinstance(v, dict)]

@@ -6,6 +6,10 @@ enabled, runs every field (in parallel over `workers` processes), writes all pro
 file (continuum/io.py layout) and Fig. 1e as PNG next to it, and prints a summary (--json: the
 keys field_V_per_um, migration_length_um, rectification_ratio, cl_uptake, calibrated, wall_s, ...).
 --paper-figures DIR also reproduces Fig. 2b/2d, 3a/3b, S10 and S16 (data + PNG) into DIR.
+A config with a [bias] protocol instead of the [sweep] of fields (runs/fig1d.toml,
+runs/reversal.toml) runs the protocol (or the [sweep] of bias.* entries) and writes the time
+series figure <output>_bias.png and the PL kymograph <output>_kymograph.png next to the HDF5 file;
+--json reports field_V_per_um (the field at t = 0) and migration_length_um (at the end) per run.
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ def run(args) -> int:
     if not path.is_file():
         raise UserError(f"{path}: no such config file")
     cfg = load_config_file(path)
+    if args.paper_figures and cfg.bias is not None:
+        raise UserError("--paper-figures needs the [sweep] of fields (runs/fig1e.toml), not a [bias] protocol")
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be >= 1")
     from ionwire.structures.parameters import check_duration, check_field
@@ -51,10 +57,11 @@ def run(args) -> int:
         raise UserError(f"{out}: is a directory")
     if not args.output:
         out.parent.mkdir(parents=True, exist_ok=True)
-    fig = out.with_name(out.stem + "_fig1e.png")
-    with claim(out, fig, overwrite=args.overwrite), sigterm_as_interrupt():
+    fig = out.with_name(out.stem + ("_bias.png" if cfg.bias is not None else "_fig1e.png"))
+    kymo = out.with_name(out.stem + "_kymograph.png") if cfg.bias is not None else None
+    with claim(out, fig, kymo, overwrite=args.overwrite), sigterm_as_interrupt():
         try:
-            summary = _run(args, cfg, out, fig)
+            summary = _run(args, cfg, out, fig, kymo)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
                 raise
@@ -64,7 +71,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
-        print(f"wrote {out} and {fig}")
+        print(f"wrote {out} and {fig}" + (f" and {kymo}" if kymo else ""))
         for k in ("rectification_ratio", "cl_uptake", "forward_linear_fit", "reverse_max_abs_um", "wall_s"):
             print(f"{k}: {summary.get(k)}")
         for k, v in (summary.get("calibrated") or {}).items():
@@ -73,7 +80,7 @@ def run(args) -> int:
     return 0
 
 
-def _run(args, cfg, out, fig) -> dict:
+def _run(args, cfg, out, fig, kymo=None) -> dict:
     from ionwire.coupling.cli import UserError
     from ionwire.continuum.experiment import run_sweep
 
@@ -92,8 +99,14 @@ def _run(args, cfg, out, fig) -> dict:
     # one process pool for the calibration, the sweep and the paper figures
     with local_mapper(workers) as mapper:
         try:
-            summary = run_sweep(cfg, out, mapper=mapper, calibrate_first=not args.no_calibrate, figure=fig,
-                                progress=progress)
+            if cfg.bias is not None:
+                from ionwire.continuum.protocol import run_protocol_sweep
+
+                summary = run_protocol_sweep(cfg, out, mapper=mapper, calibrate_first=not args.no_calibrate,
+                                             figure=fig, progress=progress, kymograph=kymo)
+            else:
+                summary = run_sweep(cfg, out, mapper=mapper, calibrate_first=not args.no_calibrate, figure=fig,
+                                    progress=progress)
         except SolverError as exc:  # a physically meaningless parameter set, reported in one line
             raise UserError(f"the continuum solver failed: {exc}") from None
         _check_finite(summary, out)
