@@ -5,7 +5,10 @@
   run at +4 / -4 V/um, with electrode sources (solid), without (dashed), initial (dotted);
 - Fig. S10: migration length without sources against the field (no migration);
 - Fig. S16: L(+4 V/um) when the rates of the vacancy-depleted (positive) or of the other
-  (negative) electrode are scaled by 0.5 and 2: only the former matters.
+  (negative) electrode are scaled by 0.5 and 2: only the former matters;
+- Fig. S11-S15 (continuum.supplementary): L(t) for additional biases with the front width
+  against time, the initial front moved in the gap and the vacancy amount scaled, without and
+  with sources (OUTDIR/supplementary.h5, supplementary.json).
 All runs use the given config (fitted alphas included); only the stated switch differs.
 ``ionwire continuum runs/fig1e.toml --paper-figures DIR`` calls :func:`paper_figures`.
 """
@@ -162,5 +165,9 @@ def paper_figures(cfg: ContinuumConfig, outdir, mapper=map) -> dict:
             lab: float(np.min(store[lab][0]["x_v"][-1][(store[lab][0]["z_um"] > l1) & (store[lab][0]["z_um"] < r0)]) / xeq_cl)
             for lab in ("sources +4", "no sources +4", "sources -4", "no sources -4")},
     }
+    from .supplementary import supplementary_figures
+
+    out["supplementary"] = supplementary_figures(cfg, outdir, mapper)
+    files.update(out["supplementary"]["files"])
     (outdir / "paper_figures.json").write_text(json.dumps(out, indent=1))
     return out

@@ -20,6 +20,8 @@ from ionwire.structures.runtype import REQUIRED_METHODS, RunType
 REGISTRY: dict[str, str] = {
     # the rectification experiment with the continuum model (runs/fig1e.toml)
     "continuum": "ionwire.continuum.experiment:ContinuumRun",
+    # what controls the rectification: Morris design over the open choices (runs/sensitivity.toml)
+    "sensitivity": "ionwire.continuum.sensitivity:SensitivityRun",
     # independent bulk kMC replicas (transport coefficients against composition, field, temperature)
     "bulk": "ionwire.kmc.runtypes:BulkRun",
     # device kMC trajectories (runs/device_small.toml plus a [sweep])

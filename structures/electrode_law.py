@@ -4,6 +4,7 @@
                                  = (1 - y) alpha_Br + y alpha_Cl                  ("linear")
     r_d = r_c (1 - x_eq(y)) / x_eq(y),   x_eq(y) = x_eq,Br exp(-dE_f y / kT)     (detailed balance)
         = 0                                                                        (no annihilation)
+        = r_c                                                        (one shared rate constant)
 
 with y = x_Cl / (x_Br + x_Cl) the local halide composition, F = electrode factor * |E| (V/um).
 :class:`RateLaw` holds the parameters of one electrode at one field; it is derived from the
@@ -29,7 +30,7 @@ class RateLaw(NamedTuple):
     ln_alpha_Br: float            # ln(alpha_Br / (um V^-1 s^-1))
     ln_alpha_Cl: float
     linear: bool                  # alpha linear in y (else ln alpha linear in y)
-    annihilation: float           # 1.0: r_d by detailed balance; 0.0: r_d = 0
+    annihilation: float           # 1.0: r_d by detailed balance; 0.0: r_d = 0; -1.0: r_d = r_c
     x_eq_Br: float                # equilibrium vacancy site fraction of pure Br
     formation_energy_difference_kT: float  # (E_f(Cl) - E_f(Br)) / kT
 
@@ -44,6 +45,8 @@ def rate_law(y, field_factor_V_per_um, ln_alpha_Br, ln_alpha_Cl, linear, annihil
     r_c = field_factor_V_per_um * alpha
     if annihilation == 0.0:
         r_d = 0.0 * r_c
+    elif annihilation < 0.0:  # creation and annihilation share one rate constant
+        r_d = -annihilation * r_c
     else:
         x_eq = x_eq_Br * np.exp(-formation_energy_difference_kT * y)
         r_d = annihilation * r_c * (1.0 - x_eq) / x_eq

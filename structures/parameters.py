@@ -436,7 +436,7 @@ class Geometry:
         return field_V_per_um * (zr - zl)
 
 
-R_D_FORMS = ("detailed_balance", "irreversible_at_positive", "zero")
+R_D_FORMS = ("detailed_balance", "irreversible_at_positive", "zero", "equal_rates")
 
 
 @dataclass(frozen=True)
@@ -468,6 +468,10 @@ class Electrodes:
       depleted electrode in both polarities, the picture of docs/model.md section 7 and of the paper
       (Fig. S16); in forward bias the two forms agree (there x_V << x_V^eq in the contact);
       "zero": r_d = 0 at both electrodes (no sink: the vacancies pile up);
+      "equal_rates": r_d = r_c at both electrodes (the literal reading of "linearised reversible
+      reactions" with one rate constant for creation and annihilation: S_V = r_c (1 - 2 x_V), a
+      contact relaxing towards x_V = 1/2, far outside the dilute-vacancy model; kept to test that
+      reading, continuum.sensitivity);
     - the other (negative, vacancy-accumulating) electrode: the paper does not say.  Default
       negative_electrode = "same": the same rate law with the local composition, multiplied by
       negative_electrode_factor (default 1) -- it then acts as the sink of the vacancies the field
@@ -482,7 +486,7 @@ class Electrodes:
     alpha_Br_um_per_V_s: float = paper.ALPHA_BR.value
     alpha_Cl_um_per_V_s: float = paper.ALPHA_CL.value
     composition_dependence: typing.Literal["log_linear", "linear"] = "log_linear"
-    r_d_form: typing.Literal["detailed_balance", "irreversible_at_positive", "zero"] = "irreversible_at_positive"
+    r_d_form: typing.Literal["detailed_balance", "irreversible_at_positive", "zero", "equal_rates"] = "irreversible_at_positive"
     negative_electrode: typing.Literal["same", "inert"] = "same"
     negative_electrode_factor: float = 1.0
     positive_electrode_factor: float = 1.0
@@ -575,9 +579,10 @@ def electrode_rate_law(params: DeviceParameters, field_V_per_um: float, electrod
     if not el.enabled or (electrode == "negative" and el.negative_electrode == "inert"):
         factor = 0.0
     one_way = el.r_d_form == "zero" or (el.r_d_form == "irreversible_at_positive" and electrode == "positive")
+    annihilation = 0.0 if one_way else (-1.0 if el.r_d_form == "equal_rates" else 1.0)
     return RateLaw(field_factor_V_per_um=factor * abs(float(field_V_per_um)),
                    ln_alpha_Br=math.log(el.alpha_Br_um_per_V_s), ln_alpha_Cl=math.log(el.alpha_Cl_um_per_V_s),
-                   linear=el.composition_dependence == "linear", annihilation=0.0 if one_way else 1.0,
+                   linear=el.composition_dependence == "linear", annihilation=annihilation,
                    x_eq_Br=params.vacancies.equilibrium_fraction_Br,
                    formation_energy_difference_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV)
 
@@ -596,7 +601,8 @@ def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, elect
       bias (field > 0) the positive electrode is the left (Br-side) contact.
     Returns two float64 arrays (0-d for scalar x_cl) of x_cl's shape:
       r_c = factor * alpha(x_cl) * |field|,  r_d = r_c (1 - x_V^eq(x_cl)) / x_V^eq(x_cl)
-      ("detailed_balance"; "irreversible_at_positive" on the negative electrode) or 0 ("zero";
+      ("detailed_balance"; "irreversible_at_positive" on the negative electrode), r_d = r_c
+      ("equal_rates") or 0 ("zero";
       "irreversible_at_positive" on the positive electrode); both 0 if reactions are disabled or
       the negative electrode is "inert".  See :class:`Electrodes` for the choices and sources.
     ``rate_law(x_cl, *electrode_rate_law(params, field, electrode))``: the one law, also compiled

@@ -90,7 +90,8 @@ def test_registered_run_types_import_and_follow_the_protocol():
     assert not isinstance(runtypes.get("bulk"), PreparedRunType)
     # run types live beside their libraries; only compare and onsager (both models) in coupling
     homes = {name: spec.partition(":")[0] for name, spec in runtypes.REGISTRY.items()}
-    assert homes == {"continuum": "ionwire.continuum.experiment", "bulk": "ionwire.kmc.runtypes",
+    assert homes == {"continuum": "ionwire.continuum.experiment", "sensitivity": "ionwire.continuum.sensitivity",
+                     "bulk": "ionwire.kmc.runtypes",
                      "device": "ionwire.kmc.runtypes", "compare": "ionwire.coupling.runtypes",
                      "onsager": "ionwire.coupling.parameterize"}
 

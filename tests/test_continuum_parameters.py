@@ -74,7 +74,7 @@ def test_electrode_rates_forms():
         electrode_rates(p, 0.0, 1.0, "left")
 
 
-@pytest.mark.parametrize("form", ["detailed_balance", "zero"])
+@pytest.mark.parametrize("form", ["detailed_balance", "zero", "equal_rates"])
 def test_kernel_source_matches_electrode_rates(form):
     """The numba source term uses the same rate law as the shared electrode_rates()."""
     p = from_mapping(DeviceParameters, {"electrodes": {"r_d_form": form}})
@@ -87,7 +87,7 @@ def test_kernel_source_matches_electrode_rates(form):
         rc, rd = electrode_rates(p, y_cl, 2.5, "negative")
         sv, sbr = K.source(v, b, xref, math.log(p.electrodes.alpha_Br_um_per_V_s),
                               math.log(p.electrodes.alpha_Cl_um_per_V_s), False, dEf,
-                              0.0 if form == "zero" else 1.0, 2.5)
+                              {"zero": 0.0, "detailed_balance": 1.0, "equal_rates": -1.0}[form], 2.5)
         assert sv * xref == pytest.approx(rc * (1 - xv) - rd * xv, rel=1e-9, abs=1e-30)
         assert sbr == pytest.approx(-rc * b + rd * xv * b / (1 - xv), rel=1e-9, abs=1e-30)
 

@@ -38,6 +38,8 @@ MAIN_JOB = "ionwire campaign runs/fig1e.toml"
 SMALL = {
     "fig1e": {"duration_s": 600.0, "workers": 1, "numerics": {"n_nodes": 120, "n_outputs": 11},
               "calibration": {"enabled": False}, "sweep": {"field_V_per_um": [-4.0, 2.0, 4.0]}},
+    "sensitivity": {"duration_s": 600.0, "workers": 1, "numerics": {"n_nodes": 120, "n_outputs": 8},
+                    "laws": ["irreversible_at_positive"], "trajectories": 2, "scan_levels": 0},
     "device_small": {"kmc": {"nx": 6, "ny": 6, "duration_s": 1e-7}, "output": {"frame_interval_s": 1e-8}},
     "onsager": {"bulk": {"cells": [4, 4, 4], "events_per_replica": 20000, "warmup_events": 2000, "blocks": 20},
                 "sweep": {"x_cl": [0.0, 0.5, 1.0], "replicas": 2}},

@@ -5,11 +5,13 @@ fits the two electrode rates alpha_Br, alpha_Cl to docs/model.md section 1 if [c
 enabled, runs every field (in parallel over `workers` processes), writes all profiles to an HDF5
 file (continuum/io.py layout) and Fig. 1e as PNG next to it, and prints a summary (--json: the
 keys field_V_per_um, migration_length_um, rectification_ratio, cl_uptake, calibrated, wall_s, ...).
---paper-figures DIR also reproduces Fig. 2b/2d, 3a/3b, S10 and S16 (data + PNG) into DIR.
+--paper-figures DIR also reproduces Fig. 2b/2d, 3a/3b, S10-S16 (data + PNG) into DIR.
 A config with a [bias] protocol instead of the [sweep] of fields (runs/fig1d.toml,
 runs/reversal.toml) runs the protocol (or the [sweep] of bias.* entries) and writes the time
 series figure <output>_bias.png and the PL kymograph <output>_kymograph.png next to the HDF5 file;
 --json reports field_V_per_um (the field at t = 0) and migration_length_um (at the end) per run.
+A config with `run = "sensitivity"` (runs/sensitivity.toml) runs the sensitivity study
+(continuum.sensitivity) instead; -o names its output folder (default runs/out/<config name>/).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, help="processes (default: the config's workers)")
     parser.add_argument("--no-calibrate", action="store_true", help="use the config's alphas, no fit")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    parser.add_argument("--paper-figures", metavar="DIR", help="also reproduce Fig. 2b/2d, 3a/3b, S10, S16 into DIR")
+    parser.add_argument("--paper-figures", metavar="DIR", help="also reproduce Fig. 2b/2d, 3a/3b, S10-S16 into DIR")
 
 
 def run(args) -> int:
@@ -39,6 +41,10 @@ def run(args) -> int:
     path = Path(args.config)
     if not path.is_file():
         raise UserError(f"{path}: no such config file")
+    from ionwire.structures.parameters import read_toml
+
+    if read_toml(path)[0].get("run") == "sensitivity":
+        return _run_sensitivity(args, path)
     cfg = load_config_file(path)
     if args.paper_figures and cfg.bias is not None:
         raise UserError("--paper-figures needs the [sweep] of fields (runs/fig1e.toml), not a [bias] protocol")
@@ -77,6 +83,39 @@ def run(args) -> int:
         for k, v in (summary.get("calibrated") or {}).items():
             print(f"calibrated {k} = {v['value']:.4g} (paper {v['paper_value']:.3g}; fitted to {v['fitted_to']}; "
                   f"residual {v['residual_um']:+.2e} um)")
+    return 0
+
+
+def _run_sensitivity(args, path) -> int:
+    """``run = "sensitivity"``: the study into a folder (sensitivity.csv / .h5 / _indices.json / _morris.png)."""
+    from ionwire.coupling.cli import UserError
+    from ionwire.continuum.sensitivity import load_config as load_sensitivity, run_study
+    from ionwire.coupling.campaign import local_mapper
+    from ionwire.structures.parameters import read_toml
+
+    if args.paper_figures or args.no_calibrate:
+        raise UserError("--paper-figures and --no-calibrate do not apply to a sensitivity config "
+                        "(its alphas are the config's, never fitted)")
+    cfg = load_sensitivity(read_toml(path)[0])
+    if args.workers is not None and args.workers < 1:
+        raise UserError("--workers must be >= 1")
+    outdir = Path(args.output) if args.output else Path("runs/out") / path.stem
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"{outdir}: exists and is not a folder")
+    outdir.mkdir(parents=True, exist_ok=True)
+    table = outdir / "sensitivity.csv"
+    with claim(table, outdir / "sensitivity.h5", outdir / "sensitivity_indices.json",
+               outdir / "sensitivity_morris.png", overwrite=args.overwrite), sigterm_as_interrupt():
+        with local_mapper(args.workers if args.workers is not None else cfg.workers) as mapper:
+            out = run_study(cfg, outdir, mapper=mapper)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(f"wrote {table}, {out['figure']} ({out['runs']} runs in {out['wall_s']:.0f} s)")
+        for law, d in out["per_law"].items():
+            print(f"{law}: {d['ok']}/{d['samples']} samples complete; ratio {d['ratio_range']}; "
+                  f"L(-4) {d['L_reverse_range_um']} um; ratio in {out['ratio_near']}: {d['ratio_near_count']} "
+                  f"samples, L(-4) signs {d['ratio_near_reverse_signs']}")
     return 0
 
 
