@@ -832,21 +832,39 @@ def _describe_change(old: Any, new: Any, prefix: str = "") -> str:
     return prefix.rstrip(".") or "config"
 
 
+#: set by the campaign's SIGINT/SIGTERM handler: a KeyboardInterrupt raised while the main thread
+#: runs a finalizer (a ``__del__``, a weakref callback) is reported as unraisable and lost, so the
+#: run loop also checks this flag (:func:`_raise_if_interrupted`)
+_INTERRUPTED = threading.Event()
+
+
+def _raise_if_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
-    """SIGTERM (a batch system's time limit, ``kill``) stops a campaign like Ctrl-C."""
+    """SIGTERM (a batch system's time limit, ``kill``) stops a campaign like Ctrl-C; both are
+    remembered in :data:`_INTERRUPTED` as well as raised."""
+    _INTERRUPTED.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
+        _INTERRUPTED.set()
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)
+    old_int = signal.signal(signal.SIGINT, handler) if signal.getsignal(signal.SIGINT) is signal.default_int_handler \
+        else None
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGTERM, old_term)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
 
 
 def run_campaign(spec: CampaignSpec, outdir: str | os.PathLike | None = None, *, workers: int | None = None,
@@ -1008,6 +1026,7 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
                         pending[fut] = rp
                     if not pending:
                         break
+                    _raise_if_interrupted()
                     for fut in pool.wait(list(pending), timeout=0.5):
                         rp = pending.pop(fut)
                         rec = pool.outcome(fut)
@@ -1053,6 +1072,7 @@ def _run_locked(spec, folder, workers, scheduler, resume, overwrite, progress, i
         pool.close()
     folder.write_index(spec, records, failed)
 
+    _raise_if_interrupted()
     report = CampaignReport(outdir=out, n_runs=len(spec.points), n_resumed=n_resumed,
                             n_new=len(records) - n_resumed, failed=failed, wall_s=0.0,
                             run_wall_s=run_wall, prepare_wall_s=prepare_wall, executor=executor)
