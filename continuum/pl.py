@@ -134,11 +134,12 @@ def wavelength_rgb(wavelength_nm) -> np.ndarray:
     return np.stack([r * f, g * f, b * f], axis=-1)
 
 
-def plot_kymograph(results: Sequence, path, psf_fwhm_um: float = PSF_FWHM_UM, bowing_eV: float = 0.0,
-                   titles: Sequence[str] | None = None) -> list[dict]:
+def plot_kymograph(results: Sequence, path=None, psf_fwhm_um: float = PSF_FWHM_UM, bowing_eV: float = 0.0,
+                   titles: Sequence[str] | None = None, axes=None) -> list[dict]:
     """One panel per ContinuumResult: the blurred PL peak wavelength against position
     (horizontal, um) and time (vertical, h, increasing downwards as in Fig. 1d), in spectral
-    colours, with a wavelength colour bar.  Writes the PNG at ``path``; returns the kymographs."""
+    colours, with a wavelength colour bar.  Draws into ``axes`` (one Axes per result) if given;
+    writes the PNG at ``path`` if given; returns the kymographs (:func:`kymograph`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,8 +152,12 @@ def plot_kymograph(results: Sequence, path, psf_fwhm_um: float = PSF_FWHM_UM, bo
     lo, hi = PL_CL_NM - 10.0, PL_BR_NM + 10.0
     cmap = ListedColormap(wavelength_rgb(np.linspace(lo, hi, 256)))
     norm = Normalize(lo, hi)
-    fig, axes = plt.subplots(1, len(kys), figsize=(3.2 * len(kys) + 1.0, 3.9), dpi=140, squeeze=False)
-    fig.subplots_adjust(bottom=0.2, top=0.9, left=0.1, right=0.85, wspace=0.25)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(kys), figsize=(3.2 * len(kys) + 1.0, 3.9), dpi=140, squeeze=False)
+        fig.subplots_adjust(bottom=0.2, top=0.9, left=0.1, right=0.85, wspace=0.25)
+    else:
+        axes = np.asarray(axes, dtype=object).reshape(1, len(kys))
+        fig = axes[0, 0].figure
     for k, (ky, ax) in enumerate(zip(kys, axes[0])):
         t_h = ky["times_s"] / 3600.0
         edges_t = np.concatenate(([t_h[0]], 0.5 * (t_h[1:] + t_h[:-1]), [t_h[-1]]))
@@ -171,9 +176,10 @@ def plot_kymograph(results: Sequence, path, psf_fwhm_um: float = PSF_FWHM_UM, bo
     cb.set_label("PL peak wavelength (nm)")
     fig.text(0.01, 0.015, f"confocal PSF FWHM {psf_fwhm_um:g} $\\mu$m; E(x) linear in energy"
              + (f", bowing {bowing_eV:g} eV" if bowing_eV else ""), fontsize=6)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+        plt.close(fig)
     return kys
 
 

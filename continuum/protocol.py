@@ -473,17 +473,21 @@ def summarize_protocols(cfg, points, summaries) -> dict:
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
-def plot_protocols(summary: Mapping[str, Any], path) -> None:
+def plot_protocols(summary: Mapping[str, Any], path=None, axes=None):
     """Migration length, field and gap current against time for every run of a
     :func:`summarize_protocols` dict (the net migration per cycle of square waves:
-    :func:`plot_ac`)."""
+    :func:`plot_ac`).  Draws into ``axes`` (three Axes) if given; writes ``path`` if given;
+    returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     series = summary["series"]
-    fig, axes = plt.subplots(3, 1, figsize=(6.0, 6.5), dpi=130, sharex=True)
+    if axes is None:
+        fig, axes = plt.subplots(3, 1, figsize=(6.0, 6.5), dpi=130, sharex=True)
+    else:
+        fig = axes[0].figure
     for k, s in enumerate(series):
         t_h = np.asarray(s["times_s"]) / 3600.0
         label = _label(summary["bias"][k])
@@ -497,9 +501,18 @@ def plot_protocols(summary: Mapping[str, Any], path) -> None:
     if len(series) <= 8:
         axes[0].legend(fontsize=6)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    return _finish(fig, path)
+
+
+def _finish(fig, path):
+    """``fig`` written to ``path`` and closed if a path is given; ``fig`` either way."""
+    if path is not None:
+        import matplotlib.pyplot as plt
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
 
 
 def _label(bias: Mapping[str, Any]) -> str:
@@ -511,10 +524,11 @@ def _label(bias: Mapping[str, Any]) -> str:
     return next(iter(bias))
 
 
-def plot_ac(summary: Mapping[str, Any], path) -> None:
+def plot_ac(summary: Mapping[str, Any], path=None, ax=None):
     """Net migration per cycle against frequency (log-log of |net|, filled markers > 0 towards
     the Br segment, open < 0), one line per amplitude, with the slope -1 line of a constant net
-    drift velocity for reference."""
+    drift velocity for reference.  Draws into ``ax`` if given; writes ``path`` if given; returns
+    the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -524,7 +538,10 @@ def plot_ac(summary: Mapping[str, Any], path) -> None:
     f = np.asarray(ac["frequency_Hz"])
     net = np.asarray(ac["net_migration_per_cycle_um"])
     amp = np.asarray(ac["amplitude_V_per_um"])
-    fig, ax = plt.subplots(figsize=(5.0, 3.8), dpi=140)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 3.8), dpi=140)
+    else:
+        fig = ax.figure
     for k, a in enumerate(sorted(set(amp.tolist()))):
         sel = amp == a
         order = np.argsort(f[sel])
@@ -542,15 +559,14 @@ def plot_ac(summary: Mapping[str, Any], path) -> None:
     ax.set_title("ionic diode under a square wave (filled: towards Br)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    return _finish(fig, path)
 
 
-def plot_iv(runs, path) -> None:
+def plot_iv(runs, path=None, ax=None):
     """The ionic I-V loop of ramp or triangle runs (a ContinuumResult, or a list of them or of
     dicts with times_s, applied_voltage, current_gap): total ionic current at the gap centre
-    against the applied voltage, coloured by time."""
+    against the applied voltage, coloured by time.  Draws into ``ax`` if given; writes ``path``
+    if given; returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -558,7 +574,10 @@ def plot_iv(runs, path) -> None:
 
     if not isinstance(runs, (list, tuple)):
         runs = [runs]
-    fig, ax = plt.subplots(figsize=(4.8, 3.8), dpi=140)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.8, 3.8), dpi=140)
+    else:
+        fig = ax.figure
     for r in runs:
         get = (lambda k: r[k]) if isinstance(r, Mapping) else (lambda k: getattr(r, k))
         v, i, t = get("applied_voltage"), get("current_gap"), np.asarray(get("times_s"))
@@ -568,9 +587,7 @@ def plot_iv(runs, path) -> None:
     ax.set_xlabel("applied voltage (V)")
     ax.set_ylabel("ionic current density, gap (A/m$^2$)")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    return _finish(fig, path)
 
 
 def reduce_protocols(cfg, points, results, outdir) -> dict:

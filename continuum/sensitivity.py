@@ -394,10 +394,12 @@ def write_table(cfg: SensitivityConfig, samples: list[dict], csv_path, h5_path) 
         ds.dims[0].attach_scale(d)
 
 
-def plot_indices(indices: dict, path) -> None:
+def plot_indices(indices: dict, path=None):
     """Ranked horizontal bar charts of mu* (with its 95 % confidence interval): one row per law
-    with indices, one column per analysed output."""
+    with indices, one column per analysed output.  Writes ``path`` if given; returns the Figure."""
     import matplotlib
+
+    from .protocol import _finish
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -407,9 +409,7 @@ def plot_indices(indices: dict, path) -> None:
         fig, ax = plt.subplots(figsize=(5, 2), dpi=150)
         ax.text(0.5, 0.5, "no complete trajectory: no indices", ha="center", va="center")
         ax.set_axis_off()
-        fig.savefig(path)
-        plt.close(fig)
-        return
+        return _finish(fig, path)
     fig, axes = plt.subplots(len(laws), len(ANALYSED), figsize=(3.2 * len(ANALYSED), 3.0 * len(laws)), dpi=150,
                              squeeze=False)
     for r, law in enumerate(laws):
@@ -424,8 +424,7 @@ def plot_indices(indices: dict, path) -> None:
             ax.set_title(f"{law}: {o}", fontsize=7)
             ax.set_xlabel("Morris $\\mu^*$ (95 % CI)", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return _finish(fig, path)
 
 
 def run_study(cfg: SensitivityConfig, outdir, mapper=map, progress=None) -> dict:

@@ -130,6 +130,17 @@ def test_triangle_restarts_at_zero_crossings_and_iv_follows_the_voltage(tmp_path
 
     plot_iv(res, tmp_path / "iv.png")
     assert (tmp_path / "iv.png").stat().st_size > 1000
+    # a notebook's axes: drawn into, the figure returned (also the PL kymograph's)
+    import matplotlib.pyplot as plt
+
+    from ionwire.continuum.pl import plot_kymograph
+
+    fig, ax = plt.subplots()
+    assert plot_iv(res, ax=ax) is fig and len(ax.collections) == 1
+    fig2, ax2 = plt.subplots()
+    (ky,) = plot_kymograph([res], axes=[ax2])
+    assert ax2.collections and ky["wavelength_nm"].shape == (res.times_s.size, ky["z_um"].size)
+    plt.close("all")
 
 
 def test_ramp_needs_bdf2():
@@ -310,6 +321,15 @@ bias.square_wave.period_s = [60.0, 240.0]
     assert net[1] > 2 * net[0]  # a longer forward half-cycle moves the front further per cycle
     rows = list(csv.DictReader(open(tmp_path / "ac_diode.csv")))
     assert [float(r["net_migration_per_cycle_um"]) for r in rows] == pytest.approx(net)
+    import matplotlib.pyplot as plt
+
+    from ionwire.continuum.protocol import plot_ac, plot_protocols
+
+    fig, ax = plt.subplots()
+    assert plot_ac(out, ax=ax) is fig and len(ax.lines) >= 2
+    fig3, axes = plt.subplots(3, 1)
+    assert plot_protocols(out, axes=axes) is fig3 and len(axes[0].lines) == 2  # one line per run
+    plt.close("all")
     assert (tmp_path / "ac_diode.png").stat().st_size > 1000 and "AC diode" in out["headline"]
     assert ContinuumRun.fingerprint(cfg)["bias"] == {"square_wave": {"amplitude_V_per_um": 4.0, "cycles": 2,
                                                                      "duty": 0.5, "offset_V_per_um": 0.0,
