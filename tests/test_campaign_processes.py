@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from process_helpers import foreground_signals
 
 from ionwire.coupling import campaign as cp
 
@@ -42,7 +43,7 @@ def campaign_cmd(cfg, out, *extra):
 def start(cmd):
     # own process group: the test can signal the campaign and its workers like a terminal does
     return subprocess.Popen(cmd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=foreground_signals)
 
 
 def live_in_group(pgid: int) -> list[int]:

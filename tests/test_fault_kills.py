@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from process_helpers import foreground_signals
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -114,7 +115,8 @@ def _env(tmp_path: Path, **extra) -> dict:
 
 def _start(argv, env, cwd) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ionwire.coupling.cli", *map(str, argv)], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=foreground_signals)
 
 
 def _run(argv, env, cwd, timeout=WAIT_S) -> subprocess.CompletedProcess:
