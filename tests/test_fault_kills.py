@@ -294,15 +294,18 @@ def _device(tmp_path, duration=2e-4, interval=2e-6):
 
 
 def _start_device_and_wait(cfg, out, env, tmp_path, frames=3, extra=()):
+    """Start a device run and return once it has reported ``frames`` frames, with the run still
+    going.  Lines are read as they come (a blocking read, no sleep between lines), so the test
+    never falls behind the run it is about to signal."""
     proc = _start(["device", cfg, "-o", out, *extra], env, tmp_path)
     seen = []
-
-    def progressed():
-        line = proc.stderr.readline()
+    for line in proc.stderr:
         seen.append(line)
-        return line.startswith(f"frame {frames}/") or proc.poll() is not None
-
-    _wait_for(progressed, "the device run to write frames")
+        if line.startswith(f"frame {frames}/"):
+            break
+    else:
+        raise AssertionError(f"the device run ended before frame {frames}: {''.join(seen)}")
+    assert proc.poll() is None, f"the device run ended before it could be signalled: {''.join(seen)}"
     return proc, seen
 
 
@@ -318,11 +321,11 @@ def test_device_interrupt_writes_a_checkpoint_and_resume_is_bit_identical(tmp_pa
     cfg = _device(tmp_path)
     env = _env(tmp_path)
     out = tmp_path / "d.h5"
-    proc, _ = _start_device_and_wait(cfg, out, env, tmp_path)
+    proc, seen = _start_device_and_wait(cfg, out, env, tmp_path)
     os.kill(proc.pid, sig)
     rc, _, err = _finish(proc)
     lines = [ln for ln in _lines(err) if not ln.startswith("frame ")]
-    assert rc == 130, err
+    assert rc == 130, "".join(seen) + err
     assert len(lines) == 1 and lines[0].startswith("ionwire device: interrupted (checkpoint written at frame ")
     assert f"-o {out} --resume" in lines[0]
     assert Path(str(out) + ".checkpoint").exists()
