@@ -349,22 +349,27 @@ def face_currents(y, h, xref, d0, tab):
 def equilibrate_rows(ab, res, kl, ku):
     """Scale every row of the band matrix (LAPACK dgbtrf layout, diagonal in row kl + ku) and of
     res by 1 / (largest |entry| of the row): the vacancy rows span many orders of magnitude where
-    the vacancies are depleted, and unscaled pivoting then loses accuracy."""
+    the vacancies are depleted, and unscaled pivoting then loses accuracy.  The band rows are
+    walked in storage order (contiguous), matrix row r = column + offset of the band row."""
     n = ab.shape[1]
     dg = kl + ku
+    rowmax = np.zeros(n)
+    for i in range(kl, dg + kl + 1):
+        off = i - dg
+        for c in range(max(0, -off), min(n, n - off)):
+            a = abs(ab[i, c])
+            if a > rowmax[c + off]:
+                rowmax[c + off] = a
     for r in range(n):
-        lo = max(0, r - kl)
-        hi = min(n - 1, r + ku)
-        m = 0.0
-        for c in range(lo, hi + 1):
-            a = abs(ab[dg + r - c, c])
-            if a > m:
-                m = a
-        if m > 0.0:
-            s = 1.0 / m
-            for c in range(lo, hi + 1):
-                ab[dg + r - c, c] *= s
-            res[r] *= s
+        if rowmax[r] > 0.0:
+            rowmax[r] = 1.0 / rowmax[r]
+            res[r] *= rowmax[r]
+        else:
+            rowmax[r] = 1.0
+    for i in range(kl, dg + kl + 1):
+        off = i - dg
+        for c in range(max(0, -off), min(n, n - off)):
+            ab[i, c] *= rowmax[c + off]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -649,3 +654,84 @@ def node_props_grad(v, b, xref, tab, out, dv, db):
         o[7] = dgbr / m - (gbr / m) * dm / m
         o[8] = dgcl / m - (gcl / m) * dm / m
         o[9] = dsv
+
+
+@numba.njit(cache=True, error_model="numpy")
+def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
+                 ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, spatial, low, dinv, up, rowscale,
+                 dy, y_start, jac_valid, max_iter, tol, refresh_ratio, counts):
+    """The simplified Newton iteration of one implicit step (continuum.model._newton) in one
+    compiled call, with the block-tridiagonal solver.  Same arithmetic, same decisions.
+
+    ``spatial`` holds the spatial band Jacobian (valid on entry if ``jac_valid``); counts
+    int64[2] (iterations, Jacobian evaluations) is incremented as the iteration goes, so it is
+    right even when the residual raises (a diverging complex-step iterate).  Returns
+    (status, jac_valid): status 1 converged, 0 failed, -1 a singular pivot block (the caller
+    falls back to the LAPACK band solver from the start of the step).
+    """
+    n3 = y.size
+    dg = KL + KU
+    prev = np.inf
+    for k in range(n3):
+        y_start[k] = y[k]
+    refreshed_from_start = not jac_valid
+    have_lu = False
+    for it in range(max_iter):
+        counts[0] += 1
+        if not jac_valid:
+            assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
+                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, spatial, True, dg)
+            jac_valid = True
+            counts[1] += 1
+            have_lu = False
+        else:
+            assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
+                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, False, dg)
+        if not have_lu:
+            ab[:, :] = spatial
+            for k in range(0, n3, 3):
+                ab[dg, k] += vol[k // 3] * a0 / dt
+                ab[dg, k + 1] += vol[k // 3] * a0 / dt
+            rowscale[:] = 1.0
+            equilibrate_rows(ab, rowscale, KL, KU)
+            if not block_factor(ab, dg, low, dinv, up):
+                return -1, jac_valid
+            have_lu = True
+        for k in range(n3):
+            res[k] = -res[k] * rowscale[k]
+        block_solve(low, dinv, up, res, dy)
+        du = 0.0
+        db = 0.0
+        dp = 0.0
+        for k in range(n3):
+            if not np.isfinite(dy[k]):
+                return 0, jac_valid
+        for k in range(0, n3, 3):
+            du = max(du, abs(dy[k]) / max(1.0, abs(y[k])))
+            db = max(db, abs(dy[k + 1]))
+            dp = max(dp, abs(dy[k + 2]))
+        big_b = 0.0
+        big_v = 0.0
+        for k in range(0, n3, 3):
+            y[k] += dy[k]
+            y[k + 1] += dy[k + 1]
+            y[k + 2] += dy[k + 2]
+            big_v = max(big_v, abs(y[k]))
+            big_b = max(big_b, abs(y[k + 1]))
+        if big_b > 2.0 or big_v * xref > 0.5:
+            if not refreshed_from_start:  # stale matrix: restart once from the predictor
+                for k in range(n3):
+                    y[k] = y_start[k]
+                jac_valid = False
+                refreshed_from_start = True
+                have_lu = False
+                prev = np.inf
+                continue
+            return 0, jac_valid  # diverging
+        size = max(du, db * 1e3, dp)
+        if du < tol and db < 1e-3 * tol and dp < tol:
+            return 1, jac_valid
+        if it > 0 and size > refresh_ratio * prev:
+            jac_valid = False  # slow contraction: refresh the Jacobian at this iterate
+        prev = size
+    return 0, False

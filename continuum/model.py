@@ -153,6 +153,35 @@ class _Jacobian:
         self.up = np.zeros((n3 // 3, 3, 3))
         self.valid = False
         self.evaluations = 0
+        # scratch of the compiled iteration (K.newton_block)
+        self.rowscale = np.ones(n3)
+        self.dy = np.empty(n3)
+        self.y_start = np.empty(n3)
+        self.counts = np.zeros(2, dtype=np.int64)
+
+
+def _newton_compiled(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12):
+    """:func:`_newton` in one compiled call (K.newton_block, block solver); the same iterates.
+    Falls back to :func:`_newton` (LAPACK) from the start of the step if a pivot block is singular."""
+    c = jac.counts
+    c[:] = 0
+    try:
+        status, jac.valid = K.newton_block(
+            y, hist, a0, dt, prob.mesh.volume_um, prob.mesh.h_um, prob.src_w, prob.src_fac, prob.vbg,
+            prob.dirichlet, prob.psi_d, prob.kappa, prob.xref, prob.d0, prob.tab, prob.ln_a_br, prob.ln_a_cl,
+            prob.linear_alpha, prob.dEf_kT, prob.rd_on, res, ab, jac.spatial, jac.low, jac.dinv, jac.up,
+            jac.rowscale, jac.dy, jac.y_start, jac.valid, max_iter, NEWTON_TOL, REFRESH_RATIO, c)
+    except ZeroDivisionError:  # a diverging iterate (complex arithmetic raises in numba)
+        jac.evaluations += int(c[1])
+        jac.valid = False  # the spatial Jacobian may be half written
+        return False, int(c[0])
+    jac.evaluations += int(c[1])
+    if status == -1:
+        y[:] = jac.y_start
+        jac.valid = False
+        ok, its = _newton(prob, y, hist, a0, dt, res, ab, jac, max_iter)
+        return ok, int(c[0]) + its
+    return status == 1, int(c[0])
 
 
 def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12):
@@ -234,6 +263,8 @@ REFRESH_RATIO = 0.2
 ATOL_V_FACTOR = 1.0
 #: block-tridiagonal elimination (numba) instead of LAPACK dgbtrf/dgbtrs (fallback if singular)
 USE_BLOCK_SOLVER = True
+#: the Newton iteration of a step in one compiled call (K.newton_block; same iterates as _newton)
+COMPILED_NEWTON = True
 #: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
 #: psi; 1e-3 of it on x_Br)
 NEWTON_TOL = 1e-9
@@ -341,7 +372,8 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
             prob.at_time(prob, tn)
         if FRESH_JACOBIAN_EVERY_STEP:
             jac.valid = False
-        ok, its = _newton(prob, ynew, hist, a0, dt_try, res, ab, jac)
+        ok, its = (_newton_compiled if USE_BLOCK_SOLVER and COMPILED_NEWTON else _newton)(
+            prob, ynew, hist, a0, dt_try, res, ab, jac)
         newton_its += its
         if not ok:
             rejected += 1
