@@ -137,8 +137,10 @@ def load_config(mapping: Mapping[str, Any]) -> ArrheniusConfig:
                                  msg.replace("unknown key ", "unknown key continuum.")) from None
         raise
     cfg = ArrheniusConfig(temps, replicas, tuple(models), bulk, continuum, field)
-    for t in temps:  # every temperature must give valid parameters (x_V^eq below 1, ...)
-        _continuum_at(cfg, t).vacancies.equilibrium_fraction(_continuum_at(cfg, t).material, np.array([0.0, 1.0]))
+    if "continuum" in cfg.models:
+        for t in temps:  # every temperature must give a dilute x_V^eq in the device
+            c = _continuum_at(cfg, t)
+            c.vacancies.equilibrium_fraction(c.material, np.array([0.0, 1.0]))
     return cfg
 
 
@@ -230,20 +232,31 @@ def bulk_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]
 
 def device_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]:
     """Per temperature: L(+E), L(-E) (signed, um; > 0 towards the Br segment), the ratio
-    L(+E)/|L(-E)|; and unweighted Arrhenius fits of L(+E) and |L(-E)| (deterministic values:
+    L(+E)/|L(-E)|, the front widths, x_V^eq(Br, T), the Debye length and the width
+    lambda_D sqrt(2 U / V_T) a fully depleted layer needs to take up the applied voltage U (once
+    it is below the gap the vacancies screen the field inside the gap); and unweighted Arrhenius fits of L(+E) and |L(-E)| (deterministic values:
     their error is the residual standard error, a measure of the curvature, not of noise)."""
     e = cfg.field_V_per_um
     by_t: dict[float, dict] = {}
     for p, r in zip(points, results):
         if p["model"] == "continuum":
             by_t.setdefault(float(p["temperature_K"]), {})[float(p["field_V_per_um"])] = r
+    from ionwire.continuum.model import scales
+
     rows = []
     for t in sorted(by_t):
         d = by_t[t]
         lp, lm = d[e]["migration_length_um"], d[-e]["migration_length_um"]
+        c = _continuum_at(cfg, t)
+        sc = scales(c.params)
+        u = c.geometry.applied_voltage_V(e)
         rows.append({"temperature_K": t, "field_V_per_um": e, "L_forward_um": lp, "L_reverse_um": lm,
                      "rectification_ratio": lp / abs(lm) if lm != 0 else None,
                      "front_width_forward_um": d[e].get("front_width_um"),
+                     "front_width_reverse_um": d[-e].get("front_width_um"),
+                     "x_v_eq_Br": sc["xref"], "debye_length_um": sc["debye_length_um"],
+                     "depletion_width_um": sc["debye_length_um"] * math.sqrt(2.0 * u / sc["thermal_voltage_V"]),
+                     "gap_um": c.geometry.gap_um,
                      "wall_s": d[e]["wall_s"] + d[-e]["wall_s"]})
     fits = {}
     if rows:
@@ -331,7 +344,8 @@ def plot_bulk(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None):
         axes[0].set_title(f"bulk kMC: x_V = {rows[0]['x_v']:.3g}, {rows[0]['replicas']} replicas per T", fontsize=9)
         axes[1].set_title("Onsager coefficients", fontsize=9)
     for panel in axes:
-        panel.legend(fontsize=7)
+        if panel.get_legend_handles_labels()[0]:
+            panel.legend(fontsize=7)
     return _finish(fig, path, own)
 
 
