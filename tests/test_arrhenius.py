@@ -56,8 +56,8 @@ def _check_recovers_barrier(cfg, barrier, max_err_eV):
 
 
 def test_single_vacancy_activation_energy_recovers_the_input_barrier():
-    """6 temperatures 250-500 K, 6 replicas of 20000 hops each (~3 s)."""
-    cfg = _single_vacancy([250.0, 300.0, 350.0, 400.0, 450.0, 500.0], 6, 20_000, 0.25)
+    """6 temperatures 250-500 K, 10 replicas of 20000 hops each (~3 s)."""
+    cfg = _single_vacancy([250.0, 300.0, 350.0, 400.0, 450.0, 500.0], 10, 20_000, 0.25)
     _check_recovers_barrier(cfg, 0.25, max_err_eV=0.01)
 
 
