@@ -196,8 +196,12 @@ def _fit_or_reason(temps, values, errors, what) -> dict:
 
 
 def bulk_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]:
-    """Per temperature: replica mean and standard error of every bulk observable; and the
-    Arrhenius fit of each (weighted by the replica errors)."""
+    """Per temperature: replica mean and standard error of every bulk observable (and l_ab of
+    the Moleko-Allnatt-Allnatt theory where it applies: random_alloy barriers); and the
+    Arrhenius fit of each (weighted by the replica errors), with the theory's activation energy
+    beside the l_ab fits."""
+    from ionwire.kmc.runtypes import _maa_theory
+
     by_t: dict[float, list] = {}
     for p, r in zip(points, results):
         if p["model"] == "bulk":
@@ -213,6 +217,10 @@ def bulk_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]
                 row[f"{obs}.{name}"], row[f"{obs}.{name}_err"] = mean_and_error(vals)
         row["D_vacancy_cm2_per_s"], row["D_vacancy_cm2_per_s_err"] = mean_and_error(
             [r["D_vacancy_cm2_per_s"] for r in rs])
+        theory = _maa_theory(cfg.bulk, {"temperature_K": t}, rs[0])
+        if theory is not None:
+            for name, v in theory.items():
+                row[f"l_theory_MAA_per_s.{name}"] = v
         rows.append(row)
     fits = {}
     if rows:
@@ -227,6 +235,11 @@ def bulk_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]
                 fits[key] = {"not_fitted": f"{key}: not > 0 at every temperature (absent species or pair)"}
                 continue
             fits[key] = _fit_or_reason(temps, vals, errs, key)
+            theory = [r.get(key.replace("l_per_s.", "l_theory_MAA_per_s.")) for r in rows]
+            if key.startswith("l_per_s.") and "activation_energy_eV" in fits[key] and None not in theory \
+                    and min(theory) > 0:
+                # the Moleko-Allnatt-Allnatt theory at the same compositions and temperatures
+                fits[key]["theory_MAA_activation_energy_eV"] = arrhenius_fit(temps, theory).activation_energy_eV
     return rows, fits
 
 

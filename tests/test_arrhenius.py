@@ -110,6 +110,9 @@ def test_campaign_end_to_end_writes_the_table_and_the_plots(tmp_path):
         assert bulk["fits"][key]["activation_energy_err_eV"] > 0, key
     # the vacancy's D rises with T: a positive activation energy near the barriers (0.25-0.29 eV)
     assert 0.1 < bulk["fits"]["D_vacancy_cm2_per_s"]["activation_energy_eV"] < 0.5
+    # beside the l_ab fits, the theory's activation energy (random alloy: between the two barriers)
+    for name in ("BrBr", "ClCl"):
+        assert 0.25 < bulk["fits"][f"l_per_s.{name}"]["theory_MAA_activation_energy_eV"] < 0.29
     # the device rows: the signed lengths of the runs, and the ratio formed from them
     runs = {(rec["point"]["temperature_K"], rec["point"]["field_V_per_um"]): rec["result"]
             for rec in rep.records if rec["point"]["model"] == "continuum"}
