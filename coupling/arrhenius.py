@@ -317,24 +317,28 @@ def _finish(fig, path, own):
     return fig
 
 
-def plot_bulk(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None):
-    """Arrhenius plot of the bulk kMC: the tracer D of each halide and the vacancy D (left) and
-    the positive l_ab (right) against 1000/T, replica means with ±2σ error bars and the fitted
-    lines.  ``ax``: two Axes to draw into (None: a new figure); ``path``: PNG written if given.
-    Returns the matplotlib Figure."""
+def _two_axes(ax, name):
+    """(figure, [left, right] Axes, whether the figure is new) for a two-panel plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    own = ax is None
-    if own:
+    if ax is None:
         fig, axes = plt.subplots(1, 2, figsize=(10.4, 4.2))
-    else:
-        axes = list(np.atleast_1d(ax).ravel())
-        if len(axes) != 2:
-            raise ValueError(f"plot_bulk: needs 2 axes, got {len(axes)}")
-        fig = axes[0].figure
+        return fig, list(axes), True
+    axes = list(np.atleast_1d(ax).ravel())
+    if len(axes) != 2:
+        raise ValueError(f"{name}: needs 2 axes, got {len(axes)}")
+    return axes[0].figure, axes, False
+
+
+def plot_bulk(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None):
+    """Arrhenius plot of the bulk kMC: the tracer D of each halide and the vacancy D (left) and
+    the positive l_ab (right) against 1000/T, replica means with ±2σ error bars and the fitted
+    lines.  ``ax``: two Axes to draw into (None: a new figure); ``path``: PNG written if given.
+    Returns the matplotlib Figure."""
+    fig, axes, own = _two_axes(ax, "plot_bulk")
     temps = np.array([r["temperature_K"] for r in rows])
     panels = ({"D_tracer_cm2_per_s", "D_vacancy_cm2_per_s"}, {"l_per_s"})
     for panel, wanted in zip(axes, panels):
@@ -367,19 +371,7 @@ def plot_device(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None):
     plot (filled: towards the Br segment, open: away from it) with the fitted lines (left), and
     the rectification ratio L(+E)/|L(-E)| against T (right).  ``ax``: two Axes (None: a new
     figure); ``path``: PNG written if given.  Returns the matplotlib Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    own = ax is None
-    if own:
-        fig, axes = plt.subplots(1, 2, figsize=(10.4, 4.2))
-    else:
-        axes = list(np.atleast_1d(ax).ravel())
-        if len(axes) != 2:
-            raise ValueError(f"plot_device: needs 2 axes, got {len(axes)}")
-        fig = axes[0].figure
+    fig, axes, own = _two_axes(ax, "plot_device")
     temps = np.array([r["temperature_K"] for r in rows])
     e = rows[0]["field_V_per_um"] if rows else float("nan")
     for k, (key, fkey, sign) in enumerate((("L_forward_um", "L_forward_um", "+"),
