@@ -17,7 +17,7 @@ Config (TOML)::
     [material] [vacancies] [geometry] [electrodes]   structures.parameters (shared by both models;
                                            material.temperature_K is replaced by each temperature)
     [bulk]                                 kmc.observables.BulkSettings (cells, x_cl, ...)
-    f0 = ...                               optional: the MAA f0 of the continuum transport
+    f0 = ...                               optional: the MAA f0 (continuum transport, theory l_ab)
     [continuum]  duration_s, field_V_per_um (> 0: the runs are at +E and -E),
                  [continuum.numerics] (continuum.model.Numerics), [continuum.transport]
 
@@ -107,8 +107,9 @@ def load_config(mapping: Mapping[str, Any]) -> ArrheniusConfig:
                              f"got {models!r}")
     shared = {k: data[k] for k in ("material", "vacancies", "geometry", "electrodes") if k in data}
     bulk_map = {"bulk": data.get("bulk", {})}
-    if "material" in data:
-        bulk_map["material"] = data["material"]
+    for key in ("material", "f0"):  # f0: the MAA theory beside the kMC l_ab and the continuum transport
+        if key in data:
+            bulk_map[key] = data[key]
     bulk = load_bulk_config(bulk_map)
     cont = data.get("continuum", {})
     if not isinstance(cont, Mapping):
