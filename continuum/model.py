@@ -432,7 +432,7 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
 def scales(params: DeviceParameters) -> dict[str, float]:
     """Derived scales: x_ref, d0 (um^2), kappa (1/um^2), thermal voltage (V), Debye length (um)."""
     m = params.material
-    xref = params.vacancies.equilibrium_fraction_Br
+    xref = float(params.vacancies.equilibrium_fraction(m, 0.0))  # x_V^eq(Br) at T
     vt = thermal_voltage_V(m.temperature_K)
     cs = site_density_per_m3(m.lattice_constant_A)
     eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M

@@ -30,6 +30,8 @@ REGISTRY: dict[str, str] = {
     "compare": "ionwire.coupling.runtypes:CompareRun",
     # l_ab(x_Cl) table from bulk kMC replicas (runs/onsager.toml)
     "onsager": "ionwire.coupling.parameterize:OnsagerTableRun",
+    # bulk kMC D, l_ab and the device's L(+-E) against temperature, Arrhenius fits (runs/arrhenius.toml)
+    "arrhenius": "ionwire.coupling.arrhenius:ArrheniusRun",
 }
 _LOADED: dict[str, Any] = {}
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import paper
 from .electrode_law import RateLaw, rate_law
+from .temperature import check_temperature, temperature_factor
 from .units import BOLTZMANN_EV_PER_K
 
 
@@ -344,24 +345,48 @@ class Material:
 class Vacancies:
     """Equilibrium halide-vacancy site fraction of the wire.
 
-    x_V^eq(x_Cl) = equilibrium_fraction_Br * Material.vacancy_fraction_ratio(x_Cl)
-    (formation energy linear in x_Cl: the Cl segment holds ~100x fewer vacancies at 300 K).
+    x_V^eq(x_Cl, T) = equilibrium_fraction_Br * Material.vacancy_fraction_ratio(x_Cl)
+                      * exp(-(formation_energy_Br_eV / k_B) (1/T - 1/reference_temperature_K))
+    (formation energy linear in x_Cl: the Cl segment holds ~100x fewer vacancies at 300 K; the
+    last factor, structures.temperature.temperature_factor, is exactly 1 at T = T_ref and
+    dropped with follows_temperature = false; docs/model.md section 20).
 
-    Default 1e-7 / 3 per anion site: the paper's "typical halide vacancy concentrations ~1e-7 per
-    unit cell" with 3 anion sites per cell; with eps = 25 eps0 its Debye length is 0.26 um, the
-    scale docs/model.md section 5 quotes.
+    Default 1e-7 / 3 per anion site at 300 K: the paper's "typical halide vacancy concentrations
+    ~1e-7 per unit cell" (room temperature) with 3 anion sites per cell; with eps = 25 eps0 its
+    Debye length is 0.26 um, the scale docs/model.md section 5 quotes.
     """
 
     equilibrium_fraction_Br: float = 1e-7 / 3.0
+    reference_temperature_K: float = 300.0
+    follows_temperature: bool = True
 
     def __post_init__(self):
         v = self.equilibrium_fraction_Br
         require(math.isfinite(v) and 0.0 < v < 1.0,
                 f"equilibrium_fraction_Br must be a site fraction in (0, 1), got {v!r}")
+        check_temperature(self.reference_temperature_K, "reference_temperature_K")
+
+    def temperature_factor(self, material: "Material") -> float:
+        """x_V^eq(T) / x_V^eq(reference_temperature_K) at fixed composition (1.0 at T_ref or
+        with follows_temperature = false)."""
+        if not self.follows_temperature:
+            return 1.0
+        return temperature_factor(material.formation_energy_Br_eV, material.temperature_K,
+                                  self.reference_temperature_K)
 
     def equilibrium_fraction(self, material: "Material", x_cl):
-        """x_V^eq at halide composition x_cl (Cl fraction of the halide sites), same shape as x_cl."""
-        return self.equilibrium_fraction_Br * material.vacancy_fraction_ratio(x_cl)
+        """x_V^eq at halide composition x_cl (Cl fraction of the halide sites) and the material's
+        temperature, same shape as x_cl.  ParameterError if it is not a site fraction below 1."""
+        x = self.equilibrium_fraction_Br * material.vacancy_fraction_ratio(x_cl)
+        factor = self.temperature_factor(material)
+        if factor != 1.0:
+            x = x * factor
+            top = float(np.max(x))
+            require(math.isfinite(top) and top < 1.0,
+                    f"equilibrium_fraction_Br: x_V^eq = {top:.3g} at temperature_K = {material.temperature_K:g} "
+                    f"(anchored at {self.equilibrium_fraction_Br:.3g} at reference_temperature_K = "
+                    f"{self.reference_temperature_K:g}) is not a site fraction below 1")
+        return x
 
 
 @dataclass(frozen=True)
@@ -583,7 +608,7 @@ def electrode_rate_law(params: DeviceParameters, field_V_per_um: float, electrod
     return RateLaw(field_factor_V_per_um=factor * abs(float(field_V_per_um)),
                    ln_alpha_Br=math.log(el.alpha_Br_um_per_V_s), ln_alpha_Cl=math.log(el.alpha_Cl_um_per_V_s),
                    linear=el.composition_dependence == "linear", annihilation=annihilation,
-                   x_eq_Br=params.vacancies.equilibrium_fraction_Br,
+                   x_eq_Br=float(params.vacancies.equilibrium_fraction(mat, 0.0)),
                    formation_energy_difference_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV)
 
 

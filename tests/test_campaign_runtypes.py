@@ -88,12 +88,12 @@ def test_registered_run_types_import_and_follow_the_protocol():
         assert isinstance(rt, FingerprintedRunType) == (name != "compare"), name  # compare: the default
     assert isinstance(runtypes.get("continuum"), PreparedRunType)
     assert not isinstance(runtypes.get("bulk"), PreparedRunType)
-    # run types live beside their libraries; only compare and onsager (both models) in coupling
+    # run types live beside their libraries; only compare, onsager and arrhenius (both models) in coupling
     homes = {name: spec.partition(":")[0] for name, spec in runtypes.REGISTRY.items()}
     assert homes == {"continuum": "ionwire.continuum.experiment", "sensitivity": "ionwire.continuum.sensitivity",
                      "bulk": "ionwire.kmc.runtypes",
                      "device": "ionwire.kmc.runtypes", "compare": "ionwire.coupling.runtypes",
-                     "onsager": "ionwire.coupling.parameterize"}
+                     "onsager": "ionwire.coupling.parameterize", "arrhenius": "ionwire.coupling.arrhenius"}
 
 
 def test_bulk_and_onsager_run_types_read_one_bulk_config():
