@@ -38,6 +38,7 @@ from .model import Problem, bias_arrays, integrate, solution_to_result, wire_pro
 from .observables import cl_uptake, cl_uptake_window, front_positions_um, front_width_um
 from ionwire.structures.bias import BiasProtocol
 from ionwire.structures.errors import ParameterError
+from ionwire.structures.parameters import alpha_keys
 from ionwire.structures.runtype import Axis, sweep_points
 from ionwire.structures.units import ELEMENTARY_CHARGE_C, site_density_per_m3
 
@@ -454,8 +455,7 @@ def summarize_protocols(cfg, points, summaries) -> dict:
         "bias": [s["bias"] for s in summaries],
         "points": [dict(p) for p in points],
         "calibrated": {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")},
-        "parameters": {"alpha_Br_um_per_V_s": cfg.electrodes.alpha_Br_um_per_V_s,
-                       "alpha_Cl_um_per_V_s": cfg.electrodes.alpha_Cl_um_per_V_s,
+        "parameters": {**dict(zip(alpha_keys(cfg.params.halides), cfg.electrodes.alphas_um_per_V_s)),
                        "n_nodes": cfg.numerics.n_nodes, "rtol": cfg.numerics.rtol},
     }
     acs = [s["ac"] for s in summaries if "ac" in s]

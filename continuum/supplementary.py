@@ -36,7 +36,7 @@ def _with_junction(cfg: ContinuumConfig, fraction: float) -> ContinuumConfig:
 
 
 def _with_vacancies(cfg: ContinuumConfig, factor: float) -> ContinuumConfig:
-    vac = dataclasses.replace(cfg.vacancies, equilibrium_fraction_Br=cfg.vacancies.equilibrium_fraction_Br * factor)
+    vac = dataclasses.replace(cfg.vacancies, reference_fraction=cfg.vacancies.reference_fraction * factor)
     return cfg.with_params(vacancies=vac)
 
 

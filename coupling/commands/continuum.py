@@ -151,12 +151,13 @@ def _run(args, cfg, out, fig, kymo=None) -> dict:
         _check_finite(summary, out)
         if args.paper_figures:
             from ionwire.continuum.experiment import with_alphas
+            from ionwire.structures.parameters import alpha_keys
             from ionwire.continuum.figures import paper_figures
 
             cal = summary.get("calibrated") or {}
             bound = cfg
             if cal:  # the figures use the parameter set of the sweep, fitted alphas included
-                bound = with_alphas(cfg, cal["alpha_Br_um_per_V_s"]["value"], cal["alpha_Cl_um_per_V_s"]["value"])
+                bound = with_alphas(cfg, *(cal[k]["value"] for k in alpha_keys(cfg.params.halides)))
             summary["paper_figures"] = paper_figures(bound, args.paper_figures, mapper=mapper)
     return summary
 

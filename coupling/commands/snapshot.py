@@ -144,7 +144,8 @@ def load_atoms(args):
                 t = float(traj.times_s[i])
                 (x, y, z), cropped = crop_ranges(args, traj.lattice)
                 what = f"frame {i} (t = {t:.4g} s)" + (f", {cropped}" if cropped else "")
-                atoms = crop_atoms(traj.lattice, occ, x=x, y=y, z=z, vacancies=args.vacancies, time_s=t)
+                atoms = crop_atoms(traj.lattice, occ, x=x, y=y, z=z, vacancies=args.vacancies, time_s=t,
+                                   halides=traj.halides)
                 atoms.info["frame"] = int(i)
                 return atoms, what
     try:
