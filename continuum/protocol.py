@@ -455,6 +455,7 @@ def summarize_protocols(cfg, points, summaries) -> dict:
         "bias": [s["bias"] for s in summaries],
         "points": [dict(p) for p in points],
         "calibrated": {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")},
+        "halides": list(cfg.params.halides),
         "parameters": {**dict(zip(alpha_keys(cfg.params.halides), cfg.electrodes.alphas_um_per_V_s)),
                        "n_nodes": cfg.numerics.n_nodes, "rtol": cfg.numerics.rtol},
     }
@@ -556,7 +557,8 @@ def plot_ac(summary: Mapping[str, Any], path=None, ax=None):
     ax.set_yscale("log")
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("|net migration per cycle| (nm)")
-    ax.set_title("ionic diode under a square wave (filled: towards Br)", fontsize=9)
+    first = (summary.get("halides") or ["Br"])[0]
+    ax.set_title(f"ionic diode under a square wave (filled: towards {first})", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _finish(fig, path)

@@ -71,6 +71,9 @@ def supplementary_figures(cfg: ContinuumConfig, outdir, mapper=map) -> dict:
     """Run S11-S15 (through ``mapper``), write OUTDIR/supplementary.h5, supplementary.json and
     figS11_additional_biases.png ... figS15_vacancy_amount_sources.png; returns the key numbers
     (final signed L per curve, um) and the file names."""
+    from .figures import _paper_pair_only
+
+    _paper_pair_only(cfg, "the supplementary figures S11-S15")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -300,3 +300,22 @@ def test_the_readme_example_of_another_pair_loads_and_the_command_lists_the_sets
     out = capsys.readouterr().out
     assert "[M83]" in out and "missing" in out and 'set = "MAPbBr3 | MAPbI3"' in out
     assert main(["materials", "--set", "CsPbF3"]) == 2
+
+
+def test_outputs_tied_to_the_papers_pair_refuse_another_pair():
+    from ionwire.continuum.io import ContinuumResult
+    from ionwire.continuum.pl import kymograph
+
+    z = np.linspace(0.0, 10.0, 21)
+    xb = np.where(z < 5.0, 1.0, 0.0)[None, :].repeat(2, axis=0)
+    ok = ContinuumResult(z, np.array([0.0, 1.0]), xb, 1 - xb, 0 * xb, 0 * xb)
+    assert kymograph(ok)["wavelength_nm"].shape[0] == 2
+    other = ContinuumResult(z, np.array([0.0, 1.0]), xb, 1 - xb, 0 * xb, 0 * xb, halides=("Br", "I"))
+    with pytest.raises(ParameterError, match="no kymograph for the halides Br, I"):
+        kymograph(other)
+    from ionwire.continuum.experiment import load_config
+    from ionwire.continuum.figures import paper_figures
+
+    cfg = load_config(_as_br_i({"run": "continuum", "electrodes": {"alpha_um_per_V_s": {"Br": 1e-5, "Cl": 1e-7}}}))
+    with pytest.raises(ParameterError, match=r"paper figures .* reproduce the experiment of CsPbBr3 \| CsPbCl3"):
+        paper_figures(cfg, "unused")
