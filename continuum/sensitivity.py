@@ -120,6 +120,12 @@ class SensitivityConfig(HoldsDeviceParameters):
         require(0 < lo < hi, "ratio_near must be [low, high] with 0 < low < high")
         ranges = self.factor_ranges()
         require(len(ranges) >= 1, "factors: at least one factor must be varied")
+        from ionwire.structures import materials
+
+        # the factors (barrier_Br_eV, log10_xv_eq_Br, ...) and their ranges are those of the paper's wire
+        require(self.params.material.set == materials.DEFAULT_SET.name,
+                f"material.set: the sensitivity factors and their ranges are those of {materials.DEFAULT_SET.name}; "
+                f"this config's set is {self.params.material.set!r}")
 
     def factor_ranges(self) -> dict[str, tuple[float, float]]:
         """{name: (low, high)} of the varied factors, in FACTORS order; ParameterError naming a bad one."""

@@ -303,8 +303,10 @@ def front_position_um(z_um: np.ndarray, x_br: np.ndarray, level: float = 0.55) -
 def sample_continuum_window(z_um, x_br, x_v, *, z_window_um: tuple[float, float] | None = None,
                             n_cells_z: int = 40, cross_section: tuple[int, int] = (4, 4),
                             lattice_constant_A: float = 5.8, vacancies: str = "omit", time_s: float | None = None,
-                            interpolation: str = "linear", rng: np.random.Generator | int | None = None) -> Atoms:
-    """Atomistic thin wire consistent with a continuum profile x_Br(z), x_V(z) in a z-window.
+                            interpolation: str = "linear", rng: np.random.Generator | int | None = None,
+                            halides: tuple[str, str] = HALIDE_SYMBOLS) -> Atoms:
+    """Atomistic thin wire consistent with a continuum profile x_Br(z), x_V(z) in a z-window
+    (``x_br``: the first halide's fraction; ``halides``: the elements of the pair).
 
     ``z_um``: float64[nz] grid (um); ``x_br``, ``x_v``: float64[nz] site fractions on it.
     The wire has ``cross_section = (nx, ny)`` cells (periodic x, y) and spans
@@ -355,7 +357,7 @@ def sample_continuum_window(z_um, x_br, x_v, *, z_window_um: tuple[float, float]
     xv_p = np.clip(xv_p, 0.0, 1.0)
     xb_p = np.clip(xb_p, 0.0, 1.0 - xv_p)
     occ = occupancy_from_profile(lattice, xb_p, xv_p, rng=rng)
-    atoms = perovskite_atoms(lattice, occ, vacancies=vacancies, time_s=time_s)
+    atoms = perovskite_atoms(lattice, occ, vacancies=vacancies, time_s=time_s, halides=halides)
     atoms.info["z0_um"] = float(z0)
     return atoms
 

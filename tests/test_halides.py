@@ -319,3 +319,30 @@ def test_outputs_tied_to_the_papers_pair_refuse_another_pair():
     cfg = load_config(_as_br_i({"run": "continuum", "electrodes": {"alpha_um_per_V_s": {"Br": 1e-5, "Cl": 1e-7}}}))
     with pytest.raises(ParameterError, match=r"paper figures .* reproduce the experiment of CsPbBr3 \| CsPbCl3"):
         paper_figures(cfg, "unused")
+
+
+def test_a_continuum_profile_becomes_atoms_of_the_pair():
+    from ionwire.structures.atoms import sample_continuum_window
+
+    z = np.linspace(0.0, 1.0, 101)
+    x_br = np.where(z < 0.5, 1.0, 0.0)
+    atoms = sample_continuum_window(z, x_br, np.zeros_like(z), n_cells_z=20, halides=("Br", "I"), rng=1)
+    symbols = set(atoms.get_chemical_symbols())
+    assert {"Br", "I", "Cs", "Pb"} == symbols
+    default = sample_continuum_window(z, x_br, np.zeros_like(z), n_cells_z=20, rng=1)
+    np.testing.assert_array_equal(np.array(atoms.get_chemical_symbols()) == "I",
+                                  np.array(default.get_chemical_symbols()) == "Cl")
+
+
+def test_the_sensitivity_study_of_the_papers_wire_refuses_another_set():
+    import tomllib
+    from pathlib import Path
+
+    from ionwire.continuum.sensitivity import load_config
+
+    d = tomllib.loads((Path(__file__).resolve().parent.parent / "runs" / "sensitivity.toml").read_text())
+    assert load_config(d).params.material.set == materials.DEFAULT_SET.name
+    d = _as_br_i(dict(d, electrodes=dict(d.get("electrodes", {}), alpha_um_per_V_s={"Br": 1e-5, "Cl": 1e-7})))
+    with pytest.raises(ParameterError, match=r"^material\.set: the sensitivity factors .* this config's set is "
+                                             r"'CsPbBr3 \| CsPbI3'"):
+        load_config(d)
