@@ -514,14 +514,14 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         summ["nominal_hop_bias_eEs_over_kT"] = float(E_max * 1e6 * h_um * 1e-6 / kT / 2.0)
         directions[name] = summ
         arrays_all[name] = arrays
-        R.plot_direction(arrays, name, outdir)
+        R.plot_direction(arrays, name, outdir, halides=cfg.params.halides)
     rect = None if cfg.bias is not None else rectification_summary(c.fields_V_per_um, names, arrays_all,
                                                                    resolution_nm=h_um * 1e3 / math.sqrt(12.0))
     if rect is not None:
         R.plot_rectification(c.times_s, rect, {n: {"kmc": arrays_all[n]["front_kmc_nm"],
                                                    "continuum": arrays_all[n]["front_continuum_nm"]}
                                                for n in (rect["forward"], rect["reverse"])}, "nm", outdir,
-                             title=f"rectification at ±{rect['field_V_per_um']:g} V/um")
+                             title=f"rectification at ±{rect['field_V_per_um']:g} V/um", halides=cfg.params.halides)
     electrode = None
     if cfg.electrode_kinetics is not None:
         from .electrode_kinetics import measure_and_fit
