@@ -65,7 +65,7 @@ from .observables import (UPTAKE_WINDOW_UM, cl_uptake, cl_uptake_window, front_p
                           linear_fit)
 from ionwire.structures import materials, paper
 from ionwire.structures.bias import BiasProtocol, resolve_bias
-from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, alpha_keys, from_mapping,
+from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, alpha_keys, from_mapping, uptake_key,
                                            inline_field, read_toml, require, to_mapping)
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
@@ -248,8 +248,8 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         "field_V_per_um": float(field_V_per_um),
         "migration_length_um": float(lengths[-1]),
         "front_um": float(front[-1]),
-        "cl_uptake": cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
-        "cl_uptake_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
+        uptake_key(cfg.params.halides): cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
+        uptake_key(cfg.params.halides) + "_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
         "front_width_um": front_width_um(res.z_um, res.x_br[-1], front[-1]),
         "front_width_um_t": [None if not np.isfinite(w) else float(w) for w in
                              (front_width_um(res.z_um, row, f) for row, f in zip(res.x_br, front))],
@@ -277,7 +277,8 @@ def result_arrays(res: WireResult) -> dict[str, np.ndarray]:
 
 def _run_attrs(cfg: ContinuumConfig, summary: dict) -> dict:
     return {"field_V_per_um": summary["field_V_per_um"], "migration_length_um": summary["migration_length_um"],
-            "cl_uptake": summary["cl_uptake"], "junction_um": cfg.geometry.junction_um, "summary": summary}
+            uptake_key(cfg.params.halides): summary[uptake_key(cfg.params.halides)],
+            "junction_um": cfg.geometry.junction_um, "summary": summary}
 
 
 def _plain(cfg: ContinuumConfig) -> dict:
@@ -510,14 +511,16 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
     out: dict[str, Any] = {"field_V_per_um": fields, "migration_length_um": lengths}
     i_fwd = int(np.argmax(e))
     out.update(_ratio(fields, lengths))
-    out["cl_uptake"] = float(summaries[i_fwd]["cl_uptake"]) if e[i_fwd] > 0 else None
-    out["cl_uptake_definition"] = ("volume-weighted mean x_Cl over the original Br segment (0 <= z <= junction) "
-                                   f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
-    out["cl_uptake_window"] = float(summaries[i_fwd]["cl_uptake_window"]) if e[i_fwd] > 0 else None
-    out["cl_uptake_window_definition"] = (f"volume-weighted mean x_Cl over the {UPTAKE_WINDOW_UM:g} um behind the "
-                                          f"initial junction (junction - {UPTAKE_WINDOW_UM:g} um <= z <= junction, Br side) after "
-                                          f"{cfg.duration_s:g} s at {e[i_fwd]:+g} V/um: independent of the Br segment "
-                                          "length; to compare with the PL estimate of ~12 %")
+    a, b = cfg.params.halides
+    uk = uptake_key(cfg.params.halides)
+    out[uk] = float(summaries[i_fwd][uk]) if e[i_fwd] > 0 else None
+    out[uk + "_definition"] = (f"volume-weighted mean x_{b} over the original {a} segment (0 <= z <= junction) "
+                               f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
+    out[uk + "_window"] = float(summaries[i_fwd][uk + "_window"]) if e[i_fwd] > 0 else None
+    out[uk + "_window_definition"] = (f"volume-weighted mean x_{b} over the {UPTAKE_WINDOW_UM:g} um behind the "
+                                      f"initial junction (junction - {UPTAKE_WINDOW_UM:g} um <= z <= junction, {a} side) "
+                                      f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um: independent of the {a} segment "
+                                      "length; to compare with the PL estimate of ~12 %")
     out["calibrated"] = {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")}
     if not out["calibrated"]:
         out["calibrated"] = {}
@@ -540,8 +543,8 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
                          "f0": list(f0_used(cfg)),
                          "potential_imposed_at": cfg.geometry.potential_imposed_at}
     out["front_width_um"] = [float(s["front_width_um"]) for s in summaries]
-    out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake",
-                                            "cl_uptake_window", "front_width_um",
+    out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", uk,
+                                            uk + "_window", "front_width_um",
                                             "min_fraction", "steps", "newton_iterations", "wall_s") if k in s}
                         for s in summaries]
     out["wall_s"] = float(wall_s) if wall_s is not None else float(sum(s["wall_s"] for s in summaries))
@@ -687,7 +690,7 @@ class ContinuumRun:
         figure = Path(outdir) / "fig1e.png"
         plot_fig1e(out, figure)
         out["figure"] = str(figure)
-        cols = ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake")
+        cols = ("field_V_per_um", "migration_length_um", "front_um", uptake_key(cfg.params.halides))
         path = Path(outdir) / "fig1e.csv"
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)

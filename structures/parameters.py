@@ -909,6 +909,11 @@ def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, elect
     return np.asarray(r_c, dtype=float), np.asarray(r_d, dtype=float)
 
 
+def uptake_key(halides: tuple[str, str]) -> str:
+    """The name of the second halide's uptake by the first segment in summaries: cl_uptake for Br, Cl."""
+    return f"{halides[1].lower()}_uptake"
+
+
 def alpha_keys(halides: tuple[str, str]) -> tuple[str, str]:
     """The names of the two electrode rates in JSON summaries and records: alpha_<X>_um_per_V_s."""
     return tuple(f"alpha_{h}_um_per_V_s" for h in halides)

@@ -269,6 +269,8 @@ def test_a_relabelled_continuum_sweep_is_identical_and_carries_the_new_names(tmp
     assert out_cl["migration_length_um"] == out_i["migration_length_um"]
     assert out_cl["migration_length_um"][1] > 0  # forward: the front moves towards the first halide
     assert out_i["halides"] == ["Br", "I"] and "alpha_I_um_per_V_s" in out_i["parameters"]
+    assert "cl_uptake" not in out_i and out_i["i_uptake"] == out_cl["cl_uptake"] > 0
+    assert out_i["i_uptake_definition"].startswith("volume-weighted mean x_I over the original Br segment")
     for a, b in zip(cio.read_results(tmp_path / "cl.h5"), cio.read_results(tmp_path / "i.h5")):
         assert a.halides == ("Br", "Cl") and b.halides == ("Br", "I")
         assert set(b.arrays) == {k.replace("_cl", "_i") for k in a.arrays}

@@ -78,7 +78,8 @@ def run(args) -> int:
         print(json.dumps(summary, indent=1))
     else:
         print(f"wrote {out} and {fig}" + (f" and {kymo}" if kymo else ""))
-        for k in ("rectification_ratio", "cl_uptake", "forward_linear_fit", "reverse_max_abs_um", "wall_s"):
+        for k in ("rectification_ratio", f"{cfg.params.halides[1].lower()}_uptake", "forward_linear_fit",
+                  "reverse_max_abs_um", "wall_s"):
             print(f"{k}: {summary.get(k)}")
         for k, v in (summary.get("calibrated") or {}).items():
             print(f"calibrated {k} = {v['value']:.4g} (paper {v['paper_value']:.3g}; fitted to {v['fitted_to']}; "
