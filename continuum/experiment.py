@@ -63,9 +63,9 @@ from . import io as cio
 from .model import Numerics, WireResult, default_f0, simulate_wire, integrate, wire_problem
 from .observables import (UPTAKE_WINDOW_UM, cl_uptake, cl_uptake_window, front_positions_um, front_width_um,
                           linear_fit)
-from ionwire.structures import paper
+from ionwire.structures import materials, paper
 from ionwire.structures.bias import BiasProtocol, resolve_bias
-from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
+from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, alpha_keys, from_mapping, uptake_key,
                                            inline_field, read_toml, require, to_mapping)
 
 DEFAULT_FIELDS = tuple(float(x) for x in np.arange(-4.0, 4.01, 0.5))
@@ -214,7 +214,7 @@ def f0_used(cfg: ContinuumConfig) -> tuple[float | None, str]:
 
 
 def with_alphas(cfg: ContinuumConfig, alpha_br: float, alpha_cl: float) -> ContinuumConfig:
-    el = dataclasses.replace(cfg.electrodes, alpha_Br_um_per_V_s=float(alpha_br), alpha_Cl_um_per_V_s=float(alpha_cl))
+    el = dataclasses.replace(cfg.electrodes, alphas_um_per_V_s=(float(alpha_br), float(alpha_cl)))
     return cfg.with_params(electrodes=el)
 
 
@@ -248,8 +248,8 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         "field_V_per_um": float(field_V_per_um),
         "migration_length_um": float(lengths[-1]),
         "front_um": float(front[-1]),
-        "cl_uptake": cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
-        "cl_uptake_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
+        uptake_key(cfg.params.halides): cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
+        uptake_key(cfg.params.halides) + "_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
         "front_width_um": front_width_um(res.z_um, res.x_br[-1], front[-1]),
         "front_width_um_t": [None if not np.isfinite(w) else float(w) for w in
                              (front_width_um(res.z_um, row, f) for row, f in zip(res.x_br, front))],
@@ -268,15 +268,17 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
 
 
 def result_arrays(res: WireResult) -> dict[str, np.ndarray]:
-    return {"z_um": res.z_um, "volume_um": res.volume_um, "times_s": res.times_s, "x_br": res.x_br,
-            "x_cl": res.x_cl, "x_v": res.x_v, "phi_V": res.phi_V, "j_v": res.j_v, "j_br": res.j_br,
-            "q_v": res.q_v, "q_br": res.q_br, "front_um": res.metadata["front_um"],
-            "migration_length_um": res.metadata["migration_length_um_t"]}
+    """The arrays of a result by their file names (continuum.io.variables of its halides)."""
+    return cio.file_names({"z_um": res.z_um, "volume_um": res.volume_um, "times_s": res.times_s, "x_br": res.x_br,
+                           "x_cl": res.x_cl, "x_v": res.x_v, "phi_V": res.phi_V, "j_v": res.j_v, "j_br": res.j_br,
+                           "q_v": res.q_v, "q_br": res.q_br, "front_um": res.metadata["front_um"],
+                           "migration_length_um": res.metadata["migration_length_um_t"]}, res.halides)
 
 
 def _run_attrs(cfg: ContinuumConfig, summary: dict) -> dict:
     return {"field_V_per_um": summary["field_V_per_um"], "migration_length_um": summary["migration_length_um"],
-            "cl_uptake": summary["cl_uptake"], "junction_um": cfg.geometry.junction_um, "summary": summary}
+            uptake_key(cfg.params.halides): summary[uptake_key(cfg.params.halides)],
+            "junction_um": cfg.geometry.junction_um, "summary": summary}
 
 
 def _plain(cfg: ContinuumConfig) -> dict:
@@ -370,15 +372,16 @@ def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
     vacancy-depleted electrode's segment: alpha_Br forward, alpha_Cl reverse), started from the
     config's alphas (default: the paper's).  The two target fields of an iteration go to
     ``mapper`` together (run in parallel by a parallel mapper).
-    Record (JSON-able): {"alpha_Br_um_per_V_s": {...}, "alpha_Cl_um_per_V_s": {...},
+    Record (JSON-able): {"alpha_<A>_um_per_V_s": {...}, "alpha_<B>_um_per_V_s": {...} (A, B the halides),
     "iterations", "converged", "history", "wall_s", "method"}; each parameter entry holds value,
     paper_value, start_value, fitted_to (text), target_um, achieved_um, residual_um.
     """
     t0 = time.perf_counter()
     cal = cfg.calibration
+    ka, kb = alpha_keys(cfg.params.halides)
     ef, er = cal.forward_field_V_per_um, cal.reverse_field_V_per_um
     tf, tr = cal.forward_length_um, cal.reverse_length_um
-    la = np.array([math.log(cfg.electrodes.alpha_Br_um_per_V_s), math.log(cfg.electrodes.alpha_Cl_um_per_V_s)])
+    la = np.array([math.log(cfg.electrodes.alphas_um_per_V_s[0]), math.log(cfg.electrodes.alphas_um_per_V_s[1])])
     target = np.log([tf, tr])
     la0 = la.copy()
     history = []
@@ -390,7 +393,7 @@ def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
         sf, sr = map_fields(trial, [ef, er], mapper)
         lf = sf["migration_length_um"]
         lr = sr["migration_length_um"] if cal.reverse_target_signed else abs(sr["migration_length_um"])
-        history.append({"alpha_Br_um_per_V_s": math.exp(la[0]), "alpha_Cl_um_per_V_s": math.exp(la[1]),
+        history.append({ka: math.exp(la[0]), kb: math.exp(la[1]),
                         "L_forward_um": sf["migration_length_um"], "L_reverse_um": sr["migration_length_um"]})
         got = np.log(np.maximum([lf, lr], 1e-9))
         resid = np.array([lf / tf - 1.0, lr / tr - 1.0])
@@ -415,18 +418,18 @@ def calibrate(cfg: ContinuumConfig, mapper=map) -> dict:
         "converged": converged,
         "history": history,
         "wall_s": time.perf_counter() - t0,
-        "alpha_Br_um_per_V_s": {
-            "value": history[-1]["alpha_Br_um_per_V_s"], "paper_value": paper.ALPHA_BR.value,
-            "start_value": cfg.electrodes.alpha_Br_um_per_V_s,
+        ka: {
+            "value": history[-1][ka], "paper_value": paper.ALPHA_BR.value,
+            "start_value": cfg.electrodes.alphas_um_per_V_s[0],
             "fitted_to": f"L({ef:+g} V/um, {cfg.duration_s / 3600:g} h) = {tf} um (docs/model.md section 1: mu E t "
                          f"on the linear forward branch, paper mobility {paper.MOBILITY.value:g} "
                          f"{paper.MOBILITY.unit})",
             "signed": True,
             "target_um": tf, "achieved_um": history[-1]["L_forward_um"],
             "residual_um": history[-1]["L_forward_um"] - tf},
-        "alpha_Cl_um_per_V_s": {
-            "value": history[-1]["alpha_Cl_um_per_V_s"], "paper_value": paper.ALPHA_CL.value,
-            "start_value": cfg.electrodes.alpha_Cl_um_per_V_s,
+        kb: {
+            "value": history[-1][kb], "paper_value": paper.ALPHA_CL.value,
+            "start_value": cfg.electrodes.alphas_um_per_V_s[1],
             "fitted_to": (f"L({er:+g} V/um, {cfg.duration_s / 3600:g} h) = +{tr} um, signed (towards the Br segment)"
                           if cal.reverse_target_signed else
                           f"|L({er:+g} V/um, {cfg.duration_s / 3600:g} h)| = {tr} um, magnitude only")
@@ -445,14 +448,15 @@ def predict_paper_alphas(cfg: ContinuumConfig, mapper=map) -> dict:
     Returns {"field_V_per_um": [...], "migration_length_um": [...] (signed: > 0 towards the Br
     segment), "rectification_ratio": L(largest forward field) / |L(largest reverse field)|,
     "reverse_sign": the sign of L at the largest reverse field (+1 towards Br, -1 towards Cl),
-    "alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s"}."""
+    "alpha_<A>_um_per_V_s", "alpha_<B>_um_per_V_s"} (A, B the halides)."""
+    ka, kb = alpha_keys(cfg.params.halides)
     uncalibrated = dataclasses.replace(with_alphas(cfg, paper.ALPHA_BR.value, paper.ALPHA_CL.value),
                                        calibration_record=None)
     fields = [float(e) for e in cfg.sweep.field_V_per_um]
     summaries = map_fields(uncalibrated, fields, mapper)
     lengths = [float(s["migration_length_um"]) for s in summaries]
     out = {"field_V_per_um": fields, "migration_length_um": lengths,
-           "alpha_Br_um_per_V_s": paper.ALPHA_BR.value, "alpha_Cl_um_per_V_s": paper.ALPHA_CL.value}
+           ka: paper.ALPHA_BR.value, kb: paper.ALPHA_CL.value}
     out.update(_ratio(fields, lengths))
     return out
 
@@ -480,7 +484,8 @@ def bind(cfg: ContinuumConfig, record: Mapping[str, Any]) -> ContinuumConfig:
     """cfg with the fitted alphas of ``record`` (from :func:`calibrate`) and the record itself."""
     if not record:
         return cfg
-    out = with_alphas(cfg, record["alpha_Br_um_per_V_s"]["value"], record["alpha_Cl_um_per_V_s"]["value"])
+    ka, kb = alpha_keys(cfg.params.halides)
+    out = with_alphas(cfg, record[ka]["value"], record[kb]["value"])
     return dataclasses.replace(out, calibration_record=json.dumps(dict(record)))
 
 
@@ -506,14 +511,16 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
     out: dict[str, Any] = {"field_V_per_um": fields, "migration_length_um": lengths}
     i_fwd = int(np.argmax(e))
     out.update(_ratio(fields, lengths))
-    out["cl_uptake"] = float(summaries[i_fwd]["cl_uptake"]) if e[i_fwd] > 0 else None
-    out["cl_uptake_definition"] = ("volume-weighted mean x_Cl over the original Br segment (0 <= z <= junction) "
-                                   f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
-    out["cl_uptake_window"] = float(summaries[i_fwd]["cl_uptake_window"]) if e[i_fwd] > 0 else None
-    out["cl_uptake_window_definition"] = (f"volume-weighted mean x_Cl over the {UPTAKE_WINDOW_UM:g} um behind the "
-                                          f"initial junction (junction - {UPTAKE_WINDOW_UM:g} um <= z <= junction, Br side) after "
-                                          f"{cfg.duration_s:g} s at {e[i_fwd]:+g} V/um: independent of the Br segment "
-                                          "length; to compare with the PL estimate of ~12 %")
+    a, b = cfg.params.halides
+    uk = uptake_key(cfg.params.halides)
+    out[uk] = float(summaries[i_fwd][uk]) if e[i_fwd] > 0 else None
+    out[uk + "_definition"] = (f"volume-weighted mean x_{b} over the original {a} segment (0 <= z <= junction) "
+                               f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um")
+    out[uk + "_window"] = float(summaries[i_fwd][uk + "_window"]) if e[i_fwd] > 0 else None
+    out[uk + "_window_definition"] = (f"volume-weighted mean x_{b} over the {UPTAKE_WINDOW_UM:g} um behind the "
+                                      f"initial junction (junction - {UPTAKE_WINDOW_UM:g} um <= z <= junction, {a} side) "
+                                      f"after {cfg.duration_s:g} s at {e[i_fwd]:+g} V/um: independent of the {a} segment "
+                                      "length; to compare with the PL estimate of ~12 %")
     out["calibrated"] = {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")}
     if not out["calibrated"]:
         out["calibrated"] = {}
@@ -529,13 +536,15 @@ def summarize(cfg: ContinuumConfig, points, summaries, wall_s: float | None = No
     rev = e < 0
     if rev.any():
         out["reverse_max_abs_um"] = float(np.max(np.abs(l_arr[rev])))
-    out["parameters"] = {"alpha_Br_um_per_V_s": cfg.electrodes.alpha_Br_um_per_V_s,
-                         "alpha_Cl_um_per_V_s": cfg.electrodes.alpha_Cl_um_per_V_s,
+    ka, kb = alpha_keys(cfg.params.halides)
+    out["halides"] = list(cfg.params.halides)
+    out["parameters"] = {ka: cfg.electrodes.alphas_um_per_V_s[0],
+                         kb: cfg.electrodes.alphas_um_per_V_s[1],
                          "f0": list(f0_used(cfg)),
                          "potential_imposed_at": cfg.geometry.potential_imposed_at}
     out["front_width_um"] = [float(s["front_width_um"]) for s in summaries]
-    out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake",
-                                            "cl_uptake_window", "front_width_um",
+    out["per_field"] = [{k: s[k] for k in ("field_V_per_um", "migration_length_um", "front_um", uk,
+                                            uk + "_window", "front_width_um",
                                             "min_fraction", "steps", "newton_iterations", "wall_s") if k in s}
                         for s in summaries]
     out["wall_s"] = float(wall_s) if wall_s is not None else float(sum(s["wall_s"] for s in summaries))
@@ -638,7 +647,8 @@ def run_sweep(cfg: ContinuumConfig, out_h5, mapper=map, calibrate_first: bool = 
     summaries = map_fields(cfg, [p["field_V_per_um"] for p in points], mapper, write)
     sweep_wall = time.perf_counter() - t1
     out = summarize(cfg, points, summaries)
-    out["prediction_paper_alphas"] = predict_paper_alphas(cfg, mapper)
+    if cfg.params.material.set == materials.DEFAULT_SET.name:  # the paper's alphas belong to its Br | Cl wire
+        out["prediction_paper_alphas"] = predict_paper_alphas(cfg, mapper)
     out["wall_s"] = time.perf_counter() - t0
     out["sweep_wall_s"] = sweep_wall
     out["calibration_wall_s"] = cal_wall
@@ -675,11 +685,12 @@ class ContinuumRun:
 
             return reduce_protocols(cfg, points, results, outdir)
         out = summarize(cfg, points, results)
-        out["prediction_paper_alphas"] = predict_paper_alphas(cfg)
+        if cfg.params.material.set == materials.DEFAULT_SET.name:
+            out["prediction_paper_alphas"] = predict_paper_alphas(cfg)
         figure = Path(outdir) / "fig1e.png"
         plot_fig1e(out, figure)
         out["figure"] = str(figure)
-        cols = ("field_V_per_um", "migration_length_um", "front_um", "cl_uptake")
+        cols = ("field_V_per_um", "migration_length_um", "front_um", uptake_key(cfg.params.halides))
         path = Path(outdir) / "fig1e.csv"
         with open(path, "w", newline="") as fh:
             w = csv.writer(fh)

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ionwire.structures import paper
+from ionwire.structures.parameters import DEFAULT_HALIDES, alpha_keys
 
 
 def paper_points(duration_s: float) -> tuple[tuple[float, float], ...]:
@@ -59,6 +60,8 @@ def fig1e_pair_figure(summary: Mapping[str, Any], axes=None):
     import matplotlib.pyplot as plt
 
     pred = summary["prediction_paper_alphas"]
+    halides = tuple(summary.get("halides", DEFAULT_HALIDES))
+    ka, kb = alpha_keys(halides)
     duration_s = float(summary.get("duration_s", paper.BIAS_DURATION.value))
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.9), dpi=150, sharey=True)
@@ -66,15 +69,15 @@ def fig1e_pair_figure(summary: Mapping[str, Any], axes=None):
         fig = axes[0].figure
     _panel(axes[0], pred["field_V_per_um"], pred["migration_length_um"], pred.get("rectification_ratio"),
            pred.get("reverse_sign"),
-           f"(a) prediction, paper alphas (Br {pred['alpha_Br_um_per_V_s']:.2g}, "
-           f"Cl {pred['alpha_Cl_um_per_V_s']:.2g} um/(V s)), nothing fitted", duration_s, color="C2")
+           f"(a) prediction, paper alphas ({halides[0]} {pred[ka]:.2g}, "
+           f"{halides[1]} {pred[kb]:.2g} um/(V s)), nothing fitted", duration_s, color="C2")
     par = summary.get("parameters", {})
     cal = summary.get("calibrated") or {}
     kind = "calibrated" if cal else "as configured"
     _panel(axes[1], summary["field_V_per_um"], summary["migration_length_um"], summary.get("rectification_ratio"),
            summary.get("reverse_sign"),
-           f"(b) {kind} model (Br {par.get('alpha_Br_um_per_V_s', float('nan')):.2g}, "
-           f"Cl {par.get('alpha_Cl_um_per_V_s', float('nan')):.2g} um/(V s))",
+           f"(b) {kind} model ({halides[0]} {par.get(ka, float('nan')):.2g}, "
+           f"{halides[1]} {par.get(kb, float('nan')):.2g} um/(V s))",
            duration_s, fit=summary.get("forward_linear_fit"))
     targets = summary.get("calibration_targets") or []
     if cal and targets:  # the config's calibration targets (|L| unless the reverse one is signed)

@@ -32,11 +32,22 @@ def _variant(cfg: ContinuumConfig, **electrodes) -> ContinuumConfig:
     return cfg.with_params(electrodes=dataclasses.replace(cfg.electrodes, **electrodes))
 
 
+def _paper_pair_only(cfg: ContinuumConfig, what: str) -> None:
+    """ParameterError unless cfg is the paper's CsPbBr3 | CsPbCl3 wire (the default material set)."""
+    from ionwire.structures import materials
+    from ionwire.structures.errors import ParameterError
+
+    if cfg.params.material.set != materials.DEFAULT_SET.name:
+        raise ParameterError(f"{what} reproduce the experiment of {materials.DEFAULT_SET.name}; this config's "
+                             f"material set is {cfg.params.material.set!r}")
+
+
 def paper_figures(cfg: ContinuumConfig, outdir, mapper=map) -> dict:
     """Run every variant (through ``mapper``, ``map(fn, iterable)`` semantics; default serial),
     write OUTDIR/paper_figures.h5, paper_figures.json and the PNGs.
 
     Returns a JSON-able dict of the key numbers and file names."""
+    _paper_pair_only(cfg, "the paper figures (Figs. 2, 3, S10, S16)")
     import matplotlib
 
     matplotlib.use("Agg")

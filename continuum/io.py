@@ -94,6 +94,51 @@ _ATTR_OF_COORD = {"z": "z_um", "time": "times_s"}
 TIME_SERIES = ("applied_field", "applied_voltage", "current_br_left", "current_cl_left", "current_br_right",
                "current_cl_right", "current_gap", "charge_passed")
 _OPTIONAL = ("j_v", "j_br", "q_v", "q_br", "volume_um", "front_um", "migration_length_um") + TIME_SERIES
+#: the halide pair of a file that does not say (written before the pair was data); the names
+#: above are those of this pair
+DEFAULT_HALIDES = ("Br", "Cl")
+
+
+def _relabel_name(name: str, halides) -> str:
+    import re
+
+    return re.sub(r"(?<=_)(br|cl)(?=_|$)", lambda m: halides[0 if m[1] == "br" else 1].lower(), name)
+
+
+def _relabel_text(text: str, halides) -> str:
+    import re
+
+    return re.sub(r"\b(Br|Cl)\b", lambda m: halides[0 if m[1] == "Br" else 1], text)
+
+
+def variables(halides=DEFAULT_HALIDES) -> dict[str, tuple[str, tuple, str, str]]:
+    """The variables of a result of the pair ``halides``: file (and xarray) name -> (attribute
+    of ContinuumResult, dimensions, units, long_name).  Names carry the halides' symbols in lower
+    case (x_br, x_cl for Br, Cl; x_br, x_i for Br, I); the attributes are positional (x_br: the
+    first halide, x_cl: the second)."""
+    return {_relabel_name(k, halides): (k, dims, u, _relabel_text(ln, halides)) for k, (dims, u, ln) in VARIABLES.items()}
+
+
+def file_names(arrays: dict, halides=DEFAULT_HALIDES) -> dict:
+    """``arrays`` keyed by ContinuumResult attribute names (z_um, times_s, x_br, ...) re-keyed by
+    the file names of the pair ``halides``."""
+    return {_relabel_name(k, halides) if k in VARIABLES else k: v for k, v in arrays.items()}
+
+
+def _halides_of_config(config) -> tuple[str, str]:
+    mat = config.get("material") if isinstance(config, dict) else None
+    pair = mat.get("halides") if isinstance(mat, dict) else None
+    return tuple(pair) if pair else DEFAULT_HALIDES
+
+
+def _file_halides(f) -> tuple[str, str]:
+    raw = f.attrs.get("halides")
+    if raw is None:
+        return DEFAULT_HALIDES
+    pair = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    return (str(pair[0]), str(pair[1]))
+
+
 _V1_ARRAYS = ("z_um", "volume_um", "times_s", "x_br", "x_cl", "x_v", "phi_V", "j_v", "j_br", "q_v", "q_br",
               "front_um", "migration_length_um")
 
@@ -135,6 +180,8 @@ class ContinuumResult:
     current_cl_right: np.ndarray | None = None
     current_gap: np.ndarray | None = None
     charge_passed: np.ndarray | None = None
+    #: the halide pair (first, second): names the variables (x_br, x_cl for Br, Cl)
+    halides: tuple = DEFAULT_HALIDES
 
     @property
     def field_V_per_um(self) -> float:
@@ -142,10 +189,11 @@ class ContinuumResult:
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every array of the result by its file name (z_um and times_s included)."""
+        """Every array of the result by its file name (z_um and times_s included; the names of
+        :func:`variables` for the result's halides)."""
         out = {"z_um": self.z_um, "times_s": self.times_s}
-        for name in VARIABLES:
-            value = getattr(self, name)
+        for name, (attr, _, _, _) in variables(self.halides).items():
+            value = getattr(self, attr)
             if value is not None:
                 out[name] = value
         return out
@@ -177,19 +225,21 @@ class ContinuumResult:
                   if name != "z_face" or self.j_v is not None}
         if "field_V_per_um" in self.metadata:
             coords["field"] = ((), self.field_V_per_um, {"units": FIELD[2], "long_name": FIELD[3]})
-        data = {name: (dims, np.asarray(getattr(self, name)), {"units": u, "long_name": ln})
-                for name, (dims, u, ln) in VARIABLES.items() if getattr(self, name) is not None}
+        data = {name: (dims, np.asarray(getattr(self, attr)), {"units": u, "long_name": ln})
+                for name, (attr, dims, u, ln) in variables(self.halides).items() if getattr(self, attr) is not None}
         attrs = {k: (v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=_json_default))
                  for k, v in self.metadata.items()
                  if isinstance(v, (str, int, float, bool, dict, list)) and k not in ("field_V_per_um",)}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
-    def plot(self, quantity: str = "x_br", times_s=None, ax=None):
-        """Profiles of ``quantity`` (a name of VARIABLES on the nodes) against z at the output
-        times closest to ``times_s`` (default: first, middle, last); draws into ``ax`` (a new
-        figure if None) and returns the figure."""
-        if quantity not in VARIABLES or VARIABLES[quantity][0] != ("time", "z"):
-            raise ValueError(f"quantity must be one of {[k for k, v in VARIABLES.items() if v[0] == ('time', 'z')]}, "
+    def plot(self, quantity: str | None = None, times_s=None, ax=None):
+        """Profiles of ``quantity`` (a file name of :func:`variables` on the nodes; default the
+        first halide's fraction, e.g. x_br) against z at the output times closest to ``times_s``
+        (default: first, middle, last); draws into ``ax`` (a new figure if None) and returns the figure."""
+        table = variables(self.halides)
+        quantity = f"x_{self.halides[0].lower()}" if quantity is None else quantity
+        if quantity not in table or table[quantity][1] != ("time", "z"):
+            raise ValueError(f"quantity must be one of {[k for k, v in table.items() if v[1] == ('time', 'z')]}, "
                              f"got {quantity!r}")
         if ax is None:
             import matplotlib.pyplot as plt
@@ -202,10 +252,10 @@ class ContinuumResult:
             idx = sorted({0, t.size // 2, t.size - 1})
         else:
             idx = [int(np.argmin(np.abs(t - float(ts)))) for ts in np.atleast_1d(times_s)]
-        values = getattr(self, quantity)
+        attr, _, units, long_name = table[quantity]
+        values = getattr(self, attr)
         for i in idx:
             ax.plot(self.z_um, values[i], label=f"t = {t[i]:.3g} s")
-        _, units, long_name = VARIABLES[quantity]
         ax.set_xlabel("z (um)")
         ax.set_ylabel(f"{long_name} ({units})" if units != "1" else long_name)
         ax.legend(fontsize=7)
@@ -257,8 +307,11 @@ def _guarded(f, path):
         raise
 
 
-def create(path, config: dict, calibrated: dict | None = None) -> None:
-    """Create (truncate) a result file with the root attributes and an empty run index."""
+def create(path, config: dict, calibrated: dict | None = None, halides=None) -> None:
+    """Create (truncate) a result file with the root attributes and an empty run index;
+    ``halides``: the pair that names the variables (default: config's material.halides, else Br, Cl),
+    stored as the root attribute ``halides``."""
+    halides = tuple(halides) if halides is not None else _halides_of_config(config)
     import h5py
 
     from ionwire.structures.hdf5 import dimension, ensure_space, mark
@@ -273,6 +326,7 @@ def create(path, config: dict, calibrated: dict | None = None) -> None:
         f.attrs["title"] = "ionwire continuum model: profiles of a biased halide heterojunction wire"
         f.attrs["creator"] = "ionwire continuum"
         f.attrs["config"] = json.dumps(config)
+        f.attrs["halides"] = json.dumps(list(halides))
         f.attrs["calibrated"] = json.dumps(calibrated or {})
         run = dimension(f, "run", np.zeros(0, dtype=np.int64), None, "run group index (/runs/<run>)",
                         maxshape=(None,))
@@ -285,17 +339,24 @@ def create(path, config: dict, calibrated: dict | None = None) -> None:
 
 def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dict[str, Any]) -> str:
     """Append one field (a :class:`ContinuumResult` or its arrays by file name: z_um, times_s,
-    x_br, ... as in the module docstring) with scalar attrs; flushes.  Returns the group name."""
+    x_br, ... as in the module docstring, named for the file's halides) with scalar attrs;
+    flushes.  Returns the group name."""
     import h5py
 
     from ionwire.structures.hdf5 import dimension, ensure_space, variable
 
+    with _guarded(h5py.File(path, "r"), path) as f:
+        halides = _file_halides(f)
     if isinstance(arrays, ContinuumResult):
+        if tuple(arrays.halides) != halides:
+            raise ValueError(f"a result of the halides {arrays.halides} cannot go into {Path(path).name}, "
+                             f"a file of {halides}")
         arrays = arrays.arrays
+    table = variables(halides)
     z = np.asarray(arrays["z_um"], dtype=np.float64)
     t = np.asarray(arrays["times_s"], dtype=np.float64)
     sizes = {"z": z.size, "time": t.size, "z_face": z.size - 1}
-    for k, (dims, _, _) in VARIABLES.items():
+    for k, (_, dims, _, _) in table.items():
         if k in arrays and np.shape(arrays[k]) != tuple(sizes[d] for d in dims):
             raise ValueError(f"{k} must have shape {tuple(sizes[d] for d in dims)} ({', '.join(dims)}), "
                              f"got {np.shape(arrays[k])}")
@@ -307,10 +368,10 @@ def append_run(path, arrays: dict[str, np.ndarray] | ContinuumResult, attrs: dic
         g = runs.create_group(name)
         scales = {}
         for cname, values in (("z", z), ("time", t), ("z_face", 0.5 * (z[:-1] + z[1:]))):
-            if cname != "z_face" or any(k in arrays for k in ("j_v", "j_br")):
+            if cname != "z_face" or any(k in arrays for k, v in table.items() if v[1] == ("time", "z_face")):
                 scales[cname] = dimension(g, cname, values, *COORDINATES[cname][1:])
         variable(g, "field", float(attrs.get("field_V_per_um", np.nan)), (), *FIELD[2:])
-        for k, (dims, units, long_name) in VARIABLES.items():
+        for k, (_, dims, units, long_name) in table.items():
             if k in arrays:
                 value = np.asarray(arrays[k], dtype=np.float64)
                 ds = variable(g, k, value, tuple(scales[d] for d in dims), units, long_name,
@@ -360,11 +421,12 @@ def _complete(f):
     return [(k, runs[k]) for k in sorted(runs, key=int) if runs[k].attrs.get("complete", False)]
 
 
-def _read_group(g, version: int) -> dict[str, np.ndarray]:
+def _read_group(g, version: int, halides=DEFAULT_HALIDES) -> dict[str, np.ndarray]:
+    """The arrays of a run group by ContinuumResult attribute name."""
     if version == 1:
         return {k: g[k][()] for k in _V1_ARRAYS if k in g}
     out = {"z_um": g["z"][()], "times_s": g["time"][()]}
-    out.update({k: g[k][()] for k in VARIABLES if k in g})
+    out.update({attr: g[k][()] for k, (attr, _, _, _) in variables(halides).items() if k in g})
     return out
 
 
@@ -375,15 +437,16 @@ def read_results(path) -> list[ContinuumResult]:
     with f:
         cfg = json.loads(f.attrs.get("config", "{}"))
         cal = json.loads(f.attrs.get("calibrated", "{}"))
+        halides = _file_halides(f)
         try:
             for _, g in _complete(f):
-                arrays = _read_group(g, version)
+                arrays = _read_group(g, version, halides)
                 meta = {k: (json.loads(v) if k == "summary" else
                             (v.item() if hasattr(v, "item") else v)) for k, v in g.attrs.items()}
                 meta.update(config=cfg, calibrated=cal, path=str(path))
                 out.append(ContinuumResult(
                     arrays.pop("z_um"), arrays.pop("times_s"), arrays.pop("x_br"), arrays.pop("x_cl"),
-                    arrays.pop("x_v"), arrays.pop("phi_V"), metadata=meta,
+                    arrays.pop("x_v"), arrays.pop("phi_V"), metadata=meta, halides=halides,
                     **{k: arrays.get(k) for k in _OPTIONAL}))
         except (KeyError, OSError, ValueError) as exc:
             raise ResultFileError(f"{path}: truncated or malformed run group ({exc})") from None

@@ -100,6 +100,7 @@ class Problem:
     dEf_kT: float = 0.0
     rd_on: np.ndarray | None = None  # float64[n]: 1 where r_d is active, 0 where r_d = 0
     thermal_voltage_V: float = 0.025852
+    halides: tuple = ("Br", "Cl")  # the pair (first, second): names the result's variables
     # time-dependent bias (continuum.protocol): called as at_time(problem, t_s) before every
     # implicit step to t_s; it updates psi_d, src_fac and rd_on in place.  None: constant bias.
     at_time: object = None
@@ -432,7 +433,7 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
 def scales(params: DeviceParameters) -> dict[str, float]:
     """Derived scales: x_ref, d0 (um^2), kappa (1/um^2), thermal voltage (V), Debye length (um)."""
     m = params.material
-    xref = float(params.vacancies.equilibrium_fraction(m, 0.0))  # x_V^eq(Br) at T
+    xref = float(params.vacancies.equilibrium_fraction(m, 0.0))  # x_V^eq of the first halide at T
     vt = thermal_voltage_V(m.temperature_K)
     cs = site_density_per_m3(m.lattice_constant_A)
     eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
@@ -473,15 +474,16 @@ def wire_problem(params: DeviceParameters, field_V_per_um: float, numerics: Nume
     w_left = mesh.overlap_um(l0, l1)
     w_right = mesh.overlap_um(r0, r1)
     src_w = w_left + w_right
-    w = mat.jump_frequencies_per_s()
+    w_first, w_second = mat.jump_frequency_pair_per_s()
     if onsager is None and f0 is None:
         f0 = default_f0()[0]
-    tab = as_table(onsager, w["Br"], w["Cl"], f0)
+    tab = as_table(onsager, w_first, w_second, f0)
     return Problem(mesh=mesh, y0=y0, vbg=v0.copy(), dirichlet=dirichlet, psi_d=psi_d, src_w=src_w,
                    src_fac=fac, kappa=sc["kappa_per_um2"], xref=sc["xref"], d0=sc["d0_um2"],
                    tab=np.ascontiguousarray(tab.abd_per_s),
                    ln_a_br=law.ln_alpha_Br, ln_a_cl=law.ln_alpha_Cl, linear_alpha=law.linear,
-                   dEf_kT=law.formation_energy_difference_kT, rd_on=rd_on, thermal_voltage_V=sc["thermal_voltage_V"])
+                   dEf_kT=law.formation_energy_difference_kT, rd_on=rd_on, thermal_voltage_V=sc["thermal_voltage_V"],
+                   halides=params.halides)
 
 
 def bias_arrays(params: DeviceParameters, mesh: Mesh, field_V_per_um: float):
@@ -537,7 +539,7 @@ def solution_to_result(prob: Problem, sol: Solution, metadata: dict | None = Non
     cur = np.stack([prob.currents(row) for row in y])
     return ContinuumResult(prob.mesh.z_um.copy(), sol.times_s, x_br, 1.0 - x_br - x_v, x_v, phi,
                            j_v=cur[:, :, 0], j_br=cur[:, :, 1], q_v=sol.q_v, q_br=sol.q_br,
-                           volume_um=prob.mesh.volume_um.copy(),
+                           volume_um=prob.mesh.volume_um.copy(), halides=prob.halides,
                            metadata=dict(metadata or {}, **{"solver_" + k: v for k, v in sol.stats.items()}))
 
 

@@ -94,6 +94,10 @@ def kymograph(result, psf_fwhm_um: float = PSF_FWHM_UM, bowing_eV: float = 0.0, 
     float64[nt, nz] (unblurred, on the nodes), "psf_fwhm_um", "bowing_eV",
     "green_length_um" float64[nt] (the length of wire with a peak above the mid wavelength
     (526 + 420) / 2 nm: the green segment of Fig. 1d)}."""
+    pair = tuple(getattr(result, "halides", ("Br", "Cl")))
+    if pair != ("Br", "Cl"):
+        raise ParameterError(f"the PL peak wavelengths are those of CsPbBr3 ({PL_BR_NM:g} nm) and CsPbCl3 "
+                             f"({PL_CL_NM:g} nm); no kymograph for the halides {', '.join(pair)}")
     xb, xc = np.asarray(result.x_br), np.asarray(result.x_cl)
     y = xc / np.maximum(xb + xc, 1e-300)
     e = pl_energy_eV(y, bowing_eV)

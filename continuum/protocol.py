@@ -38,6 +38,7 @@ from .model import Problem, bias_arrays, integrate, solution_to_result, wire_pro
 from .observables import cl_uptake, cl_uptake_window, front_positions_um, front_width_um
 from ionwire.structures.bias import BiasProtocol
 from ionwire.structures.errors import ParameterError
+from ionwire.structures.parameters import alpha_keys, uptake_key
 from ionwire.structures.runtype import Axis, sweep_points
 from ionwire.structures.units import ELEMENTARY_CHARGE_C, site_density_per_m3
 
@@ -339,8 +340,8 @@ def run_protocol(cfg, point: Mapping[str, Any] | None = None, onsager=None):
         "migration_length_um": float(lengths[-1]),
         "front_um": float(res.front_um[-1]),
         "charge_passed_C_per_m2": float(res.charge_passed[-1]),
-        "cl_uptake": cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
-        "cl_uptake_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
+        uptake_key(cfg.params.halides): cl_uptake(res.z_um, res.volume_um, res.x_cl[-1], zj),
+        uptake_key(cfg.params.halides) + "_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
         "front_width_um": _finite(front_width_um(res.z_um, res.x_br[-1], res.front_um[-1])),
         "times_s": res.times_s.tolist(),
         "migration_length_um_t": [_finite(v) for v in lengths],
@@ -368,7 +369,8 @@ def result_arrays(res) -> dict[str, np.ndarray]:
 
 def _run_attrs(cfg, summary: dict) -> dict:
     return {"field_V_per_um": summary["field_V_per_um"], "migration_length_um": summary["migration_length_um"],
-            "cl_uptake": summary["cl_uptake"], "junction_um": cfg.geometry.junction_um,
+            uptake_key(cfg.params.halides): summary[uptake_key(cfg.params.halides)],
+            "junction_um": cfg.geometry.junction_um,
             "label": "bias " + json.dumps(summary["bias"], sort_keys=True), "bias": json.dumps(summary["bias"]),
             "summary": summary}
 
@@ -454,8 +456,8 @@ def summarize_protocols(cfg, points, summaries) -> dict:
         "bias": [s["bias"] for s in summaries],
         "points": [dict(p) for p in points],
         "calibrated": {k: v for k, v in _calibration_dict(cfg).items() if k.startswith("alpha_")},
-        "parameters": {"alpha_Br_um_per_V_s": cfg.electrodes.alpha_Br_um_per_V_s,
-                       "alpha_Cl_um_per_V_s": cfg.electrodes.alpha_Cl_um_per_V_s,
+        "halides": list(cfg.params.halides),
+        "parameters": {**dict(zip(alpha_keys(cfg.params.halides), cfg.electrodes.alphas_um_per_V_s)),
                        "n_nodes": cfg.numerics.n_nodes, "rtol": cfg.numerics.rtol},
     }
     acs = [s["ac"] for s in summaries if "ac" in s]
@@ -556,7 +558,8 @@ def plot_ac(summary: Mapping[str, Any], path=None, ax=None):
     ax.set_yscale("log")
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("|net migration per cycle| (nm)")
-    ax.set_title("ionic diode under a square wave (filled: towards Br)", fontsize=9)
+    first = (summary.get("halides") or ["Br"])[0]
+    ax.set_title(f"ionic diode under a square wave (filled: towards {first})", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _finish(fig, path)

@@ -120,6 +120,12 @@ class SensitivityConfig(HoldsDeviceParameters):
         require(0 < lo < hi, "ratio_near must be [low, high] with 0 < low < high")
         ranges = self.factor_ranges()
         require(len(ranges) >= 1, "factors: at least one factor must be varied")
+        from ionwire.structures import materials
+
+        # the factors (barrier_Br_eV, log10_xv_eq_Br, ...) and their ranges are those of the paper's wire
+        require(self.params.material.set == materials.DEFAULT_SET.name,
+                f"material.set: the sensitivity factors and their ranges are those of {materials.DEFAULT_SET.name}; "
+                f"this config's set is {self.params.material.set!r}")
 
     def factor_ranges(self) -> dict[str, tuple[float, float]]:
         """{name: (low, high)} of the varied factors, in FACTORS order; ParameterError naming a bad one."""
@@ -174,19 +180,20 @@ def apply_factors(params: DeviceParameters, values: Mapping[str, float], law: st
     geo = dataclasses.replace(geo, wire_length_um=length, gap_um=gap, contact_width_um=contact,
                               junction_position_um=junction)
     b = mat.barriers
-    e_br = float(values.get("barrier_Br_eV", b.Br_in_Br_eV))
-    e_cl = float(values.get("barrier_Cl_eV", b.Cl_in_Cl_eV))
+    e_br = float(values.get("barrier_Br_eV", b.first_in_first_eV))
+    e_cl = float(values.get("barrier_Cl_eV", b.second_in_second_eV))
     if {"barrier_Br_eV", "barrier_Cl_eV", "host_weight"} & set(values):
         w = float(values.get("host_weight", 0.0 if mat.preset == "random_alloy" else 1.0))
-        b = Barriers(Br_in_Br_eV=e_br, Br_in_Cl_eV=(1 - w) * e_br + w * e_cl,
-                     Cl_in_Br_eV=(1 - w) * e_cl + w * e_br, Cl_in_Cl_eV=e_cl)
+        b = Barriers(first_in_first_eV=e_br, first_in_second_eV=(1 - w) * e_br + w * e_cl,
+                     second_in_first_eV=(1 - w) * e_cl + w * e_br, second_in_second_eV=e_cl)
     mat = dataclasses.replace(
         mat, barriers=b,
         attempt_frequency_per_s=10.0 ** float(values["log10_nu0"]) if "log10_nu0" in values else mat.attempt_frequency_per_s,
-        formation_energy_Cl_eV=(mat.formation_energy_Br_eV + float(values["formation_energy_gap_eV"])
-                                if "formation_energy_gap_eV" in values else mat.formation_energy_Cl_eV))
+        formation_energy_eV=(mat.formation_energy_eV[0],
+                             mat.formation_energy_eV[0] + float(values["formation_energy_gap_eV"])
+                             if "formation_energy_gap_eV" in values else mat.formation_energy_eV[1]))
     if "log10_xv_eq_Br" in values:
-        vac = dataclasses.replace(vac, equilibrium_fraction_Br=10.0 ** float(values["log10_xv_eq_Br"]))
+        vac = dataclasses.replace(vac, reference_fraction=10.0 ** float(values["log10_xv_eq_Br"]))
     el = dataclasses.replace(el, r_d_form=law, **({"negative_electrode_factor": 10.0 ** float(values["log10_negative_factor"])}
                                                    if "log10_negative_factor" in values else {}))
     return DeviceParameters(material=mat, vacancies=vac, geometry=geo, electrodes=el)
@@ -198,13 +205,13 @@ def default_values(cfg: SensitivityConfig) -> dict[str, float]:
     g, m = p.geometry, p.material
     gap0, gap1 = g.gap_um_interval
     b = m.barriers
-    host = (b.Br_in_Cl_eV - b.Br_in_Br_eV) / (b.Cl_in_Cl_eV - b.Br_in_Br_eV) if b.Cl_in_Cl_eV != b.Br_in_Br_eV else 0.0
+    host = (b.first_in_second_eV - b.first_in_first_eV) / (b.second_in_second_eV - b.first_in_first_eV) if b.second_in_second_eV != b.first_in_first_eV else 0.0
     return {"overhang_um": g.overhang_um, "junction_fraction": (g.junction_um - gap0) / (gap1 - gap0),
             "gap_um": g.gap_um, "contact_width_um": g.contact_width_um,
-            "log10_xv_eq_Br": math.log10(p.vacancies.equilibrium_fraction_Br),
-            "formation_energy_gap_eV": m.formation_energy_Cl_eV - m.formation_energy_Br_eV,
-            "log10_nu0": math.log10(m.attempt_frequency_per_s), "barrier_Br_eV": b.Br_in_Br_eV,
-            "barrier_Cl_eV": b.Cl_in_Cl_eV, "host_weight": host,
+            "log10_xv_eq_Br": math.log10(p.vacancies.reference_fraction),
+            "formation_energy_gap_eV": m.formation_energy_eV[1] - m.formation_energy_eV[0],
+            "log10_nu0": math.log10(m.attempt_frequency_per_s), "barrier_Br_eV": b.first_in_first_eV,
+            "barrier_Cl_eV": b.second_in_second_eV, "host_weight": host,
             "log10_negative_factor": math.log10(max(p.electrodes.negative_electrode_factor, 1e-300))}
 
 
@@ -265,7 +272,7 @@ def run_one(args) -> dict:
     return {"ok": bool(np.isfinite(front[-1])), "error": "" if np.isfinite(front[-1]) else "no front",
             "L_um": float(front[0] - front[-1]),
             "front_width_um": front_width_um(res.z_um, res.x_br[-1], front[-1]),
-            "xv_gap_over_eq": _gap_mean(res.z_um, res.x_v[-1], g0, g1) / params.vacancies.equilibrium_fraction_Br,
+            "xv_gap_over_eq": _gap_mean(res.z_um, res.x_v[-1], g0, g1) / params.vacancies.reference_fraction,
             "steps": int(res.metadata["solver_steps"]), "cpu_s": time.process_time() - t0}
 
 

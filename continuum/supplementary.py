@@ -36,7 +36,7 @@ def _with_junction(cfg: ContinuumConfig, fraction: float) -> ContinuumConfig:
 
 
 def _with_vacancies(cfg: ContinuumConfig, factor: float) -> ContinuumConfig:
-    vac = dataclasses.replace(cfg.vacancies, equilibrium_fraction_Br=cfg.vacancies.equilibrium_fraction_Br * factor)
+    vac = dataclasses.replace(cfg.vacancies, reference_fraction=cfg.vacancies.reference_fraction * factor)
     return cfg.with_params(vacancies=vac)
 
 
@@ -71,6 +71,9 @@ def supplementary_figures(cfg: ContinuumConfig, outdir, mapper=map) -> dict:
     """Run S11-S15 (through ``mapper``), write OUTDIR/supplementary.h5, supplementary.json and
     figS11_additional_biases.png ... figS15_vacancy_amount_sources.png; returns the key numbers
     (final signed L per curve, um) and the file names."""
+    from .figures import _paper_pair_only
+
+    _paper_pair_only(cfg, "the supplementary figures S11-S15")
     import matplotlib
 
     matplotlib.use("Agg")

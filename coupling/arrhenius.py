@@ -1,5 +1,5 @@
 """Arrhenius study as a campaign (run type ``arrhenius``, runs/arrhenius.toml; docs/model.md
-section 20): a sweep over temperature of
+section 21): a sweep over temperature of
 
 - the bulk kMC (kmc.observables.measure_replica, independent replicas per temperature): the
   tracer D of each halide, the vacancy D and the Onsager coefficients l_ab against 1/T, with the

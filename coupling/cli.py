@@ -37,6 +37,7 @@ COMMANDS = [
     ("campaign", "ionwire.coupling.commands.campaign"),
     ("init", "ionwire.coupling.commands.init"),
     ("pl", "ionwire.coupling.commands.pl"),
+    ("materials", "ionwire.coupling.commands.materials"),
 ]
 
 

@@ -312,7 +312,7 @@ def run_kmc_replica(cfg: ValidationConfig, field_V_per_um: float, seed: int) -> 
     prof = simulate_profiles(dc, np.asarray(cfg.compare.times_s, dtype=float), seed=seed)
     wall = time.perf_counter() - t0
     lay = device_layout(dc)
-    return {"x_br": np.asarray(prof["x_Br"]), "x_v": np.asarray(prof["x_V"]), "phi_V": np.asarray(prof["potential"]),
+    return {"x_br": np.asarray(prof[f"x_{dc.params.halides[0]}"]), "x_v": np.asarray(prof["x_V"]), "phi_V": np.asarray(prof["potential"]),
             "plane_z_um": np.asarray(prof["plane_z_um"]), "sites_per_plane": np.asarray(lay.sites_per_plane, dtype=float),
             "events": int(prof["events"]), "counters": np.asarray(prof["counters"]), "wall_s": wall}
 
@@ -514,14 +514,14 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         summ["nominal_hop_bias_eEs_over_kT"] = float(E_max * 1e6 * h_um * 1e-6 / kT / 2.0)
         directions[name] = summ
         arrays_all[name] = arrays
-        R.plot_direction(arrays, name, outdir)
+        R.plot_direction(arrays, name, outdir, halides=cfg.params.halides)
     rect = None if cfg.bias is not None else rectification_summary(c.fields_V_per_um, names, arrays_all,
                                                                    resolution_nm=h_um * 1e3 / math.sqrt(12.0))
     if rect is not None:
         R.plot_rectification(c.times_s, rect, {n: {"kmc": arrays_all[n]["front_kmc_nm"],
                                                    "continuum": arrays_all[n]["front_continuum_nm"]}
                                                for n in (rect["forward"], rect["reverse"])}, "nm", outdir,
-                             title=f"rectification at ±{rect['field_V_per_um']:g} V/um")
+                             title=f"rectification at ±{rect['field_V_per_um']:g} V/um", halides=cfg.params.halides)
     electrode = None
     if cfg.electrode_kinetics is not None:
         from .electrode_kinetics import measure_and_fit
@@ -598,7 +598,7 @@ def vacancies_per_debye_slab(cfg: ValidationConfig) -> float:
     """Mean number of vacancies (Br segment) in a slab one Debye length thick across the kMC wire."""
     a = cfg.material.lattice_constant_A * 1e-10
     sites_per_m = 3 * cfg.kmc.nx * cfg.kmc.ny / a
-    return sites_per_m * cfg.vacancies.equilibrium_fraction_Br * _debye_length_nm(cfg.params) * 1e-9
+    return sites_per_m * cfg.vacancies.reference_fraction * _debye_length_nm(cfg.params) * 1e-9
 
 
 def _debye_length_nm(params: DeviceParameters) -> float:
@@ -606,7 +606,7 @@ def _debye_length_nm(params: DeviceParameters) -> float:
                                  thermal_voltage_V)
 
     m = params.material
-    cs = site_density_per_m3(m.lattice_constant_A) * params.vacancies.equilibrium_fraction_Br
+    cs = site_density_per_m3(m.lattice_constant_A) * params.vacancies.reference_fraction
     eps = m.relative_permittivity * VACUUM_PERMITTIVITY_F_PER_M
     return math.sqrt(eps * thermal_voltage_V(m.temperature_K) / (ELEMENTARY_CHARGE_C * cs)) * 1e9
 
@@ -642,10 +642,10 @@ def regime(params: DeviceParameters, field_V_per_um: float, cross_section_um2: f
     a_um = m.lattice_constant_A * 1e-4
     lam_um = _debye_length_nm(params) * 1e-3
     E = abs(float(field_V_per_um))
-    w = m.jump_frequencies_per_s()
-    d_v = {s: 2.0 / 3.0 * a_um ** 2 * w[s] for s in ("Br", "Cl")}  # um^2/s, z s^2 w / 6 with z = 8, s = a/sqrt 2
+    # vacancy diffusivity in each end member, um^2/s: z s^2 w / 6 with z = 8, s = a/sqrt 2
+    d_v = [2.0 / 3.0 * a_um ** 2 * w for w in m.jump_frequency_pair_per_s()]
     el, vac, geo = params.electrodes, params.vacancies, params.geometry
-    x_br = vac.equilibrium_fraction_Br
+    x_br = vac.reference_fraction
     x_cl = float(vac.equilibrium_fraction(m, 1.0))
     W = geo.contact_width_um
     sites_per_um3 = 3.0 / a_um ** 3
@@ -658,8 +658,8 @@ def regime(params: DeviceParameters, field_V_per_um: float, cross_section_um2: f
     return {
         "bias_over_screening": E * lam_um / kT,
         "hop_bias": E * a_um / (4.0 * kT),
-        "injection_strength": el.alpha_Br_um_per_V_s * W * kT / (d_v["Br"] * x_br),
-        "injection_strength_reverse": el.alpha_Cl_um_per_V_s * W * kT / (d_v["Cl"] * x_cl),
+        "injection_strength": el.alphas_um_per_V_s[0] * W * kT / (d_v[0] * x_br),
+        "injection_strength_reverse": el.alphas_um_per_V_s[1] * W * kT / (d_v[1] * x_cl),
         "debye_length_over_gap": lam_um / geo.gap_um,
         "vacancies_per_debye_slab": vps,
         "mean_field_coupling": gamma,

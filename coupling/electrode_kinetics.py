@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ionwire.structures.parameters import DEFAULT_HALIDES, alpha_keys
+
 
 def poisson_rate(counts, exposure) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood rate n / T and its standard error sqrt(n) / T (arrays, 1/s).
@@ -100,12 +102,13 @@ def poisson_regression(design: np.ndarray, offset: np.ndarray, counts: np.ndarra
     return PoissonFit(tuple(names), beta, cov, pearson, dof)
 
 
-def fit_creation_rate(field_V_per_um, x_cl, counts, exposure_site_s, fit_exponent: bool = False) -> dict:
+def fit_creation_rate(field_V_per_um, x_cl, counts, exposure_site_s, fit_exponent: bool = False,
+                      halides: tuple[str, str] = DEFAULT_HALIDES) -> dict:
     """Fit r_c = alpha(x) |E|^p (ln alpha linear in x) to creation counts; see module doc.
 
-    All arguments float[m].  Returns {"alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s" (each
-    {"value", "error"}), "field_exponent" (if fitted), "pearson_chi2_per_dof", "dof",
-    "correlation_Br_Cl"}.  Errors are propagated from the covariance of ln alpha.
+    All arguments float[m] (``halides``: the pair, for the names).  Returns {"alpha_<A>_um_per_V_s",
+    "alpha_<B>_um_per_V_s" (each {"value", "error"}; A, B the halides), "field_exponent" (if fitted),
+    "pearson_chi2_per_dof", "dof", "correlation_<A>_<B>"}.  Errors are propagated from the covariance of ln alpha.
     """
     E = np.abs(np.asarray(field_V_per_um, dtype=float))
     x = np.asarray(x_cl, dtype=float)
@@ -119,10 +122,11 @@ def fit_creation_rate(field_V_per_um, x_cl, counts, exposure_site_s, fit_exponen
         offset = offset + np.log(E)
     fit = poisson_regression(np.stack(cols, axis=1), offset, counts, names)
     v, e = fit.values, fit.errors
+    ka, kb = alpha_keys(halides)
     out = {
-        "alpha_Br_um_per_V_s": {"value": math.exp(v[0]), "error": math.exp(v[0]) * e[0]},
-        "alpha_Cl_um_per_V_s": {"value": math.exp(v[1]), "error": math.exp(v[1]) * e[1]},
-        "correlation_Br_Cl": float(fit.covariance[0, 1] / (e[0] * e[1])),
+        ka: {"value": math.exp(v[0]), "error": math.exp(v[0]) * e[0]},
+        kb: {"value": math.exp(v[1]), "error": math.exp(v[1]) * e[1]},
+        f"correlation_{halides[0]}_{halides[1]}": float(fit.covariance[0, 1] / (e[0] * e[1])),
         "pearson_chi2_per_dof": fit.pearson_chi2_per_dof,
         "dof": fit.dof,
         "form": "r_c = alpha(x_Cl) |E|" + ("^p" if fit_exponent else "") + ", ln alpha linear in x_Cl",
@@ -132,11 +136,12 @@ def fit_creation_rate(field_V_per_um, x_cl, counts, exposure_site_s, fit_exponen
     return out
 
 
-def fit_annihilation_ratio(x_cl, counts_d, exposure_vacancy_site_s, r_c_per_s, kT_eV: float) -> dict:
+def fit_annihilation_ratio(x_cl, counts_d, exposure_vacancy_site_s, r_c_per_s, kT_eV: float,
+                           halides: tuple[str, str] = DEFAULT_HALIDES) -> dict:
     """Fit r_d = r_c rho(x) with ln rho = c0 + c1 x to refill counts; see module doc.
 
     x_cl, counts_d, exposure_vacancy_site_s, r_c_per_s: float[m] (r_c from the creation fit or
-    the measured creation rate at the same point).  Returns {"x_V_eq_Br", "formation_energy_
+    the measured creation rate at the same point).  Returns {"x_V_eq_<A>" (A the first halide), "formation_energy_
     difference_eV" (each {"value", "error"}), "pearson_chi2_per_dof", "dof"}.
     """
     x = np.asarray(x_cl, dtype=float)
@@ -146,11 +151,11 @@ def fit_annihilation_ratio(x_cl, counts_d, exposure_vacancy_site_s, r_c_per_s, k
     e0, e1 = fit.errors
     xeq = 1.0 / (1.0 + math.exp(c0))
     return {
-        "x_V_eq_Br": {"value": xeq, "error": xeq * (1 - xeq) * e0},
+        f"x_V_eq_{halides[0]}": {"value": xeq, "error": xeq * (1 - xeq) * e0},
         "formation_energy_difference_eV": {"value": float(c1 * kT_eV), "error": float(e1 * kT_eV)},
         "pearson_chi2_per_dof": fit.pearson_chi2_per_dof,
         "dof": fit.dof,
-        "form": "r_d = r_c (1 - x_V^eq)/x_V^eq, ln x_V^eq linear in x_Cl",
+        "form": f"r_d = r_c (1 - x_V^eq)/x_V^eq, ln x_V^eq linear in x_{halides[1]}",
     }
 
 
@@ -284,6 +289,8 @@ def measure_and_fit(params, nx: int, ny: int, fields_V_per_um, compositions, see
     out: dict = {"measurements": meas}
     el = params.electrodes
     kT = params.material.kT_eV
+    ka_kb = alpha_keys(params.halides)
+    xeq_key = f"x_V_eq_{params.halides[0]}"
     for electrode in ("positive", "negative"):
         E = np.array([m["field_V_per_um"] for m in meas])
         x = np.array([m[electrode]["x_cl_contact"] for m in meas])
@@ -293,25 +300,24 @@ def measure_and_fit(params, nx: int, ny: int, fields_V_per_um, compositions, see
             out[f"{electrode}_creation"] = None  # the form needs >= 2 compositions and fields
             out[f"{electrode}_annihilation"] = None
             continue
-        fit = fit_creation_rate(E, x, n_c, T_h, fit_exponent=True)
-        fit1 = fit_creation_rate(E, x, n_c, T_h, fit_exponent=False)
+        fit = fit_creation_rate(E, x, n_c, T_h, fit_exponent=True, halides=params.halides)
+        fit1 = fit_creation_rate(E, x, n_c, T_h, fit_exponent=False, halides=params.halides)
         out[f"{electrode}_creation"] = {"with_field_exponent": fit, "linear_in_field": fit1}
         n_d = np.array([m[electrode]["annihilated"] for m in meas])
         T_v = np.array([m[electrode]["vacancy_exposure_site_s"] for m in meas])
         if n_d.sum() > 0:
             # r_c of the fitted creation law (log-linear, as fitted) at each point
-            fitted = dataclasses.replace(el, alpha_Br_um_per_V_s=fit1["alpha_Br_um_per_V_s"]["value"],
-                                         alpha_Cl_um_per_V_s=fit1["alpha_Cl_um_per_V_s"]["value"],
+            fitted = dataclasses.replace(el, alphas_um_per_V_s=tuple(fit1[k]["value"] for k in ka_kb),
                                          composition_dependence="log_linear")
             r_c = fitted.alpha_um_per_V_s(x) * np.abs(E)
-            out[f"{electrode}_annihilation"] = fit_annihilation_ratio(x, n_d, T_v, r_c, kT)
+            out[f"{electrode}_annihilation"] = fit_annihilation_ratio(x, n_d, T_v, r_c, kT, params.halides)
         else:
             out[f"{electrode}_annihilation"] = {"annihilated": 0, "vacancy_exposure_site_s": float(T_v.sum()),
                                                 "r_d_upper_95_per_s": (3.0 / T_v.sum()) if T_v.sum() > 0 else None,
                                                 "form": "r_d = 0 (one-way injection)"}
-    par = {"alpha_Br_um_per_V_s": el.alpha_Br_um_per_V_s, "alpha_Cl_um_per_V_s": el.alpha_Cl_um_per_V_s,
-           "x_V_eq_Br": params.vacancies.equilibrium_fraction_Br,
-           "formation_energy_difference_eV": params.material.formation_energy_Cl_eV - params.material.formation_energy_Br_eV,
+    par = {**dict(zip(ka_kb, el.alphas_um_per_V_s)),
+           xeq_key: params.vacancies.reference_fraction,
+           "formation_energy_difference_eV": params.material.formation_energy_eV[1] - params.material.formation_energy_eV[0],
            "r_d_form": el.r_d_form, "negative_electrode_factor": el.negative_electrode_factor}
     out["parameters"] = par
     z = {}
@@ -320,13 +326,13 @@ def measure_and_fit(params, nx: int, ny: int, fields_V_per_um, compositions, see
         if c:
             f = c["linear_in_field"]
             fac = el.positive_electrode_factor if electrode == "positive" else el.negative_electrode_factor
-            for k in ("alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s"):
+            for k in ka_kb:
                 z[f"{electrode}_{k}"] = (f[k]["value"] - fac * par[k]) / f[k]["error"]
             p = c["with_field_exponent"]["field_exponent"]
             z[f"{electrode}_field_exponent"] = (p["value"] - 1.0) / p["error"]
         a = out.get(f"{electrode}_annihilation")
-        if a and "x_V_eq_Br" in a:
-            for k in ("x_V_eq_Br", "formation_energy_difference_eV"):
+        if a and xeq_key in a:
+            for k in (xeq_key, "formation_energy_difference_eV"):
                 z[f"{electrode}_{k}"] = (a[k]["value"] - par[k]) / a[k]["error"]
     out["z_scores"] = z
     # per point: measured rate / rate law at the mean composition, and the plane-fluctuation

@@ -40,8 +40,8 @@ def field_for_hop_bias(hop_bias: float, material: Material) -> float:
 def linear_drift_per_vacancy(x_cl: float, hop_bias: float, material: Material, f0: float = F0_ANION_PEROVSKITE):
     """(v_Br, v_Cl): the linear-response drift of each species per vacancy (a/2 per second) in a
     uniform alloy of Cl fraction ``x_cl`` (MAA, c_V -> 0)."""
-    w = material.jump_frequencies_per_s()
-    l_bb, l_bc, l_cc = onsager_coefficients(1.0 - x_cl, x_cl, 0.0, w["Br"], w["Cl"], f0)
+    w_first, w_second = material.jump_frequency_pair_per_s()
+    l_bb, l_bc, l_cc = onsager_coefficients(1.0 - x_cl, x_cl, 0.0, w_first, w_second, f0)
     k = 16.0 * hop_bias / 3.0
     return k * float(l_bb + l_bc), k * float(l_bc + l_cc)
 

@@ -82,7 +82,7 @@ def preset_material(material: Material, preset: str) -> Material:
     """``material`` with the barriers of ``preset`` built from its end-member barriers."""
     b = material.barriers
     return dataclasses.replace(material, preset=preset,
-                               barriers=Barriers.preset(preset, b.Br_in_Br_eV, b.Cl_in_Cl_eV))
+                               barriers=Barriers.preset(preset, b.first_in_first_eV, b.second_in_second_eV))
 
 
 def run_seed(root: int, preset: str, x_cl: float, replica: int) -> int:
@@ -165,9 +165,8 @@ def build_tables(config: BulkConfig, points, results) -> dict[str, OnsagerTable]
         x_actual = np.array([np.mean([r["x_cl_actual"] for r in by_x[x][:R]]) for x in xs])
         x_v = float(np.mean([r["x_v"] for x in xs for r in by_x[x][:R]]))
         mat = preset_material(config.material, preset)
-        w = mat.jump_frequencies_per_s()
         tables[preset] = OnsagerTable.from_replicas(
-            preset, x_actual, reps, x_v=x_v, w_per_s=(w["Br"], w["Cl"]), f0=f0,
+            preset, x_actual, reps, x_v=x_v, w_per_s=mat.jump_frequency_pair_per_s(), f0=f0,
             material=to_mapping(mat), seeds=seeds, events_per_replica=events, wall_s=wall)
     if not tables:
         raise ParameterError("no composition has >= 2 finished replicas: no table can be formed")

@@ -25,7 +25,12 @@ from ionwire.structures.statistics import replica_mean_sem
 from . import statistics as S
 
 FIELDS = ("x_br", "x_v", "phi_V")
-FIELD_LABELS = {"x_br": "x_Br", "x_v": "x_V", "phi_V": "phi (V)"}
+FIELD_LABELS = {"x_br": "x_Br", "x_v": "x_V", "phi_V": "phi (V)"}  # the default pair's
+
+
+def field_labels(halides=("Br", "Cl")) -> dict[str, str]:
+    """Plot labels of the compared fields for the halide pair (x_br is the first halide's fraction)."""
+    return dict(FIELD_LABELS, x_br=f"x_{halides[0]}")
 #: the fields whose reduced chi^2 is held to the acceptance threshold
 ACCEPTANCE_FIELDS = ("x_br", "x_v")
 CHI2_THRESHOLD = 2.0
@@ -112,7 +117,7 @@ def write_json(path, data: Mapping[str, Any]) -> None:
     Path(path).write_text(json.dumps(clean(dict(data)), indent=2, sort_keys=True) + "\n")
 
 
-def profiles_figure(arrays: Mapping[str, Any], name: str, axes=None):
+def profiles_figure(arrays: Mapping[str, Any], name: str, axes=None, halides=("Br", "Cl")):
     """Profiles of each compared field at every compared time: kMC mean +- 2 SEM band and the
     continuum line, one row per field and one column per time.  Draws into ``axes`` (a
     [fields, times] array of Axes) if given; returns the matplotlib Figure."""
@@ -144,7 +149,7 @@ def profiles_figure(arrays: Mapping[str, Any], name: str, axes=None):
             if f == "x_v":
                 ax.set_yscale("symlog", linthresh=1e-5)
             if j == 0:
-                ax.set_ylabel(FIELD_LABELS[f])
+                ax.set_ylabel(field_labels(halides)[f])
             if i == len(fields) - 1:
                 ax.set_xlabel("z (nm)")
     axes[0, 0].legend(fontsize=7)
@@ -153,7 +158,7 @@ def profiles_figure(arrays: Mapping[str, Any], name: str, axes=None):
     return fig
 
 
-def front_chi2_figure(arrays: Mapping[str, Any], name: str, axes=None):
+def front_chi2_figure(arrays: Mapping[str, Any], name: str, axes=None, halides=("Br", "Cl")):
     """(a) front position against time, kMC mean +- 2 SEM and continuum; (b) reduced chi^2 of each
     field against time.  Draws into ``axes`` (two Axes) if given; returns the matplotlib Figure."""
     import matplotlib
@@ -175,10 +180,10 @@ def front_chi2_figure(arrays: Mapping[str, Any], name: str, axes=None):
         a1.plot(times, arrays["front_continuum_nm"], "s-", color="tab:red", label="continuum")
         a1.set_xscale("log")
         a1.set_xlabel("t (s)")
-        a1.set_ylabel("front (x_Br = 0.55), nm")
+        a1.set_ylabel(f"front (x_{halides[0]} = 0.55), nm")
         a1.legend(fontsize=7)
     for f in fields:
-        a2.plot(times, arrays[f"chi2_per_dof_{f}"], "o-", label=FIELD_LABELS[f])
+        a2.plot(times, arrays[f"chi2_per_dof_{f}"], "o-", label=field_labels(halides)[f])
     a2.axhline(CHI2_THRESHOLD, color="k", ls="--", lw=0.8)
     a2.set_xscale("log")
     a2.set_yscale("log")
@@ -197,17 +202,17 @@ def _save(fig, path) -> None:
     plt.close(fig)
 
 
-def plot_direction(arrays: Mapping[str, Any], name: str, outdir) -> list[str]:
-    """PNGs for one direction (:func:`profiles_figure`, :func:`front_chi2_figure`) in ``outdir``.
-    Returns the file names."""
+def plot_direction(arrays: Mapping[str, Any], name: str, outdir, halides=("Br", "Cl")) -> list[str]:
+    """PNGs for one direction (:func:`profiles_figure`, :func:`front_chi2_figure`) in ``outdir``,
+    labelled for the halide pair.  Returns the file names."""
     files = [f"profiles_{name}.png", f"front_chi2_{name}.png"]
-    _save(profiles_figure(arrays, name), Path(outdir) / files[0])
-    _save(front_chi2_figure(arrays, name), Path(outdir) / files[1])
+    _save(profiles_figure(arrays, name, halides=halides), Path(outdir) / files[0])
+    _save(front_chi2_figure(arrays, name, halides=halides), Path(outdir) / files[1])
     return files
 
 
 def rectification_figure(times_s, rect: Mapping[str, Any], fronts: Mapping[str, Mapping[str, Any]], unit: str,
-                         title: str = "", axes=None):
+                         title: str = "", axes=None, halides=("Br", "Cl")):
     """The headline plot (Fig. 1e of the paper, for the scaled device): (a) migration length
     |front displacement| of both polarities at each compared time, kMC mean +- 2 SEM against the
     continuum; (b) front position against time (fronts: {direction: {"kmc" float[R, t],
@@ -241,7 +246,7 @@ def rectification_figure(times_s, rect: Mapping[str, Any], fronts: Mapping[str, 
         a2.plot(t, d["continuum"], "-", color=line[0].get_color(), lw=1.2, label=f"continuum {name}")
     a2.set_xscale("log")
     a2.set_xlabel("t (s)")
-    a2.set_ylabel(f"front (x_Br = 0.55), {unit}")
+    a2.set_ylabel(f"front (x_{halides[0]} = 0.55), {unit}")
     a2.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -249,8 +254,8 @@ def rectification_figure(times_s, rect: Mapping[str, Any], fronts: Mapping[str, 
 
 
 def plot_rectification(times_s, rect: Mapping[str, Any], fronts: Mapping[str, Mapping[str, Any]], unit: str,
-                       outdir, title: str = "") -> str:
+                       outdir, title: str = "", halides=("Br", "Cl")) -> str:
     """:func:`rectification_figure` as ``outdir``/rectification.png; returns the file name."""
     fn = "rectification.png"
-    _save(rectification_figure(times_s, rect, fronts, unit, title), Path(outdir) / fn)
+    _save(rectification_figure(times_s, rect, fronts, unit, title, halides=halides), Path(outdir) / fn)
     return fn

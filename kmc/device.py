@@ -79,10 +79,28 @@ from . import _device_kernels as dk
 from ._kernels import local_deltas, rate_table, rng_state_from_seed
 from .electrostatics import PlaneElectrostatics, potential_from_bonds
 from .h5md import (PROTOCOL_SERIES, TrajectoryError, TrajectoryWriter, checkpoint_path, open_trajectory,
-                   read_checkpoint, write_checkpoint)
+                   observable_names, read_checkpoint, write_checkpoint)
 from .state import DeviceState
 
-COUNTER_NAMES = dk.COUNTER_NAMES
+COUNTER_NAMES = dk.COUNTER_NAMES  # for the default pair (Br, Cl); see counter_names
+
+
+def relabel(name: str, halides: tuple[str, str]) -> str:
+    """A counter or column name of the kernels (written with Br, Cl for the first and the second
+    halide) for the pair ``halides``: hops_Br -> hops_<A>, refilled_left_Cl -> refilled_left_<B>."""
+    import re
+
+    return re.sub(r"_(Br|Cl)(?=_|$)", lambda m: "_" + halides[0 if m[1] == "Br" else 1], name)
+
+
+def counter_names(halides: tuple[str, str]) -> tuple[str, ...]:
+    """The event counters of a run of the pair ``halides`` (``COUNTER_NAMES`` relabelled)."""
+    return tuple(relabel(n, halides) for n in dk.COUNTER_NAMES)
+
+
+def exchange_names(halides: tuple[str, str]) -> tuple[str, ...]:
+    """The columns of the halide_exchange series for the pair ``halides``."""
+    return tuple(relabel(n, halides) for n in dk.EXCHANGE_NAMES)
 RATE_GRID = 4096
 
 
@@ -649,10 +667,12 @@ class DeviceSimulation:
         return float(dk.total_rate(self.state.planes.tree, m_up, m_down))
 
     def profiles(self) -> dict[str, np.ndarray]:
-        """Per-plane x_Br, x_Cl, x_V (site fractions), charge (e) and potential (V), float64[P]."""
+        """Per-plane x_<A>, x_<B> (the halide pair's site fractions, e.g. x_Br, x_Cl), x_V,
+        charge (e) and potential (V), float64[P]."""
         n = self.layout.sites_per_plane.astype(np.float64)
         c = self.state.planes.counts
-        return {"x_Br": c[:, 0] / n, "x_Cl": c[:, 1] / n, "x_V": c[:, 2] / n, "charge": self.charge_e(),
+        a, b = self.config.params.halides
+        return {f"x_{a}": c[:, 0] / n, f"x_{b}": c[:, 1] / n, "x_V": c[:, 2] / n, "charge": self.charge_e(),
                 "potential": self.potential_V()}
 
     def memory_bytes(self) -> int:
@@ -865,10 +885,11 @@ def run_device(config: DeviceConfig, out_path, *, resume: bool = False, checkpoi
         if os.path.exists(ck_path):
             os.remove(ck_path)
         writer = TrajectoryWriter.create(out_path, sim.lattice, config=config.to_mapping(), seed=sim.seed,
-                                         counter_names=COUNTER_NAMES, static=_static_arrays(sim),
-                                         write_species=config.output.species,
+                                         counter_names=counter_names(config.params.halides),
+                                         static=_static_arrays(sim), write_species=config.output.species,
                                          series=() if series is None else ProtocolSeries.names,
-                                         series_columns={"halide_exchange": dk.EXCHANGE_NAMES})
+                                         series_columns={"halide_exchange": exchange_names(config.params.halides)},
+                                         halides=config.params.halides)
         frame = 0
 
     last_ck_events = sim.events
@@ -972,7 +993,8 @@ def _summary(sim: DeviceSimulation, out_path: str, n_frames: int, wall0: float, 
     wall = _time.perf_counter() - wall0
     return {"output": out_path, "frames": n_frames if frames is None else frames, "time_s": sim.time_s,
             "events": sim.events, "vacancies": sim.n_vacancies, "completed": bool(completed),
-            "counters": {n: int(v) for n, v in zip(COUNTER_NAMES, sim.counters)}, "wall_s": wall}
+            "counters": {n: int(v) for n, v in zip(counter_names(sim.config.params.halides), sim.counters)},
+            "wall_s": wall}
 
 
 def _resume(config: DeviceConfig, out_path: str, ck_path: str, cfg_json: str, series: ProtocolSeries | None = None):
@@ -1006,7 +1028,7 @@ def simulate_profiles(config: DeviceConfig, times_s, seed: int | None = None) ->
     times, plus 'times_s', 'plane_z_um', 'counters' (int64[len(times), n]) and 'events'."""
     sim = DeviceSimulation(config, seed=seed)
     times = np.asarray(times_s, dtype=float)
-    out = {k: np.zeros((len(times), sim.lattice.n_planes)) for k in ("x_Br", "x_Cl", "x_V", "charge", "potential")}
+    out = {k: np.zeros((len(times), sim.lattice.n_planes)) for k in observable_names(config.params.halides)}
     counters = np.zeros((len(times), dk.N_COUNTERS), dtype=np.int64)
     for i, t in enumerate(times):
         sim.advance(float(t))
@@ -1029,12 +1051,12 @@ def benchmark_config(cells: tuple[int, int, int] = (16, 16, 1024), seed: int = 0
     length = nz * 5.8e-4
     contact = min(0.1, 0.25 * length)
     return load_config({
-        "vacancies": {"equilibrium_fraction_Br": 1e-2},
+        "vacancies": {"equilibrium_fraction": {"Br": 1e-2}},
         "geometry": {"wire_length_um": length, "contact_width_um": contact, "gap_um": length - 2 * contact},
         # detailed-balance annihilation at both contacts: a stationary vacancy number (with the
         # default irreversible positive contact the vacancy count, hence the cost per event,
         # would drift during the timing)
-        "electrodes": {"alpha_Br_um_per_V_s": 2e4, "alpha_Cl_um_per_V_s": 2e4 / 34.0,
+        "electrodes": {"alpha_um_per_V_s": {"Br": 2e4, "Cl": 2e4 / 34.0},
                        "r_d_form": "detailed_balance"},
         "kmc": {"nx": nx, "ny": ny, "field_V_per_um": 2.0, "duration_s": 1.0, "seed": seed},
         "output": {"frame_interval_s": 1.0, "species": False}})

@@ -15,10 +15,11 @@ Trajectory layout (H5MD 1.1, https://www.nongnu.org/h5md/h5md.html, format versi
                                 value float32[f, n_sites, 3] (angstrom): a virtual dataset, every
                                 frame maps to /parameters/site_position (the sites do not move)}
         species                {step, time: hard links; value uint8[f, n_sites]}: atomic numbers,
-                               SPECIES_Z: 35 Br, 17 Cl, 0 vacancy (ASE's dummy element "X");
+                               species_z(halides): e.g. 35 Br, 17 Cl, 0 vacancy (ASE's dummy element "X");
                                chunked (1 frame x <= 2^20 sites), gzip
     /observables
-        x_Br, x_Cl, x_V        {step, time, value float64[f, n_planes]}  site fractions per anion plane
+        x_<A>, x_<B>, x_V      {step, time, value float64[f, n_planes]}  site fractions per anion plane
+                               (A, B the halide pair, e.g. x_Br, x_Cl)
         charge                 {step, time, value float64[f, n_planes]}  e per plane: vacancies - background
         potential              {step, time, value float64[f, n_planes]}  V, laterally averaged Poisson
         counters               {step, time, value int64[f, n_counters]}, attr columns = counter names
@@ -31,7 +32,8 @@ Trajectory layout (H5MD 1.1, https://www.nongnu.org/h5md/h5md.html, format versi
         halide_exchange        {step, time, value int64[f, 8]}, attr columns = exchange counter names
     /parameters                attrs: config (the ionwire TOML config as JSON), seed, nx, ny, nz,
                                lattice_constant_A, code_version, library versions, format,
-                               format_version, frames_complete (frames fully written and flushed)
+                               format_version, halides (JSON list; absent in older files: Br, Cl),
+                               frames_complete (frames fully written and flushed)
         site_position          float32[n_sites, 3] (angstrom), the fixed anion sites
         site_position_frames/  hard links 0, 1, ... to site_position, one per frame: the sources
                                of the ``position`` virtual dataset (its printf-style mapping
@@ -66,7 +68,8 @@ Reader API::
     with open_trajectory(path) as traj:
         traj.lattice            # structures.lattice.AnionLattice (z bounded)
         traj.n_frames, traj.times_s, traj.steps
-        traj.species(i)         # uint8[n_sites] of frame i: the occupancy codes 0 Br, 1 Cl, 2 vacancy
+        traj.halides            # the pair, e.g. ("Br", "Cl"); traj.observable_names
+        traj.species(i)         # uint8[n_sites] of frame i: the occupancy codes 0, 1 (the pair), 2 vacancy
         traj.observable("x_V")  # float64[n_frames, n_planes]
         traj.counters()         # dict name -> int64[n_frames]
         traj.config, traj.attributes, traj.static(name)
@@ -91,15 +94,35 @@ FORMAT = "ionwire-device-h5md"
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
 SCHEMA = "ionwire.device_trajectory"
-OBSERVABLES = ("x_Br", "x_Cl", "x_V", "charge", "potential")
-# H5MD units grammar (and pint): site fractions are dimensionless ("1"), charge in elementary charges
-OBSERVABLE_UNITS = {"x_Br": "1", "x_Cl": "1", "x_V": "1", "charge": "e", "potential": "V"}
-OBSERVABLE_DESCRIPTIONS = {"x_Br": "Br site fraction of each anion plane",
-                           "x_Cl": "Cl site fraction of each anion plane",
-                           "x_V": "vacancy site fraction of each anion plane",
-                           "charge": "net charge of each anion plane (vacancies minus background), "
-                                     "elementary charges per plane",
-                           "potential": "laterally averaged electrostatic potential of each anion plane"}
+#: the halide pair of a file that does not say (written before the pair was data)
+DEFAULT_HALIDES = ("Br", "Cl")
+
+
+def observable_names(halides: tuple[str, str] = DEFAULT_HALIDES) -> tuple[str, ...]:
+    """The per-plane observables of a trajectory of the pair ``halides``: x_<A>, x_<B>, x_V,
+    charge, potential (site fractions named by the halides' chemical symbols)."""
+    return (f"x_{halides[0]}", f"x_{halides[1]}", "x_V", "charge", "potential")
+
+
+def observable_unit(name: str) -> str:
+    """H5MD units grammar (and pint): site fractions are dimensionless ("1"), charge in elementary charges."""
+    return {"charge": "e", "potential": "V"}.get(name, "1")
+
+
+def observable_description(name: str) -> str:
+    if name == "x_V":
+        return "vacancy site fraction of each anion plane"
+    if name == "charge":
+        return "net charge of each anion plane (vacancies minus background), elementary charges per plane"
+    if name == "potential":
+        return "laterally averaged electrostatic potential of each anion plane"
+    return f"{name[2:]} site fraction of each anion plane"
+
+
+#: the observables of a file of the default pair (Br, Cl)
+OBSERVABLES = observable_names(DEFAULT_HALIDES)
+OBSERVABLE_UNITS = {n: observable_unit(n) for n in OBSERVABLES}
+OBSERVABLE_DESCRIPTIONS = {n: observable_description(n) for n in OBSERVABLES}
 LENGTH_UNIT = "angstrom"
 #: the time series of a run with a bias protocol: name -> (row shape, dtype, unit, description);
 #: written only for such runs (a constant-field run without [bias] writes the files it always did)
@@ -128,28 +151,50 @@ _SPECIES_CHUNK = 1 << 20
 # Species on disk are atomic numbers, so that H5MD readers (ZnH5MD, ASE) see elements; the
 # occupancy codes of the simulation (0 Br, 1 Cl, 2 vacancy) index this table.  A vacancy is
 # stored as 0, the atomic number ASE gives its dummy element "X".
-SPECIES_Z = np.array([35, 17, 0], dtype=np.uint8)
+HALOGEN_Z = {"F": 9, "Cl": 17, "Br": 35, "I": 53}
 VACANCY_Z = 0
-_CODE_OF_Z = np.full(256, 255, dtype=np.uint8)
-_CODE_OF_Z[SPECIES_Z] = np.arange(SPECIES_Z.size, dtype=np.uint8)
 
 
-def species_to_atomic_numbers(occupancy: np.ndarray) -> np.ndarray:
-    """uint8 atomic numbers (Br 35, Cl 17, vacancy 0) of occupancy codes (0 Br, 1 Cl, 2 vacancy)."""
+def species_z(halides: tuple[str, str] = DEFAULT_HALIDES) -> np.ndarray:
+    """uint8[3]: the atomic numbers stored for the occupancy codes 0, 1 (the pair) and 2 (vacancy)."""
+    return np.array([HALOGEN_Z[halides[0]], HALOGEN_Z[halides[1]], VACANCY_Z], dtype=np.uint8)
+
+
+SPECIES_Z = species_z(DEFAULT_HALIDES)
+
+
+def species_to_atomic_numbers(occupancy: np.ndarray, halides: tuple[str, str] = DEFAULT_HALIDES) -> np.ndarray:
+    """uint8 atomic numbers (e.g. Br 35, Cl 17, vacancy 0) of occupancy codes (0 first halide,
+    1 second halide, 2 vacancy)."""
     occ = np.asarray(occupancy)
-    if occ.size and int(occ.max()) >= SPECIES_Z.size:
-        raise ValueError(f"occupancy codes must be 0 (Br), 1 (Cl) or 2 (vacancy), found {int(occ.max())}")
-    return SPECIES_Z[occ]
+    if occ.size and int(occ.max()) >= 3:
+        raise ValueError(f"occupancy codes must be 0 ({halides[0]}), 1 ({halides[1]}) or 2 (vacancy), "
+                         f"found {int(occ.max())}")
+    return species_z(halides)[occ]
 
 
-def atomic_numbers_to_species(numbers: np.ndarray) -> np.ndarray:
-    """Occupancy codes (0 Br, 1 Cl, 2 vacancy) of stored atomic numbers; ValueError for others."""
-    codes = _CODE_OF_Z[np.asarray(numbers, dtype=np.uint8)]
+def atomic_numbers_to_species(numbers: np.ndarray, halides: tuple[str, str] = DEFAULT_HALIDES) -> np.ndarray:
+    """Occupancy codes (0 first halide, 1 second halide, 2 vacancy) of stored atomic numbers;
+    ValueError for others."""
+    z = species_z(halides)
+    table = np.full(256, 255, dtype=np.uint8)
+    table[z] = np.arange(z.size, dtype=np.uint8)
+    codes = table[np.asarray(numbers, dtype=np.uint8)]
     if codes.size and int(codes.max()) == 255:
         bad = np.asarray(numbers)[codes == 255][0]
-        raise ValueError(f"atomic number {int(bad)} is not a species of the anion sublattice (35 Br, 17 Cl, "
-                         f"0 vacancy)")
+        raise ValueError(f"atomic number {int(bad)} is not a species of the anion sublattice ({z[0]} {halides[0]}, "
+                         f"{z[1]} {halides[1]}, 0 vacancy)")
     return codes
+
+
+def _file_halides(f) -> tuple[str, str]:
+    """The halide pair of a trajectory or checkpoint (/parameters@halides; files written before
+    the pair was data: Br, Cl)."""
+    raw = f["parameters"].attrs.get("halides") if "parameters" in f else None
+    if raw is None:
+        return DEFAULT_HALIDES
+    pair = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    return (str(pair[0]), str(pair[1]))
 
 
 class TrajectoryError(ValueError):
@@ -215,8 +260,11 @@ class TrajectoryWriter(_OpenFile):
     """
 
     def __init__(self, f: h5py.File, path: str, n_sites: int, n_planes: int, counter_names: tuple[str, ...],
-                 write_species: bool, cell_A: np.ndarray, series: tuple[str, ...] = ()):
+                 write_species: bool, cell_A: np.ndarray, series: tuple[str, ...] = (),
+                 halides: tuple[str, str] = DEFAULT_HALIDES):
         self._f = f
+        self.halides = tuple(halides)
+        self.observable_names = observable_names(self.halides)
         self.path = path
         self.n_sites = n_sites
         self.n_planes = n_planes
@@ -231,10 +279,13 @@ class TrajectoryWriter(_OpenFile):
     def create(cls, path, lattice: AnionLattice, *, config: dict, seed: int | None,
                counter_names: tuple[str, ...], static: dict[str, np.ndarray] | None = None,
                write_species: bool = True, author: str = "ionwire user", series: tuple[str, ...] = (),
-               series_columns: dict[str, tuple[str, ...]] | None = None) -> "TrajectoryWriter":
+               series_columns: dict[str, tuple[str, ...]] | None = None,
+               halides: tuple[str, str] = DEFAULT_HALIDES) -> "TrajectoryWriter":
         """A new trajectory file at ``path`` (overwritten) with the static data written once;
         ``series``: names of :data:`PROTOCOL_SERIES` to write every frame too (with their
-        ``columns`` attribute from ``series_columns``)."""
+        ``columns`` attribute from ``series_columns``); ``halides``: the pair, which names the
+        observables (x_<A>, x_<B>) and the stored atomic numbers."""
+        halides = tuple(halides)
         path = os.fspath(path)
         ensure_space(path, 16.0 * lattice.n_sites + sum(np.asarray(a).nbytes for a in (static or {}).values()),
                      f"the trajectory {os.path.basename(path)}")
@@ -272,12 +323,13 @@ class TrajectoryWriter(_OpenFile):
                 _link_step_time(sp, edges)
                 sp.create_dataset("value", shape=(0, n), maxshape=(None, n), dtype=np.uint8,
                                   chunks=(1, min(n, _SPECIES_CHUNK)), compression="gzip", compression_opts=1)
-                sp["value"].attrs["codes"] = "atomic numbers: 35 Br, 17 Cl, 0 vacancy"
+                z = species_z(halides)
+                sp["value"].attrs["codes"] = f"atomic numbers: {z[0]} {halides[0]}, {z[1]} {halides[1]}, 0 vacancy"
             obs = f.create_group("observables")
-            for name in OBSERVABLES:
+            for name in observable_names(halides):
                 g = _time_series(obs, name, (2 * lattice.nz,), np.float64, chunk_row=2 * lattice.nz,
-                                 compress=False, unit=OBSERVABLE_UNITS[name], frames_per_chunk=16)
-                g["value"].attrs["description"] = OBSERVABLE_DESCRIPTIONS[name]
+                                 compress=False, unit=observable_unit(name), frames_per_chunk=16)
+                g["value"].attrs["description"] = observable_description(name)
             c = _time_series(obs, "counters", (len(counter_names),), np.int64, chunk_row=len(counter_names),
                              compress=False, unit=None, frames_per_chunk=64)
             c.attrs["columns"] = np.array([s.encode() for s in counter_names])
@@ -292,6 +344,7 @@ class TrajectoryWriter(_OpenFile):
                 f["parameters"].attrs["series"] = json.dumps(list(series))
             par.attrs["format"] = FORMAT
             par.attrs["format_version"] = FORMAT_VERSION
+            par.attrs["halides"] = json.dumps(list(halides))
             par.attrs["config"] = json.dumps(config, sort_keys=True)
             par.attrs["seed"] = -1 if seed is None else int(seed)
             par.attrs["nx"] = lattice.nx
@@ -310,7 +363,7 @@ class TrajectoryWriter(_OpenFile):
         except BaseException as exc:
             _close_or_abandon(f, exc, path)
             raise
-        return cls(f, path, n, 2 * lattice.nz, counter_names, write_species, lattice.cell_A, tuple(series))
+        return cls(f, path, n, 2 * lattice.nz, counter_names, write_species, lattice.cell_A, tuple(series), halides)
 
     @classmethod
     def reopen(cls, path, n_frames_keep: int) -> "TrajectoryWriter":
@@ -350,7 +403,7 @@ class TrajectoryWriter(_OpenFile):
         except BaseException:
             f.close()
             raise
-        return cls(f, path, n_sites, n_planes, names, species, lattice.cell_A, series)
+        return cls(f, path, n_sites, n_planes, names, species, lattice.cell_A, series, _file_halides(f))
 
     # frames ----------------------------------------------------------------------------------
     def write_frame(self, step: int, time_s: float, species: np.ndarray | None,
@@ -358,9 +411,9 @@ class TrajectoryWriter(_OpenFile):
                     series: dict[str, np.ndarray] | None = None) -> int:
         """Append one frame and flush it to disk; returns the new number of frames.
 
-        species: uint8[n_sites] occupancy codes 0 Br, 1 Cl, 2 vacancy (ignored when the file was
-        created without species; stored as atomic numbers); observables: name -> float64[n_planes]
-        for every name in OBSERVABLES; counters: int64[n_counters] in the order of ``columns``;
+        species: uint8[n_sites] occupancy codes 0, 1 (the halides), 2 vacancy (ignored when the file
+        was created without species; stored as atomic numbers); observables: name -> float64[n_planes]
+        for every name in ``self.observable_names``; counters: int64[n_counters] in the order of ``columns``;
         series: name -> value for every series the file was created with.
         """
         f = self._f
@@ -371,8 +424,8 @@ class TrajectoryWriter(_OpenFile):
             sp = np.asarray(species)
             if sp.shape != (self.n_sites,):
                 raise ValueError(f"species must have shape ({self.n_sites},), got {sp.shape}")
-            groups.append((f["particles/anions/species"], species_to_atomic_numbers(sp)))
-        for name in OBSERVABLES:
+            groups.append((f["particles/anions/species"], species_to_atomic_numbers(sp, self.halides)))
+        for name in self.observable_names:
             v = np.asarray(observables[name], dtype=np.float64)
             if v.shape != (self.n_planes,):
                 raise ValueError(f"observable {name} must have shape ({self.n_planes},), got {v.shape}")
@@ -492,7 +545,7 @@ def _frame_groups(f):
         out.append(f["particles/anions/box/edges"])
     if "particles/anions/species" in f:
         out.append(f["particles/anions/species"])
-    for name in list(OBSERVABLES) + ["counters"] + list(_series_names(f)):
+    for name in list(observable_names(_file_halides(f))) + ["counters"] + list(_series_names(f)):
         out.append(f["observables"][name])
     return out
 
@@ -549,6 +602,9 @@ class Trajectory(_OpenFile):
         if self._positions not in f:
             raise TrajectoryError(f"{self.path!r} is not an ionwire device trajectory (no /{self._positions})")
         self.attributes = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in par.attrs.items()}
+        #: the halide pair (first, second) and the names of the per-plane observables
+        self.halides = _file_halides(f)
+        self.observable_names = observable_names(self.halides)
         self.config = json.loads(self.attributes["config"])
         self.lattice = AnionLattice(int(par.attrs["nx"]), int(par.attrs["ny"]), int(par.attrs["nz"]),
                                     periodic_z=False, lattice_constant_A=float(par.attrs["lattice_constant_A"]))
@@ -568,7 +624,7 @@ class Trajectory(_OpenFile):
 
     # frames ----------------------------------------------------------------------------------
     def species(self, i: int) -> np.ndarray:
-        """uint8[n_sites]: occupancy (0 Br, 1 Cl, 2 vacancy) of frame i (negative i from the end)."""
+        """uint8[n_sites]: occupancy (0 first, 1 second halide, 2 vacancy) of frame i (negative i from the end)."""
         if not self.has_species:
             raise TrajectoryError(f"{self.path!r} was written without per-site species")
         n = self.n_frames
@@ -581,14 +637,15 @@ class Trajectory(_OpenFile):
         if self.format_version == 1:
             return raw
         try:
-            return atomic_numbers_to_species(raw)
+            return atomic_numbers_to_species(raw, self.halides)
         except ValueError as exc:
             raise TrajectoryError(f"{self.path!r}: frame {i}: {exc}") from None
 
     def observable(self, name: str) -> np.ndarray:
-        """float64[n_frames, n_planes] time series of a per-plane observable (see OBSERVABLES)."""
-        if name not in OBSERVABLES:
-            raise KeyError(f"unknown observable {name!r}; available: {', '.join(OBSERVABLES)}")
+        """float64[n_frames, n_planes] time series of a per-plane observable (``observable_names``:
+        x_<A>, x_<B> for the halides A, B of the file, x_V, charge, potential)."""
+        if name not in self.observable_names:
+            raise KeyError(f"unknown observable {name!r}; available: {', '.join(self.observable_names)}")
         return np.asarray(self._f["observables"][name]["value"][: self.n_frames], dtype=np.float64)
 
     def series(self, name: str) -> np.ndarray:

@@ -289,7 +289,7 @@ def measure_bulk(cells=(16, 16, 16), x_cl: float = 0.5, n_vacancies: int | None 
     fractions = {"Br": (n_atoms - n_cl) / n_sites, "Cl": n_cl / n_sites, "V": n_vacancies / n_sites}
     return BulkResult(cells=(nx, ny, nz), x_cl=x_cl, n_vacancies=int(n_vacancies), field_V_per_um=field_V_per_um,
                       material=material, n_events_per_replica=int(n_events), n_replicas=n_replicas,
-                      w_per_s=material.jump_frequencies_per_s(), f=f, f_err=f_err, D_tracer_cm2_per_s=D,
+                      w_per_s=dict(zip(SPECIES, material.jump_frequency_pair_per_s())), f=f, f_err=f_err, D_tracer_cm2_per_s=D,
                       D_tracer_err=D_err, l_per_s=l, l_err=l_err, D_vacancy_cm2_per_s=D_v, D_vacancy_err=D_v_err,
                       drift_velocity_cm_per_s=v, drift_velocity_err=v_err, mobility_cm2_per_Vs=mob,
                       mobility_err=mob_err, fractions=fractions, wall_s=wall, replicas=reps)
@@ -345,7 +345,7 @@ def result_to_dict(result: BulkResult, theory: dict | None = None) -> dict:
         "parameters": {
             "cells": list(result.cells), "x_cl": result.x_cl, "vacancies": result.n_vacancies,
             "preset": m.preset,
-            "barriers_eV": [b.Br_in_Br_eV, b.Br_in_Cl_eV, b.Cl_in_Br_eV, b.Cl_in_Cl_eV],
+            "barriers_eV": [b.first_in_first_eV, b.first_in_second_eV, b.second_in_first_eV, b.second_in_second_eV],
             "nu0_per_s": m.attempt_frequency_per_s, "temperature_K": m.temperature_K,
             "field_V_per_um": result.field_V_per_um, "events_per_replica": result.n_events_per_replica,
             "replicas": result.n_replicas,

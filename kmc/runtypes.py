@@ -187,8 +187,8 @@ def _maa_theory(config: BulkConfig, point: Mapping[str, Any], result: Mapping[st
     except ParameterError:
         return None
     x_v, x_cl = result["x_v"], result["x_cl_actual"]
-    w = material.jump_frequencies_per_s()
-    ll = onsager.onsager_coefficients((1 - x_v) * (1 - x_cl), (1 - x_v) * x_cl, x_v, w["Br"], w["Cl"], f0)
+    w_first, w_second = material.jump_frequency_pair_per_s()
+    ll = onsager.onsager_coefficients((1 - x_v) * (1 - x_cl), (1 - x_v) * x_cl, x_v, w_first, w_second, f0)
     return {name: float(v) for (name, _, _), v in zip(PAIRS, ll)}
 
 

@@ -48,7 +48,15 @@ from ase import Atoms
 from .lattice import AnionLattice
 
 BR, CL, VACANCY = 0, 1, 2
-HALIDE_SYMBOLS = ("Br", "Cl")
+HALIDE_SYMBOLS = ("Br", "Cl")  # the default pair: occupancy codes 0, 1 (first, second halide)
+HALOGEN_NUMBERS = {"F": 9, "Cl": 17, "Br": 35, "I": 53}
+
+
+def _check_pair(halides) -> tuple[str, str]:
+    halides = tuple(halides)
+    if len(halides) != 2 or halides[0] == halides[1] or not all(h in HALOGEN_NUMBERS for h in halides):
+        raise ValueError(f"halides must be two different symbols of {', '.join(HALOGEN_NUMBERS)}, got {halides!r}")
+    return halides
 VACANCY_SYMBOL = "X"  # ASE's dummy element (atomic number 0)
 VACANCY_MODES = ("omit", "mark")
 ANGSTROM_PER_UM = 1.0e4
@@ -80,8 +88,9 @@ def cation_positions_A(lattice: AnionLattice) -> tuple[np.ndarray, np.ndarray]:
 
 
 def perovskite_atoms(lattice: AnionLattice, occupancy, *, vacancies: str = "omit",
-                     time_s: float | None = None) -> Atoms:
-    """The CsPbX3 supercell of ``lattice`` with halides from ``occupancy`` (uint8[n_sites]).
+                     time_s: float | None = None, halides: tuple[str, str] = HALIDE_SYMBOLS) -> Atoms:
+    """The CsPbX3 supercell of ``lattice`` with halides from ``occupancy`` (uint8[n_sites]),
+    occupancy code 0 the chemical element ``halides[0]``, 1 ``halides[1]``.
 
     Returns an :class:`ase.Atoms` with ``2 n_cells + n_halides`` atoms (``+ n_vacancies`` dummy
     ``X`` atoms with ``vacancies="mark"``); see the module docstring for order, cell and metadata.
@@ -93,8 +102,9 @@ def perovskite_atoms(lattice: AnionLattice, occupancy, *, vacancies: str = "omit
     sites = np.arange(lattice.n_sites, dtype=np.int64)
     if vacancies == "omit":
         sites = sites[occ != VACANCY]
-    # atomic numbers: Br 35, Cl 17, X 0 (lookup by occupancy code)
-    anion_numbers = np.array([35, 17, 0], dtype=np.int64)[occ[sites]]
+    # atomic numbers of the pair (e.g. Br 35, Cl 17) and X 0, looked up by occupancy code
+    a, b = _check_pair(halides)
+    anion_numbers = np.array([HALOGEN_NUMBERS[a], HALOGEN_NUMBERS[b], 0], dtype=np.int64)[occ[sites]]
     n_cells = lattice.n_cells
     numbers = np.concatenate([np.full(n_cells, 82), np.full(n_cells, 55), anion_numbers])
     positions = np.concatenate([pb, cs, lattice.positions_A()[sites]])
@@ -169,16 +179,19 @@ def _positions_wire_along_z(atoms: Atoms) -> np.ndarray:
     raise ValueError(f"unknown wire_axis {axis!r} in atoms.info (expected 'z' or 'x')")
 
 
-def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: float = 0.05) -> np.ndarray:
-    """Inverse of :func:`perovskite_atoms`: uint8[n_sites] occupancy read from halide positions.
+def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: float = 0.05,
+                         halides: tuple[str, str] = HALIDE_SYMBOLS) -> np.ndarray:
+    """Inverse of :func:`perovskite_atoms`: uint8[n_sites] occupancy read from halide positions
+    (``halides``: the elements of the occupancy codes 0 and 1).
 
-    Every Br / Cl / X atom must sit within ``tolerance_A`` of an anion site of ``lattice``
+    Every halide (of the pair) / X atom must sit within ``tolerance_A`` of an anion site of ``lattice``
     (positions are wrapped along periodic axes); sites without a halide are vacancies (2),
     sites with an ``X`` too.  Atoms turned by :func:`wire_along_x` are turned back first.
     Raises ValueError for an atom off the lattice or two on one site.
     """
     symbols = np.array(atoms.get_chemical_symbols())
-    mask = np.isin(symbols, HALIDE_SYMBOLS + (VACANCY_SYMBOL,))
+    halides = _check_pair(halides)
+    mask = np.isin(symbols, halides + (VACANCY_SYMBOL,))
     half = 0.5 * lattice.lattice_constant_A
     u = _positions_wire_along_z(atoms)[mask] / half
     h = np.rint(u).astype(np.int64)
@@ -201,7 +214,7 @@ def occupancy_from_atoms(atoms: Atoms, lattice: AnionLattice, *, tolerance_A: fl
     if len(np.unique(site)) != len(site):
         raise ValueError("two halides sit on the same anion site")
     occ = np.full(lattice.n_sites, VACANCY, dtype=np.uint8)
-    code = {"Br": BR, "Cl": CL, VACANCY_SYMBOL: VACANCY}
+    code = {halides[0]: BR, halides[1]: CL, VACANCY_SYMBOL: VACANCY}
     occ[site] = np.array([code[x] for x in symbols[mask]], dtype=np.uint8)
     return occ
 
@@ -290,8 +303,10 @@ def front_position_um(z_um: np.ndarray, x_br: np.ndarray, level: float = 0.55) -
 def sample_continuum_window(z_um, x_br, x_v, *, z_window_um: tuple[float, float] | None = None,
                             n_cells_z: int = 40, cross_section: tuple[int, int] = (4, 4),
                             lattice_constant_A: float = 5.8, vacancies: str = "omit", time_s: float | None = None,
-                            interpolation: str = "linear", rng: np.random.Generator | int | None = None) -> Atoms:
-    """Atomistic thin wire consistent with a continuum profile x_Br(z), x_V(z) in a z-window.
+                            interpolation: str = "linear", rng: np.random.Generator | int | None = None,
+                            halides: tuple[str, str] = HALIDE_SYMBOLS) -> Atoms:
+    """Atomistic thin wire consistent with a continuum profile x_Br(z), x_V(z) in a z-window
+    (``x_br``: the first halide's fraction; ``halides``: the elements of the pair).
 
     ``z_um``: float64[nz] grid (um); ``x_br``, ``x_v``: float64[nz] site fractions on it.
     The wire has ``cross_section = (nx, ny)`` cells (periodic x, y) and spans
@@ -342,7 +357,7 @@ def sample_continuum_window(z_um, x_br, x_v, *, z_window_um: tuple[float, float]
     xv_p = np.clip(xv_p, 0.0, 1.0)
     xb_p = np.clip(xb_p, 0.0, 1.0 - xv_p)
     occ = occupancy_from_profile(lattice, xb_p, xv_p, rng=rng)
-    atoms = perovskite_atoms(lattice, occ, vacancies=vacancies, time_s=time_s)
+    atoms = perovskite_atoms(lattice, occ, vacancies=vacancies, time_s=time_s, halides=halides)
     atoms.info["z0_um"] = float(z0)
     return atoms
 
@@ -389,14 +404,14 @@ def select_frames(spec: str | int | None, n_frames: int) -> np.ndarray:
 
 def crop_atoms(lattice: AnionLattice, occupancy, *, x: tuple[int, int] | None = None,
                y: tuple[int, int] | None = None, z: tuple[int, int] | None = None, vacancies: str = "omit",
-               time_s: float | None = None) -> Atoms:
+               time_s: float | None = None, halides: tuple[str, str] = HALIDE_SYMBOLS) -> Atoms:
     """:func:`perovskite_atoms` of the block of cells :func:`crop_cells` cuts out (the whole
     lattice without ranges), with ``info["origin_cells"]`` = its first cell (i, j, k)."""
     if (x, y, z) != (None, None, None):
         sub, occ = crop_cells(lattice, occupancy, x=x, y=y, z=z)
     else:
         sub, occ = lattice, occupancy
-    atoms = perovskite_atoms(sub, occ, vacancies=vacancies, time_s=time_s)
+    atoms = perovskite_atoms(sub, occ, vacancies=vacancies, time_s=time_s, halides=halides)
     atoms.info["origin_cells"] = np.array([0 if r is None else int(r[0]) for r in (x, y, z)])
     return atoms
 
@@ -410,7 +425,8 @@ def trajectory_atoms(trajectory, frames=None, *, vacancies: str = "omit", x: tup
     ``.times_s`` and ``.species(i)``); ``frames`` an iterable of frame indices (default: all).
     ``x``, ``y``, ``z``: half-open cell ranges of a block to keep (:func:`crop_cells`; default the
     whole lattice); ``wire_axis="x"`` turns every frame with :func:`wire_along_x`.
-    Each Atoms carries ``info["time_s"]`` (simulated time of the frame, s) and ``info["frame"]``.
+    Each Atoms carries ``info["time_s"]`` (simulated time of the frame, s) and ``info["frame"]``;
+    its halides are the trajectory's pair (``trajectory.halides``, default Br, Cl).
     """
     if wire_axis not in ("z", "x"):
         raise ValueError(f"wire_axis must be 'z' or 'x', got {wire_axis!r}")
@@ -418,6 +434,6 @@ def trajectory_atoms(trajectory, frames=None, *, vacancies: str = "omit", x: tup
     times = np.asarray(trajectory.times_s, dtype=float)
     for i in (range(trajectory.n_frames) if frames is None else frames):
         atoms = crop_atoms(lattice, trajectory.species(int(i)), x=x, y=y, z=z, vacancies=vacancies,
-                           time_s=times[int(i)])
+                           time_s=times[int(i)], halides=getattr(trajectory, "halides", HALIDE_SYMBOLS))
         atoms.info["frame"] = int(i)
         yield wire_along_x(atoms) if wire_axis == "x" else atoms

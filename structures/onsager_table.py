@@ -186,9 +186,11 @@ class OnsagerTable:
             return
         from ionwire.structures.parameters import to_mapping
 
-        mine = self.material
+        mine = dict(self.material)
+        if "barriers" in mine and "barriers_eV" not in mine:  # a table written before the halide pair was data
+            mine["barriers_eV"] = {k.removesuffix("_eV"): v for k, v in mine.pop("barriers").items()}
         theirs = to_mapping(material)
-        for key in ("lattice_constant_A", "attempt_frequency_per_s", "temperature_K", "barriers"):
+        for key in ("halides", "lattice_constant_A", "attempt_frequency_per_s", "temperature_K", "barriers_eV"):
             if key in mine and mine[key] != theirs.get(key):
                 raise ParameterError(
                     f"Onsager table ({self.preset}) was measured with material.{key} = {mine[key]!r}, "

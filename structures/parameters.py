@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import paper
+from . import materials, paper
 from .electrode_law import RateLaw, rate_law
 from .temperature import check_temperature, temperature_factor
 from .units import BOLTZMANN_EV_PER_K
@@ -45,7 +45,7 @@ def inline_field(cls: type) -> Any:
     return field(default_factory=cls, metadata={INLINE: True})
 
 
-def _check_type(value: Any, annotation: Any, where: str) -> Any:
+def _check_type(value: Any, annotation: Any, where: str, halides: tuple[str, str] | None = None) -> Any:
     origin = typing.get_origin(annotation)
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -70,7 +70,7 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         errors = []
         for a in args:
             try:
-                return _check_type(value, a, where)
+                return _check_type(value, a, where, halides)
             except ParameterError as exc:  # try the next alternative
                 errors.append(str(exc))
         raise ParameterError(errors[0])
@@ -91,11 +91,12 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         if dataclasses.is_dataclass(value):
             return value
-        return from_mapping(annotation, value, where)
+        return from_mapping(annotation, value, where, halides=halides)
     return value
 
 
-def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "", base: Any = None) -> Any:
+def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "", base: Any = None,
+                 halides: tuple[str, str] | None = None) -> Any:
     """Build the frozen dataclass ``cls`` from ``data``; unknown keys and bad values raise.
 
     ``where`` is the dotted path of this table in the config file, used in error messages.
@@ -106,11 +107,18 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "", bas
     ``cls``) if given.  A field whose default is an instance (``numerics: Numerics =
     SOME_NUMERICS``, rather than a default_factory) is built on top of that instance, so a
     config that sets one key of the table keeps the other values of that instance.
+
+    A class with a classmethod ``from_toml_keys(data, where, halides)`` translates its TOML
+    table first (per-halide tables keyed by halide symbol, renamed keys); ``halides`` is the
+    pair of the enclosing parameter set (the class itself may read it from ``data``).
     """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ParameterError(f"{where or cls.__name__}: expected a table, got {data!r}")
+    translate = getattr(cls, "from_toml_keys", None)
+    if translate is not None:
+        data, halides = translate(data, where, halides)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     inline = {f.name: [g.name for g in dataclasses.fields(hints[f.name]) if g.init]
@@ -125,15 +133,16 @@ def from_mapping(cls: type, data: Mapping[str, Any] | None, where: str = "", bas
     kwargs = {}
     for name in fields:
         if name in inline:
-            kwargs[name] = from_mapping(hints[name], {k: data[k] for k in inline[name] if k in data}, where)
+            kwargs[name] = from_mapping(hints[name], {k: data[k] for k in inline[name] if k in data}, where,
+                                        halides=halides)
         elif name in data:
             key = f"{where}.{name}" if where else name
             default = fields[name].default
             if (dataclasses.is_dataclass(default) and not isinstance(default, type)
                     and isinstance(data[name], Mapping)):
-                kwargs[name] = from_mapping(type(default), data[name], key, base=default)
+                kwargs[name] = from_mapping(type(default), data[name], key, base=default, halides=halides)
             else:
-                kwargs[name] = _check_type(data[name], hints[name], key)
+                kwargs[name] = _check_type(data[name], hints[name], key, halides)
             if (name == "seed" or name.endswith("_seed")) and kwargs[name] is not None:
                 check_seed(kwargs[name], key)
     try:
@@ -164,21 +173,29 @@ def read_toml(path) -> tuple[dict, str]:
         raise ParameterError(f"{path}: {exc}") from None
 
 
-def to_mapping(obj: Any) -> dict:
+def to_mapping(obj: Any, halides: tuple[str, str] | None = None) -> dict:
     """The inverse of :func:`from_mapping`: a plain dict (TOML/JSON/HDF5-attribute friendly).
 
-    The tables of an :func:`inline_field` are put at the level of ``obj`` (the file layout)."""
+    The tables of an :func:`inline_field` are put at the level of ``obj`` (the file layout).
+    A class with a method ``to_toml_keys(out, halides)`` writes its per-halide values back as
+    tables keyed by halide symbol (``halides``: the pair of the enclosing parameter set)."""
+    own = getattr(obj, "halides_of_set", None)
+    if own is not None:
+        halides = own()
     out = {}
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         if f.metadata.get(INLINE):
-            out.update(to_mapping(v))
+            out.update(to_mapping(v, halides))
             continue
         if dataclasses.is_dataclass(v):
-            v = to_mapping(v)
+            v = to_mapping(v, halides)
         elif isinstance(v, tuple):
             v = list(v)
         out[f.name] = v
+    translate = getattr(obj, "to_toml_keys", None)
+    if translate is not None:
+        out = translate(out, halides)
     return out
 
 
@@ -253,6 +270,71 @@ def _positive(obj: Any, *names: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# the halide pair (docs/model.md section 2): internal codes 0, 1 (first, second halide), 2
+# (vacancy); every name a user reads or writes is built from the pair
+# --------------------------------------------------------------------------------------------
+#: the default pair: CsPbBr3 | CsPbCl3 (the paper's heterostructure)
+DEFAULT_HALIDES = ("Br", "Cl")
+#: halogens that sit on a perovskite anion sublattice (chemical symbols, as ASE spells them)
+HALOGENS = ("F", "Cl", "Br", "I")
+
+
+def check_halides(value: Any, where: str = "material.halides") -> tuple[str, str]:
+    """Two different halogen symbols (``HALOGENS``) as a tuple; ParameterError naming ``where``."""
+    require(isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(h, str) for h in value),
+            f"{where} must be a list of two halide symbols such as [\"Br\", \"Cl\"], got {value!r}")
+    for h in value:
+        require(h in HALOGENS, f"{where}: {h!r} is not a halogen symbol (one of {', '.join(HALOGENS)})")
+    require(value[0] != value[1], f"{where} must name two different halides, got {list(value)!r}")
+    return (value[0], value[1])
+
+
+def _halides_of_material_table(data: Mapping, where: str = "material") -> tuple[str, str]:
+    """The halide pair a [material] table declares: its ``halides``, else its set's, else the
+    default set's."""
+    prefix = f"{where}." if where else ""
+    if "halides" in data:
+        return check_halides(data["halides"], f"{prefix}halides")
+    name = data.get("set", materials.DEFAULT_SET.name)
+    if isinstance(name, str) and name in materials.SETS:
+        return tuple(materials.SETS[name].halides)
+    return DEFAULT_HALIDES  # an unknown set: Material itself reports it
+
+
+def halide_table(value: Any, halides: tuple[str, str], where: str, keys: tuple[str, ...] | None = None,
+                 example: str = "...") -> tuple:
+    """The values of a TOML table keyed by halide symbol (or by ``keys``), in the order of ``keys``
+    (default: the pair).  Missing and unknown keys raise one ParameterError naming them."""
+    keys = tuple(halides) if keys is None else keys
+    if not isinstance(value, Mapping):
+        body = ", ".join(f"{k} = {example}" for k in keys)
+        raise ParameterError(f"{where} must be a table keyed by halide, e.g. {where.rsplit('.', 1)[-1]} = "
+                             f"{{{body}}}, got {value!r}")
+    unknown = sorted(set(value) - set(keys))
+    if unknown:
+        raise ParameterError(f"unknown key {where}.{unknown[0]} (the halides are {', '.join(halides)}; "
+                             f"allowed: {', '.join(keys)})")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise ParameterError(f"{where}.{missing[0]} is missing (give {', '.join(keys)})")
+    return tuple(value[k] for k in keys)
+
+
+def _renamed(data: Mapping, where: str, rules) -> None:
+    """One ParameterError for the first key of ``data`` that an older format used: ``rules`` is a
+    list of (regex, function(match) -> the new key's spelling)."""
+    import re
+
+    prefix = f"{where}." if where else ""
+    for key in data:
+        for pattern, new in rules:
+            m = re.fullmatch(pattern, key)
+            if m:
+                raise ParameterError(f"{prefix}{key} is no longer a key: write {prefix}{new(m)} "
+                                     "(per-halide values are tables keyed by the symbols of material.halides)")
+
+
+# --------------------------------------------------------------------------------------------
 # hop barriers (docs/model.md section 4)
 # --------------------------------------------------------------------------------------------
 PRESETS = ("random_alloy", "host")
@@ -260,16 +342,19 @@ PRESETS = ("random_alloy", "host")
 
 @dataclass(frozen=True)
 class Barriers:
-    """Hop barriers E_{X,Y} (eV): species X hopping across an edge of a Y-rich octahedron.
+    """Hop barriers E_{X,Y} (eV): species X hopping across an edge of a Y-rich octahedron, X and Y
+    the first (A) or the second (B) halide of the pair.
 
-    The barrier of a hop with n Cl among its 4 environment sites is
-    E_a(X, n) = E_X,Br + (E_X,Cl - E_X,Br) n / 4   (docs/model.md section 4).
+    The barrier of a hop with n B among its 4 environment sites is
+    E_a(X, n) = E_X,A + (E_X,B - E_X,A) n / 4   (docs/model.md section 4).
+    TOML: ``[material] barriers_eV = {Br_in_Br = ..., Br_in_Cl = ..., Cl_in_Br = ..., Cl_in_Cl = ...}``
+    (names built from the pair, :func:`barrier_keys`).
     """
 
-    Br_in_Br_eV: float = 0.25
-    Br_in_Cl_eV: float = 0.25
-    Cl_in_Br_eV: float = 0.29
-    Cl_in_Cl_eV: float = 0.29
+    first_in_first_eV: float = 0.25
+    first_in_second_eV: float = 0.25
+    second_in_first_eV: float = 0.29
+    second_in_second_eV: float = 0.29
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -277,63 +362,190 @@ class Barriers:
             require(math.isfinite(v) and 0.0 <= v < 5.0, f"{f.name} must be in [0, 5) eV, got {v!r}")
 
     @classmethod
-    def preset(cls, name: str, E_Br_eV: float = 0.25, E_Cl_eV: float = 0.29) -> "Barriers":
+    def preset(cls, name: str, E_first_eV: float = 0.25, E_second_eV: float = 0.29) -> "Barriers":
         """``random_alloy``: the barrier depends on the hopping species only;
-        ``host``: on the octahedron (Br-rich E_Br, Cl-rich E_Cl) only.
+        ``host``: on the octahedron (first-rich E_first, second-rich E_second) only.
         Defaults: vacancy migration energies of CsPbBr3 / CsPbCl3 (Mizusaki et al. 1983)."""
         if name == "random_alloy":
-            return cls(E_Br_eV, E_Br_eV, E_Cl_eV, E_Cl_eV)
+            return cls(E_first_eV, E_first_eV, E_second_eV, E_second_eV)
         if name == "host":
-            return cls(E_Br_eV, E_Cl_eV, E_Br_eV, E_Cl_eV)
+            return cls(E_first_eV, E_second_eV, E_first_eV, E_second_eV)
         raise ParameterError(f"preset must be one of {', '.join(PRESETS)}, got {name!r}")
 
     def as_array(self) -> np.ndarray:
-        """float64[2, 2]: [hopping species (0 Br, 1 Cl), octahedron end member (0 Br-rich, 1 Cl-rich)]."""
-        return np.array([[self.Br_in_Br_eV, self.Br_in_Cl_eV], [self.Cl_in_Br_eV, self.Cl_in_Cl_eV]])
+        """float64[2, 2]: [hopping species (0 first, 1 second halide), octahedron end member (0, 1)]."""
+        return np.array([[self.first_in_first_eV, self.first_in_second_eV],
+                         [self.second_in_first_eV, self.second_in_second_eV]])
 
     def barrier_eV(self, species: int, n_cl: int | np.ndarray) -> float | np.ndarray:
-        """E_a(X, n) for hopping species 0 (Br) or 1 (Cl) and n Cl of the 4 environment sites."""
+        """E_a(X, n) for hopping species 0 (first) or 1 (second halide) and n second-halide sites of
+        the 4 environment sites."""
         e = self.as_array()[species]
         return e[0] + (e[1] - e[0]) * np.asarray(n_cl) / 4.0
 
 
+def barrier_keys(halides: tuple[str, str]) -> tuple[str, str, str, str]:
+    """The TOML keys of the four barriers, in the order of the Barriers fields: X_in_Y."""
+    a, b = halides
+    return (f"{a}_in_{a}", f"{a}_in_{b}", f"{b}_in_{a}", f"{b}_in_{b}")
+
+
+_BARRIER_FIELDS = ("first_in_first_eV", "first_in_second_eV", "second_in_first_eV", "second_in_second_eV")
+
+
+def _from_set(ms: "materials.MaterialSet", key: str, halides: tuple[str, str] | None = None):
+    """The value of ``key`` in the material set ``ms`` (a per-halide value as a tuple in the order
+    of ``halides``); a ParameterError naming the key when the set has none."""
+    entry = ms.values[key]
+    missing = entry.missing()
+    if missing:
+        which = f" for {', '.join(missing)}" if missing != [""] else ""
+        raise ParameterError(f"{key} must be given: the material set {ms.name!r} has no value{which} "
+                             f"({entry.source})")
+    if isinstance(entry.value, dict):
+        return tuple(float(entry.value[h]) for h in (halides or ms.halides) if h in entry.value)
+    return entry.value
+
+
+def _pair(value, name: str, positive: bool = False) -> tuple[float, float]:
+    v = tuple(value)
+    ok = len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                             and (x > 0 or not positive) for x in v)
+    require(ok, f"{name} must be two finite{' positive' if positive else ''} numbers, got {value!r}")
+    return (float(v[0]), float(v[1]))
+
+
 @dataclass(frozen=True)
 class Material:
-    """Lattice, hopping and dielectric parameters shared by the kMC and the continuum model."""
+    """Lattice, hopping and dielectric parameters shared by the kMC and the continuum model.
 
-    lattice_constant_A: float = 5.8
+    ``set``: the named material set (structures.materials) that gives the values a config does
+    not set; ``halides``: the pair (first, second), by default the set's; the first fills the left
+    segment of the wire, the second the right one; composition x is the second halide's fraction of
+    the halide sites.  A value that is None here is taken from the set (a ParameterError naming
+    the key if the set has none).  TOML keys built from the pair: ``formation_energy_eV = {Br =
+    1.32, Cl = 1.44}``, ``migration_barrier_eV = {Br = 0.25, Cl = 0.29}`` (the end-member barriers
+    of the presets), ``barriers_eV = {Br_in_Br = ..., Br_in_Cl = ..., Cl_in_Br = ..., Cl_in_Cl = ...}``.
+    """
+
+    set: str = materials.DEFAULT_SET.name
+    halides: tuple[str, str] | None = None
+    lattice_constant_A: float | None = None
     attempt_frequency_per_s: float = 1e13
     temperature_K: float = 300.0
-    relative_permittivity: float = 25.0
+    relative_permittivity: float | None = None
     preset: str = "random_alloy"
-    # None: the preset's values (0.25 / 0.29 eV); a table [material.barriers] overrides all four
+    # vacancy migration barriers of the pure end members (first, second; eV): the presets' E_A, E_B
+    migration_barrier_eV: tuple[float, float] | None = None
+    # None: the preset's values; a table barriers_eV = {...} sets all four
     barriers: Barriers | None = None
-    # vacancy formation energies of the pure end members (eV), paper citing Lai et al. PNAS 2018;
-    # x_V^eq(x_Cl) = x_V^eq(Br) exp(-(E_f(x_Cl) - E_f(Br)) / kT) with E_f linear in x_Cl
-    formation_energy_Br_eV: float = 1.32
-    formation_energy_Cl_eV: float = 1.44
+    # vacancy formation energies of the pure end members (first, second halide; eV);
+    # x_V^eq(x) = x_V^eq(first) exp(-(E_f(x) - E_f(first)) / kT), E_f linear in x
+    formation_energy_eV: tuple[float, float] | None = None
 
     def __post_init__(self):
+        require(isinstance(self.set, str) and self.set in materials.SETS,
+                f"set: unknown material set {self.set!r}; the sets are: {'; '.join(map(repr, materials.SETS))}")
+        ms = materials.SETS[self.set]
+        halides = ms.halides if self.halides is None else check_halides(self.halides, "halides")
+        require(tuple(halides) == tuple(ms.halides),
+                f"halides {list(halides)} are not those of the material set {ms.name!r} ({list(ms.halides)}); "
+                f"choose a set of this pair (" + ("; ".join(repr(s.name) for s in materials.sets_for(halides))
+                                                  or "none is shipped") + ")")
+        object.__setattr__(self, "halides", tuple(halides))
+        for name in ("lattice_constant_A", "relative_permittivity"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, float(_from_set(ms, f"material.{name}")))
         _positive(self, "lattice_constant_A", "attempt_frequency_per_s", "temperature_K", "relative_permittivity")
         require(self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.formation_energy_eV is None:
+            object.__setattr__(self, "formation_energy_eV", _from_set(ms, "material.formation_energy_eV", halides))
+        object.__setattr__(self, "formation_energy_eV", _pair(self.formation_energy_eV, "formation_energy_eV"))
+        if self.migration_barrier_eV is None:
+            if self.barriers is not None and ms.value("material.migration_barrier_eV") is None:
+                b = self.barriers  # explicit barriers: their end-member diagonal
+                object.__setattr__(self, "migration_barrier_eV", (b.first_in_first_eV, b.second_in_second_eV))
+            else:
+                object.__setattr__(self, "migration_barrier_eV",
+                                   _from_set(ms, "material.migration_barrier_eV", halides))
+        e = _pair(self.migration_barrier_eV, "migration_barrier_eV")
+        object.__setattr__(self, "migration_barrier_eV", e)
         if self.barriers is None:
-            object.__setattr__(self, "barriers", Barriers.preset(self.preset))
+            object.__setattr__(self, "barriers", Barriers.preset(self.preset, *e))
+
+    @property
+    def material_set(self) -> "materials.MaterialSet":
+        """The named material set this material draws its unset values from."""
+        return materials.SETS[self.set]
+
+    # -- TOML layout (see from_mapping / to_mapping) --
+    @classmethod
+    def from_toml_keys(cls, data: Mapping, where: str, halides=None):
+        halides = _halides_of_material_table(data, where)
+        pair = f"{{{halides[0]} = ..., {halides[1]} = ...}}"
+        old = data.get("barriers")
+        if isinstance(old, Mapping) and old:
+            import re
+
+            key = sorted(old)[0]
+            m = re.fullmatch(r"([A-Z][a-z]?)_in_([A-Z][a-z]?)_eV", key)
+            new = f"{m[1]}_in_{m[2]}" if m else barrier_keys(halides)[0]
+            raise ParameterError(f"{where}.barriers.{key} is no longer a key: write {where}.barriers_eV = "
+                                 f"{{{new} = ..., ...}} (all four of {', '.join(barrier_keys(halides))})")
+        _renamed(data, where, [
+            (r"formation_energy_([A-Z][a-z]?)_eV", lambda m: f"formation_energy_eV = {pair}"),
+            (r"barriers", lambda m: f"barriers_eV = {{{', '.join(k + ' = ...' for k in barrier_keys(halides))}}}"),
+        ])
+        out = dict(data)
+        if "halides" in out and "set" not in out:  # the pair alone: its one shipped set
+            candidates = materials.sets_for(halides)
+            require(len(candidates) == 1,
+                    f"{where}.set must be given for the halides {list(halides)}: " +
+                    ("the sets of this pair are " + "; ".join(repr(s.name) for s in candidates) if candidates
+                     else "no material set of this pair is shipped (the sets are: "
+                          + "; ".join(repr(s) for s in materials.SETS) + ")"))
+            out["set"] = candidates[0].name
+        for key in ("formation_energy_eV", "migration_barrier_eV"):
+            if key in out:
+                out[key] = halide_table(out[key], halides, f"{where}.{key}")
+        if "barriers_eV" in out:
+            values = halide_table(out.pop("barriers_eV"), halides, f"{where}.barriers_eV", barrier_keys(halides))
+            out["barriers"] = dict(zip(_BARRIER_FIELDS, values))
+        return out, halides
+
+    def to_toml_keys(self, out: dict, halides=None) -> dict:
+        h = self.halides
+        out["halides"] = list(h)
+        out["formation_energy_eV"] = dict(zip(h, self.formation_energy_eV))
+        out["migration_barrier_eV"] = dict(zip(h, self.migration_barrier_eV))
+        b = out.pop("barriers")
+        out["barriers_eV"] = {k: b[f] for k, f in zip(barrier_keys(h), _BARRIER_FIELDS)}
+        return out
+
+    def halides_of_set(self) -> tuple[str, str]:
+        return self.halides
 
     @property
     def kT_eV(self) -> float:
         return BOLTZMANN_EV_PER_K * self.temperature_K
 
     def jump_frequencies_per_s(self) -> dict[str, float]:
-        """w_X = nu0 exp(-E_X / kT) in a pure-X environment at zero field (1/s)."""
+        """w_X = nu0 exp(-E_X / kT) in a pure-X environment at zero field (1/s), keyed by halide symbol."""
         b = self.barriers
         return {
-            "Br": self.attempt_frequency_per_s * math.exp(-b.Br_in_Br_eV / self.kT_eV),
-            "Cl": self.attempt_frequency_per_s * math.exp(-b.Cl_in_Cl_eV / self.kT_eV),
+            self.halides[0]: self.attempt_frequency_per_s * math.exp(-b.first_in_first_eV / self.kT_eV),
+            self.halides[1]: self.attempt_frequency_per_s * math.exp(-b.second_in_second_eV / self.kT_eV),
         }
 
+    def jump_frequency_pair_per_s(self) -> tuple[float, float]:
+        """(w_first, w_second): :meth:`jump_frequencies_per_s` in the order of the pair (1/s)."""
+        w = self.jump_frequencies_per_s()
+        return w[self.halides[0]], w[self.halides[1]]
+
     def vacancy_fraction_ratio(self, x_cl: float | np.ndarray) -> float | np.ndarray:
-        """x_V^eq(x_Cl) / x_V^eq(pure Br): exp(-(E_f(x_Cl) - E_f(Br)) / kT), E_f linear in x_Cl."""
-        dE = (self.formation_energy_Cl_eV - self.formation_energy_Br_eV) * np.asarray(x_cl)
+        """x_V^eq(x) / x_V^eq(pure first halide): exp(-(E_f(x) - E_f(first)) / kT), E_f linear in
+        the second halide's fraction x."""
+        dE = (self.formation_energy_eV[1] - self.formation_energy_eV[0]) * np.asarray(x_cl)
         return np.exp(-dE / self.kT_eV)
 
 
@@ -345,46 +557,78 @@ class Material:
 class Vacancies:
     """Equilibrium halide-vacancy site fraction of the wire.
 
-    x_V^eq(x_Cl, T) = equilibrium_fraction_Br * Material.vacancy_fraction_ratio(x_Cl)
-                      * exp(-(formation_energy_Br_eV / k_B) (1/T - 1/reference_temperature_K))
-    (formation energy linear in x_Cl: the Cl segment holds ~100x fewer vacancies at 300 K; the
-    last factor, structures.temperature.temperature_factor, is exactly 1 at T = T_ref and
-    dropped with follows_temperature = false; docs/model.md section 20).
+    x_V^eq(x, T) = reference_fraction * Material.vacancy_fraction_ratio(x)
+                   * exp(-(E_f / k_B) (1/T - 1/reference_temperature_K)),
+    reference_fraction the x_V^eq of the first halide's end member at reference_temperature_K and
+    E_f its formation energy (Material.formation_energy_eV[0]); the ratio factor: formation
+    energy linear in the second halide's fraction x (the Cl segment holds ~100x fewer vacancies at
+    300 K); the last factor, structures.temperature.temperature_factor, is exactly 1 at
+    T = T_ref and dropped with follows_temperature = false (docs/model.md, temperature section).
+    TOML: ``[vacancies] equilibrium_fraction = {Br = 3.33e-8}`` (keyed by the first halide).
 
-    Default 1e-7 / 3 per anion site at 300 K: the paper's "typical halide vacancy concentrations
-    ~1e-7 per unit cell" (room temperature) with 3 anion sites per cell; with eps = 25 eps0 its
-    Debye length is 0.26 um, the scale docs/model.md section 5 quotes.
+    None (the default): the material set's value (:class:`DeviceParameters` fills it in); the
+    default set's is 1e-7 / 3 per anion site at 300 K: the paper's "typical halide vacancy
+    concentrations ~1e-7 per unit cell" (room temperature) with 3 anion sites per cell; with
+    eps = 25 eps0 its Debye length is 0.26 um, the scale docs/model.md section 5 quotes.
     """
 
-    equilibrium_fraction_Br: float = 1e-7 / 3.0
+    reference_fraction: float | None = None
     reference_temperature_K: float = 300.0
     follows_temperature: bool = True
 
     def __post_init__(self):
-        v = self.equilibrium_fraction_Br
-        require(math.isfinite(v) and 0.0 < v < 1.0,
-                f"equilibrium_fraction_Br must be a site fraction in (0, 1), got {v!r}")
         check_temperature(self.reference_temperature_K, "reference_temperature_K")
+        v = self.reference_fraction
+        if v is None:
+            return
+        require(isinstance(v, (int, float)) and math.isfinite(v) and 0.0 < v < 1.0,
+                f"equilibrium_fraction must be a site fraction in (0, 1), got {v!r}")
+
+    @classmethod
+    def from_toml_keys(cls, data: Mapping, where: str, halides=None):
+        halides = halides or DEFAULT_HALIDES
+        _renamed(data, where, [(r"equilibrium_fraction_([A-Z][a-z]?)",
+                                lambda m: f"equilibrium_fraction = {{{halides[0]} = ...}}")])
+        require("reference_fraction" not in data,
+                f"unknown key {where}.reference_fraction (write equilibrium_fraction = {{{halides[0]} = ...}})")
+        out = dict(data)
+        if "equilibrium_fraction" in out:
+            v = out.pop("equilibrium_fraction")
+            if isinstance(v, Mapping) and set(v) == {halides[1]}:
+                raise ParameterError(f"{where}.equilibrium_fraction is given for the pure first halide of "
+                                     f"material.halides: write {{{halides[0]} = ...}}, not {{{halides[1]} = ...}}")
+            (out["reference_fraction"],) = halide_table(v, halides, f"{where}.equilibrium_fraction", (halides[0],))
+        return out, halides
+
+    def to_toml_keys(self, out: dict, halides=None) -> dict:
+        halides = halides or DEFAULT_HALIDES
+        v = out.pop("reference_fraction")
+        out["equilibrium_fraction"] = None if v is None else {halides[0]: v}
+        return out
 
     def temperature_factor(self, material: "Material") -> float:
         """x_V^eq(T) / x_V^eq(reference_temperature_K) at fixed composition (1.0 at T_ref or
         with follows_temperature = false)."""
         if not self.follows_temperature:
             return 1.0
-        return temperature_factor(material.formation_energy_Br_eV, material.temperature_K,
+        return temperature_factor(material.formation_energy_eV[0], material.temperature_K,
                                   self.reference_temperature_K)
 
     def equilibrium_fraction(self, material: "Material", x_cl):
-        """x_V^eq at halide composition x_cl (Cl fraction of the halide sites) and the material's
-        temperature, same shape as x_cl.  ParameterError if it is not a site fraction below 1."""
-        x = self.equilibrium_fraction_Br * material.vacancy_fraction_ratio(x_cl)
+        """x_V^eq at halide composition x_cl (second halide's fraction of the halide sites) and the
+        material's temperature, same shape as x_cl.  ParameterError if it is not a site fraction
+        below 1."""
+        require(self.reference_fraction is not None,
+                "vacancies.equilibrium_fraction is not set (a Vacancies of a DeviceParameters has the material "
+                "set's value)")
+        x = self.reference_fraction * material.vacancy_fraction_ratio(x_cl)
         factor = self.temperature_factor(material)
         if factor != 1.0:
             x = x * factor
             top = float(np.max(x))
             require(math.isfinite(top) and top < 1.0,
-                    f"equilibrium_fraction_Br: x_V^eq = {top:.3g} at temperature_K = {material.temperature_K:g} "
-                    f"(anchored at {self.equilibrium_fraction_Br:.3g} at reference_temperature_K = "
+                    f"vacancies.equilibrium_fraction: x_V^eq = {top:.3g} at temperature_K = {material.temperature_K:g} "
+                    f"(anchored at {self.reference_fraction:.3g} at reference_temperature_K = "
                     f"{self.reference_temperature_K:g}) is not a site fraction below 1")
         return x
 
@@ -471,7 +715,8 @@ class Electrodes:
     S_V = r_c (1 - x_V) - r_d x_V;  S_X = -r_c x_X + r_d x_V x_X / (x_Br + x_Cl)  (X = Br, Cl).
 
     Creation rate r_c = alpha(x_Cl) |E| (alpha in um V^-1 s^-1, E in V/um, r_c in 1/s), with
-    - alpha_Br_um_per_V_s = 1.3e-5 and alpha_Cl_um_per_V_s = 3.8e-7: the paper's fitted values
+    - ``alphas_um_per_V_s`` (first, second halide's end member; TOML
+      ``alpha_um_per_V_s = {Br = 1.3e-5, Cl = 3.8e-7}``), default the paper's fitted values
       (Fig. 3 caption; structures.paper.ALPHA_BR / ALPHA_CL) at the vacancy-depleted (positive, the paper's "cathode") electrode on the
       Br and on the Cl segment; ``ionwire continuum`` re-fits both to docs/model.md section 1
       (continuum.experiment.calibrate) and records the fit;
@@ -508,8 +753,8 @@ class Electrodes:
     """
 
     enabled: bool = True
-    alpha_Br_um_per_V_s: float = paper.ALPHA_BR.value
-    alpha_Cl_um_per_V_s: float = paper.ALPHA_CL.value
+    # None: the material set's values (DeviceParameters fills them in; default set: the paper's)
+    alphas_um_per_V_s: tuple[float, float] | None = None
     composition_dependence: typing.Literal["log_linear", "linear"] = "log_linear"
     r_d_form: typing.Literal["detailed_balance", "irreversible_at_positive", "zero", "equal_rates"] = "irreversible_at_positive"
     negative_electrode: typing.Literal["same", "inert"] = "same"
@@ -517,7 +762,9 @@ class Electrodes:
     positive_electrode_factor: float = 1.0
 
     def __post_init__(self):
-        _positive(self, "alpha_Br_um_per_V_s", "alpha_Cl_um_per_V_s")
+        if self.alphas_um_per_V_s is not None:
+            object.__setattr__(self, "alphas_um_per_V_s", _pair(self.alphas_um_per_V_s, "alpha_um_per_V_s",
+                                                                positive=True))
         for n in ("negative_electrode_factor", "positive_electrode_factor"):
             v = getattr(self, n)
             require(math.isfinite(v) and v >= 0.0, f"{n} must be a number >= 0, got {v!r}")
@@ -528,11 +775,33 @@ class Electrodes:
         require(self.negative_electrode in ("same", "inert"),
                 f"negative_electrode must be 'same' or 'inert', got {self.negative_electrode!r}")
 
+    @classmethod
+    def from_toml_keys(cls, data: Mapping, where: str, halides=None):
+        halides = halides or DEFAULT_HALIDES
+        _renamed(data, where, [(r"alpha_([A-Z][a-z]?)_um_per_V_s",
+                                lambda m: f"alpha_um_per_V_s = {{{halides[0]} = ..., {halides[1]} = ...}}")])
+        require("alphas_um_per_V_s" not in data,
+                f"unknown key {where}.alphas_um_per_V_s (write alpha_um_per_V_s = "
+                f"{{{halides[0]} = ..., {halides[1]} = ...}})")
+        out = dict(data)
+        if "alpha_um_per_V_s" in out:
+            out["alphas_um_per_V_s"] = halide_table(out.pop("alpha_um_per_V_s"), halides, f"{where}.alpha_um_per_V_s")
+        return out, halides
+
+    def to_toml_keys(self, out: dict, halides=None) -> dict:
+        halides = halides or DEFAULT_HALIDES
+        values = out.pop("alphas_um_per_V_s")
+        return {"enabled": out.pop("enabled"), "alpha_um_per_V_s": None if values is None else dict(zip(halides, values)),
+                **out}
+
     def alpha_um_per_V_s(self, x_cl):
         """alpha(x_Cl) (um V^-1 s^-1), same shape as x_cl (clipped to [0, 1]): the rate law's
         r_c at unit field (structures.electrode_law.rate_law)."""
+        require(self.alphas_um_per_V_s is not None,
+                "electrodes.alpha_um_per_V_s is not set (an Electrodes of a DeviceParameters has the material "
+                "set's values)")
         x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
-        law = RateLaw(1.0, math.log(self.alpha_Br_um_per_V_s), math.log(self.alpha_Cl_um_per_V_s),
+        law = RateLaw(1.0, math.log(self.alphas_um_per_V_s[0]), math.log(self.alphas_um_per_V_s[1]),
                       self.composition_dependence == "linear", 0.0, 1.0, 0.0)
         return rate_law(x, *law)[0]
 
@@ -550,6 +819,33 @@ class DeviceParameters:
     vacancies: Vacancies = field(default_factory=Vacancies)
     geometry: Geometry = field(default_factory=Geometry)
     electrodes: Electrodes = field(default_factory=Electrodes)
+
+    def __post_init__(self):
+        """Values the sections leave unset come from the material set (an error naming the key
+        where the set has none)."""
+        ms = self.material.material_set
+        h = self.material.halides
+        if self.vacancies.reference_fraction is None:
+            (v,) = _from_set(ms, "vacancies.equilibrium_fraction", h)
+            object.__setattr__(self, "vacancies", dataclasses.replace(self.vacancies, reference_fraction=v))
+        if self.electrodes.alphas_um_per_V_s is None:
+            a = _from_set(ms, "electrodes.alpha_um_per_V_s", h)
+            object.__setattr__(self, "electrodes", dataclasses.replace(self.electrodes, alphas_um_per_V_s=a))
+
+    @classmethod
+    def from_toml_keys(cls, data: Mapping, where: str, halides=None):
+        mat = data.get("material")
+        if isinstance(mat, Mapping):
+            halides = _halides_of_material_table(mat, "material")
+        return data, halides or DEFAULT_HALIDES
+
+    def halides_of_set(self) -> tuple[str, str]:
+        return self.material.halides
+
+    @property
+    def halides(self) -> tuple[str, str]:
+        """The halide pair (first, second) of this parameter set."""
+        return self.material.halides
 
     @property
     def params(self) -> "DeviceParameters":
@@ -606,10 +902,10 @@ def electrode_rate_law(params: DeviceParameters, field_V_per_um: float, electrod
     one_way = el.r_d_form == "zero" or (el.r_d_form == "irreversible_at_positive" and electrode == "positive")
     annihilation = 0.0 if one_way else (-1.0 if el.r_d_form == "equal_rates" else 1.0)
     return RateLaw(field_factor_V_per_um=factor * abs(float(field_V_per_um)),
-                   ln_alpha_Br=math.log(el.alpha_Br_um_per_V_s), ln_alpha_Cl=math.log(el.alpha_Cl_um_per_V_s),
+                   ln_alpha_Br=math.log(el.alphas_um_per_V_s[0]), ln_alpha_Cl=math.log(el.alphas_um_per_V_s[1]),
                    linear=el.composition_dependence == "linear", annihilation=annihilation,
                    x_eq_Br=float(params.vacancies.equilibrium_fraction(mat, 0.0)),
-                   formation_energy_difference_kT=(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV)
+                   formation_energy_difference_kT=(mat.formation_energy_eV[1] - mat.formation_energy_eV[0]) / mat.kT_eV)
 
 
 def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, electrode: str):
@@ -638,3 +934,13 @@ def electrode_rates(params: DeviceParameters, x_cl, field_V_per_um: float, elect
     x = np.clip(np.asarray(x_cl, dtype=float), 0.0, 1.0)
     r_c, r_d = rate_law(x, *law)
     return np.asarray(r_c, dtype=float), np.asarray(r_d, dtype=float)
+
+
+def uptake_key(halides: tuple[str, str]) -> str:
+    """The name of the second halide's uptake by the first segment in summaries: cl_uptake for Br, Cl."""
+    return f"{halides[1].lower()}_uptake"
+
+
+def alpha_keys(halides: tuple[str, str]) -> tuple[str, str]:
+    """The names of the two electrode rates in JSON summaries and records: alpha_<X>_um_per_V_s."""
+    return tuple(f"alpha_{h}_um_per_V_s" for h in halides)

@@ -41,13 +41,15 @@ from ase import Atoms
 ELEMENT_COLOURS = {
     "Br": (0.12, 0.70, 0.15),
     "Cl": (0.15, 0.35, 0.95),
+    "I": (0.55, 0.15, 0.65),
+    "F": (0.70, 0.90, 0.30),
     "Cs": (0.85, 0.10, 0.10),
     "Pb": (0.55, 0.55, 0.55),
     "X": (1.00, 0.90, 0.45),
 }
 # Display radii (Angstrom): about half the ionic radii, so the lattice stays readable on a
 # 5.8 Angstrom cell (ionic radii of Cs+, Br- would overlap the neighbours)
-ELEMENT_RADII_A = {"Br": 1.0, "Cl": 0.95, "Cs": 1.3, "Pb": 0.9, "X": 0.6}
+ELEMENT_RADII_A = {"F": 0.7, "Cl": 0.95, "Br": 1.0, "I": 1.1, "Cs": 1.3, "Pb": 0.9, "X": 0.6}
 # z horizontal (towards the right), then tilted towards the viewer and turned slightly
 JUNCTION_ROTATION = "90y,25x,-10y"
 RENDERERS = ("auto", "png", "pov")
@@ -207,7 +209,7 @@ def _render_atoms(atoms, path: Path, rotation, colours, radii, bbox, scale, size
     return _render_povray(atoms, path, rotation, colours, radii, bbox, size_px)
 
 
-SPECIES_ORDER = (("Br", "Br"), ("Cl", "Cl"), ("Cs", "Cs"), ("Pb", "Pb"), ("X", "vacancy"))
+SPECIES_ORDER = (("Br", "Br"), ("Cl", "Cl"), ("I", "I"), ("F", "F"), ("Cs", "Cs"), ("Pb", "Pb"), ("X", "vacancy"))
 
 
 def format_time(t_s: float) -> str:

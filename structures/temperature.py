@@ -1,5 +1,5 @@
 """Temperature dependence of the equilibrium vacancy fraction and Arrhenius fits (docs/model.md
-section 20).
+section 21).
 
 x_V^eq follows the temperature through the formation energy of one anion vacancy, anchored at a
 reference value x_ref of the first halide's end member at a reference temperature T_ref::

@@ -21,9 +21,9 @@ field_V_per_um = [{", ".join(repr(float(f)) for f in fields)}]
 
 
 _DEVICE = {
-    "vacancies": {"equilibrium_fraction_Br": 1e-2},
+    "vacancies": {"equilibrium_fraction": {"Br": 1e-2}},
     "geometry": {"wire_length_um": 0.0464, "contact_width_um": 0.0116, "gap_um": 0.0232},
-    "electrodes": {"alpha_Br_um_per_V_s": 1e5, "alpha_Cl_um_per_V_s": 3e3},
+    "electrodes": {"alpha_um_per_V_s": {"Br": 1e5, "Cl": 3e3}},
     "kmc": {"nx": 6, "ny": 4, "field_V_per_um": 3.0, "duration_s": 2e-9, "seed": 3},
     "output": {"frame_interval_s": 1e-9},
 }

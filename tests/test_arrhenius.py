@@ -22,8 +22,8 @@ def _single_vacancy(temps, replicas, events, barrier):
     """One vacancy in a pure-Br host (4x4x4 cells, 192 sites) at every temperature."""
     return ar.load_config({
         "temperatures_K": temps, "replicas": replicas, "models": ["bulk"],
-        "material": {"barriers": {"Br_in_Br_eV": barrier, "Br_in_Cl_eV": barrier,
-                                  "Cl_in_Br_eV": 0.29, "Cl_in_Cl_eV": 0.29}},
+        "material": {"barriers_eV": {"Br_in_Br": barrier, "Br_in_Cl": barrier,
+                                     "Cl_in_Br": 0.29, "Cl_in_Cl": 0.29}},
         "bulk": {"cells": [4, 4, 4], "x_cl": 0.0, "vacancy_fraction": 1.0 / 192.0,
                  "events_per_replica": events, "blocks": 50, "seed": 11}})
 
@@ -179,7 +179,7 @@ def test_bad_input_gives_one_clear_error(change, match):
 
 def test_a_temperature_with_no_dilute_vacancy_fraction_is_refused():
     with pytest.raises(ParameterError, match="not a site fraction below 1"):
-        ar.load_config({"temperatures_K": [300.0, 900.0], "vacancies": {"equilibrium_fraction_Br": 1e-3}})
+        ar.load_config({"temperatures_K": [300.0, 900.0], "vacancies": {"equilibrium_fraction": {"Br": 1e-3}}})
 
 
 def test_shipped_config_is_the_study_of_the_issue():

@@ -89,7 +89,7 @@ def test_run_type_protocol(tmp_path):
         load_config({"run": "device"})
     record = {"alpha_Br_um_per_V_s": {"value": 2e-5}, "alpha_Cl_um_per_V_s": {"value": 1e-6}}
     bound = bind(cfg, record)
-    assert bound.electrodes.alpha_Br_um_per_V_s == 2e-5 and bound.electrodes.alpha_Cl_um_per_V_s == 1e-6
+    assert bound.electrodes.alphas_um_per_V_s[0] == 2e-5 and bound.electrodes.alphas_um_per_V_s[1] == 1e-6
     points = ContinuumRun.expand(bound)
     assert points == expand(bound) == [{"field_V_per_um": -4.0}, {"field_V_per_um": 0.0}, {"field_V_per_um": 4.0}]
     res = ContinuumRun.run(bound, points[2], tmp_path)

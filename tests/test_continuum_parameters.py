@@ -6,7 +6,7 @@ import pytest
 
 from ionwire.continuum import _kernels as K
 from ionwire.structures.onsager import onsager_coefficients
-from ionwire.structures.parameters import (DeviceParameters, Electrodes, ParameterError, electrode_rates, from_mapping)
+from ionwire.structures.parameters import (DeviceParameters, ParameterError, electrode_rates, from_mapping)
 from ionwire.continuum.transport import maa_table, table_from_callable
 
 
@@ -16,10 +16,10 @@ from ionwire.continuum.transport import maa_table, table_from_callable
     ({"geometry": {"gap_um": 9.0}}, "geometry.wire_length_um"),
     ({"geometry": {"junction_position_um": 1.0}}, "geometry.junction_position_um"),
     ({"geometry": {"potential_imposed_at": "middle"}}, "geometry.potential_imposed_at"),
-    ({"vacancies": {"equilibrium_fraction_Br": 0.0}}, "vacancies.equilibrium_fraction_Br"),
-    ({"vacancies": {"equilibrium_fraction_Br": 1.0}}, "vacancies.equilibrium_fraction_Br"),
-    ({"vacancies": {"equilibrium_fraction_Br": -1e-7}}, "vacancies.equilibrium_fraction_Br"),
-    ({"electrodes": {"alpha_Br_um_per_V_s": -1e-5}}, "electrodes.alpha_Br_um_per_V_s"),
+    ({"vacancies": {"equilibrium_fraction": {"Br": 0.0}}}, "vacancies.equilibrium_fraction"),
+    ({"vacancies": {"equilibrium_fraction": {"Br": 1.0}}}, "vacancies.equilibrium_fraction"),
+    ({"vacancies": {"equilibrium_fraction": {"Br": -1e-7}}}, "vacancies.equilibrium_fraction"),
+    ({"electrodes": {"alpha_um_per_V_s": {"Br": -1e-5, "Cl": 1e-7}}}, "electrodes.alpha_um_per_V_s"),
     ({"electrodes": {"r_d_form": "magic"}}, "electrodes.r_d_form"),
     ({"electrodes": {"speed": 1.0}}, "electrodes.speed"),
     ({"geometry": {"gap_um": "5"}}, "geometry.gap_um"),
@@ -45,10 +45,10 @@ def test_geometry_defaults_and_imposed_positions():
 def test_electrode_rates_forms():
     p = DeviceParameters()
     el = p.electrodes
-    xeq_br = p.vacancies.equilibrium_fraction_Br
+    xeq_br = p.vacancies.reference_fraction
     # positive electrode, pure Br, default one-way injection there
     rc, rd = electrode_rates(p, 0.0, 4.0, "positive")
-    assert rc == pytest.approx(el.alpha_Br_um_per_V_s * 4.0, rel=1e-12) and rd == 0.0
+    assert rc == pytest.approx(el.alphas_um_per_V_s[0] * 4.0, rel=1e-12) and rd == 0.0
     # negative electrode: detailed balance, a contact at x_V^eq is at rest
     for x in (0.0, 0.3, 1.0):
         rc, rd = electrode_rates(p, x, -2.0, "negative")
@@ -56,14 +56,14 @@ def test_electrode_rates_forms():
         assert rc * (1 - xeq) - rd * xeq == pytest.approx(0.0, abs=1e-12 * rc)
     # log-linear alpha between the end members
     rc_half, _ = electrode_rates(p, 0.5, 1.0, "negative")
-    assert rc_half == pytest.approx(math.sqrt(el.alpha_Br_um_per_V_s * el.alpha_Cl_um_per_V_s), rel=1e-12)
+    assert rc_half == pytest.approx(math.sqrt(el.alphas_um_per_V_s[0] * el.alphas_um_per_V_s[1]), rel=1e-12)
     # linear in |field|, zero at zero field
     assert electrode_rates(p, 0.2, 3.0, "negative")[0] == pytest.approx(3 * electrode_rates(p, 0.2, 1.0, "negative")[0])
     assert electrode_rates(p, 0.2, 0.0, "positive")[0] == 0.0
     # detailed balance at both electrodes, factors, disabled, inert
     db = from_mapping(DeviceParameters, {"electrodes": {"r_d_form": "detailed_balance", "positive_electrode_factor": 2.0}})
     rc, rd = electrode_rates(db, 0.0, 1.0, "positive")
-    assert rc == pytest.approx(2 * db.electrodes.alpha_Br_um_per_V_s) and rd == pytest.approx(rc * (1 - xeq_br) / xeq_br)
+    assert rc == pytest.approx(2 * db.electrodes.alphas_um_per_V_s[0]) and rd == pytest.approx(rc * (1 - xeq_br) / xeq_br)
     off = from_mapping(DeviceParameters, {"electrodes": {"enabled": False}})
     assert electrode_rates(off, 0.0, 4.0, "positive") == (0.0, 0.0)
     inert = from_mapping(DeviceParameters, {"electrodes": {"negative_electrode": "inert"}})
@@ -78,15 +78,15 @@ def test_electrode_rates_forms():
 def test_kernel_source_matches_electrode_rates(form):
     """The numba source term uses the same rate law as the shared electrode_rates()."""
     p = from_mapping(DeviceParameters, {"electrodes": {"r_d_form": form}})
-    xref = p.vacancies.equilibrium_fraction_Br
+    xref = p.vacancies.reference_fraction
     mat = p.material
-    dEf = (mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV) / mat.kT_eV
+    dEf = (mat.formation_energy_eV[1] - mat.formation_energy_eV[0]) / mat.kT_eV
     for y_cl, v in ((0.0, 0.3), (0.4, 2.0), (1.0, 0.01)):
         xv = xref * v
         b = (1 - xv) * (1 - y_cl)
         rc, rd = electrode_rates(p, y_cl, 2.5, "negative")
-        sv, sbr = K.source(v, b, xref, math.log(p.electrodes.alpha_Br_um_per_V_s),
-                              math.log(p.electrodes.alpha_Cl_um_per_V_s), False, dEf,
+        sv, sbr = K.source(v, b, xref, math.log(p.electrodes.alphas_um_per_V_s[0]),
+                              math.log(p.electrodes.alphas_um_per_V_s[1]), False, dEf,
                               {"zero": 0.0, "detailed_balance": 1.0, "equal_rates": -1.0}[form], 2.5)
         assert sv * xref == pytest.approx(rc * (1 - xv) - rd * xv, rel=1e-9, abs=1e-30)
         assert sbr == pytest.approx(-rc * b + rd * xv * b / (1 - xv), rel=1e-9, abs=1e-30)
@@ -149,8 +149,8 @@ def test_paper_numbers_are_held_once_and_derived_consistently():
     assert paper.FORWARD_LENGTH_4H.value == 0.98 and paper.CALIBRATION_FORWARD.value == 0.49
     assert paper.CALIBRATION_REVERSE.value == 0.05  # 0.98 um / ratio 20
     # the defaults of the parameter set and of the calibration are these numbers
-    el = Electrodes()
-    assert (el.alpha_Br_um_per_V_s, el.alpha_Cl_um_per_V_s) == (paper.ALPHA_BR.value, paper.ALPHA_CL.value) == (1.3e-5, 3.8e-7)
+    el = DeviceParameters().electrodes  # the default material set's
+    assert (el.alphas_um_per_V_s[0], el.alphas_um_per_V_s[1]) == (paper.ALPHA_BR.value, paper.ALPHA_CL.value) == (1.3e-5, 3.8e-7)
     cal = Calibration()
     assert (cal.forward_field_V_per_um, cal.forward_length_um) == (2.0, 0.49)
     assert (cal.reverse_field_V_per_um, cal.reverse_length_um) == (-4.0, 0.05)

@@ -13,8 +13,7 @@ from small_configs import continuum_toml
 
 SMALL = continuum_toml(extra="""
 [electrodes]
-alpha_Br_um_per_V_s = 2.6e-5
-alpha_Cl_um_per_V_s = 7.6e-7
+alpha_um_per_V_s = {Br = 2.6e-5, Cl = 7.6e-7}
 """)
 
 

@@ -53,9 +53,9 @@ def test_apply_factors_geometry_and_materials():
     g0, g1 = g.gap_um_interval
     assert g.junction_um == pytest.approx(g0 + 0.25 * (g1 - g0))
     b = p.material.barriers
-    assert (b.Br_in_Br_eV, b.Br_in_Cl_eV, b.Cl_in_Br_eV, b.Cl_in_Cl_eV) == pytest.approx((0.22, 0.30, 0.22, 0.30))
-    assert p.vacancies.equilibrium_fraction_Br == pytest.approx(1e-7)
-    assert p.material.formation_energy_Cl_eV - p.material.formation_energy_Br_eV == pytest.approx(0.2)
+    assert (b.first_in_first_eV, b.first_in_second_eV, b.second_in_first_eV, b.second_in_second_eV) == pytest.approx((0.22, 0.30, 0.22, 0.30))
+    assert p.vacancies.reference_fraction == pytest.approx(1e-7)
+    assert p.material.formation_energy_eV[1] - p.material.formation_energy_eV[0] == pytest.approx(0.2)
     assert p.material.attempt_frequency_per_s == pytest.approx(1e12)
     assert p.electrodes.negative_electrode_factor == pytest.approx(0.1)
     assert p.electrodes.r_d_form == "detailed_balance"
@@ -66,7 +66,7 @@ def test_apply_factors_geometry_and_materials():
     assert q.geometry.junction_um == pytest.approx(d.geometry.junction_um)
     assert q.geometry.wire_length_um == pytest.approx(d.geometry.wire_length_um)
     assert q.material.barriers == d.material.barriers
-    assert q.vacancies.equilibrium_fraction_Br == pytest.approx(d.vacancies.equilibrium_fraction_Br, rel=1e-12)
+    assert q.vacancies.reference_fraction == pytest.approx(d.vacancies.reference_fraction, rel=1e-12)
     assert q.material.attempt_frequency_per_s == pytest.approx(d.material.attempt_frequency_per_s, rel=1e-12)
     assert q.electrodes == d.electrodes
 
@@ -153,7 +153,7 @@ def test_supplementary_figures_match_direct_runs(tmp_path):
     moved = load_config(dict(small, geometry={"junction_position_um": g0 + 0.3 * (g1 - g0)}))
     _, s = run_field(moved, 4.0)
     assert out["figS13_L_um"]["0.3"]["+4"] == pytest.approx(s["migration_length_um"], rel=1e-9)
-    more = load_config(dict(small, vacancies={"equilibrium_fraction_Br": 10 * cfg.vacancies.equilibrium_fraction_Br}))
+    more = load_config(dict(small, vacancies={"equilibrium_fraction": {"Br": 10 * cfg.vacancies.reference_fraction}}))
     _, s = run_field(more, -4.0)
     assert out["figS15_L_um"]["10"]["-4"] == pytest.approx(s["migration_length_um"], rel=1e-9)
     _, s = run_field(cfg, 2.0)

@@ -138,7 +138,7 @@ replicas = 2
     assert tables["host"].seeds.shape == (2, 2) and len(np.unique(tables["host"].seeds)) == 4
     assert prov["config_toml"].strip().startswith("[bulk]") and prov["numba"] and prov["git_commit"]
     # host barriers: Br in Cl-rich octahedron = E_Cl
-    assert tables["host"].material["barriers"]["Br_in_Cl_eV"] == pytest.approx(0.29)
+    assert tables["host"].material["barriers_eV"]["Br_in_Cl"] == pytest.approx(0.29)
     assert out.with_suffix(".png").stat().st_size > 1000
     cfg.write_text("[bulk]\nevents = 3\n")
     r = subprocess.run([sys.executable, "-m", "ionwire.coupling.cli", "parameterize", str(cfg), "-o", str(out)],

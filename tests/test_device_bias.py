@@ -28,9 +28,9 @@ from ionwire.structures.parameters import electrode_rates
 from ionwire.structures.units import ELEMENTARY_CHARGE_C
 
 BASE = {
-    "vacancies": {"equilibrium_fraction_Br": 1e-2},
+    "vacancies": {"equilibrium_fraction": {"Br": 1e-2}},
     "geometry": {"wire_length_um": 0.0464, "contact_width_um": 0.0116, "gap_um": 0.0232},
-    "electrodes": {"alpha_Br_um_per_V_s": 1e5, "alpha_Cl_um_per_V_s": 3e3},
+    "electrodes": {"alpha_um_per_V_s": {"Br": 1e5, "Cl": 3e3}},
     "kmc": {"nx": 12, "ny": 12, "seed": 4},
     "output": {"frame_interval_s": 1e-9},
 }
@@ -454,14 +454,13 @@ def test_the_device_command_runs_a_bias_config_and_refuses_two_fields(tmp_path, 
 
     text = """
 [vacancies]
-equilibrium_fraction_Br = 1e-2
+equilibrium_fraction = {Br = 1e-2}
 [geometry]
 wire_length_um = 0.0464
 contact_width_um = 0.0116
 gap_um = 0.0232
 [electrodes]
-alpha_Br_um_per_V_s = 1e5
-alpha_Cl_um_per_V_s = 3e3
+alpha_um_per_V_s = {Br = 1e5, Cl = 3e3}
 [kmc]
 nx = 6
 ny = 6

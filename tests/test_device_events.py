@@ -16,10 +16,10 @@ from ionwire.kmc.electrostatics import solve_potential
 def _state():
     cfg = load_config({
         "material": {"preset": "host"},
-        "vacancies": {"equilibrium_fraction_Br": 0.06},
+        "vacancies": {"equilibrium_fraction": {"Br": 0.06}},
         "geometry": {"wire_length_um": 0.0058 * 1.4, "contact_width_um": 0.0058 * 0.3,
                      "gap_um": 0.0058 * 0.6, "potential_imposed_at": "inner"},
-        "electrodes": {"alpha_Br_um_per_V_s": 2e7, "alpha_Cl_um_per_V_s": 3e6, "r_d_form": "detailed_balance"},
+        "electrodes": {"alpha_um_per_V_s": {"Br": 2e7, "Cl": 3e6}, "r_d_form": "detailed_balance"},
         "kmc": {"nx": 3, "ny": 3, "field_V_per_um": 40.0, "seed": 2}})
     sim = DeviceSimulation(cfg)
     sim.advance(np.inf, 3000)  # mix Br/Cl, move charge, create and destroy vacancies

@@ -19,7 +19,7 @@ from ionwire.kmc.h5md import (OBSERVABLES, TrajectoryError, checkpoint_path, ope
 
 CONFIG = """
 [vacancies]
-equilibrium_fraction_Br = 1e-2
+equilibrium_fraction = {{Br = 1e-2}}
 
 [geometry]
 wire_length_um = 0.0464
@@ -27,8 +27,7 @@ contact_width_um = 0.0116
 gap_um = 0.0232
 
 [electrodes]
-alpha_Br_um_per_V_s = 1e5
-alpha_Cl_um_per_V_s = 3e3
+alpha_um_per_V_s = {{Br = 1e5, Cl = 3e3}}
 
 [kmc]
 nx = 12

@@ -17,9 +17,9 @@ from ionwire.kmc.electrostatics import poisson_boltzmann
 
 def _config(**over):
     base = {
-        "vacancies": {"equilibrium_fraction_Br": 1e-2},
+        "vacancies": {"equilibrium_fraction": {"Br": 1e-2}},
         "geometry": {"wire_length_um": 0.0232, "contact_width_um": 0.0058, "gap_um": 0.0116},
-        "electrodes": {"alpha_Br_um_per_V_s": 3e5, "alpha_Cl_um_per_V_s": 1e4},
+        "electrodes": {"alpha_um_per_V_s": {"Br": 3e5, "Cl": 1e4}},
         "kmc": {"nx": 8, "ny": 8, "field_V_per_um": 5.0, "duration_s": 1e-7, "seed": 3},
     }
     for k, v in over.items():
@@ -85,7 +85,7 @@ def test_same_seed_same_trajectory_and_chunking_and_restart_do_not_matter():
 
 
 def _stationarity_replica(seed):
-    cfg = _config(material={"formation_energy_Cl_eV": 1.32}, electrodes={"enabled": False},
+    cfg = _config(material={"formation_energy_eV": {"Br": 1.32, "Cl": 1.32}}, electrodes={"enabled": False},
                   kmc={"field_V_per_um": 0.0, "seed": seed, "nx": 12, "ny": 12})
     sim = DeviceSimulation(cfg)
     nb = 8
@@ -135,8 +135,8 @@ def _check_pb(nx, nz, x_v, field, t_warm, t_sample, n_rep):
     P(|t| > 5) = 4e-4 per bin).  The steady state's mean squared z must also be O(1)."""
     length = nz * 5.8e-4
     cfg = load_config({
-        "material": {"formation_energy_Cl_eV": 1.32, "barriers": {"Cl_in_Br_eV": 0.25, "Cl_in_Cl_eV": 0.25}},
-        "vacancies": {"equilibrium_fraction_Br": x_v},
+        "material": {"formation_energy_eV": {"Br": 1.32, "Cl": 1.32}, "barriers_eV": {"Br_in_Br": 0.25, "Br_in_Cl": 0.25, "Cl_in_Br": 0.25, "Cl_in_Cl": 0.25}},
+        "vacancies": {"equilibrium_fraction": {"Br": x_v}},
         "geometry": {"wire_length_um": length, "contact_width_um": length / 4, "gap_um": length / 2},
         "electrodes": {"enabled": False},
         "kmc": {"nx": nx, "ny": nx, "field_V_per_um": field}})
@@ -171,8 +171,8 @@ def test_hops_off_contact_vacancies_relax_to_rc_over_rc_plus_rd_at_rate_rc_plus_
     P(vacant, t) = x_inf (1 - exp(-(r_c + r_d) t)) from an empty start, x_inf = r_c/(r_c + r_d),
     with r_c, r_d from the shared electrode_rates (positive electrode on the Br contact, negative
     on the Cl contact).  Compared at five times with binomial error bars (4 sigma)."""
-    cfg = _config(vacancies={"equilibrium_fraction_Br": 0.2}, material={"formation_energy_Cl_eV": 1.34},
-                  electrodes={"alpha_Br_um_per_V_s": 1e6, "alpha_Cl_um_per_V_s": 3e5,
+    cfg = _config(vacancies={"equilibrium_fraction": {"Br": 0.2}}, material={"formation_energy_eV": {"Br": 1.32, "Cl": 1.34}},
+                  electrodes={"alpha_um_per_V_s": {"Br": 1e6, "Cl": 3e5},
                               "r_d_form": "detailed_balance"},
                   kmc={"hops": False, "nx": 16, "ny": 16, "field_V_per_um": 1.0},
                   geometry={"wire_length_um": 0.058, "contact_width_um": 0.0116, "gap_um": 0.0348})

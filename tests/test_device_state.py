@@ -10,9 +10,9 @@ from ionwire.kmc.state import DEVICE_CHECKPOINT_KEYS, DeviceState
 
 def _config(seed=3):
     return load_config({
-        "vacancies": {"equilibrium_fraction_Br": 0.03},
+        "vacancies": {"equilibrium_fraction": {"Br": 0.03}},
         "geometry": {"wire_length_um": 0.0058 * 3, "contact_width_um": 0.0058 * 0.5, "gap_um": 0.0058 * 2},
-        "electrodes": {"alpha_Br_um_per_V_s": 2e7, "alpha_Cl_um_per_V_s": 3e6, "r_d_form": "detailed_balance"},
+        "electrodes": {"alpha_um_per_V_s": {"Br": 2e7, "Cl": 3e6}, "r_d_form": "detailed_balance"},
         "kmc": {"nx": 3, "ny": 4, "field_V_per_um": 20.0, "seed": seed}})
 
 

@@ -28,13 +28,13 @@ VARIANTS = [
     {"composition_dependence": "linear", "r_d_form": "detailed_balance"},
     {"negative_electrode": "inert"},
     {"enabled": False},
-    {"positive_electrode_factor": 2.5, "negative_electrode_factor": 0.3, "alpha_Br_um_per_V_s": 3e-4,
-     "alpha_Cl_um_per_V_s": 2e-9},
+    {"positive_electrode_factor": 2.5, "negative_electrode_factor": 0.3, "alpha_um_per_V_s": {"Br": 3e-4,
+     "Cl": 2e-9}},
 ]
 
 
 def _params(electrodes, x_v_br=1e-7 / 3.0):
-    return from_mapping(DeviceParameters, {"electrodes": electrodes, "vacancies": {"equilibrium_fraction_Br": x_v_br}})
+    return from_mapping(DeviceParameters, {"electrodes": electrodes, "vacancies": {"equilibrium_fraction": {"Br": x_v_br}}})
 
 
 @pytest.mark.parametrize("electrodes", VARIANTS, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()) or "default")
@@ -54,8 +54,8 @@ def test_electrode_rates_are_the_documented_law():
     p = _params({"r_d_form": "detailed_balance", "negative_electrode_factor": 0.5})
     el, mat = p.electrodes, p.material
     y = COMPOSITIONS
-    alpha = el.alpha_Br_um_per_V_s ** (1 - y) * el.alpha_Cl_um_per_V_s ** y
-    x_eq = p.vacancies.equilibrium_fraction_Br * np.exp(-(mat.formation_energy_Cl_eV - mat.formation_energy_Br_eV)
+    alpha = el.alphas_um_per_V_s[0] ** (1 - y) * el.alphas_um_per_V_s[1] ** y
+    x_eq = p.vacancies.reference_fraction * np.exp(-(mat.formation_energy_eV[1] - mat.formation_energy_eV[0])
                                                        * y / mat.kT_eV)
     r_c, r_d = electrode_rates(p, y, -3.0, "negative")
     np.testing.assert_allclose(r_c, 0.5 * 3.0 * alpha, rtol=1e-12)
@@ -66,7 +66,7 @@ def test_electrode_rates_are_the_documented_law():
     assert np.all(r_d == 0.0)
     # the end members are the paper's alphas at unit field
     assert electrode_rates(one_way, [0.0, 1.0], 1.0, "positive")[0] == pytest.approx(
-        [el.alpha_Br_um_per_V_s, el.alpha_Cl_um_per_V_s], rel=1e-14)
+        [el.alphas_um_per_V_s[0], el.alphas_um_per_V_s[1]], rel=1e-14)
     with pytest.raises(ParameterError, match="electrode"):
         electrode_rate_law(p, 1.0, "cathode")
 

@@ -84,14 +84,13 @@ replicas = 2
 
 DEVICE = """run = "device"
 [vacancies]
-equilibrium_fraction_Br = 2e-2
+equilibrium_fraction = {{Br = 2e-2}}
 [geometry]
 wire_length_um = 0.0116
 contact_width_um = 0.00116
 gap_um = 0.00928
 [electrodes]
-alpha_Br_um_per_V_s = 2e3
-alpha_Cl_um_per_V_s = 60.0
+alpha_um_per_V_s = {{Br = 2e3, Cl = 60.0}}
 [kmc]
 nx = 2
 ny = 2

@@ -29,14 +29,13 @@ RUNS = HERE.parent / "runs"
 
 DEVICE_TINY = """run = "device"
 [vacancies]
-equilibrium_fraction_Br = 2e-2
+equilibrium_fraction = {{Br = 2e-2}}
 [geometry]
 wire_length_um = 0.0116
 contact_width_um = 0.00116
 gap_um = 0.00928
 [electrodes]
-alpha_Br_um_per_V_s = 2e3
-alpha_Cl_um_per_V_s = 60.0
+alpha_um_per_V_s = {{Br = 2e3, Cl = 60.0}}
 [kmc]
 nx = 2
 ny = 2
@@ -89,7 +88,7 @@ def _write_trajectory(path: Path) -> None:
 def folder(tmp_path_factory):
     d = tmp_path_factory.mktemp("faults")
     (d / "device.toml").write_text(DEVICE_TINY.format(duration=1e-9, interval=5e-10))
-    (d / "nothing.toml").write_text('run = "device"\n[vacancies]\nequilibrium_fraction_Br = 1e-15\n[geometry]\n'
+    (d / "nothing.toml").write_text('run = "device"\n[vacancies]\nequilibrium_fraction = {Br = 1e-15}\n[geometry]\n'
                                     'wire_length_um = 0.0116\ncontact_width_um = 0.00116\ngap_um = 0.00928\n'
                                     '[kmc]\nnx = 2\nny = 2\n')
     (d / "continuum.toml").write_text('run = "continuum"\nduration_s = 100.0\n[sweep]\nfield_V_per_um = [1.0]\n')

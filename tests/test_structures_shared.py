@@ -158,8 +158,8 @@ def test_run_configs_hold_the_parameter_set_with_the_file_layout_unchanged(name,
     flat = to_mapping(cfg)
     assert "params" not in flat and flat["geometry"] == to_mapping(cfg.params.geometry)
     assert load(flat) == cfg  # the mapping round-trips through the same file layout
-    el = cfg.with_params(electrodes=from_mapping(type(cfg.electrodes), {"alpha_Br_um_per_V_s": 1.0}))
-    assert el.electrodes.alpha_Br_um_per_V_s == 1.0 and el.geometry == cfg.geometry
+    el = cfg.with_params(electrodes=from_mapping(type(cfg.electrodes), {"alpha_um_per_V_s": {"Br": 1.0, "Cl": cfg.electrodes.alphas_um_per_V_s[1]}}))
+    assert el.electrodes.alphas_um_per_V_s[0] == 1.0 and el.geometry == cfg.geometry
     with pytest.raises(ParameterError, match="params"):
         load({**mapping, "params": {}})  # the set is not a table of the file
 

@@ -1,5 +1,5 @@
 """x_V^eq(T) (structures.temperature, Vacancies.equilibrium_fraction) against its documented form
-(docs/model.md section 20), the reference temperature reproducing the anchored values bit for
+(docs/model.md section 21), the reference temperature reproducing the anchored values bit for
 bit, the hop rates' temperature law, and the Arrhenius fit against exact and synthetic data."""
 from __future__ import annotations
 
@@ -27,25 +27,25 @@ def test_reference_temperature_reproduces_the_anchored_values_bit_for_bit():
     m, v = p.material, p.vacancies
     assert m.temperature_K == v.reference_temperature_K == 300.0
     # the form without a temperature factor (the composition factor alone), element by element
-    assert np.array_equal(v.equilibrium_fraction(m, X), v.equilibrium_fraction_Br * m.vacancy_fraction_ratio(X))
+    assert np.array_equal(v.equilibrium_fraction(m, X), v.reference_fraction * m.vacancy_fraction_ratio(X))
     assert float(v.equilibrium_fraction(m, 0.0)) == 1e-7 / 3.0
     # anchored at another reference temperature: the anchor holds there, bit for bit
-    v400 = Vacancies(equilibrium_fraction_Br=1e-5, reference_temperature_K=400.0)
+    v400 = Vacancies(reference_fraction=1e-5, reference_temperature_K=400.0)
     m400 = _at(m, 400.0)
     assert float(v400.equilibrium_fraction(m400, 0.0)) == 1e-5
     assert temperature_factor(1.32, 400.0, 400.0) == 1.0
     # the electrode law and the continuum scale take the same value
     law = electrode_rate_law(p, 4.0, "negative")
-    assert law.x_eq_Br == v.equilibrium_fraction_Br
+    assert law.x_eq_Br == v.reference_fraction
 
 
 @pytest.mark.parametrize("T", [250.0, 280.0, 320.0, 360.0])
 def test_equilibrium_fraction_follows_the_formation_energy(T):
     m = _at(Material(), T)
-    v = Vacancies()
+    v = DeviceParameters().vacancies
     k = BOLTZMANN_EV_PER_K
-    ef_br, ef_cl = m.formation_energy_Br_eV, m.formation_energy_Cl_eV
-    expected = (v.equilibrium_fraction_Br * np.exp(-(ef_br / k) * (1.0 / T - 1.0 / 300.0))
+    ef_br, ef_cl = m.formation_energy_eV
+    expected = (v.reference_fraction * np.exp(-(ef_br / k) * (1.0 / T - 1.0 / 300.0))
                 * np.exp(-(ef_cl - ef_br) * X / (k * T)))
     got = v.equilibrium_fraction(m, X)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0.0)
@@ -60,12 +60,12 @@ def test_equilibrium_fraction_follows_the_formation_energy(T):
 
 
 def test_follows_temperature_false_keeps_the_reference_value():
-    v = Vacancies(follows_temperature=False)
+    v = dataclasses.replace(DeviceParameters().vacancies, follows_temperature=False)
     m = _at(Material(), 350.0)
-    assert float(v.equilibrium_fraction(m, 0.0)) == v.equilibrium_fraction_Br
+    assert float(v.equilibrium_fraction(m, 0.0)) == v.reference_fraction
     # the composition factor still uses kT of the material's temperature
     assert float(v.equilibrium_fraction(m, 1.0)) == pytest.approx(
-        v.equilibrium_fraction_Br * math.exp(-0.12 / (BOLTZMANN_EV_PER_K * 350.0)), rel=1e-12)
+        v.reference_fraction * math.exp(-0.12 / (BOLTZMANN_EV_PER_K * 350.0)), rel=1e-12)
 
 
 def test_temperature_reaches_the_continuum_scale_and_the_electrode_law():
@@ -74,12 +74,12 @@ def test_temperature_reaches_the_continuum_scale_and_the_electrode_law():
     p = DeviceParameters()
     hot = dataclasses.replace(p, material=_at(p.material, 320.0))
     xeq = float(hot.vacancies.equilibrium_fraction(hot.material, 0.0))
-    assert xeq == pytest.approx(p.vacancies.equilibrium_fraction_Br * temperature_factor(1.32, 320.0, 300.0))
+    assert xeq == pytest.approx(p.vacancies.reference_fraction * temperature_factor(1.32, 320.0, 300.0))
     assert scales(hot)["xref"] == xeq
     assert electrode_rate_law(hot, -4.0, "negative").x_eq_Br == xeq
     # the Debye length shrinks as 1/sqrt(x_V^eq / kT)
     ratio = scales(hot)["debye_length_um"] / scales(p)["debye_length_um"]
-    assert ratio == pytest.approx(math.sqrt((320.0 / 300.0) * p.vacancies.equilibrium_fraction_Br / xeq), rel=1e-12)
+    assert ratio == pytest.approx(math.sqrt((320.0 / 300.0) * p.vacancies.reference_fraction / xeq), rel=1e-12)
 
 
 def test_hop_rates_follow_the_temperature():
@@ -102,7 +102,7 @@ def test_bad_temperatures_give_one_clear_error(table, key):
 
 
 def test_a_vacancy_fraction_beyond_one_is_refused():
-    v = Vacancies(equilibrium_fraction_Br=1e-3)
+    v = Vacancies(reference_fraction=1e-3)
     with pytest.raises(ParameterError, match="not a site fraction below 1"):
         v.equilibrium_fraction(_at(Material(), 900.0), 0.0)
 

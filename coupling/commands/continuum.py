@@ -78,7 +78,8 @@ def run(args) -> int:
         print(json.dumps(summary, indent=1))
     else:
         print(f"wrote {out} and {fig}" + (f" and {kymo}" if kymo else ""))
-        for k in ("rectification_ratio", "cl_uptake", "forward_linear_fit", "reverse_max_abs_um", "wall_s"):
+        for k in ("rectification_ratio", f"{cfg.params.halides[1].lower()}_uptake", "forward_linear_fit",
+                  "reverse_max_abs_um", "wall_s"):
             print(f"{k}: {summary.get(k)}")
         for k, v in (summary.get("calibrated") or {}).items():
             print(f"calibrated {k} = {v['value']:.4g} (paper {v['paper_value']:.3g}; fitted to {v['fitted_to']}; "
@@ -151,12 +152,13 @@ def _run(args, cfg, out, fig, kymo=None) -> dict:
         _check_finite(summary, out)
         if args.paper_figures:
             from ionwire.continuum.experiment import with_alphas
+            from ionwire.structures.parameters import alpha_keys
             from ionwire.continuum.figures import paper_figures
 
             cal = summary.get("calibrated") or {}
             bound = cfg
             if cal:  # the figures use the parameter set of the sweep, fitted alphas included
-                bound = with_alphas(cfg, cal["alpha_Br_um_per_V_s"]["value"], cal["alpha_Cl_um_per_V_s"]["value"])
+                bound = with_alphas(cfg, *(cal[k]["value"] for k in alpha_keys(cfg.params.halides)))
             summary["paper_figures"] = paper_figures(bound, args.paper_figures, mapper=mapper)
     return summary
 

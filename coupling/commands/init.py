@@ -69,7 +69,14 @@ DESCRIPTIONS = {
     "run": "the run type of this file",
     "preset": "hop-barrier preset: random_alloy (barrier by hopping species) or host (by octahedron)",
     "relative_permittivity": "eps / eps0",
-    "equilibrium_fraction_Br": "x_V^eq of pure CsPbBr3, vacancies per anion site",
+    "equilibrium_fraction": "x_V^eq of the first halide's pure end member (table keyed by halide), "
+                            "vacancies per anion site",
+    "halides": "the halide pair: the first fills the left segment, the second the right one",
+    "set": "named material set that gives the values not set here (ionwire materials lists them)",
+    "migration_barrier_eV": "vacancy migration barrier of each end member: the presets' E (table keyed by halide)",
+    "formation_energy_eV": "vacancy formation energies of the two end members (table keyed by halide)",
+    "alpha_um_per_V_s": "electrode creation rate per field on each end member (table keyed by halide)",
+    "barriers_eV": "hop barriers X_in_Y: halide X hopping in a Y-rich octahedron",
     "potential_imposed_at": "where the electrode potentials are imposed: outer or inner contact edges",
     "junction_position_um": "initial Br | Cl interface; unset = the middle of the gap",
     "nx": "unit cells across the wire (x)", "ny": "unit cells across the wire (y)",
@@ -194,6 +201,8 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):  # an inline table, e.g. a per-halide value {Br = 1.3e-5, Cl = 3.8e-7}
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {v!r} as a TOML value")
 
 
@@ -276,7 +285,13 @@ def _emit(obj: Any, raw: Mapping, section: str, lines: list[str], commented: boo
     default; keys whose class default is None and that ``raw`` does not set are commented out
     (showing the value the code uses); tables likewise."""
     scalars, tables = [], []
+    halides = _halides_of(obj)
     for owner, f in _file_fields(obj):
+        if hasattr(owner, "to_toml_keys"):  # a section whose file keys are built from the halide pair
+            if f is not dataclasses.fields(owner)[0]:
+                continue
+            scalars.extend(_translated_scalars(owner, raw, halides))
+            continue
         hints = typing.get_type_hints(type(owner))
         loaded = getattr(owner, f.name)
         default = _field_default(f)
@@ -317,6 +332,40 @@ def _emit(obj: Any, raw: Mapping, section: str, lines: list[str], commented: boo
             for k, v in sub.items():
                 desc = _comment(k, None, dataclasses.MISSING)
                 lines.append(f"{head}{k} = {_toml_value(v)}{'    # ' + desc if desc else ''}")
+
+
+def _halides_of(obj: Any):
+    for probe in (obj, getattr(obj, "params", None), getattr(obj, "material", None)):
+        h = getattr(probe, "halides", None)
+        if isinstance(h, tuple):
+            return h
+    return None
+
+
+def _translated_scalars(owner: Any, raw: Mapping, halides):
+    """The scalar entries of a section whose file keys differ from its fields (per-halide tables
+    keyed by halide symbol): (key, loaded, default, in_raw, hint) from the section's own
+    to_mapping, so the template writes what the loader reads."""
+    from ionwire.structures.parameters import to_mapping
+
+    halides = getattr(owner, "halides", None) or halides
+    loaded = to_mapping(owner, halides)
+    defaults = to_mapping(type(owner)(**({"halides": halides} if hasattr(owner, "halides") else {})), halides)
+    hints = typing.get_type_hints(type(owner))
+    # fields whose default is None (the material set's or the preset's value): written commented out
+    file_key = {"barriers": "barriers_eV", "reference_fraction": "equilibrium_fraction",
+                "alphas_um_per_V_s": "alpha_um_per_V_s"}
+    optional = {file_key.get(f.name, f.name) for f in dataclasses.fields(owner) if f.default is None}
+    out = []
+    for key, value in loaded.items():
+        default = None if key in optional else defaults.get(key, dataclasses.MISSING)
+        out.append((_Key(key), value, default, key in raw, hints.get(key)))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Key:
+    name: str
 
 
 def template_text(run_type: str) -> str:

@@ -107,7 +107,7 @@ def _continuum_atoms(args, result):
                                     z_window_um=args.z_window_um, n_cells_z=args.cells_z,
                                     cross_section=tuple(args.cross_section), vacancies=args.vacancies,
                                     time_s=float(result.times_s[i]), interpolation=args.interpolation,
-                                    rng=args.seed)
+                                    rng=args.seed, halides=getattr(result, "halides", ("Br", "Cl")))
     field = getattr(result, "metadata", {}).get("field_V_per_um")
     run = "" if field is None else f"field {float(field):g} V/um, "
     return atoms, (f"{run}output time {i} (t = {result.times_s[i]:.4g} s), "
@@ -144,7 +144,8 @@ def load_atoms(args):
                 t = float(traj.times_s[i])
                 (x, y, z), cropped = crop_ranges(args, traj.lattice)
                 what = f"frame {i} (t = {t:.4g} s)" + (f", {cropped}" if cropped else "")
-                atoms = crop_atoms(traj.lattice, occ, x=x, y=y, z=z, vacancies=args.vacancies, time_s=t)
+                atoms = crop_atoms(traj.lattice, occ, x=x, y=y, z=z, vacancies=args.vacancies, time_s=t,
+                                   halides=traj.halides)
                 atoms.info["frame"] = int(i)
                 return atoms, what
     try:

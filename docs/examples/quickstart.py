@@ -54,9 +54,9 @@ from ionwire.kmc.device import run_device  # noqa: E402
 from ionwire.kmc.h5md import open_trajectory  # noqa: E402
 
 device_cfg = load_device_config({
-    "vacancies": {"equilibrium_fraction_Br": 1e-3},
+    "vacancies": {"equilibrium_fraction": {"Br": 1e-3}},
     "geometry": {"wire_length_um": 0.1, "contact_width_um": 0.02, "gap_um": 0.06},
-    "electrodes": {"alpha_Br_um_per_V_s": 2e3, "alpha_Cl_um_per_V_s": 60.0},
+    "electrodes": {"alpha_um_per_V_s": {"Br": 2e3, "Cl": 60.0}},
     "kmc": {"nx": 8, "ny": 8, "field_V_per_um": 2.0, "duration_s": 2e-7, "seed": 1},
     "output": {"frame_interval_s": 2e-8},
 })
