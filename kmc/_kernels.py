@@ -72,8 +72,10 @@ of every kernel call, i.e. every <= 1e6 events) and the selection never returns 
   every leaf is zero);
   ``tree_select_pair_prefetch(tree, u, pf_a, pf_b)`` also prefetches the candidate groups' leaf
   lines and rows of two per-group arrays near the end of the descent.
-- Called from a kernel compiled with NRT (the default), these inlined helpers cost numba atomic
-  reference counts on ``tree``; the bulk loop is compiled with ``_nrt=False`` to avoid them.
+- The helpers are compiled without numba's reference counting (``_nrt=False``: they allocate
+  nothing) and with ``forceinline=True``: each is typed once, as a function of its own, and LLVM
+  inlines it into the loops (numba-IR inlining, ``inline="always"``, re-types the helper at every
+  call site and made a cold compile of the device loop three times longer).
 - ``tree_total(tree) -> float``;  ``tree_leaf(tree, leaf) -> float``.
 
 Random numbers [shared] (xoshiro256++, state = uint64[4])
@@ -96,8 +98,8 @@ n_events, rng, collective, hops, clock) -> n_done``: see its docstring.  Per eve
 (group = vacancy, direction), move the vacancy, recompute its 8 rates from its local10 and those
 of the vacancies in the local10 of the two changed sites; the tracer-displacement update is
 deferred by DEFER events behind a prefetch, and the loop is compiled without numba's reference
-counting (``_nrt=False``), since helpers inlined with array arguments would otherwise cost
-atomic operations every event.  Building blocks for other loops: ``prefetch_row(arr, row)``
+counting (``_nrt=False``), since helpers taking array arguments would otherwise cost atomic
+operations every event.  Building blocks for other loops: ``prefetch_row(arr, row)``
 (LLVM prefetch hint) and ``popcount(x)``.
 """
 from __future__ import annotations
