@@ -312,7 +312,10 @@ def tree5_set_leaf(tree, leaf, v0, v1, v2, v3, v4):
     tree[n, 4] = v4
 
 
-@numba.njit(cache=True, _nrt=False, forceinline=True)
+# one explicit signature each (compiled at import, from the cache when warm): called with literal
+# component counts and indices, these would otherwise be compiled once per literal value, while
+# LLVM folds the constants once they are inlined anyway
+@numba.njit("void(float64[:, ::1], int64, int64, int64)", cache=True, _nrt=False, forceinline=True)
 def tree5_propagate(tree, lo, hi, n_comp):
     """Recompute components 0 .. n_comp-1 of the ancestors of the leaves lo..hi (a contiguous
     range) as sums of their children, level by level: O(hi - lo + log cap) for the whole range.
@@ -403,7 +406,7 @@ def tree5_propagate_near(tree, lo, hi):
         tree[n, 4] = a4
 
 
-@numba.njit(cache=True, _nrt=False, forceinline=True)
+@numba.njit("int64(float64[:, ::1], int64, float64)", cache=True, _nrt=False, forceinline=True)
 def tree5_select(tree, c, u):
     """Leaf whose cumulative interval of component c contains u * total (u in [0, 1))."""
     cap = tree.shape[0] >> 1
