@@ -203,7 +203,7 @@ class Scratch(NamedTuple):
     dirty: np.ndarray
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def vacancy_rates(vac, v, table, geo, local, out8):
     """Base (field-free) rates of vacancy slot v into vac.rates8[v] and their (down, in, up)
     sums; leaves v's local10 in ``local`` and returns the bit mask of its local sites holding
@@ -233,7 +233,7 @@ def vacancy_rates(vac, v, table, geo, local, out8):
     return mask
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def plane_sums(p, vac, bsum):
     """bsum[p] = the (down, in, up) base-rate sums of the vacancies on plane p, in list order."""
     nxt = vac.nxt
@@ -252,7 +252,7 @@ def plane_sums(p, vac, bsum):
     bsum[p, 2] = b2
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def plane_sums2(p, q, vac, bsum):
     """:func:`plane_sums` of two planes, their lists walked side by side (two independent chains
     of dependent loads overlap); each plane's additions keep their list order."""
@@ -301,7 +301,7 @@ def tree5_new(n_leaves: int) -> np.ndarray:
     return np.zeros((2 * cap, N_COMPONENTS))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree5_set_leaf(tree, leaf, v0, v1, v2, v3, v4):
     """Set the 5 components of one leaf WITHOUT updating its ancestors (see tree5_propagate)."""
     n = (tree.shape[0] >> 1) + leaf
@@ -312,7 +312,10 @@ def tree5_set_leaf(tree, leaf, v0, v1, v2, v3, v4):
     tree[n, 4] = v4
 
 
-@numba.njit(cache=True, inline="always")
+# one explicit signature each (compiled at import, from the cache when warm): called with literal
+# component counts and indices, these would otherwise be compiled once per literal value, while
+# LLVM folds the constants once they are inlined anyway
+@numba.njit("void(float64[:, ::1], int64, int64, int64)", cache=True, _nrt=False, forceinline=True)
 def tree5_propagate(tree, lo, hi, n_comp):
     """Recompute components 0 .. n_comp-1 of the ancestors of the leaves lo..hi (a contiguous
     range) as sums of their children, level by level: O(hi - lo + log cap) for the whole range.
@@ -334,7 +337,7 @@ def tree5_propagate(tree, lo, hi, n_comp):
                 tree[n, 4] = tree[lft, 4] + tree[lft + 1, 4]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree5_propagate_near(tree, lo, hi):
     """:func:`tree5_propagate` (all 5 components) for hi - lo <= 1, the case of a hop: the new
     sums travel up in registers (only the siblings are loaded), so the levels do not wait for a
@@ -403,7 +406,7 @@ def tree5_propagate_near(tree, lo, hi):
         tree[n, 4] = a4
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit("int64(float64[:, ::1], int64, float64)", cache=True, _nrt=False, forceinline=True)
 def tree5_select(tree, c, u):
     """Leaf whose cumulative interval of component c contains u * total (u in [0, 1))."""
     cap = tree.shape[0] >> 1
@@ -422,7 +425,7 @@ def tree5_select(tree, c, u):
     return n - cap
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _interp_tab(tab, side, x):
     """Linear interpolation of row ``side`` of a rate table on the grid x = i / (len - 1)
     (indexing the 2D table directly: no array view in the hot path)."""
@@ -438,7 +441,7 @@ def _interp_tab(tab, side, x):
 
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def plane_entries(p, planes, bonds, geo, rates):
     """Recompute the 5 tree components of leaf (plane) p (see the module docstring); the caller
     propagates them to the ancestors with tree5_propagate."""
@@ -465,7 +468,7 @@ def plane_entries(p, planes, bonds, geo, rates):
     tree5_set_leaf(planes.tree, p, plain, eu, ed, ec, ea)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _exp_half(j, gamma, expt):
     """exp(gamma j / 2) from the table expt[J + j] (J = len // 2) when |j| <= J."""
     J = expt.shape[0] >> 1
@@ -474,7 +477,7 @@ def _exp_half(j, gamma, expt):
     return np.exp(0.5 * gamma * j)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _bond_factor(k, bonds, field):
     """Field factors of bond k: the up factor of plane k and the down factor of plane k+1."""
     L = bonds.L
@@ -482,7 +485,7 @@ def _bond_factor(k, bonds, field):
     bonds.fd[k + 1] = _exp_half(-L[k], field.gamma, field.expt)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def multipliers(lam, field, geo):
     """(M_up, M_down) = exp(-+ g/2), g = (psi_drop + gamma Lambda)/(b - a), of the bonds between
     the imposed planes; field.expt_lam holds exp(gamma j / 2N), c_up = exp(-psi_drop / 2N),
@@ -496,7 +499,7 @@ def multipliers(lam, field, geo):
     return np.exp(-0.5 * g), np.exp(0.5 * g)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def total_rate(tree5, m_up, m_down):
     """Total event rate (1/s), summed in the same order as the event loop does."""
     return tree5[1, 0] + m_up * tree5[1, 1] + m_down * tree5[1, 2] + (tree5[1, 3] + tree5[1, 4])
@@ -558,7 +561,7 @@ def draw_next_time(planes, clock, geo, field):
 # per-plane vacancy lists (doubly linked: moving, adding or removing a vacancy never reorders the
 # other planes' lists, so their base-rate sums stay bit-identical to a fresh summation)
 # ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def list_append(v, p, vac):
     head = vac.head
     tail = vac.tail
@@ -574,7 +577,7 @@ def list_append(v, p, vac):
     tail[p] = v
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def list_remove(v, p, vac):
     nxt = vac.nxt
     prv = vac.prv
@@ -590,7 +593,7 @@ def list_remove(v, p, vac):
         vac.tail[p] = a
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _slot_of_site(site, p, vac):
     vac_site = vac.site
     nxt = vac.nxt
@@ -605,7 +608,7 @@ def _slot_of_site(site, p, vac):
 # ---------------------------------------------------------------------------------------------
 # charge bookkeeping (see kmc.electrostatics)
 # ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def add_charge(p, delta, L, istate, a, b):
     """Plane p gains ``delta`` elementary charges: update L (and Lambda); returns the changed bond
     range (klo, khi), empty if klo > khi."""
@@ -630,7 +633,7 @@ def add_charge(p, delta, L, istate, a, b):
     return a, p - 1
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _regauge(L, istate, a, b, gamma):
     """Shift the gauge constant of L between a and b if exp(gamma L / 2) would grow too large;
     returns True if it did (a pure function of L: restarts see the same shifts)."""
@@ -651,7 +654,7 @@ def _regauge(L, istate, a, b, gamma):
     return True
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _refresh_planes(plo, phi, vac, planes, bonds, geo, rates, sums):
     """Recompute the tree entries of planes plo..phi (clipped to the wire), with their base-rate
     sums first if ``sums``, and propagate them to the root."""
@@ -677,7 +680,7 @@ def _refresh_planes(plo, phi, vac, planes, bonds, geo, rates, sums):
         tree5_propagate(planes.tree, plo, phi, n_comp)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _update_neighbours(skip, vac, table, geo, scan, local, out8, dirty):
     """Recompute the rates of the vacancies among the local10 sites in ``scan`` (except site
     ``skip``); widens the dirty plane range dirty[0..1]."""
@@ -689,7 +692,7 @@ def _update_neighbours(skip, vac, table, geo, scan, local, out8, dirty):
         _refresh_site(q, vac, table, geo, local, out8, dirty)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _refresh_site(q, vac, table, geo, local, out8, dirty):
     """Recompute the rates of the vacancy on site q and widen the dirty plane range."""
     per_k = 3 * geo.nx * geo.ny
@@ -706,15 +709,16 @@ def _refresh_site(q, vac, table, geo, local, out8, dirty):
 # ---------------------------------------------------------------------------------------------
 # the event loop
 # ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
 def run_device_events(vac, planes, bonds, clock, geo, field, rates, n_events, t_stop):
     """Advance the device by at most ``n_events`` events, stopping before any event after
     ``t_stop`` (s; then clock.fstate[F_TIME] = t_stop).  The state groups (vac, planes, bonds,
     clock) are updated in place.  Returns (status, events done).
 
-    The loop itself (``_device_core``) is compiled without numba's reference counting and gets
-    its scratch arrays from here: with NRT, every inlined helper taking arrays cost atomic
-    increments/decrements of their reference counts (hundreds of call sites, dozens per event)."""
+    A Python function: it allocates the scratch arrays and calls the compiled loop
+    ``_device_core``, which runs without numba's reference counting (with it, every helper taking
+    arrays would cost atomic increments/decrements, dozens per event).  Not compiled itself, so
+    that the loop is optimised once and not again inside a wrapper (a cold first run compiles
+    less)."""
     scratch = Scratch(np.empty(N_LOCAL, dtype=np.int64), np.empty(N_LOCAL, dtype=np.int64),
                       np.empty(8, dtype=np.float64), np.empty(N_LOCAL, dtype=np.int64),
                       np.empty(2, dtype=np.int64))

@@ -72,8 +72,10 @@ of every kernel call, i.e. every <= 1e6 events) and the selection never returns 
   every leaf is zero);
   ``tree_select_pair_prefetch(tree, u, pf_a, pf_b)`` also prefetches the candidate groups' leaf
   lines and rows of two per-group arrays near the end of the descent.
-- Called from a kernel compiled with NRT (the default), these inlined helpers cost numba atomic
-  reference counts on ``tree``; the bulk loop is compiled with ``_nrt=False`` to avoid them.
+- The helpers are compiled without numba's reference counting (``_nrt=False``: they allocate
+  nothing) and with ``forceinline=True``: each is typed once, as a function of its own, and LLVM
+  inlines it into the loops (numba-IR inlining, ``inline="always"``, re-types the helper at every
+  call site and made a cold compile of the device loop three times longer).
 - ``tree_total(tree) -> float``;  ``tree_leaf(tree, leaf) -> float``.
 
 Random numbers [shared] (xoshiro256++, state = uint64[4])
@@ -96,8 +98,8 @@ n_events, rng, collective, hops, clock) -> n_done``: see its docstring.  Per eve
 (group = vacancy, direction), move the vacancy, recompute its 8 rates from its local10 and those
 of the vacancies in the local10 of the two changed sites; the tracer-displacement update is
 deferred by DEFER events behind a prefetch, and the loop is compiled without numba's reference
-counting (``_nrt=False``), since helpers inlined with array arguments would otherwise cost
-atomic operations every event.  Building blocks for other loops: ``prefetch_row(arr, row)``
+counting (``_nrt=False``), since helpers taking array arguments would otherwise cost atomic
+operations every event.  Building blocks for other loops: ``prefetch_row(arr, row)``
 (LLVM prefetch hint) and ``popcount(x)``.
 """
 from __future__ import annotations
@@ -203,7 +205,7 @@ def popcount(typingctx, x):
     return sig, codegen
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _u(i):
     """An index known to be >= 0, as unsigned: numba then omits the negative-index wrap-around
     code (a compare and a conditional move per access in the hot loops)."""
@@ -213,13 +215,13 @@ def _u(i):
 # ---------------------------------------------------------------------------------------------
 # site arithmetic
 # ---------------------------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def plane_of(k, s):
     """Anion plane index along z: 2k + (s == 2)."""
     return 2 * k + (1 if s == 2 else 0)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def local_coords(i, j, k, s, l, nx, ny, nz, periodic_z):
     """Coordinates of local site l (0..7 neighbours, 8/9 octahedron-opposite) of site (i,j,k,s).
 
@@ -250,7 +252,7 @@ def local_coords(i, j, k, s, l, nx, ny, nz, periodic_z):
     return i2, j2, k2, s2, valid
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def local_sites(i, j, k, s, nx, ny, nz, periodic_z, out):
     """Fill out[0:10] with the local10 site indices of (i, j, k, s); -1 where cut by a z end."""
     for l in range(N_LOCAL):
@@ -276,7 +278,7 @@ def local_deltas(nx: int, ny: int) -> np.ndarray:
                                 - np.arange(3)[:, None])
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def local_sites_fast(i, j, k, s, nx, ny, nz, periodic_z, deltas, out):
     """:func:`local_sites` with a fast path for cells away from every face (``deltas`` from
     :func:`local_deltas`)."""
@@ -313,7 +315,7 @@ def rate_table(barriers_eV, nu0_per_s: float, kT_eV: float, field_half_eV: float
     return table
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def hop_rates8(occ, local, s, table, out):
     """Rates (1/s) of the 8 hops of a vacancy on sublattice s with local10 sites ``local``.
 
@@ -357,14 +359,14 @@ def tree_new(n_leaves: int) -> np.ndarray:
     return np.zeros(10 * (tree_capacity(int(n_leaves)) // 8), dtype=np.float64)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _group_sum(tree, base):
     b = _u(base)
     return (((tree[b] + tree[b + 1]) + (tree[b + 2] + tree[b + 3]))
             + ((tree[b + 4] + tree[b + 5]) + (tree[b + 6] + tree[b + 7])))
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _propagate(tree, n, delta):
     # add the change of node n to its ancestors: independent read-modify-writes (no dependency
     # chain through the levels); round-off is removed by tree_build (see module docstring)
@@ -383,7 +385,7 @@ def tree_build(tree):
         tree[n] = tree[2 * n] + tree[2 * n + 1]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree_update(tree, leaf, rate):
     g = tree.shape[0] // 10
     tree[2 * g + leaf] = rate
@@ -394,7 +396,7 @@ def tree_update(tree, leaf, rate):
     _propagate(tree, n, delta)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree_update8(tree, first_leaf, rates8):
     g = tree.shape[0] // 10
     base = 2 * g + first_leaf
@@ -407,7 +409,7 @@ def tree_update8(tree, first_leaf, rates8):
     _propagate(tree, n, delta)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _descend1(tree, n, x):
     prefetch_row(tree, 8 * n)
     tl = tree[_u(2 * n)]
@@ -415,7 +417,7 @@ def _descend1(tree, n, x):
     return 2 * n + go, x - (tl if go else 0.0)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _descend2(tree, n, x):
     prefetch_row(tree, 8 * n)
     prefetch_row(tree, 16 * n)
@@ -431,7 +433,7 @@ def _descend2(tree, n, x):
     return 4 * n + 2 * go1 + go2, x
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
     """:func:`tree_select_pair` that also prefetches, two levels above the group level, the leaf
     lines of the 4 candidate groups and rows ``pf_a[q]``, ``pf_b[q]`` of two per-group arrays
@@ -515,25 +517,25 @@ def tree_select_pair_prefetch(tree, u, pf_a, pf_b):
     return n - g, found
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree_select_pair(tree, u):
     """:func:`tree_select` as (group, d) with leaf = 8 group + d; the group comes straight from the
     descent, so loads that depend only on it can start before the leaf line arrives."""
     return tree_select_pair_prefetch(tree, u, tree, tree)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree_select(tree, u):
     grp, d = tree_select_pair(tree, u)
     return 8 * grp + d if d >= 0 else np.int64(-1)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree_total(tree):
     return tree[1]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def tree_leaf(tree, leaf):
     return tree[2 * (tree.shape[0] // 10) + leaf]
 
@@ -559,7 +561,7 @@ _U11 = np.uint64(11)
 _U53_INV = 1.0 / 9007199254740992.0
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def rng_next(state):
     s0 = state[0]
     s1 = state[1]
@@ -581,7 +583,7 @@ def rng_next(state):
     return result
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def rng_uniform(state):
     return np.float64(rng_next(state) >> _U11) * _U53_INV
 
@@ -604,7 +606,7 @@ def init_bulk_rates(occ, vac_cell, tree, table, nx, ny, nz, periodic_z):
     tree_build(tree)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _refresh_vacancy(occ, vac_cell, v, tree, table, nx, ny, nz, periodic_z, deltas, local, rates):
     local_sites_fast(vac_cell[v, 0], vac_cell[v, 1], vac_cell[v, 2], vac_cell[v, 3], nx, ny, nz, periodic_z,
                      deltas, local)
@@ -612,7 +614,7 @@ def _refresh_vacancy(occ, vac_cell, v, tree, table, nx, ny, nz, periodic_z, delt
     tree_update8(tree, 8 * v, rates)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _lowest_bit(mask):
     l = 0
     while not (mask >> l) & 1:
@@ -623,7 +625,7 @@ def _lowest_bit(mask):
 DEFER = 4  # displacement updates are applied this many events late (see run_bulk_events)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _flush(e, disp, vac_disp, p_src, p_dst, p_v, p_h):
     """Apply the deferred displacement update of event slot e (see run_bulk_events)."""
     e = _u(e)
@@ -643,7 +645,7 @@ def _flush(e, disp, vac_disp, p_src, p_dst, p_v, p_h):
     vac_disp[vu, _u(2)] += hz
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, _nrt=False, forceinline=True)
 def _slot_of(q, disp, p_dst, p_v, ev, n_pending):
     """Event slot of the vacancy on site q: the newest pending arrival at q, else disp[q, 0]."""
     for m in range(n_pending):
@@ -653,7 +655,6 @@ def _slot_of(q, disp, p_dst, p_v, ev, n_pending):
     return np.int64(disp[q, 0])
 
 
-@numba.njit(cache=True)
 def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
                     n_events, rng, collective, hops, clock):
     """Advance a periodic bulk system by ``n_events`` hops (BKL, rejection-free).
@@ -668,9 +669,10 @@ def run_bulk_events(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny
     All arrays are updated in place.  Returns the number of events done; fewer than n_events
     only if the total rate became zero (then nothing more can happen).
 
-    The loop itself (``_bulk_core``) is compiled without numba's reference counting (it gets
-    its scratch arrays from here): inlined helpers taking arrays would otherwise cost several
-    atomic increments per event.
+    A Python function: it allocates the scratch arrays and calls the compiled loop
+    ``_bulk_core``, which runs without numba's reference counting (helpers taking arrays would
+    otherwise cost atomic increments every event).  Not compiled itself, so that the loop is
+    optimised once and not again inside a wrapper (a cold first run compiles less).
     """
     return _bulk_core(occ, disp, vac_site, vac_cell, vac_disp, tree, table, nx, ny, nz,
                       n_events, rng, collective, hops, clock,

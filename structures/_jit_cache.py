@@ -10,7 +10,7 @@ any edit start a fresh cache.  The base folder is ``$NUMBA_CACHE_DIR`` if set, e
 Call :func:`configure` before any ``@numba.njit(cache=True)`` decorator runs (the kernel modules
 import this first); it is idempotent.  It also prints one line on stderr the first time in a
 process that numba has to compile an ionwire kernel (a cold cache: the first run after an
-install or an update takes about a minute more); ``IONWIRE_QUIET_COMPILE=1`` silences it.
+install or an update takes tens of CPU seconds more); ``IONWIRE_QUIET_COMPILE=1`` silences it.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def configure() -> str:
     return _configured
 
 
-COMPILE_NOTICE = "compiling the numerical kernels once (about a minute; later runs load them from {})"
+COMPILE_NOTICE = "compiling the numerical kernels once (tens of seconds; later runs load them from {})"
 _announced = False
 
 
