@@ -172,7 +172,7 @@ def build_tables(config: BulkConfig, points, results) -> dict[str, OnsagerTable]
         mat = preset_material(config.material, preset)
         tables[preset] = OnsagerTable.from_replicas(
             preset, x_actual, reps, x_v=x_v, w_per_s=mat.jump_frequency_pair_per_s(), f0=f0,
-            material=to_mapping(mat), seeds=seeds, events_per_replica=events, wall_s=wall)
+            material=to_mapping(mat), seeds=seeds, events_per_replica=events, wall_s=wall, halides=mat.halides)
     if not tables:
         raise ParameterError("no composition has >= 2 finished replicas: no table can be formed")
     return tables

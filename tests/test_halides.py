@@ -454,8 +454,33 @@ def test_a_relabelled_onsager_table_campaign_gives_the_same_table(tmp_path):
         tables.append(build_tables(cfg, points, [OnsagerTableRun.run(cfg, p, None) for p in points])["random_alloy"])
     a, b = tables
     np.testing.assert_array_equal(a.l_per_s, b.l_per_s)
+    np.testing.assert_array_equal(a.l_replicas_per_s, b.l_replicas_per_s)
     np.testing.assert_array_equal(a.x_cl, b.x_cl)
-    assert a.l_per_s[1, 0] > 0 and a.l_per_s[1, 2] > 0
+    assert a.w_per_s == b.w_per_s and a.l_per_s[1, 0] > 0 and a.l_per_s[1, 2] > 0
+    assert a.halides == ("Br", "Cl") and b.halides == ("Br", "I") and b.columns == ("BrBr", "BrI", "II")
+    # the file names its attributes and coefficients from the pair and reads back
+    import h5py
+
+    from ionwire.structures.onsager_table import tables_from_file, write_onsager_tables
+
+    write_onsager_tables(tmp_path / "cl.h5", {"random_alloy": a}, {})
+    write_onsager_tables(tmp_path / "i.h5", {"random_alloy": b}, {})
+    with h5py.File(tmp_path / "i.h5", "r") as f:
+        g = f["tables/random_alloy"]
+        assert "w_I_per_s" in g.attrs and "w_Cl_per_s" not in g.attrs and json.loads(g.attrs["halides"]) == ["Br", "I"]
+        assert [c.decode() if isinstance(c, bytes) else c for c in g["coefficient"][()]] == ["BrBr", "BrI", "II"]
+    back = tables_from_file(tmp_path / "i.h5")[0]["random_alloy"]
+    assert back.halides == ("Br", "I") and back.w_per_s == b.w_per_s
+    np.testing.assert_array_equal(back.l_per_s, b.l_per_s)
+    assert set(b.to_xarray().attrs) >= {"w_Br_per_s", "w_I_per_s"}
+    # a file written before the pair was data (no halides attribute) reads as Br, Cl
+    with h5py.File(tmp_path / "cl.h5", "a") as f:
+        del f["tables/random_alloy"].attrs["halides"]
+        material = json.loads(f["tables/random_alloy"].attrs["material_json"])
+        material.pop("halides")
+        f["tables/random_alloy"].attrs["material_json"] = json.dumps(material)
+    old = tables_from_file(tmp_path / "cl.h5")[0]["random_alloy"]
+    assert old.halides == ("Br", "Cl") and old.w_per_s == a.w_per_s and old.columns == ("BrBr", "BrCl", "ClCl")
 
 
 def test_a_relabelled_arrhenius_study_gives_the_same_fits_under_the_new_names():
