@@ -527,3 +527,30 @@ def test_an_old_bulk_key_gives_one_error_naming_the_new_key(table, old, new):
         BulkRun.load(dict(table, run="bulk"))
     text = str(exc.value)
     assert text.startswith(old) and new in text, text
+
+
+def test_the_comparison_outputs_name_the_first_halides_fraction_from_the_pair(tmp_path):
+    """Every shipped set's first halide is Br (x_br stays); a pair whose first halide is another
+    one gets its own names in the summary and in report.h5, with their units."""
+    from ionwire.coupling import report as R
+    from ionwire.coupling.io import read_report, write_report
+
+    summary = {"chi2_per_dof": {"forward": {"x_br": [1.0], "x_v": [2.0]}}, "note": "x_br"}
+    arrays = {"forward": {"chi2_per_dof_x_br": np.array([1.0]), "kmc_mean_x_br": np.ones((1, 2)),
+                          "times_s": np.array([1.0]), "z_nm": np.array([0.0, 1.0])}}
+    assert R.named_for_pair(summary, ("Br", "I")) == summary
+    s_i = R.named_for_pair(summary, ("I", "Br"))
+    assert s_i == {"chi2_per_dof": {"forward": {"x_i": [1.0], "x_v": [2.0]}}, "note": "x_br"}
+    a_i = R.named_for_pair(arrays, ("I", "Br"))
+    assert set(a_i["forward"]) == {"chi2_per_dof_x_i", "kmc_mean_x_i", "times_s", "z_nm"}
+    write_report(tmp_path / "r.h5", {"forward": {}}, a_i, "x = 1\n")
+    import h5py
+
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        names = []
+        f.visit(names.append)
+        ds = next(f[n] for n in names if n.endswith("kmc_mean_x_i"))
+        long_name = ds.attrs["long_name"]
+        assert (long_name.decode() if isinstance(long_name, bytes) else long_name).startswith("I site fraction")
+    _, groups = read_report(tmp_path / "r.h5")
+    np.testing.assert_array_equal(groups["forward"]["kmc_mean_x_i"], np.ones((1, 2)))
