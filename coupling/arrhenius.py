@@ -16,7 +16,7 @@ Config (TOML)::
     models = ["bulk", "continuum"]         # optional: either or both
     [material] [vacancies] [geometry] [electrodes]   structures.parameters (shared by both models;
                                            material.temperature_K is replaced by each temperature)
-    [bulk]                                 kmc.observables.BulkSettings (cells, x_cl, ...)
+    [bulk]                                 kmc.observables.BulkSettings (cells, composition, ...)
     f0 = ...                               optional: the MAA f0 (continuum transport, theory l_ab)
     [continuum]  duration_s, field_V_per_um (> 0: the runs are at +E and -E),
                  [continuum.numerics] (continuum.model.Numerics), [continuum.transport]
@@ -203,6 +203,9 @@ def bulk_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]
     beside the l_ab fits."""
     from ionwire.kmc.runtypes import _maa_theory
 
+    from ionwire.kmc.observables import fraction_key
+
+    actual = fraction_key(cfg.bulk.material.halides) + "_actual"
     by_t: dict[float, list] = {}
     for p, r in zip(points, results):
         if p["model"] == "bulk":
@@ -211,7 +214,7 @@ def bulk_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]
     for t in sorted(by_t):
         rs = by_t[t]
         row = {"temperature_K": t, "replicas": len(rs), "x_v": rs[0]["x_v"], "vacancies": rs[0]["vacancies"],
-               "x_cl_actual": rs[0]["x_cl_actual"], "events_per_replica": rs[0]["events"]}
+               actual: rs[0][actual], "events_per_replica": rs[0]["events"]}
         for obs in BULK_FITTED:
             for name in rs[0][obs]:
                 vals = [r[obs][name] for r in rs]
@@ -245,8 +248,9 @@ def bulk_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]
 
 
 def device_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dict]:
-    """Per temperature: L(+E), L(-E) (signed, um; > 0 towards the Br segment), the ratio
-    L(+E)/|L(-E)|, the front widths, x_V^eq(Br, T), the Debye length and the width
+    """Per temperature: L(+E), L(-E) (signed, um; > 0 towards the first halide's segment), the
+    ratio L(+E)/|L(-E)|, the front widths, x_V^eq(first halide, T) (``x_v_eq_Br`` for Br, Cl),
+    the Debye length and the width
     lambda_D sqrt(2 U / V_T) a fully depleted layer needs to take up the applied voltage U (once
     it is below the gap the vacancies screen the field inside the gap); and unweighted Arrhenius fits of L(+E) and |L(-E)| (deterministic values:
     their error is the residual standard error, a measure of the curvature, not of noise)."""
@@ -268,7 +272,7 @@ def device_table(cfg: ArrheniusConfig, points, results) -> tuple[list[dict], dic
                      "rectification_ratio": lp / abs(lm) if lm != 0 else None,
                      "front_width_forward_um": d[e].get("front_width_um"),
                      "front_width_reverse_um": d[-e].get("front_width_um"),
-                     "x_v_eq_Br": sc["xref"], "debye_length_um": sc["debye_length_um"],
+                     f"x_v_eq_{c.material.halides[0]}": sc["xref"], "debye_length_um": sc["debye_length_um"],
                      "depletion_width_um": sc["debye_length_um"] * math.sqrt(2.0 * u / sc["thermal_voltage_V"]),
                      "gap_um": c.geometry.gap_um,
                      "wall_s": d[e]["wall_s"] + d[-e]["wall_s"]})
@@ -367,11 +371,12 @@ def plot_bulk(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None):
     return _finish(fig, path, own)
 
 
-def plot_device(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None):
+def plot_device(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None, halides=("Br", "Cl")):
     """The device (continuum model) against temperature: |L(+E)| and |L(-E)| on an Arrhenius
-    plot (filled: towards the Br segment, open: away from it) with the fitted lines (left), and
+    plot (filled: towards the first halide's segment, open: away from it) with the fitted lines (left), and
     the rectification ratio L(+E)/|L(-E)| against T (right).  ``ax``: two Axes (None: a new
-    figure); ``path``: PNG written if given.  Returns the matplotlib Figure."""
+    figure); ``path``: PNG written if given; ``halides``: the pair (labels).  Returns the
+    matplotlib Figure."""
     fig, axes, own = _two_axes(ax, "plot_device")
     temps = np.array([r["temperature_K"] for r in rows])
     e = rows[0]["field_V_per_um"] if rows else float("nan")
@@ -387,7 +392,7 @@ def plot_device(rows: list[dict], fits: Mapping[str, Any], path=None, ax=None):
     axes[0].set_yscale("log")
     axes[0].set_xlabel("1000 / T (1/K)")
     axes[0].set_ylabel("|migration length| (µm)")
-    axes[0].set_title("continuum model (filled: towards Br)", fontsize=9)
+    axes[0].set_title(f"continuum model (filled: towards {halides[0]})", fontsize=9)
     axes[0].legend(fontsize=7)
     ratio = [r["rectification_ratio"] if r["rectification_ratio"] is not None else np.nan for r in rows]
     axes[1].plot(temps, ratio, "o-", color="C2")
@@ -419,7 +424,7 @@ def reduce(cfg: ArrheniusConfig, points, results, outdir) -> dict:
         rows, fits = device_table(cfg, points, results)
         summary["device"] = {"table": rows, "fits": fits}
         _write_csv(outdir / "arrhenius_device.csv", rows)
-        plot_device(rows, fits, outdir / "arrhenius_device.png")
+        plot_device(rows, fits, outdir / "arrhenius_device.png", halides=cfg.continuum.material.halides)
         summary["device"]["figure"] = str(outdir / "arrhenius_device.png")
         summary["device"]["data"] = str(outdir / "arrhenius_device.csv")
         ratios = [r["rectification_ratio"] for r in rows]

@@ -563,6 +563,9 @@ def compare(cfg: ValidationConfig, outdir, config_toml: str = "", progress: bool
         "electrode_kinetics": None if electrode is None else {
             k: v for k, v in electrode.items() if k != "measurements"},
     }
+    # the outputs name the first halide's fraction from the pair (x_br for Br)
+    summary = R.named_for_pair(summary, cfg.params.halides)
+    arrays_all = R.named_for_pair(arrays_all, cfg.params.halides)
     write_report(outdir / "report.h5", summary, arrays_all, config_toml, provenance(config_toml=config_toml))
     R.write_json(outdir / "summary.json", summary)
     return summary

@@ -59,16 +59,29 @@ _FIELD_UNITS = {"x_br": ("1", "Br site fraction"), "x_v": ("1", "vacancy site fr
                 "phi_V": ("V", "electrostatic potential")}
 
 
+def _field_units(field: str) -> tuple[str, str] | None:
+    """(units, long_name) of a compared field: x_br, x_v, phi_V and the first halide's fraction of
+    another pair (x_i: "I site fraction")."""
+    if field in _FIELD_UNITS:
+        return _FIELD_UNITS[field]
+    from ionwire.structures.parameters import HALOGENS
+
+    for h in HALOGENS:
+        if field == f"x_{h.lower()}":
+            return "1", f"{h} site fraction"
+    return None
+
+
 def _describe(name: str) -> tuple[tuple[str, ...], str | None, str] | None:
     """(dimensions, units, long_name) of a report array, None for an array of unknown name."""
     for prefix, dims, what in (("kmc_replicas_", ("replica", "time", "z"), "kMC replicas"),
                                ("kmc_mean_", ("time", "z"), "kMC replica mean"),
                                ("kmc_sem_", ("time", "z"), "standard error of the kMC replica mean"),
                                ("continuum_", ("time", "z"), "continuum model averaged over the bins")):
-        if name.startswith(prefix) and name[len(prefix):] in _FIELD_UNITS:
-            units, long_name = _FIELD_UNITS[name[len(prefix):]]
+        if name.startswith(prefix) and _field_units(name[len(prefix):]) is not None:
+            units, long_name = _field_units(name[len(prefix):])
             return dims, units, f"{long_name}, {what}"
-    if name.startswith("chi2_per_dof_") and name[len("chi2_per_dof_"):] in _FIELD_UNITS:
+    if name.startswith("chi2_per_dof_") and _field_units(name[len("chi2_per_dof_"):]) is not None:
         return ("time",), "1", f"reduced chi^2 of {name[len('chi2_per_dof_'):]} per time"
     table = {"sites_per_bin": (("z",), "1", "anion sites per bin (all replicas of one bin alike)"),
              "front_kmc_nm": (("replica", "time"), "nm", "x_Br = 0.55 front position of each kMC replica"),

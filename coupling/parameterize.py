@@ -1,4 +1,5 @@
-"""Bulk kMC campaign that measures the Onsager table l_ab(x_Cl) (``ionwire parameterize``).
+"""Bulk kMC campaign that measures the Onsager table l_ab(x) of the halide pair (x: the second
+halide's fraction; l_BrBr, l_BrCl, l_ClCl for Br, Cl) (``ionwire parameterize``).
 
 Config (TOML; ``runs/onsager.toml``): the bulk campaign config of the ``bulk`` run type
 (:class:`ionwire.kmc.runtypes.BulkConfig`)::
@@ -6,19 +7,20 @@ Config (TOML; ``runs/onsager.toml``): the bulk campaign config of the ``bulk`` r
     run = "onsager"       # campaign run type (ionwire campaign)
     [material]            # structures.parameters.Material: a, nu0, T, barriers of the end members
     [bulk]                # kmc.observables.BulkSettings: cells, vacancy_fraction, events_per_replica,
-                          # warmup_events, blocks, seed (x_cl comes from the sweep, the field is 0)
+                          # warmup_events, blocks, seed (the composition comes from the sweep,
+                          # the field is 0)
     f0 = 0.69             # optional: f0 of the theory the table is compared with
     [sweep]               # campaign sweep grammar (structures.runtype.sweep_points)
     preset = ["random_alloy", "host"]
-    x_cl = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-    replicas = 8          # independent replicas per (preset, x_cl), >= 2
+    composition = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]   # the second halide's fraction
+    replicas = 8          # independent replicas per (preset, composition), >= 2
 
-One run = one replica at one (preset, x_Cl): a periodic bulk cell with random Br/Cl occupancy
-(exactly round(x_Cl * n_halides) Cl) and ``vacancy_fraction`` vacancies, run for
+One run = one replica at one (preset, x): a periodic bulk cell with random occupancy of the pair
+(exactly round(x * n_halides) atoms of the second halide) and ``vacancy_fraction`` vacancies, run for
 ``events_per_replica`` hops by the bulk engine (kmc.observables.measure_replica), which returns
 l_ab of that replica.  The barriers of preset p are ``Barriers.preset(p, E_Br, E_Cl)`` with E_Br,
 E_Cl the pure-end-member barriers of [material] (Br in Br-rich, Cl in Cl-rich), so both presets
-share their end members.  Seeds are derived from (seed, preset, x_Cl, replica)
+share their end members.  Seeds are derived from (seed, preset, x, replica)
 (:func:`ionwire.structures.seeds.derive_seed`), so every run is reproducible on its own and
 independent of the others.  ``reduce`` forms the table of each preset (mean and standard error
 over replicas), writes ``onsager_table.h5`` (coupling.io layout, with provenance: every seed,
@@ -35,7 +37,7 @@ from typing import Any, Mapping
 import numpy as np
 from tqdm import tqdm
 
-from ionwire.kmc.observables import PAIRS, measure_replica
+from ionwire.kmc.observables import fraction_key, measure_replica, pair_names
 from ionwire.kmc.runtypes import BulkConfig, load_bulk_config
 from ionwire.structures.onsager_table import OnsagerTable, plot_tables
 from ionwire.structures.parameters import PRESETS, Barriers, Material, ParameterError, read_toml, require, to_mapping
@@ -44,31 +46,32 @@ from ionwire.structures.seeds import derive_seed
 
 SWEEP_AXES = {
     "preset": Axis(str, choices=PRESETS),
-    "x_cl": Axis(float, 0.0, 1.0),
+    "composition": Axis(float, 0.0, 1.0),  # the second halide's fraction of the halide sites
 }
 MIN_COMPOSITIONS = 2
-_REQUIRED_AXES = ("preset", "x_cl")
+_REQUIRED_AXES = ("preset", "composition")
 
 
 def _points(config: BulkConfig) -> list[dict]:
-    return sweep_points(config.sweep, SWEEP_AXES, required=_REQUIRED_AXES)
+    return sweep_points(config.sweep, SWEEP_AXES, required=_REQUIRED_AXES, renamed={"x_cl": "composition"})
 
 
 def load_config(mapping: Mapping[str, Any]) -> BulkConfig:
     """Validate a parsed TOML mapping (``run`` key allowed and ignored)."""
     cfg = load_bulk_config(mapping)
     bulk = mapping.get("bulk") if isinstance(mapping.get("bulk"), Mapping) else {}
-    require("x_cl" not in bulk, "bulk.x_cl: not used by an onsager config (the compositions are sweep.x_cl)")
+    require("composition" not in bulk,
+            "bulk.composition: not used by an onsager config (the compositions are sweep.composition)")
     require(cfg.bulk.field_V_per_um == 0.0, "bulk.field_V_per_um: must be 0 (l_ab is a zero-field coefficient)")
     sweep = cfg.sweep
     if sweep is None:
-        raise ParameterError("[sweep]: missing (give preset = [...], x_cl = [...], replicas = R)")
+        raise ParameterError("[sweep]: missing (give preset = [...], composition = [...], replicas = R)")
     points = _points(cfg)
     replicas = sweep.get("replicas", 1)
     require(replicas >= 2, f"sweep.replicas: need >= 2 independent replicas for error bars, got {replicas!r}")
     require(sweep.get("combine", "product") == "product", "sweep.combine: must be 'product' for a table")
-    n_x = len({p["x_cl"] for p in points})
-    require(n_x >= MIN_COMPOSITIONS, f"sweep.x_cl: need >= {MIN_COMPOSITIONS} compositions, got {n_x}")
+    n_x = len({p["composition"] for p in points})
+    require(n_x >= MIN_COMPOSITIONS, f"sweep.composition: need >= {MIN_COMPOSITIONS} compositions, got {n_x}")
     return cfg
 
 
@@ -115,7 +118,7 @@ class OnsagerTableRun:
     @staticmethod
     def run(config: BulkConfig, point: Mapping[str, Any], outdir) -> dict:
         preset = point["preset"]
-        x_cl = float(point["x_cl"])
+        x_cl = float(point["composition"])
         replica = int(point.get("replica", 0))
         seed = run_seed(config.bulk.seed, preset, x_cl, replica)
         mat = preset_material(config.material, preset)
@@ -140,7 +143,7 @@ def _config_text(config: BulkConfig) -> str:
 
 
 def build_tables(config: BulkConfig, points, results) -> dict[str, OnsagerTable]:
-    """Group per-replica results by (preset, x_Cl) into one OnsagerTable per preset.
+    """Group per-replica results by (preset, composition) into one OnsagerTable per preset.
 
     Compositions with fewer than 2 finished replicas are left out (a partial campaign gives a
     partial table)."""
@@ -149,25 +152,27 @@ def build_tables(config: BulkConfig, points, results) -> dict[str, OnsagerTable]
     for p, r in zip(points, results):
         if r is None:
             continue
-        groups.setdefault(p["preset"], {}).setdefault(float(p["x_cl"]), []).append(r)
+        groups.setdefault(p["preset"], {}).setdefault(float(p["composition"]), []).append(r)
+    pairs = pair_names(config.material.halides)
+    actual = fraction_key(config.material.halides) + "_actual"
     tables = {}
     for preset, by_x in groups.items():
         xs = sorted(x for x, rs in by_x.items() if len(rs) >= 2)
         if len(xs) < 2:
             continue
         R = min(len(by_x[x]) for x in xs)
-        reps = np.array([[[by_x[x][i]["l_per_s"][k] for k, _, _ in PAIRS] for i in range(R)] for x in xs],
+        reps = np.array([[[by_x[x][i]["l_per_s"][k] for k, _, _ in pairs] for i in range(R)] for x in xs],
                         dtype=float)
         seeds = np.array([[by_x[x][i]["seed"] for i in range(R)] for x in xs], dtype=np.int64)
         wall = np.array([sum(r["wall_s"] for r in by_x[x][:R]) for x in xs])
         events = np.array([by_x[x][0]["events"] for x in xs], dtype=np.int64)
         # the measured composition of a finite cell differs from the nominal one by < 1/n_halides
-        x_actual = np.array([np.mean([r["x_cl_actual"] for r in by_x[x][:R]]) for x in xs])
+        x_actual = np.array([np.mean([r[actual] for r in by_x[x][:R]]) for x in xs])
         x_v = float(np.mean([r["x_v"] for x in xs for r in by_x[x][:R]]))
         mat = preset_material(config.material, preset)
         tables[preset] = OnsagerTable.from_replicas(
             preset, x_actual, reps, x_v=x_v, w_per_s=mat.jump_frequency_pair_per_s(), f0=f0,
-            material=to_mapping(mat), seeds=seeds, events_per_replica=events, wall_s=wall)
+            material=to_mapping(mat), seeds=seeds, events_per_replica=events, wall_s=wall, halides=mat.halides)
     if not tables:
         raise ParameterError("no composition has >= 2 finished replicas: no table can be formed")
     return tables
@@ -189,8 +194,8 @@ def run_serial(config: BulkConfig, out_path, config_toml: str = "", progress: bo
     it = tqdm(range(len(points)), desc="parameterize", disable=not progress, leave=False)
     for i in it:
         results[i] = OnsagerTableRun.run(config, points[i], None)
-        key = (points[i]["preset"], points[i]["x_cl"])
-        last = i + 1 == len(points) or (points[i + 1]["preset"], points[i + 1]["x_cl"]) != key
+        key = (points[i]["preset"], points[i]["composition"])
+        last = i + 1 == len(points) or (points[i + 1]["preset"], points[i + 1]["composition"]) != key
         if last and i + 1 < len(points):
             try:
                 partial = build_tables(config, points[: i + 1], results[: i + 1])

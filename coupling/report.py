@@ -33,6 +33,26 @@ def field_labels(halides=("Br", "Cl")) -> dict[str, str]:
     return dict(FIELD_LABELS, x_br=f"x_{halides[0]}")
 #: the fields whose reduced chi^2 is held to the acceptance threshold
 ACCEPTANCE_FIELDS = ("x_br", "x_v")
+
+
+def first_fraction_key(halides=("Br", "Cl")) -> str:
+    """The name of the first halide's site fraction in the comparison's outputs: x_br for Br."""
+    return f"x_{halides[0].lower()}"
+
+
+def named_for_pair(obj, halides=("Br", "Cl")):
+    """``obj`` (the summary or the arrays of a comparison; dicts, lists, values) with every key
+    that names the first halide's fraction (x_br, chi2_per_dof_x_br, kmc_mean_x_br, ...) built
+    from the pair; unchanged when the first halide is Br (every shipped material set)."""
+    new = first_fraction_key(halides)
+    if new == "x_br":
+        return obj
+    if isinstance(obj, dict):
+        return {(k.replace("x_br", new) if isinstance(k, str) else k): named_for_pair(v, halides)
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [named_for_pair(v, halides) for v in obj]
+    return obj
 CHI2_THRESHOLD = 2.0
 ACCEPTANCE = (
     "x_Br and x_V: reduced chi^2 of the continuum against the kMC mean, divided by its expectation "

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ionwire.structures.parameters import Material, require
+from ionwire.structures.parameters import DEFAULT_HALIDES, Material, _renamed, halide_table, require
 from ionwire.structures.statistics import mean_and_error
 from ionwire.structures.units import ANGSTROM_M, CM_M, Z_ANION
 from ionwire.structures.lattice import AnionLattice
@@ -39,8 +39,23 @@ from ionwire.structures.lattice import AnionLattice
 from .bulk import BulkKMC
 from .state import BR, CL, BulkState
 
-SPECIES = ("Br", "Cl")
-PAIRS = (("BrBr", 0, 0), ("BrCl", 0, 1), ("ClCl", 1, 1))
+
+
+def species_names(halides=DEFAULT_HALIDES) -> tuple[str, str]:
+    """The keys of the per-species results (f, D_tracer, hops, fractions, ...): the pair's symbols."""
+    return (halides[0], halides[1])
+
+
+def pair_names(halides=DEFAULT_HALIDES) -> tuple[tuple[str, int, int], ...]:
+    """(name, a, b) of the three Onsager coefficients l_ab (codes 0: first, 1: second halide):
+    BrBr, BrCl, ClCl for Br, Cl."""
+    a, b = halides
+    return ((a + a, 0, 0), (a + b, 0, 1), (b + b, 1, 1))
+
+
+def fraction_key(halides=DEFAULT_HALIDES) -> str:
+    """The name of the second halide's fraction of the halide sites in results: x_cl for Br, Cl."""
+    return f"x_{halides[1].lower()}"
 
 
 @dataclass
@@ -99,7 +114,8 @@ MIN_HOPS_PER_VACANCY_PER_BLOCK = 100
 class BulkSettings:
     """[bulk]: how each bulk replica is run (the ``bulk`` and ``onsager`` run types).
 
-    cells: periodic supercell nx, ny, nz (unit cells); x_cl: Cl fraction of the halides;
+    cells: periodic supercell nx, ny, nz (unit cells); x_cl: the second halide's fraction of the
+    halide sites (TOML ``composition = {Cl = 0.5}``, keyed by the second halide of material.halides);
     vacancy_fraction: vacancies per anion site (the count is max(1, round(fraction * 3 nx ny nz)));
     field_V_per_um: uniform field along z; events_per_replica: hops per replica after
     ``warmup_events`` hops that are discarded (they relax the random initial configuration);
@@ -121,7 +137,8 @@ class BulkSettings:
 
     def __post_init__(self):
         require(all(2 <= c <= 4096 for c in self.cells), f"cells: each must be in [2, 4096], got {list(self.cells)}")
-        require(math.isfinite(self.x_cl) and 0.0 <= self.x_cl <= 1.0, f"x_cl: must be in [0, 1], got {self.x_cl!r}")
+        require(math.isfinite(self.x_cl) and 0.0 <= self.x_cl <= 1.0,
+                f"composition: the second halide's fraction must be in [0, 1], got {self.x_cl!r}")
         require(math.isfinite(self.vacancy_fraction) and 0 < self.vacancy_fraction < 0.5,
                 f"vacancy_fraction: must be in (0, 0.5), got {self.vacancy_fraction!r}")
         require(math.isfinite(self.field_V_per_um) and abs(self.field_V_per_um) <= MAX_FIELD_V_PER_UM,
@@ -138,6 +155,27 @@ class BulkSettings:
                 f"hops per vacancy per block (need >= {MIN_HOPS_PER_VACANCY_PER_BLOCK} so that blocks are "
                 "uncorrelated)")
 
+    @classmethod
+    def from_toml_keys(cls, data, where: str, halides=None):
+        """TOML ``composition = {<second halide> = x}``; the older key x_cl names it in its error."""
+        halides = halides or DEFAULT_HALIDES
+        _renamed(data, where, [(r"x_cl", lambda m: f"composition = {{{halides[1]} = ...}}")])
+        out = dict(data)
+        if "composition" in out:
+            v = out.pop("composition")
+            if isinstance(v, dict) and set(v) == {halides[0]}:
+                from ionwire.structures.errors import ParameterError
+
+                raise ParameterError(f"{where}.composition is the fraction of the second halide of material.halides: "
+                                     f"write {{{halides[1]} = ...}}, not {{{halides[0]} = ...}}")
+            (out["x_cl"],) = halide_table(v, halides, f"{where}.composition", (halides[1],))
+        return out, halides
+
+    def to_toml_keys(self, out: dict, halides=None) -> dict:
+        halides = halides or DEFAULT_HALIDES
+        return {("composition" if k == "x_cl" else k): ({halides[1]: v} if k == "x_cl" else v)
+                for k, v in out.items()}
+
     @property
     def n_sites(self) -> int:
         nx, ny, nz = self.cells
@@ -151,8 +189,8 @@ class BulkSettings:
 def measure_replica(material: Material, settings: BulkSettings, seed) -> dict:
     """One bulk replica with ``settings`` (:func:`run_replica`) as a JSON-able dict: the settings
     used (x_cl nominal, field_V_per_um, temperature_K, vacancies, events, warmup_events, seed),
-    x_cl_actual (the Cl fraction of the atoms placed: exactly round(x_cl n_atoms) Cl) and x_v, the
-    per-replica estimates l_per_s, f, D_tracer_cm2_per_s, D_vacancy_cm2_per_s,
+    x_cl_actual (the second halide's fraction of the atoms placed: exactly round(x_cl n_atoms)
+    atoms of it) and x_v, the per-replica estimates l_per_s, f, D_tracer_cm2_per_s, D_vacancy_cm2_per_s,
     drift_velocity_cm_per_s, time_s, hops, and wall_s, events_per_second."""
     nx, ny, nz = settings.cells
     lattice = AnionLattice(nx, ny, nz, periodic_z=True, lattice_constant_A=material.lattice_constant_A)
@@ -163,9 +201,10 @@ def measure_replica(material: Material, settings: BulkSettings, seed) -> dict:
                       seed, warm, int(settings.blocks))
     wall = time.perf_counter() - t0
     n_atoms = lattice.n_sites - n_vac
-    return {"x_cl": float(settings.x_cl), "field_V_per_um": float(settings.field_V_per_um),
+    xk = fraction_key(material.halides)
+    return {xk: float(settings.x_cl), "field_V_per_um": float(settings.field_V_per_um),
             "temperature_K": material.temperature_K, "vacancies": n_vac, "events": events, "warmup_events": warm,
-            "seed": int(seed), "x_cl_actual": int(round(settings.x_cl * n_atoms)) / n_atoms,
+            "seed": int(seed), f"{xk}_actual": int(round(settings.x_cl * n_atoms)) / n_atoms,
             "x_v": n_vac / lattice.n_sites,
             "l_per_s": {k: float(v) for k, v in rep.l_per_s.items()}, "f": {k: float(v) for k, v in rep.f.items()},
             "D_tracer_cm2_per_s": rep.D_tracer_cm2_per_s, "D_vacancy_cm2_per_s": rep.D_vacancy_cm2_per_s,
@@ -176,7 +215,8 @@ def measure_replica(material: Material, settings: BulkSettings, seed) -> dict:
 def run_replica(lattice: AnionLattice, x_cl: float, n_vacancies: int, material: Material,
                 field_V_per_um: float, n_events: int, seed, warmup_events: int = 0,
                 n_blocks: int = 20) -> ReplicaResult:
-    """One replica: random configuration, warm-up, then ``n_events`` hops in ``n_blocks`` blocks."""
+    """One replica: random configuration, warm-up, then ``n_events`` hops in ``n_blocks`` blocks
+    (x_cl: the second halide's fraction; results keyed by the names of ``material.halides``)."""
     if n_blocks < 1:
         raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
     if n_events < n_blocks:
@@ -206,7 +246,8 @@ def run_replica(lattice: AnionLattice, x_cl: float, n_vacancies: int, material: 
     disp = state.displacement.astype(np.int64)
     r2 = np.einsum("ij,ij->i", disp, disp)
     f, D, v = {}, {}, {}
-    for x, name in ((BR, "Br"), (CL, "Cl")):
+    first, second = species_names(material.halides)
+    for x, name in ((BR, first), (CL, second)):
         mask = occ == x
         n_x = int(mask.sum())
         sum_r2 = float(r2[mask].sum())
@@ -231,19 +272,20 @@ def run_replica(lattice: AnionLattice, x_cl: float, n_vacancies: int, material: 
     # samples of its mean-square displacement (much less noisy than one displacement per run)
     D_v = v_fluct * half_cm**2 / (6.0 * nv * dt.sum())
     l = {}
-    for name, a, b in PAIRS:
+    for name, a, b in pair_names(material.halides):
         l[name] = corr * float(np.einsum("ij,ij->", fluct[:, a], fluct[:, b])) / (dt.sum() * Z_ANION * s2_half * nv)
     return ReplicaResult(f=f, D_tracer_cm2_per_s=D, l_per_s=l, D_vacancy_cm2_per_s=D_v,
                          drift_velocity_cm_per_s=v, time_s=t,
-                         hops={"Br": int(state.hops[BR]), "Cl": int(state.hops[CL])}, n_events=n_events)
+                         hops={first: int(state.hops[BR]), second: int(state.hops[CL])}, n_events=n_events)
 
 
 def measure_bulk(cells=(16, 16, 16), x_cl: float = 0.5, n_vacancies: int | None = None,
                  material: Material | None = None, field_V_per_um: float = 0.0, n_events: int = 1_000_000,
                  n_replicas: int = 4, seed=0, warmup_events: int | None = None, n_blocks: int = 20) -> BulkResult:
-    """Bulk observables of a random Br/Cl alloy (see module docstring).
+    """Bulk observables of a random alloy of the pair ``material.halides`` (see module docstring);
+    every result is keyed by the pair's names (Br, Cl, BrCl, ... for the default pair).
 
-    cells: (nx, ny, nz) periodic supercell; x_cl: Cl fraction of the halides; n_vacancies: count
+    cells: (nx, ny, nz) periodic supercell; x_cl: the second halide's fraction of the halide sites; n_vacancies: count
     (default 1 % of the sites, at least 1); n_events: hops per replica after a warm-up of
     ``warmup_events`` (default n_events // 10; the random alloy is already the zero-field
     equilibrium, the warm-up relaxes vacancy-vacancy and field-driven correlations).
@@ -271,14 +313,15 @@ def measure_bulk(cells=(16, 16, 16), x_cl: float = 0.5, n_vacancies: int | None 
             m[k], e[k] = mean_and_error([getter(r)[k] for r in reps])
         return m, e
 
-    f, f_err = agg(lambda r: r.f, SPECIES)
-    D, D_err = agg(lambda r: r.D_tracer_cm2_per_s, SPECIES)
-    l, l_err = agg(lambda r: r.l_per_s, [p[0] for p in PAIRS])
-    v, v_err = agg(lambda r: r.drift_velocity_cm_per_s, ("Br", "Cl", "V"))
+    species = species_names(material.halides)
+    f, f_err = agg(lambda r: r.f, species)
+    D, D_err = agg(lambda r: r.D_tracer_cm2_per_s, species)
+    l, l_err = agg(lambda r: r.l_per_s, [p[0] for p in pair_names(material.halides)])
+    v, v_err = agg(lambda r: r.drift_velocity_cm_per_s, (*species, "V"))
     D_v, D_v_err = mean_and_error([r.D_vacancy_cm2_per_s for r in reps])
     if field_V_per_um != 0.0:
         E_V_per_cm = field_V_per_um * 1e4
-        charge = {"Br": -1.0, "Cl": -1.0, "V": 1.0}
+        charge = {species[0]: -1.0, species[1]: -1.0, "V": 1.0}
         mob = {k: v[k] / (charge[k] * E_V_per_cm) for k in v}
         mob_err = {k: (None if v_err[k] is None else v_err[k] / abs(E_V_per_cm)) for k in v}
     else:
@@ -286,10 +329,10 @@ def measure_bulk(cells=(16, 16, 16), x_cl: float = 0.5, n_vacancies: int | None 
     n_sites = lattice.n_sites
     n_atoms = n_sites - n_vacancies
     n_cl = int(round(x_cl * n_atoms))
-    fractions = {"Br": (n_atoms - n_cl) / n_sites, "Cl": n_cl / n_sites, "V": n_vacancies / n_sites}
+    fractions = {species[0]: (n_atoms - n_cl) / n_sites, species[1]: n_cl / n_sites, "V": n_vacancies / n_sites}
     return BulkResult(cells=(nx, ny, nz), x_cl=x_cl, n_vacancies=int(n_vacancies), field_V_per_um=field_V_per_um,
                       material=material, n_events_per_replica=int(n_events), n_replicas=n_replicas,
-                      w_per_s=dict(zip(SPECIES, material.jump_frequency_pair_per_s())), f=f, f_err=f_err, D_tracer_cm2_per_s=D,
+                      w_per_s=dict(zip(species, material.jump_frequency_pair_per_s())), f=f, f_err=f_err, D_tracer_cm2_per_s=D,
                       D_tracer_err=D_err, l_per_s=l, l_err=l_err, D_vacancy_cm2_per_s=D_v, D_vacancy_err=D_v_err,
                       drift_velocity_cm_per_s=v, drift_velocity_err=v_err, mobility_cm2_per_Vs=mob,
                       mobility_err=mob_err, fractions=fractions, wall_s=wall, replicas=reps)
@@ -305,21 +348,23 @@ def theory_l(result: BulkResult, f0: float | None = None) -> dict | None:
         return None
     c = result.fractions
     w = result.w_per_s
-    ll = onsager.onsager_coefficients(c["Br"], c["Cl"], c["V"], w["Br"], w["Cl"], f0)
-    return {name: float(val) for (name, _, _), val in zip(PAIRS, ll)}
+    a, b = species_names(result.material.halides)
+    ll = onsager.onsager_coefficients(c[a], c[b], c["V"], w[a], w[b], f0)
+    return {name: float(val) for (name, _, _), val in zip(pair_names(result.material.halides), ll)}
 
 
 def measure_f0(cells=(48, 48, 48), n_events: int = 4_000_000, n_replicas: int = 32, seed=1,
                material: Material | None = None) -> tuple[float, float]:
-    """Tracer correlation factor of one vacancy in the pure (all-Br) periodic lattice: the
-    replica mean and standard error of f_Br.  Returns (f0, f0_err).  The defaults reproduce
+    """Tracer correlation factor of one vacancy in the pure first-halide (all-Br) periodic lattice:
+    the replica mean and standard error of its f.  Returns (f0, f0_err).  The defaults reproduce
     structures.onsager.F0_ANION_PEROVSKITE (1.28e8 hops, about a minute on one core)."""
     res = measure_bulk(cells, 0.0, 1, material, 0.0, n_events, n_replicas, seed, warmup_events=0, n_blocks=1)
-    return res.f["Br"], res.f_err["Br"]
+    first = res.material.halides[0]
+    return res.f[first], res.f_err[first]
 
 
 def result_to_dict(result: BulkResult, theory: dict | None = None) -> dict:
-    """JSON-able summary (the ``ionwire bulk --json`` object)."""
+    """JSON-able summary (the ``ionwire bulk --json`` object); keys named from the material's pair."""
     m = result.material
     b = m.barriers
     out = {
@@ -343,7 +388,7 @@ def result_to_dict(result: BulkResult, theory: dict | None = None) -> dict:
         "units": {"w": "1/s", "l": "1/s", "D_tracer": "cm^2/s", "D_vacancy": "cm^2/s",
                   "drift_velocity": "cm/s", "mobility": "cm^2/(V s)"},
         "parameters": {
-            "cells": list(result.cells), "x_cl": result.x_cl, "vacancies": result.n_vacancies,
+            "cells": list(result.cells), fraction_key(m.halides): result.x_cl, "vacancies": result.n_vacancies,
             "preset": m.preset,
             "barriers_eV": [b.first_in_first_eV, b.first_in_second_eV, b.second_in_first_eV, b.second_in_second_eV],
             "nu0_per_s": m.attempt_frequency_per_s, "temperature_K": m.temperature_K,

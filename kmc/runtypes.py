@@ -1,7 +1,7 @@
 """Campaign run types of the kMC engines (:mod:`ionwire.structures.runtype` interface):
 
-- ``bulk`` (:class:`BulkRun`): independent bulk kMC replicas of a periodic random Br/Cl alloy over
-  a sweep; ``reduce`` forms replica means and standard errors per point;
+- ``bulk`` (:class:`BulkRun`): independent bulk kMC replicas of a periodic random alloy of the
+  halide pair over a sweep; ``reduce`` forms replica means and standard errors per point;
 - ``device`` (:class:`DeviceRun`): device kMC trajectories (kmc.device.run_device) over fields
   and seeds, one H5MD file per run.
 """
@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ionwire.structures.parameters import Material, ParameterError, from_mapping, to_mapping
+from ionwire.structures.parameters import (DEFAULT_HALIDES, Material, ParameterError, _halides_of_material_table,
+                                           from_mapping, to_mapping)
 from ionwire.structures.runtype import Axis, sweep_points
 from ionwire.structures.seeds import point_seed
 from ionwire.structures.statistics import mean_and_error
 
-from .observables import MAX_FIELD_V_PER_UM, PAIRS, BulkSettings, measure_replica
+from .observables import MAX_FIELD_V_PER_UM, BulkSettings, fraction_key, measure_replica, pair_names
 
 
 # --------------------------------------------------------------------------------------------
@@ -43,6 +44,15 @@ class BulkConfig:
         if self.f0 is not None and not (math.isfinite(self.f0) and 0 < self.f0 < 1):
             raise ParameterError(f"f0: must be in (0, 1), got {self.f0!r}")
 
+    @classmethod
+    def from_toml_keys(cls, data, where: str, halides=None):
+        """The pair of [material] names the per-halide keys of [bulk] (composition = {Cl = ...})."""
+        mat = data.get("material")
+        return data, (_halides_of_material_table(mat, "material") if isinstance(mat, Mapping) else DEFAULT_HALIDES)
+
+    def halides_of_set(self) -> tuple[str, str]:
+        return self.material.halides
+
     def resolved_f0(self) -> float:
         if self.f0 is not None:
             return float(self.f0)
@@ -55,14 +65,16 @@ class BulkConfig:
 
 #: keys of earlier bulk configs -> the error naming their replacement
 _MOVED_TOP = {k: f"{k}: moved to [bulk] (bulk.{k})" for k in
-              ("cells", "x_cl", "field_V_per_um", "warmup_events", "blocks", "seed")}
+              ("cells", "field_V_per_um", "warmup_events", "blocks", "seed")}
+_MOVED_TOP["x_cl"] = ("x_cl: moved to [bulk] as bulk.composition = {<second halide> = ...} (the second halide's "
+                      "fraction of the halide sites, e.g. {Cl = 0.5})")
 _MOVED_TOP["vacancies"] = "vacancies: replaced by bulk.vacancy_fraction (vacancies per anion site)"
 _MOVED_TOP["events"] = "events: renamed bulk.events_per_replica"
 _MOVED_BULK = {"vacancies": "bulk.vacancies: replaced by bulk.vacancy_fraction (vacancies per anion site)",
                "events": "bulk.events: renamed bulk.events_per_replica",
                "f0": "bulk.f0: moved to the top level (f0 = ...)"}
 #: sweep axes renamed with the [bulk] keys
-RENAMED_AXES = {"vacancies": "vacancy_fraction", "events": "events_per_replica"}
+RENAMED_AXES = {"vacancies": "vacancy_fraction", "events": "events_per_replica", "x_cl": "composition"}
 
 
 def load_bulk_config(mapping: Mapping[str, Any]) -> BulkConfig:
@@ -81,13 +93,15 @@ def load_bulk_config(mapping: Mapping[str, Any]) -> BulkConfig:
 
 
 BULK_AXES = {
-    "x_cl": Axis(float, 0.0, 1.0),
+    "composition": Axis(float, 0.0, 1.0),  # the second halide's fraction of the halide sites
     "field_V_per_um": Axis(float, -MAX_FIELD_V_PER_UM, MAX_FIELD_V_PER_UM, "V/um"),
     "temperature_K": Axis(float, 1.0, 5000.0, "K"),
     "vacancy_fraction": Axis(float, 0.0, 0.5),
     "events_per_replica": Axis(int, 1, 10**13),
 }
-_BULK_SETTINGS_AXES = ("x_cl", "field_V_per_um", "vacancy_fraction", "events_per_replica")
+#: sweep axis -> BulkSettings field
+_BULK_SETTINGS_AXES = {"composition": "x_cl", "field_V_per_um": "field_V_per_um",
+                       "vacancy_fraction": "vacancy_fraction", "events_per_replica": "events_per_replica"}
 _BULK_OBSERVABLES = ("l_per_s", "f", "D_tracer_cm2_per_s", "drift_velocity_cm_per_s")
 
 
@@ -97,7 +111,7 @@ def point_run(config: BulkConfig, point: Mapping[str, Any]) -> tuple[Material, B
     material = config.material
     if "temperature_K" in point:
         material = dataclasses.replace(material, temperature_K=float(point["temperature_K"]))
-    changes = {k: point[k] for k in _BULK_SETTINGS_AXES if k in point}
+    changes = {f: point[k] for k, f in _BULK_SETTINGS_AXES.items() if k in point}
     try:
         settings = dataclasses.replace(config.bulk, **changes) if changes else config.bulk
     except ParameterError as exc:
@@ -105,10 +119,18 @@ def point_run(config: BulkConfig, point: Mapping[str, Any]) -> tuple[Material, B
     return material, settings
 
 
+def seed_point(point: Mapping[str, Any]) -> dict:
+    """The point a run's seed is derived from: the composition axis under its earlier spelling
+    x_cl, so that a campaign draws the random streams it drew before the axis was renamed (and a
+    relabelled pair the same ones)."""
+    return {("x_cl" if k == "composition" else k): v for k, v in point.items()}
+
+
 class BulkRun:
     """Run type ``bulk``: every run is ONE independent replica (kmc.observables.measure_replica)
-    at one point of the sweep (x_cl, field_V_per_um, temperature_K, vacancy_fraction,
-    events_per_replica); its seed is derived from bulk.seed and the whole point."""
+    at one point of the sweep (composition: the second halide's fraction, field_V_per_um,
+    temperature_K, vacancy_fraction, events_per_replica); its seed is derived from bulk.seed and
+    the whole point (:func:`seed_point`)."""
 
     name = "bulk"
 
@@ -134,7 +156,7 @@ class BulkRun:
     @staticmethod
     def run(config, point, outdir):
         material, settings = point_run(config, point)
-        return measure_replica(material, settings, point_seed(settings.seed, point))
+        return measure_replica(material, settings, point_seed(settings.seed, seed_point(point)))
 
     @staticmethod
     def reduce(config, points, results, outdir):
@@ -186,10 +208,10 @@ def _maa_theory(config: BulkConfig, point: Mapping[str, Any], result: Mapping[st
         f0 = config.resolved_f0()
     except ParameterError:
         return None
-    x_v, x_cl = result["x_v"], result["x_cl_actual"]
+    x_v, x_cl = result["x_v"], result[fraction_key(material.halides) + "_actual"]
     w_first, w_second = material.jump_frequency_pair_per_s()
     ll = onsager.onsager_coefficients((1 - x_v) * (1 - x_cl), (1 - x_v) * x_cl, x_v, w_first, w_second, f0)
-    return {name: float(v) for (name, _, _), v in zip(PAIRS, ll)}
+    return {name: float(v) for (name, _, _), v in zip(pair_names(material.halides), ll)}
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,15 @@ from .parameters import ParameterError
 TABLE_SCHEMA = "ionwire.onsager_table"
 SCHEMA_VERSION = 2
 
+#: the coefficient names of the default pair Br, Cl (a table of another pair: :func:`columns`)
 COLUMNS = ("BrBr", "BrCl", "ClCl")
+DEFAULT_HALIDES = ("Br", "Cl")
+
+
+def columns(halides=DEFAULT_HALIDES) -> tuple[str, str, str]:
+    """The names of the three coefficients of the pair (first a, second b): aa, ab, bb."""
+    a, b = halides
+    return (a + a, a + b, b + b)
 # relative margin that makes the clipped matrices strictly positive definite
 _PD_MARGIN = 1e-9
 _END_TOL = 1e-6
@@ -54,7 +62,10 @@ class OnsagerTable:
     l_replicas_per_s: float64[n, R, 3]; seeds: int64[n, R]; events_per_replica: int64[n];
     wall_s: float64[n]; x_v: vacancy site fraction of the runs; w_per_s: (w_Br, w_Cl) pure-
     environment jump frequencies; f0: tracer correlation factor used by the theory comparison;
-    material: the structures.parameters.Material of the runs as a plain mapping.
+    material: the structures.parameters.Material of the runs as a plain mapping; halides: the
+    pair (first, second) that names the columns, the w and the composition (x is the second
+    halide's fraction); by default the material's ``halides``, else Br, Cl (a table written before
+    the pair was data).
     """
 
     preset: str
@@ -69,8 +80,12 @@ class OnsagerTable:
     seeds: np.ndarray | None = None
     events_per_replica: np.ndarray | None = None
     wall_s: np.ndarray | None = None
+    halides: tuple[str, str] | None = None
 
     def __post_init__(self):
+        if self.halides is None:
+            object.__setattr__(self, "halides", tuple(self.material.get("halides", DEFAULT_HALIDES)))
+        object.__setattr__(self, "halides", (str(self.halides[0]), str(self.halides[1])))
         x = np.asarray(self.x_cl, dtype=np.float64)
         l = np.asarray(self.l_per_s, dtype=np.float64)
         e = np.asarray(self.l_err_per_s, dtype=np.float64)
@@ -103,7 +118,7 @@ class OnsagerTable:
     @classmethod
     def from_replicas(cls, preset: str, x_cl, l_replicas_per_s, x_v: float, w_per_s, f0: float,
                       material: dict | None = None, seeds=None, events_per_replica=None,
-                      wall_s=None) -> "OnsagerTable":
+                      wall_s=None, halides=None) -> "OnsagerTable":
         """Table from every replica's l_ab: float64[n, R, 3] (R >= 2); mean and standard error."""
         reps = np.asarray(l_replicas_per_s, dtype=np.float64)
         if reps.ndim != 3 or reps.shape[2] != 3 or reps.shape[1] < 2:
@@ -114,7 +129,12 @@ class OnsagerTable:
         return cls(preset=preset, x_cl=np.asarray(x_cl, dtype=float), l_per_s=mean, l_err_per_s=sem,
                    x_v=float(x_v), w_per_s=tuple(w_per_s), f0=float(f0), material=dict(material or {}),
                    l_replicas_per_s=reps, seeds=seeds, events_per_replica=events_per_replica,
-                   wall_s=wall_s)
+                   wall_s=wall_s, halides=halides)
+
+    @property
+    def columns(self) -> tuple[str, str, str]:
+        """The coefficient names of the table's pair (BrBr, BrCl, ClCl for Br, Cl)."""
+        return columns(self.halides)
 
     @property
     def n_replicas(self) -> int:
@@ -204,7 +224,7 @@ class OnsagerTable:
 
     def __repr__(self) -> str:
         x = self.x_cl
-        return (f"OnsagerTable({self.preset!r}, {x.size} compositions x_Cl = {x[0]:g}-{x[-1]:g}, "
+        return (f"OnsagerTable({self.preset!r}, {x.size} compositions x_{self.halides[1]} = {x[0]:g}-{x[-1]:g}, "
                 f"{self.n_replicas} replicas, x_V = {self.x_v:g}, w = ({self.w_per_s[0]:g}, {self.w_per_s[1]:g}) 1/s)")
 
     def to_xarray(self):
@@ -290,11 +310,12 @@ def tables_from_file(path, allow_incomplete: bool = False) -> tuple[dict[str, On
     raw, prov = read_onsager_tables(path, allow_incomplete=allow_incomplete)
     tables = {}
     for preset, d in raw.items():
+        a, b = d["halides"]
         tables[preset] = OnsagerTable(
             preset=d["preset"], x_cl=d["x_cl"], l_per_s=d["l_per_s"], l_err_per_s=d["l_err_per_s"],
-            x_v=float(d["x_v"]), w_per_s=(float(d["w_Br_per_s"]), float(d["w_Cl_per_s"])),
+            x_v=float(d["x_v"]), w_per_s=(float(d[f"w_{a}_per_s"]), float(d[f"w_{b}_per_s"])),
             f0=float(d["f0"]), material=d["material"], l_replicas_per_s=d["l_replicas_per_s"],
-            seeds=d["seeds"], events_per_replica=d["events_per_replica"], wall_s=d["wall_s"])
+            seeds=d["seeds"], events_per_replica=d["events_per_replica"], wall_s=d["wall_s"], halides=(a, b))
     return tables, prov
 
 
@@ -326,20 +347,20 @@ def plot_tables(tables: dict[str, OnsagerTable], path=None, ax=None):
         axes = np.array([flat], dtype=object)
         fig = flat[0].figure
     xs = np.linspace(0.0, 1.0, 201)
-    colours = {"BrBr": "tab:blue", "BrCl": "tab:green", "ClCl": "tab:red"}
+    colours = ("tab:blue", "tab:green", "tab:red")
     for panel, (preset, t) in zip(axes[0], tables.items()):
         scale = t.w_per_s[0]
         th = t.theory(xs)
         interp = np.stack(t.interpolator()(xs), axis=-1)
-        for k, name in enumerate(COLUMNS):
+        for k, name in enumerate(t.columns):
             panel.errorbar(t.x_cl, t.l_per_s[:, k] / scale, yerr=2 * t.l_err_per_s[:, k] / scale, fmt="o",
-                        ms=4, capsize=2, color=colours[name], label=f"kMC $l_{{{name}}}$ (±2σ)")
-            panel.plot(xs, th[:, k] / scale, "-", color=colours[name], lw=1, alpha=0.7,
+                        ms=4, capsize=2, color=colours[k], label=f"kMC $l_{{{name}}}$ (±2σ)")
+            panel.plot(xs, th[:, k] / scale, "-", color=colours[k], lw=1, alpha=0.7,
                     label="MAA theory" if k == 0 else None)
-            panel.plot(xs, interp[:, k] / scale, ":", color=colours[name], lw=1,
+            panel.plot(xs, interp[:, k] / scale, ":", color=colours[k], lw=1,
                     label="table interpolation" if k == 0 else None)
-        panel.set_xlabel("x_Cl")
-        panel.set_ylabel("l_ab / w_Br")
+        panel.set_xlabel(f"x_{t.halides[1]}")
+        panel.set_ylabel(f"l_ab / w_{t.halides[0]}")
         panel.set_title(f"{preset}: x_V = {t.x_v:.3g}, {t.n_replicas} replicas")
         panel.legend(fontsize=7)
     if own:
@@ -363,11 +384,14 @@ def write_onsager_tables(path, tables: Mapping[str, Any], provenance: Mapping[st
 
         /                      attrs schema, schema_version, complete (bool), Conventions
         /provenance            attrs created_utc, code_version, git_commit, ..., command, config_toml
-        /tables/<preset>/      attrs preset, x_v (vacancy site fraction of the runs), w_Br_per_s,
-                               w_Cl_per_s, f0, material_json, columns, normalisation, composition
+        /tables/<preset>/      attrs preset, halides (JSON list, e.g. ["Br", "Cl"]), x_v (vacancy
+                               site fraction of the runs), w_Br_per_s, w_Cl_per_s (named from the
+                               pair), f0, material_json, columns, normalisation, composition
             composition        float64[composition]  dimension: x_Cl / (x_Br + x_Cl) of each run ("1")
             replica            int64[replica]        dimension: replica index
-            coefficient        str[coefficient]      dimension: "BrBr", "BrCl", "ClCl"
+            coefficient        str[coefficient]      dimension: "BrBr", "BrCl", "ClCl" (from the pair)
+
+    A file without the ``halides`` attribute (written before the pair was data) reads as Br, Cl.
             l_per_s            float64[composition, coefficient]          replica mean (1/s)
             l_err_per_s        float64[composition, coefficient]          standard error of the mean (1/s)
             l_replicas_per_s   float64[composition, replica, coefficient] every replica (1/s)
@@ -387,20 +411,21 @@ def write_onsager_tables(path, tables: Mapping[str, Any], provenance: Mapping[st
         grp = f.create_group("tables")
         for preset, t in tables.items():
             g = grp.create_group(preset)
+            a, b = t.halides
             g.attrs["preset"] = t.preset
+            g.attrs["halides"] = json.dumps(list(t.halides))
             g.attrs["x_v"] = t.x_v
-            g.attrs["w_Br_per_s"] = t.w_per_s[0]
-            g.attrs["w_Cl_per_s"] = t.w_per_s[1]
+            g.attrs[f"w_{a}_per_s"] = t.w_per_s[0]
+            g.attrs[f"w_{b}_per_s"] = t.w_per_s[1]
             g.attrs["f0"] = t.f0
             g.attrs["material_json"] = json.dumps(t.material, sort_keys=True)
-            g.attrs["columns"] = _attr(list(COLUMNS))
+            g.attrs["columns"] = _attr(list(t.columns))
             g.attrs["normalisation"] = "L_ab kT = c_s (z s^2/6) x_V l_ab"
-            g.attrs["composition"] = "x_Cl / (x_Br + x_Cl) of the whole cell"
+            g.attrs["composition"] = f"x_{b} / (x_{a} + x_{b}) of the whole cell"
             reps = np.asarray(t.l_replicas_per_s, dtype=np.float64)
-            comp = dimension(g, "composition", np.asarray(t.x_cl, dtype=np.float64), "1",
-                             "Cl fraction of the halides, x_Cl / (x_Br + x_Cl)")
+            comp = dimension(g, "composition", np.asarray(t.x_cl, dtype=np.float64), "1", _composition_name(t))
             rep = dimension(g, "replica", np.arange(reps.shape[1], dtype=np.int64), None, "replica index")
-            coef = dimension(g, "coefficient", np.array(COLUMNS), None, "Onsager coefficient l_ab, a b")
+            coef = dimension(g, "coefficient", np.array(t.columns), None, "Onsager coefficient l_ab, a b")
             variable(g, "l_per_s", np.asarray(t.l_per_s, dtype=np.float64), (comp, coef), "1/s",
                      "Onsager coefficient l_ab, replica mean")
             variable(g, "l_err_per_s", np.asarray(t.l_err_per_s, dtype=np.float64), (comp, coef), "1/s",
@@ -413,6 +438,11 @@ def write_onsager_tables(path, tables: Mapping[str, Any], provenance: Mapping[st
                      "wall time of the composition's replicas")
 
     return _atomic_write(path, fill)
+
+
+def _composition_name(t: "OnsagerTable") -> str:
+    a, b = t.halides
+    return f"{b} fraction of the halides, x_{b} / (x_{a} + x_{b})"
 
 
 def _seeds(t: "OnsagerTable") -> np.ndarray:
@@ -430,9 +460,9 @@ def table_to_xarray(t: "OnsagerTable"):
 
     reps = np.asarray(t.l_replicas_per_s, dtype=np.float64)
     coords = {"composition": ("composition", np.asarray(t.x_cl, dtype=np.float64),
-                              {"units": "1", "long_name": "Cl fraction of the halides, x_Cl / (x_Br + x_Cl)"}),
+                              {"units": "1", "long_name": _composition_name(t)}),
               "replica": ("replica", np.arange(reps.shape[1]), {"long_name": "replica index"}),
-              "coefficient": ("coefficient", list(COLUMNS), {"long_name": "Onsager coefficient l_ab, a b"})}
+              "coefficient": ("coefficient", list(t.columns), {"long_name": "Onsager coefficient l_ab, a b"})}
     data = {"l_per_s": (("composition", "coefficient"), t.l_per_s,
                         {"units": "1/s", "long_name": "Onsager coefficient l_ab, replica mean"}),
             "l_err_per_s": (("composition", "coefficient"), t.l_err_per_s,
@@ -444,8 +474,9 @@ def table_to_xarray(t: "OnsagerTable"):
                                    {"units": "1", "long_name": "kMC events per replica"}),
             "wall_s": (("composition",), np.asarray(t.wall_s, dtype=np.float64),
                        {"units": "s", "long_name": "wall time of the composition's replicas"})}
-    attrs = {"preset": t.preset, "x_v": t.x_v, "w_Br_per_s": t.w_per_s[0], "w_Cl_per_s": t.w_per_s[1],
-             "f0": t.f0, "material_json": json.dumps(t.material, sort_keys=True)}
+    a, b = t.halides
+    attrs = {"preset": t.preset, "halides": json.dumps(list(t.halides)), "x_v": t.x_v,
+             f"w_{a}_per_s": t.w_per_s[0], f"w_{b}_per_s": t.w_per_s[1], "f0": t.f0, "material_json": json.dumps(t.material, sort_keys=True)}
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
@@ -467,6 +498,8 @@ def read_onsager_tables(path, allow_incomplete: bool = False) -> tuple[dict[str,
             out = {}
             for preset, g in f["tables"].items():
                 d = {k: _decode(v) for k, v in g.attrs.items()}
+                # a file written before the pair was data has no halides: Br, Cl
+                d["halides"] = tuple(json.loads(d["halides"])) if "halides" in d else DEFAULT_HALIDES
                 d["x_cl"] = g["x_cl" if version == 1 else "composition"][()]
                 for name in ("l_per_s", "l_err_per_s", "l_replicas_per_s", "seeds",
                              "events_per_replica", "wall_s"):

@@ -24,7 +24,7 @@ def _single_vacancy(temps, replicas, events, barrier):
         "temperatures_K": temps, "replicas": replicas, "models": ["bulk"],
         "material": {"barriers_eV": {"Br_in_Br": barrier, "Br_in_Cl": barrier,
                                      "Cl_in_Br": 0.29, "Cl_in_Cl": 0.29}},
-        "bulk": {"cells": [4, 4, 4], "x_cl": 0.0, "vacancy_fraction": 1.0 / 192.0,
+        "bulk": {"cells": [4, 4, 4], "composition": {"Cl": 0.0}, "vacancy_fraction": 1.0 / 192.0,
                  "events_per_replica": events, "blocks": 50, "seed": 11}})
 
 
@@ -75,7 +75,7 @@ temperatures_K = [280.0, 300.0, 320.0]
 replicas = 2
 [bulk]
 cells = [4, 4, 4]
-x_cl = 0.5
+composition = {Cl = 0.5}
 vacancy_fraction = 0.01
 events_per_replica = 20000
 blocks = 10

@@ -36,8 +36,10 @@ BAD_CONFIGS = [
     # the shipped run types (their own loaders, same one-line error)
     ("bulk-cells", 'run = "bulk"\n[bulk]\ncells = [1, 8, 8]\n', ["bulk.cells", "[2, 4096]"]),
     ("bulk-cells-length", 'run = "bulk"\n[bulk]\ncells = [8, 8]\n', ["bulk.cells", "3 values"]),
-    ("bulk-sweep-x_cl", 'run = "bulk"\n[sweep]\nx_cl = [0.5, 1.5]\n', ["sweep.x_cl[1]", "[0, 1]"]),
-    ("bulk-sweep-unknown", 'run = "bulk"\n[sweep]\nseed = [1, 2]\n', ["sweep.seed", "allowed", "x_cl"]),
+    ("bulk-sweep-composition", 'run = "bulk"\n[sweep]\ncomposition = [0.5, 1.5]\n', ["sweep.composition[1]", "[0, 1]"]),
+    ("bulk-sweep-x_cl", 'run = "bulk"\n[sweep]\nx_cl = [0.5]\n', ["sweep.x_cl", "renamed sweep.composition"]),
+    ("bulk-x_cl", 'run = "bulk"\n[bulk]\nx_cl = 0.5\n', ["bulk.x_cl is no longer a key", "bulk.composition = {Cl = ...}"]),
+    ("bulk-sweep-unknown", 'run = "bulk"\n[sweep]\nseed = [1, 2]\n', ["sweep.seed", "allowed", "composition"]),
     ("bulk-material-key", 'run = "bulk"\n[material]\ntemperature = 300\n', ["material.temperature", "temperature_K"]),
     ("bulk-temperature", 'run = "bulk"\n[material]\ntemperature_K = -3.0\n', ["temperature_K"]),
     ("bulk-events", 'run = "bulk"\n[bulk]\nevents_per_replica = 5\n', ["events_per_replica", "blocks"]),
@@ -51,7 +53,7 @@ BAD_CONFIGS = [
      ["sweep point", "events_per_replica", "blocks"]),
     ("onsager-old-f0", 'run = "onsager"\n[bulk]\nf0 = 0.7\n', ["bulk.f0", "top level"]),
     ("onsager-field", 'run = "onsager"\n[bulk]\nfield_V_per_um = 1.0\n[sweep]\npreset = ["host"]\n'
-     'x_cl = [0.1, 0.2]\nreplicas = 2\n', ["bulk.field_V_per_um", "zero-field"]),
+     'composition = [0.1, 0.2]\nreplicas = 2\n', ["bulk.field_V_per_um", "zero-field"]),
     ("compare-old-key", 'run = "compare"\n[compare]\nmax_events_per_replica = 10\n',
      ["compare.max_events_per_replica", "kmc.max_events"]),
     ("compare-kmc-seed", 'run = "compare"\n[kmc]\nseed = 3\n', ["kmc.seed", "compare.seed"]),
@@ -59,7 +61,7 @@ BAD_CONFIGS = [
      ["field_V_per_um[1]", "[-50, 50]"]),
     ("continuum-negative-length", 'run = "continuum"\n[geometry]\nwire_length_um = -1.0\n', ["wire_length_um"]),
     ("continuum-unknown-section", 'run = "continuum"\n[geometri]\nwire_length_um = 1.0\n', ["geometri", "geometry"]),
-    ("onsager-replicas", 'run = "onsager"\n[sweep]\npreset = ["host"]\nx_cl = [0.1, 0.2]\nreplicas = 1\n',
+    ("onsager-replicas", 'run = "onsager"\n[sweep]\npreset = ["host"]\ncomposition = [0.1, 0.2]\nreplicas = 1\n',
      ["sweep.replicas", ">= 2"]),
 ]
 

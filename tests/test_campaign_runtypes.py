@@ -20,7 +20,7 @@ def test_bulk_campaign_vacancy_diffusion_matches_the_exact_random_walk(tmp_path)
     by the engine; the replica mean must lie within 4 standard errors (two-sided p < 1e-3 for
     a t distribution with 7 dof is 5.4 sigma, so 4 sigma is a strict but not flaky bound)."""
     cfg = tmp_path / "bulk.toml"
-    cfg.write_text('run = "bulk"\n[bulk]\ncells = [4, 4, 4]\nx_cl = 0.0\nvacancy_fraction = 0.005\n'
+    cfg.write_text('run = "bulk"\n[bulk]\ncells = [4, 4, 4]\ncomposition = {Cl = 0.0}\nvacancy_fraction = 0.005\n'
                    'events_per_replica = 20000\nwarmup_events = 0\nblocks = 4\nseed = 5\n[sweep]\nreplicas = 8\n')
     spec = cp.load_spec(cfg)
     # one worker: with a cold numba cache every worker compiles the kernels; the next test (2
@@ -50,19 +50,19 @@ def test_bulk_campaign_vacancy_diffusion_matches_the_exact_random_walk(tmp_path)
 def test_bulk_sweep_axes_apply_to_the_runs(tmp_path):
     cfg = tmp_path / "bulk.toml"
     cfg.write_text('run = "bulk"\n[bulk]\ncells = [3, 3, 3]\nevents_per_replica = 2000\nblocks = 2\n'
-                   '[sweep]\nx_cl = [0.25, 0.75]\ntemperature_K = [300.0, 400.0]\n')
+                   '[sweep]\ncomposition = [0.25, 0.75]\ntemperature_K = [300.0, 400.0]\n')
     spec = cp.load_spec(cfg)
     assert len(spec.points) == 4
     rep = cp.run_campaign(spec, tmp_path / "out", workers=2, progress=False)
     for rp, rec in zip(spec.points, rep.records):
-        assert rec["result"]["x_cl"] == rp.point["x_cl"]
+        assert rec["result"]["x_cl"] == rp.point["composition"]
         assert rec["result"]["temperature_K"] == rp.point["temperature_K"]
     # hotter runs hop more often per unit simulated time: shorter simulated time for the same hops
     t = {(r["result"]["x_cl"], r["result"]["temperature_K"]): r["result"]["time_s"] for r in rep.records}
     assert t[(0.25, 400.0)] < t[(0.25, 300.0)] and t[(0.75, 400.0)] < t[(0.75, 300.0)]
 
 
-@pytest.mark.parametrize("name, axis", [("fig1e.toml", "field_V_per_um"), ("onsager.toml", "x_cl")])
+@pytest.mark.parametrize("name, axis", [("fig1e.toml", "field_V_per_um"), ("onsager.toml", "composition")])
 def test_shipped_campaign_configs_load_and_expand(name, axis):
     import tomllib
 
@@ -104,9 +104,9 @@ def test_bulk_and_onsager_run_types_read_one_bulk_config():
 
     body = {"material": {"temperature_K": 350.0},
             "bulk": {"cells": [4, 4, 4], "vacancy_fraction": 0.01, "events_per_replica": 20000, "blocks": 10},
-            "sweep": {"preset": ["random_alloy"], "x_cl": [0.3, 0.7], "replicas": 2}}
+            "sweep": {"preset": ["random_alloy"], "composition": [0.3, 0.7], "replicas": 2}}
     onsager = runtypes.get("onsager").load(body)
-    bulk = runtypes.get("bulk").load({**body, "sweep": {"x_cl": [0.3, 0.7], "replicas": 2}})
+    bulk = runtypes.get("bulk").load({**body, "sweep": {"composition": [0.3, 0.7], "replicas": 2}})
     assert type(onsager) is type(bulk) is BulkConfig
     assert onsager.bulk == bulk.bulk and isinstance(bulk.bulk, BulkSettings) and bulk.bulk.vacancies == 2
     assert onsager.material == bulk.material and bulk.material.temperature_K == 350.0
@@ -211,7 +211,7 @@ def test_onsager_campaign_writes_the_table(tmp_path):
     cfg = tmp_path / "onsager.toml"
     cfg.write_text('run = "onsager"\n[bulk]\ncells = [4, 4, 4]\nvacancy_fraction = 0.01\n'
                    'events_per_replica = 20000\nblocks = 10\nseed = 3\n'
-                   '[sweep]\npreset = ["random_alloy"]\nx_cl = [0.3, 0.7]\nreplicas = 2\n')
+                   '[sweep]\npreset = ["random_alloy"]\ncomposition = [0.3, 0.7]\nreplicas = 2\n')
     spec = cp.load_spec(cfg)
     assert len(spec.points) == 4
     rep = cp.run_campaign(spec, tmp_path / "out", workers=2, progress=False)

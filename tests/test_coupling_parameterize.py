@@ -26,7 +26,7 @@ SMALL = {
     "material": {"temperature_K": 300.0},
     "bulk": {"cells": [8, 8, 8], "vacancy_fraction": 0.002, "events_per_replica": 600_000,
              "warmup_events": 60_000, "blocks": 100, "seed": 7},
-    "sweep": {"preset": ["random_alloy"], "x_cl": [0.0, 0.3, 0.7, 1.0], "replicas": 10},
+    "sweep": {"preset": ["random_alloy"], "composition": [0.0, 0.3, 0.7, 1.0], "replicas": 10},
 }
 
 
@@ -105,8 +105,8 @@ def test_config_errors_name_the_key():
         load_config(bad)
     with pytest.raises(ParameterError, match="replicas"):
         load_config({**SMALL, "sweep": {**SMALL["sweep"], "replicas": 1}})
-    with pytest.raises(ParameterError, match=r"sweep.x_cl\[0\]"):
-        load_config({**SMALL, "sweep": {**SMALL["sweep"], "x_cl": [1.5, 0.5]}})
+    with pytest.raises(ParameterError, match=r"sweep.composition\[0\]"):
+        load_config({**SMALL, "sweep": {**SMALL["sweep"], "composition": [1.5, 0.5]}})
     with pytest.raises(ParameterError, match="blocks"):
         load_config({**SMALL, "bulk": {**SMALL["bulk"], "blocks": 10_000}})
     with pytest.raises(ParameterError, match="sweep"):
@@ -124,7 +124,7 @@ blocks = 10
 seed = 3
 [sweep]
 preset = ["random_alloy", "host"]
-x_cl = [0.3, 0.7]
+composition = [0.3, 0.7]
 replicas = 2
 """)
     out = tmp_path / "t.h5"

@@ -288,7 +288,7 @@ BASE_CONFIGS = {"device": DEVICE_TINY.format(duration=1e-9, interval=5e-10),
                 "toy": TOY, "bare": "",
                 "camp_device": DEVICE_TINY.format(duration=1e-9, interval=5e-10) + "\n[sweep]\nfield_V_per_um = [1.0, -1.0]\n",
                 "camp_device_seeds": DEVICE_TINY.format(duration=1e-9, interval=5e-10) + "\n[sweep]\nseed = [1, 2]\n",
-                "camp_bulk": 'run = "bulk"\n[bulk]\ncells = [4, 4, 4]\n[sweep]\nx_cl = [0.5]\n'}
+                "camp_bulk": 'run = "bulk"\n[bulk]\ncells = [4, 4, 4]\n[sweep]\ncomposition = [0.5]\n'}
 
 
 def _case_config(d: Path, tables: dict, base: str) -> Path:

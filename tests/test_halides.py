@@ -348,3 +348,209 @@ def test_the_sensitivity_study_of_the_papers_wire_refuses_another_set():
     with pytest.raises(ParameterError, match=r"^material\.set: the sensitivity factors .* this config's set is "
                                              r"'CsPbBr3 \| CsPbI3'"):
         load_config(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bulk kMC: results, the bulk and onsager campaigns and the Arrhenius study named from the pair
+def _renamed_keys(obj):
+    """``obj`` with every dict key of the Br | Cl names rewritten for Br | I (Cl -> I, x_cl -> x_i)."""
+    if isinstance(obj, dict):
+        return {k.replace("x_cl", "x_i").replace("Cl", "I"): _renamed_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_renamed_keys(v) for v in obj]
+    return obj
+
+
+def _without_wall(d: dict) -> dict:
+    return {k: (_without_wall(v) if isinstance(v, dict) else v) for k, v in d.items()
+            if k not in ("wall_s", "events_per_second", "run_wall_s", "events_per_second_per_run", "headline")}
+
+
+def test_a_relabelled_bulk_run_gives_the_same_numbers_under_the_new_names():
+    from ionwire.kmc.observables import measure_bulk, result_to_dict, theory_l
+    from ionwire.structures.parameters import Material
+
+    cl = Material()
+    iod = from_mapping(Material, SAME_NUMBERS_BR_I, "material")
+    assert iod.halides == ("Br", "I") and iod.barriers == cl.barriers
+    args = dict(cells=(5, 5, 5), x_cl=0.4, n_vacancies=3, field_V_per_um=3.0, n_events=20_000, n_replicas=3,
+                seed=7, n_blocks=10)
+    r_cl = measure_bulk(material=cl, **args)
+    r_i = measure_bulk(material=iod, **args)
+    d_cl, d_i = result_to_dict(r_cl, theory_l(r_cl)), result_to_dict(r_i, theory_l(r_i))
+    assert set(d_i["l"]) == {"BrBr", "BrI", "II"} and set(d_i["f"]) == {"Br", "I"}
+    assert "x_i" in d_i["parameters"] and "x_cl" not in d_i["parameters"]
+    assert set(d_i["l_theory_MAA"]) == {"BrBr", "BrI", "II"} and set(d_i["mobility"]) == {"Br", "I", "V"}
+    assert _without_wall(d_i) == _renamed_keys(_without_wall(d_cl))  # the same numbers, bit for bit
+    assert d_cl["f"]["Cl"] > 0 and d_i["D_tracer"]["I"] > 0  # both species hopped
+    for a, b in zip(r_cl.replicas, r_i.replicas):
+        assert b.hops == {"Br": a.hops["Br"], "I": a.hops["Cl"]} and a.hops["Cl"] > 0
+
+
+def test_the_bulk_command_names_its_output_from_the_material_file(tmp_path, capsys):
+    from ionwire.coupling.cli import main
+
+    common = ["bulk", "--cells", "4", "4", "4", "--vacancies", "2", "--events", "5000", "--replicas", "2",
+              "--seed", "3", "--blocks", "5"]
+    assert main(common + ["--x-cl", "0.25", "--json"]) == 0
+    d_cl = json.loads(capsys.readouterr().out)
+    mat = tmp_path / "br_i.toml"
+    mat.write_text("[material]\n" + "".join(
+        f"{k} = {json.dumps(v) if not isinstance(v, dict) else '{' + ', '.join(f'{a} = {b}' for a, b in v.items()) + '}'}\n"
+        for k, v in SAME_NUMBERS_BR_I.items()))
+    assert main(common + ["--material", str(mat), "--fraction", "0.25", "--json"]) == 0
+    d_i = json.loads(capsys.readouterr().out)
+    assert _without_wall(d_i) == _renamed_keys(_without_wall(d_cl)) and d_i["parameters"]["x_i"] == 0.25
+    assert main(common + ["--material", str(mat), "--fraction", "0.25"]) == 0
+    text = capsys.readouterr().out
+    assert "l_BrI (1/s)" in text and "x_I = 0.25" in text and "Cl" not in text
+    # --x-cl is the Cl fraction: refused for Br, I (one error naming --fraction)
+    assert main(common + ["--material", str(mat), "--x-cl", "0.25"]) == 2
+    assert "give --fraction (the I fraction" in capsys.readouterr().err
+
+
+def _bulk_campaign(config: dict, tmp_path, name: str):
+    from ionwire.kmc.runtypes import BulkRun
+
+    cfg = BulkRun.load(config)
+    points = BulkRun.expand(cfg)
+    results = [BulkRun.run(cfg, p, None) for p in points]
+    out = tmp_path / name
+    out.mkdir()
+    return points, results, BulkRun.reduce(cfg, points, results, out)
+
+
+def test_a_relabelled_bulk_campaign_gives_the_same_table_under_the_new_names(tmp_path):
+    base = {"run": "bulk", "bulk": {"cells": [4, 4, 4], "composition": {"Cl": 0.5}, "vacancy_fraction": 0.01,
+                                    "events_per_replica": 4000, "blocks": 4, "seed": 5},
+            "sweep": {"composition": [0.25, 0.75], "replicas": 2}}
+    iod = copy.deepcopy(base)
+    iod["material"] = dict(SAME_NUMBERS_BR_I)
+    iod["bulk"]["composition"] = {"I": 0.5}
+    _, r_cl, s_cl = _bulk_campaign(base, tmp_path, "cl")
+    _, r_i, s_i = _bulk_campaign(iod, tmp_path, "i")
+    assert [r["seed"] for r in r_cl] == [r["seed"] for r in r_i]
+    assert _renamed_keys([_without_wall(r) for r in r_cl]) == [_without_wall(r) for r in r_i]
+    assert _without_wall(s_i) == _renamed_keys(_without_wall(s_cl))
+    row = s_i["table"][0]
+    assert set(row["l_per_s"]) == {"BrBr", "BrI", "II"} and set(row["l_theory_MAA_per_s"]) == {"BrBr", "BrI", "II"}
+    assert row["D_tracer_cm2_per_s"]["I"] > 0
+    # the seed of a point is that of its earlier spelling x_cl: a campaign draws the streams it drew before
+    from ionwire.structures.seeds import point_seed
+
+    assert r_cl[0]["seed"] == point_seed(5, {"x_cl": 0.25, "replica": 0})
+
+
+def test_a_relabelled_onsager_table_campaign_gives_the_same_table(tmp_path):
+    from ionwire.coupling.parameterize import OnsagerTableRun, build_tables, load_config
+
+    base = {"bulk": {"cells": [4, 4, 4], "vacancy_fraction": 0.01, "events_per_replica": 4000, "blocks": 4},
+            "sweep": {"preset": ["random_alloy"], "composition": [0.0, 0.5, 1.0], "replicas": 2}}
+    iod = dict(base, material=dict(SAME_NUMBERS_BR_I))
+    tables = []
+    for cfg_map in (base, iod):
+        cfg = load_config(cfg_map)
+        points = OnsagerTableRun.expand(cfg)
+        tables.append(build_tables(cfg, points, [OnsagerTableRun.run(cfg, p, None) for p in points])["random_alloy"])
+    a, b = tables
+    np.testing.assert_array_equal(a.l_per_s, b.l_per_s)
+    np.testing.assert_array_equal(a.l_replicas_per_s, b.l_replicas_per_s)
+    np.testing.assert_array_equal(a.x_cl, b.x_cl)
+    assert a.w_per_s == b.w_per_s and a.l_per_s[1, 0] > 0 and a.l_per_s[1, 2] > 0
+    assert a.halides == ("Br", "Cl") and b.halides == ("Br", "I") and b.columns == ("BrBr", "BrI", "II")
+    # the file names its attributes and coefficients from the pair and reads back
+    import h5py
+
+    from ionwire.structures.onsager_table import tables_from_file, write_onsager_tables
+
+    write_onsager_tables(tmp_path / "cl.h5", {"random_alloy": a}, {})
+    write_onsager_tables(tmp_path / "i.h5", {"random_alloy": b}, {})
+    with h5py.File(tmp_path / "i.h5", "r") as f:
+        g = f["tables/random_alloy"]
+        assert "w_I_per_s" in g.attrs and "w_Cl_per_s" not in g.attrs and json.loads(g.attrs["halides"]) == ["Br", "I"]
+        assert [c.decode() if isinstance(c, bytes) else c for c in g["coefficient"][()]] == ["BrBr", "BrI", "II"]
+    back = tables_from_file(tmp_path / "i.h5")[0]["random_alloy"]
+    assert back.halides == ("Br", "I") and back.w_per_s == b.w_per_s
+    np.testing.assert_array_equal(back.l_per_s, b.l_per_s)
+    assert set(b.to_xarray().attrs) >= {"w_Br_per_s", "w_I_per_s"}
+    # a file written before the pair was data (no halides attribute) reads as Br, Cl
+    with h5py.File(tmp_path / "cl.h5", "a") as f:
+        del f["tables/random_alloy"].attrs["halides"]
+        material = json.loads(f["tables/random_alloy"].attrs["material_json"])
+        material.pop("halides")
+        f["tables/random_alloy"].attrs["material_json"] = json.dumps(material)
+    old = tables_from_file(tmp_path / "cl.h5")[0]["random_alloy"]
+    assert old.halides == ("Br", "Cl") and old.w_per_s == a.w_per_s and old.columns == ("BrBr", "BrCl", "ClCl")
+
+
+def test_a_relabelled_arrhenius_study_gives_the_same_fits_under_the_new_names():
+    from ionwire.coupling import arrhenius as ar
+
+    base = {"temperatures_K": [300.0, 400.0], "replicas": 2, "models": ["bulk"],
+            "bulk": {"cells": [4, 4, 4], "composition": {"Cl": 0.5}, "vacancy_fraction": 0.01,
+                     "events_per_replica": 4000, "blocks": 4, "seed": 3}}
+    iod = copy.deepcopy(base)
+    iod["material"] = dict(SAME_NUMBERS_BR_I)
+    iod["bulk"]["composition"] = {"I": 0.5}
+    iod["electrodes"] = {"alpha_um_per_V_s": {"Br": 1.3e-5, "I": 3.8e-7}}  # the loader builds the device too
+    out = []
+    for m in (base, iod):
+        cfg = ar.load_config(m)
+        points = ar.expand(cfg)
+        out.append(ar.bulk_table(cfg, points, [ar.run(cfg, p, None) for p in points]))
+    (rows_cl, fits_cl), (rows_i, fits_i) = out
+    assert [_renamed_keys(r) for r in rows_cl] == rows_i
+    # the fits (and the reasons given where one is not made) name the pair's coefficients
+    assert json.dumps(fits_cl).replace("Cl", "I") == json.dumps(fits_i)
+    assert "D_tracer_cm2_per_s.I" in fits_i and "l_per_s.BrI" in fits_i and "x_i_actual" in rows_i[0]
+    assert fits_i["D_tracer_cm2_per_s.I"]["activation_energy_eV"] > 0
+
+
+BULK_RENAMED = [
+    ({"bulk": {"x_cl": 0.5}}, "bulk.x_cl is no longer a key", "bulk.composition = {Cl = ...}"),
+    ({"material": SAME_NUMBERS_BR_I, "bulk": {"x_cl": 0.5}}, "bulk.x_cl is no longer a key",
+     "bulk.composition = {I = ...}"),
+    ({"x_cl": 0.5}, "x_cl: moved to [bulk]", "bulk.composition = {<second halide> = ...}"),
+    ({"sweep": {"x_cl": [0.5]}}, "sweep.x_cl: renamed", "sweep.composition"),
+    ({"material": SAME_NUMBERS_BR_I, "bulk": {"composition": {"Cl": 0.5}}}, "unknown key bulk.composition.Cl",
+     "allowed: I"),
+    ({"bulk": {"composition": {"Br": 0.5}}}, "bulk.composition is the fraction of the second halide", "{Cl = ...}"),
+    ({"bulk": {"composition": 0.5}}, "bulk.composition must be a table keyed by halide", "composition = {Cl = ...}"),
+]
+
+
+@pytest.mark.parametrize("table,old,new", BULK_RENAMED, ids=[str(r[0]) for r in BULK_RENAMED])
+def test_an_old_bulk_key_gives_one_error_naming_the_new_key(table, old, new):
+    from ionwire.kmc.runtypes import BulkRun
+
+    with pytest.raises(ParameterError) as exc:
+        BulkRun.load(dict(table, run="bulk"))
+    text = str(exc.value)
+    assert text.startswith(old) and new in text, text
+
+
+def test_the_comparison_outputs_name_the_first_halides_fraction_from_the_pair(tmp_path):
+    """Every shipped set's first halide is Br (x_br stays); a pair whose first halide is another
+    one gets its own names in the summary and in report.h5, with their units."""
+    from ionwire.coupling import report as R
+    from ionwire.coupling.io import read_report, write_report
+
+    summary = {"chi2_per_dof": {"forward": {"x_br": [1.0], "x_v": [2.0]}}, "note": "x_br"}
+    arrays = {"forward": {"chi2_per_dof_x_br": np.array([1.0]), "kmc_mean_x_br": np.ones((1, 2)),
+                          "times_s": np.array([1.0]), "z_nm": np.array([0.0, 1.0])}}
+    assert R.named_for_pair(summary, ("Br", "I")) == summary
+    s_i = R.named_for_pair(summary, ("I", "Br"))
+    assert s_i == {"chi2_per_dof": {"forward": {"x_i": [1.0], "x_v": [2.0]}}, "note": "x_br"}
+    a_i = R.named_for_pair(arrays, ("I", "Br"))
+    assert set(a_i["forward"]) == {"chi2_per_dof_x_i", "kmc_mean_x_i", "times_s", "z_nm"}
+    write_report(tmp_path / "r.h5", {"forward": {}}, a_i, "x = 1\n")
+    import h5py
+
+    with h5py.File(tmp_path / "r.h5", "r") as f:
+        names = []
+        f.visit(names.append)
+        ds = next(f[n] for n in names if n.endswith("kmc_mean_x_i"))
+        long_name = ds.attrs["long_name"]
+        assert (long_name.decode() if isinstance(long_name, bytes) else long_name).startswith("I site fraction")
+    _, groups = read_report(tmp_path / "r.h5")
+    np.testing.assert_array_equal(groups["forward"]["kmc_mean_x_i"], np.ones((1, 2)))

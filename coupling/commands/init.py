@@ -46,7 +46,7 @@ RUN_TYPES: dict[str, tuple[str | None, str, str]] = {
 }
 # starting values where a run type has no shipped example, or adds a [sweep] to one
 EXTRA_VALUES: dict[str, dict] = {
-    "bulk": {"sweep": {"x_cl": [0.1, 0.5, 0.9], "replicas": 4}},
+    "bulk": {"sweep": {"composition": [0.1, 0.5, 0.9], "replicas": 4}},
     "campaign": {"sweep": {"field_V_per_um": [-2.0, 2.0], "replicas": 2}},
 }
 HEADERS = {
@@ -86,6 +86,7 @@ DESCRIPTIONS = {
     "workers": "processes for the field sweep", "n_nodes": "mesh nodes along the wire",
     "rtol": "relative tolerance of the time integration",
     "cells": "periodic supercell, unit cells (nx, ny, nz)", "x_cl": "Cl fraction of the halide sites",
+    "composition": "the second halide's fraction of the halide sites (a table keyed by it in [bulk])",
     "vacancies": "number of vacancies; unset = 1 % of the anion sites",
     "vacancy_fraction": "vacancies per anion site", "events": "hops per replica after the warm-up",
     "warmup_events": "hops discarded first (bulk campaigns: unset = events // 10)",
