@@ -325,7 +325,7 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
     atol_b = 0.1 * rtol
     while k_out < t_out.size:
         if steps > max_steps:
-            raise SolverError(f"more than {max_steps} steps")
+            raise SolverError(f"more than {max_steps} steps (t = {t:.3e} s of {t_out[-1]:.3e} s, last step {dt:.2e} s)")
         if dt < 1e-14 * max(1.0, t):
             yl = hist_y[-1]
             xv_max = float(np.max(yl[0::3])) * prob.xref

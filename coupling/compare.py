@@ -89,8 +89,8 @@ from tqdm import tqdm
 from ionwire.kmc.device import KMCSettings
 from ionwire.structures.front import binned_front
 from ionwire.structures.seeds import derive_seed
-from ionwire.structures.parameters import (DeviceParameters, HoldsDeviceParameters, ParameterError, from_mapping,
-                                           inline_field, read_toml, require, to_mapping)
+from ionwire.structures.parameters import (DEFAULT_HALIDES, DeviceParameters, HoldsDeviceParameters, ParameterError,
+                                           from_mapping, inline_field, read_toml, require, to_mapping)
 from ionwire.continuum.model import Numerics
 
 from . import report as R
@@ -148,6 +148,8 @@ class ElectrodeKineticsSettings:
     (~1/sqrt(n) per point)."""
 
     fields_V_per_um: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    #: the second halide's fractions of the halide sites; TOML ``composition = {Cl = [...]}``
+    #: keyed by the second halide of material.halides
     x_cl: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     creations_per_point: int = 2000
     seed: int = 5
@@ -156,8 +158,31 @@ class ElectrodeKineticsSettings:
         require(len(self.fields_V_per_um) >= 2 and all(f > 0 for f in self.fields_V_per_um),
                 "fields_V_per_um: give >= 2 positive fields (the sign only swaps the electrodes)")
         require(len(self.x_cl) >= 2 and all(0.0 <= x <= 1.0 for x in self.x_cl),
-                "x_cl: give >= 2 compositions in [0, 1]")
+                "electrode_kinetics.composition: give >= 2 fractions in [0, 1]")
         require(self.creations_per_point >= 10, "creations_per_point must be >= 10")
+
+    @classmethod
+    def from_toml_keys(cls, data: Mapping, where: str, halides=None):
+        """TOML ``composition = {<second halide> = [x, ...]}``; the older key x_cl names it in its error."""
+        halides = halides or DEFAULT_HALIDES
+        where = where or "electrode_kinetics"
+        if "x_cl" in data:
+            raise ParameterError(f"{where}.x_cl is no longer a key: write {where}.composition = "
+                                 f"{{{halides[1]} = [...]}} (the second halide's fractions of the halide sites; "
+                                 "per-halide values are tables keyed by the symbols of material.halides)")
+        out = dict(data)
+        if "composition" in out:
+            v = out.pop("composition")
+            if not (isinstance(v, Mapping) and set(v) == {halides[1]}):
+                raise ParameterError(f"{where}.composition: write {{{halides[1]} = [x, ...]}}, the fractions of the "
+                                     f"second halide of material.halides ({halides[0]}, {halides[1]}), got {v!r}")
+            out["x_cl"] = v[halides[1]]
+        return out, halides
+
+    def to_toml_keys(self, out: dict, halides=None) -> dict:
+        halides = halides or DEFAULT_HALIDES
+        out["composition"] = {halides[1]: out.pop("x_cl")}
+        return out
 
 
 @dataclass(frozen=True)

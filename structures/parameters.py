@@ -856,7 +856,18 @@ class DeviceParameters:
 class HoldsDeviceParameters:
     """Mixin of the run configs that hold the shared parameter set in a field
     ``params: DeviceParameters = inline_field(DeviceParameters)``: read access to its sections
-    (``config.material`` is ``config.params.material``) and :meth:`with_params`."""
+    (``config.material`` is ``config.params.material``) and :meth:`with_params`.  The halide pair
+    of the file's [material] table names the per-halide keys of the config's other tables too."""
+
+    @classmethod
+    def from_toml_keys(cls, data: Mapping, where: str, halides=None):
+        mat = data.get("material")
+        if isinstance(mat, Mapping):
+            halides = _halides_of_material_table(mat, "material")
+        return data, halides or DEFAULT_HALIDES
+
+    def halides_of_set(self) -> tuple[str, str]:
+        return self.params.material.halides
 
     @property
     def material(self) -> Material:

@@ -554,3 +554,29 @@ def test_the_comparison_outputs_name_the_first_halides_fraction_from_the_pair(tm
         assert (long_name.decode() if isinstance(long_name, bytes) else long_name).startswith("I site fraction")
     _, groups = read_report(tmp_path / "r.h5")
     np.testing.assert_array_equal(groups["forward"]["kmc_mean_x_i"], np.ones((1, 2)))
+
+
+def test_the_electrode_kinetics_compositions_are_keyed_by_the_second_halide():
+    import tomllib
+    from pathlib import Path
+
+    from ionwire.coupling.compare import load_config
+
+    base = tomllib.loads((Path(__file__).resolve().parent.parent / "runs" / "validate.toml").read_text())
+    base["electrode_kinetics"] = {"fields_V_per_um": [1.0, 2.0], "composition": {"Cl": [0.0, 0.5]}}
+    cfg = load_config(base)
+    assert cfg.electrode_kinetics.x_cl == (0.0, 0.5)
+    assert to_mapping(cfg)["electrode_kinetics"]["composition"] == {"Cl": [0.0, 0.5]}
+    # the same compositions for Br | I: keyed by I, written back under I
+    br_i = _as_br_i({k: v for k, v in base.items() if k != "electrode_kinetics"})
+    br_i["electrode_kinetics"] = {"fields_V_per_um": [1.0, 2.0], "composition": {"I": [0.0, 0.5]}}
+    cfg_i = load_config(br_i)
+    assert cfg_i.params.material.halides == ("Br", "I")
+    assert cfg_i.electrode_kinetics.x_cl == (0.0, 0.5)
+    assert to_mapping(cfg_i)["electrode_kinetics"]["composition"] == {"I": [0.0, 0.5]}
+    # the old key, and the wrong halide, give one error naming the new key
+    with pytest.raises(ParameterError, match=r"electrode_kinetics\.x_cl is no longer a key: write "
+                                             r"electrode_kinetics\.composition = \{I = \[\.\.\.\]\}"):
+        load_config({**br_i, "electrode_kinetics": {"x_cl": [0.0, 0.5]}})
+    with pytest.raises(ParameterError, match=r"electrode_kinetics\.composition: write \{I = \[x, \.\.\.\]\}"):
+        load_config({**br_i, "electrode_kinetics": {"composition": {"Cl": [0.0, 0.5]}}})
