@@ -42,7 +42,7 @@ SMALL = {
                     "laws": ["irreversible_at_positive"], "trajectories": 2, "scan_levels": 0},
     "device_small": {"kmc": {"nx": 6, "ny": 6, "duration_s": 1e-7}, "output": {"frame_interval_s": 1e-8}},
     "onsager": {"bulk": {"cells": [4, 4, 4], "events_per_replica": 20000, "warmup_events": 2000, "blocks": 20},
-                "sweep": {"x_cl": [0.0, 0.5, 1.0], "replicas": 2}},
+                "sweep": {"composition": [0.0, 0.5, 1.0], "replicas": 2}},
     "validate": {"kmc": {"nx": 4, "ny": 4}, "numerics": {"n_nodes": 100},
                  "compare": {"times_s": [1e-7, 1e-6], "replicas": 4}, "electrode_kinetics": None},
     "validate_host": {"kmc": {"nx": 4, "ny": 4}, "numerics": {"n_nodes": 100},
