@@ -220,10 +220,22 @@ def _exit_now_if_hdf5_is_broken(status: int) -> None:
     flushing its output (the files are abandoned open; see ionwire.structures.hdf5.abandon)."""
     if not _hdf5_files_abandoned():
         return
+    _release_process_pool_resources()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(status)
+
+
+def _release_process_pool_resources() -> None:
+    """Before os._exit: the cleanups multiprocessing runs at a normal exit (the semaphores of a
+    stopped worker pool's queues are unlinked and unregistered), without which its resource
+    tracker would add a 'leaked semaphore objects' warning to the one-line error.  Only the
+    finalizers of priority >= 0, as at the first stage of a normal exit: no child is joined."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        with contextlib.suppress(Exception):
+            util._run_finalizers(0)
 
 
 @contextlib.contextmanager

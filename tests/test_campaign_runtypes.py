@@ -79,6 +79,33 @@ def test_shipped_campaign_configs_load_and_expand(name, axis):
     assert [rp.id for rp in cp.load_spec(path).points] == [rp.id for rp in spec.points]  # stable
 
 
+BENCHMARKS = RUNS.parent / "benchmarks"
+
+
+@pytest.mark.parametrize("path", sorted(RUNS.glob("*.toml")) + sorted(BENCHMARKS.glob("*.toml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads_and_expands(path):
+    """Every config in runs/ and benchmarks/ passes the strict loader (a renamed key would stop
+    the README's commands with its one-line error) and expands to distinct runs."""
+    spec = cp.load_spec(path)
+    assert spec.points and len({rp.id for rp in spec.points}) == len(spec.points)
+
+
+def test_the_campaign_benchmark_resizes_its_template_into_valid_configs(tmp_path, monkeypatch):
+    import importlib
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("bench_campaign")
+    template = (BENCHMARKS / "bench_campaign_kmc.toml").read_text()
+    for name, size in bench.SIZES.items():
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(bench.size_config(template, size["cells"], size["events"], 3))
+        spec = cp.load_spec(cfg)
+        assert len(spec.points) == 3, name
+        bulk = spec.config.bulk
+        assert bulk.cells == (size["cells"],) * 3 and bulk.events_per_replica == size["events"]
+
+
 def test_registered_run_types_import_and_follow_the_protocol():
     from ionwire.structures.runtype import FingerprintedRunType, PreparedRunType, RunType
 

@@ -270,3 +270,30 @@ def test_every_writing_command_on_a_read_only_file_system(full_disk, inputs):
     for argv, step in zip(cases, r):
         _one_line_exit_2(step, argv[0], "Read-only file system")
         assert step["files"] == []
+
+
+STOPPED_POOL = textwrap.dedent('''
+    import sys, time
+    import ionwire.structures.hdf5 as h
+    from ionwire.coupling.campaign import local_mapper
+    from ionwire.coupling.cli import _exit_now_if_hdf5_is_broken
+    try:
+        with local_mapper(2) as mapper:
+            results = mapper(time.sleep, [30, 30, 30])
+            time.sleep(1.0)
+            raise OSError("No space left on device")
+    except OSError:
+        h.ABANDONED.append(object())
+        print("ionwire continuum: error: the one line", file=sys.stderr)
+        _exit_now_if_hdf5_is_broken(2)
+''')
+
+
+def test_exit_after_a_failed_write_with_a_stopped_pool_prints_only_its_line(tmp_path):
+    """After a failed HDF5 write the command line ends with os._exit (see the race tests above).
+    A worker pool stopped just before (runs in flight, as in the continuum sweep) must not add
+    the resource tracker's 'leaked semaphore objects' warning to the one-line error."""
+    res = subprocess.run([sys.executable, "-c", STOPPED_POOL], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert _lines(res.stderr) == ["ionwire continuum: error: the one line"], res.stderr

@@ -59,14 +59,14 @@ SMALL = {
 }
 # a small bulk-kMC campaign for the campaign throughput benchmark: the `ionwire init bulk`
 # template with these keys replaced wherever its layout puts them
-BULK_CAMPAIGN = {"cells": [8, 8, 8], "events": 20000, "replicas": 2}
+BULK_CAMPAIGN = {"cells": [8, 8, 8], "events_per_replica": 20000, "blocks": 10, "replicas": 2}
 
 # (regular expression, replacement) applied to every command line
 REWRITE = [
     (r"tcp://node17:8786", "{scheduler}"),              # a running dask scheduler: one started here
     (r"/scratch/\$USER/", "{workdir}/scratch/"),
     (r"--run-s 10\b", "--run-s 0.2"),                  # scheduling-overhead benchmark
-    (r"bench_campaign\.py (throughput|all)", r"bench_campaign.py \1 --config runs/bulk_small.toml --runs 2 --run-s 0.2"),
+    (r"bench_campaign\.py (throughput|all)", r"bench_campaign.py \1 --config runs/bulk_small.toml --sizes '' --runs 2 --run-s 0.2"),
     (r"bench_device_ratio\.py", "bench_device_ratio.py --rounds 1"),
     (r"ionwire bench (kmc|device)", r"ionwire bench \1 --cells 8 8 64 --events 2e4 --warmup 2e3"),
     (r"--repeat 3", "--repeat 1"),
@@ -131,8 +131,18 @@ def _merge(a: dict, b: dict) -> dict:
 
 
 def _replace_keys(mapping: dict, values: dict) -> dict:
-    """``mapping`` with every key of ``values`` replaced at whatever depth it sits."""
-    return {k: (_replace_keys(v, values) if isinstance(v, dict) else values.get(k, v)) for k, v in mapping.items()}
+    """``mapping`` with every key of ``values`` replaced at whatever depth it sits; a key of
+    ``values`` found nowhere is an error (a renamed config key must not leave a full-size run)."""
+    seen: set = set()
+
+    def walk(m: dict) -> dict:
+        seen.update(k for k in m if k in values and not isinstance(m[k], dict))
+        return {k: (walk(v) if isinstance(v, dict) else values.get(k, v)) for k, v in m.items()}
+
+    out = walk(mapping)
+    missing = sorted(set(values) - seen)
+    assert not missing, f"keys not in the template: {missing}"
+    return out
 
 
 def _toml(mapping: dict, prefix: str = "") -> str:
