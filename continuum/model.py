@@ -155,7 +155,6 @@ class _Jacobian:
         self.valid = False
         self.evaluations = 0
         # scratch of the compiled iteration (K.newton_block)
-        self.rowscale = np.ones(n3)
         self.dy = np.empty(n3)
         self.y_start = np.empty(n3)
         self.counts = np.zeros(2, dtype=np.int64)
@@ -171,7 +170,7 @@ def _newton_compiled(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, ma
             y, hist, a0, dt, prob.mesh.volume_um, prob.mesh.h_um, prob.src_w, prob.src_fac, prob.vbg,
             prob.dirichlet, prob.psi_d, prob.kappa, prob.xref, prob.d0, prob.tab, prob.ln_a_br, prob.ln_a_cl,
             prob.linear_alpha, prob.dEf_kT, prob.rd_on, res, ab, jac.spatial, jac.low, jac.dinv, jac.up,
-            jac.rowscale, jac.dy, jac.y_start, jac.valid, max_iter, NEWTON_TOL, REFRESH_RATIO, c)
+            jac.dy, jac.y_start, jac.valid, max_iter, NEWTON_TOL, REFRESH_RATIO, c)
     except ZeroDivisionError:  # a diverging iterate (complex arithmetic raises in numba)
         jac.evaluations += int(c[1])
         jac.valid = False  # the spatial Jacobian may be half written
@@ -218,10 +217,12 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
             ab[dg, 0::3] += vol * a0 / dt
             ab[dg, 1::3] += vol * a0 / dt
             rowscale = np.ones(res.size)
-            K.equilibrate_rows(ab, rowscale, K.KL, K.KU)
+            # block elimination without pivoting needs no row scaling (it is invariant under it);
+            # the pivoting LAPACK fallback gets equilibrated rows
             if USE_BLOCK_SOLVER and K.block_factor(ab, dg, jac.low, jac.dinv, jac.up):
                 lu = "block"
             else:
+                K.equilibrate_rows(ab, rowscale, K.KL, K.KU)
                 lu, piv, info = dgbtrf(ab, K.KL, K.KU, overwrite_ab=True)
                 if info != 0:
                     return False, it + 1
@@ -250,6 +251,8 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
         size = max(du, db * 1e3, dp)
         if du < NEWTON_TOL and db < 1e-3 * NEWTON_TOL and dp < NEWTON_TOL:
             return True, it + 1
+        if it > 0 and size < K.NEWTON_RATE_TEST * prev and size * size / (prev - size) < NEWTON_TOL:
+            return True, it + 1  # what a contraction at this rate has left to correct is below tol
         if it > 0 and size > REFRESH_RATIO * prev:
             jac.valid = False  # slow contraction: refresh the Jacobian at this iterate
         prev = size
@@ -267,7 +270,8 @@ USE_BLOCK_SOLVER = True
 #: the Newton iteration of a step in one compiled call (K.newton_block; same iterates as _newton)
 COMPILED_NEWTON = True
 #: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
-#: psi; 1e-3 of it on x_Br)
+#: psi; 1e-3 of it on x_Br), or when the corrections still to come at the present contraction
+#: rate sum to less (K.NEWTON_RATE_TEST)
 NEWTON_TOL = 1e-9
 
 
