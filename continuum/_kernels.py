@@ -351,6 +351,43 @@ def face_currents(y, h, xref, d0, tab):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def step_predictor(la, ya, lb, yb, lc, yc, out):
+    """out = la ya + lb yb + lc yc (the quadratic predictor of a BDF2 step; same arithmetic as
+    the numpy expression, without its temporaries)."""
+    for k in range(out.size):
+        out[k] = la * ya[k] + lb * yb[k] + lc * yc[k]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step_history(a1, yn, a2, ym, hist):
+    """hist = a1 y_n + a2 y_{n-1} on the v and x_Br unknowns (hist[2i], hist[2i+1]); a2 = 0
+    ignores ym.  Same arithmetic as the numpy slices."""
+    for i in range(hist.size // 2):
+        hist[2 * i] = a1 * yn[3 * i]
+        hist[2 * i + 1] = a1 * yn[3 * i + 1]
+        if a2 != 0.0:
+            hist[2 * i] += a2 * ym[3 * i]
+            hist[2 * i + 1] += a2 * ym[3 * i + 1]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step_error(ynew, ypred, c_err, atol_v, atol_b, rtol):
+    """The BDF2 local error norm: the largest of c_err |y - y_pred| / (atol + rtol |y|) over the
+    v and x_Br unknowns (the Poisson unknowns are algebraic and not controlled)."""
+    err = 0.0
+    for k in range(0, ynew.size, 3):
+        v = ynew[k]
+        ev = c_err * abs(v - ypred[k]) / (atol_v + rtol * abs(v))
+        b = ynew[k + 1]
+        eb = c_err * abs(b - ypred[k + 1]) / (atol_b + rtol * abs(b))
+        if ev > err:
+            err = ev
+        if eb > err:
+            err = eb
+    return err
+
+
+@numba.njit(cache=True, error_model="numpy")
 def equilibrate_rows(ab, res, kl, ku):
     """Scale every row of the band matrix (LAPACK dgbtrf layout, diagonal in row kl + ku) and of
     res by 1 / (largest |entry| of the row): the vacancy rows span many orders of magnitude where

@@ -359,19 +359,14 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
             la = (tn - tb_) * (tn - tc) / ((ta - tb_) * (ta - tc))
             lb = (tn - ta) * (tn - tc) / ((tb_ - ta) * (tb_ - tc))
             lc = (tn - ta) * (tn - tb_) / ((tc - ta) * (tc - tb_))
-            ypred = la * hist_y[-3] + lb * hist_y[-2] + lc * hist_y[-1]
+            ypred = np.empty(n3)
+            K.step_predictor(la, hist_y[-3], lb, hist_y[-2], lc, hist_y[-1], ypred)
         elif len(hist_t) == 2:
             tb_, tc = hist_t[-2], hist_t[-1]
             ypred = hist_y[-1] + (hist_y[-1] - hist_y[-2]) * (tn - tc) / (tc - tb_)
         else:
             ypred = hist_y[-1].copy()
-        yn = hist_y[-1]
-        hist[0::2] = a1 * yn[0::3]
-        hist[1::2] = a1 * yn[1::3]
-        if a2 != 0.0:
-            ym = hist_y[-2]
-            hist[0::2] += a2 * ym[0::3]
-            hist[1::2] += a2 * ym[1::3]
+        K.step_history(a1, hist_y[-1], a2, hist_y[-2] if a2 != 0.0 else hist_y[-1], hist)
         ynew = ypred.copy()
         if prob.at_time is not None:
             prob.at_time(prob, tn)
@@ -387,10 +382,7 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
         # error estimate
         if len(hist_t) >= 2:
             c_err = 2.0 / 11.0 if len(hist_t) >= 3 else 0.5
-            vnew = ynew[0::3]
-            ev = c_err * np.abs(vnew - ypred[0::3]) / (ATOL_V_FACTOR * rtol + rtol * np.abs(vnew))
-            eb = c_err * np.abs(ynew[1::3] - ypred[1::3]) / (atol_b + rtol * np.abs(ynew[1::3]))
-            err = max(float(np.max(ev)), float(np.max(eb)))
+            err = K.step_error(ynew, ypred, c_err, ATOL_V_FACTOR * rtol, atol_b, rtol)
         else:
             err = 0.0
         if err > 1.0:
