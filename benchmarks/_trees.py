@@ -57,13 +57,32 @@ def baseline_tree(ref: str):
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
 
 
+_CURRENT_PATH: list[str] = []
+
+
+def current_tree_path() -> str:
+    """A PYTHONPATH entry under which ``import ionwire`` is this checkout (REPO), whatever ionwire
+    the interpreter has installed (an editable install of another checkout, a wheel); removed at
+    exit."""
+    if not _CURRENT_PATH:
+        import atexit
+        import shutil
+
+        tmp = Path(tempfile.mkdtemp(prefix="ionwire-current-"))
+        (tmp / "ionwire").symlink_to(REPO)
+        atexit.register(shutil.rmtree, tmp, True)
+        _CURRENT_PATH.append(str(tmp))
+    return _CURRENT_PATH[0]
+
+
 def run_cli(args: list[str], *, pythonpath: str | None = None, env: dict | None = None,
             cwd: str | None = None) -> dict:
     """Run ``ionwire ARGS`` in a child; wall time, CPU seconds (user + system, from wait4) and peak
-    RSS of the child, and its stdout.  Raises CalledProcessError on a non-zero exit."""
+    RSS of the child, and its stdout.  Raises CalledProcessError on a non-zero exit.
+    ``pythonpath`` None: the child imports this checkout (current_tree_path)."""
     e = dict(os.environ if env is None else env)
-    if pythonpath:
-        e["PYTHONPATH"] = pythonpath + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    pythonpath = pythonpath or current_tree_path()
+    e["PYTHONPATH"] = pythonpath + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     fd, rss_file = tempfile.mkstemp(prefix="ionwire-rss-")
     os.close(fd)
     e["IONWIRE_BENCH_MAXRSS"] = rss_file

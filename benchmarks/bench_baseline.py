@@ -32,7 +32,10 @@ from _trees import baseline_tree, commit_of, machine, run_cli  # noqa: E402
 
 def _bench(target: str, pythonpath, events: float, cells) -> dict:
     if target == "continuum":
-        return json.loads(run_cli(["bench", "continuum", "--json"], pythonpath=pythonpath)["stdout"])
+        # each tree sweeps its own runs/fig1e.toml (the config keys may differ between commits;
+        # the physics is checked by comparing L(+4 V/um) of the two)
+        cwd = os.path.join(pythonpath, "ionwire") if pythonpath else None
+        return json.loads(run_cli(["bench", "continuum", "--json"], pythonpath=pythonpath, cwd=cwd)["stdout"])
     args = ["bench", target, "--json", "--events", str(int(events))]
     if cells:
         args += ["--cells", *map(str, cells)]

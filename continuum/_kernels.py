@@ -46,6 +46,9 @@ rate_law = numba.njit(cache=True, error_model="numpy")(_rate_law_py)
 KL = 5
 KU = 5
 CS_STEP = 1e-30
+#: Newton also stops when the corrections contract (ratio below this) and the sum of the
+#: corrections still to come at that ratio, size^2 / (prev - size), is below its tolerance
+NEWTON_RATE_TEST = 0.5
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -257,7 +260,10 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
         bj = y[3 * j + 1]
         si = y[3 * i + 2]
         sj = y[3 * j + 2]
-        jv, jbr = face_flux(props[i], props[j], bi, bj, si, sj, hf, xref, d0)
+        if with_jac:  # the fluxes come with their derivatives (face_flux_grad, below)
+            jv, jbr = face_flux_grad(props[i], props[j], bi, bj, sj - si, hf, xref, d0, gv, gb)
+        else:
+            jv, jbr = face_flux(props[i], props[j], bi, bj, si, sj, hf, xref, d0)
         res[3 * i] += jv
         res[3 * j] -= jv
         res[3 * i + 1] += jbr
@@ -273,9 +279,8 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
             if not dirichlet[j]:
                 ab[KU, 3 * j + 2] += -1.0 / hf
                 ab[KU + (3 * j + 2) - (3 * i + 2), 3 * i + 2] += 1.0 / hf
-            # exact derivatives: hand-written reverse mode through the face (face_flux_grad) and
-            # forward mode through the node properties (node_props_grad)
-            face_flux_grad(props[i], props[j], bi, bj, sj - si, hf, xref, d0, gv, gb)
+            # exact derivatives: hand-written reverse mode through the face (face_flux_grad, gv
+            # and gb above) and forward mode through the node properties (node_props_grad)
             for m in range(5):
                 if m == 0:
                     col = 3 * i
@@ -346,6 +351,43 @@ def face_currents(y, h, xref, d0, tab):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def step_predictor(la, ya, lb, yb, lc, yc, out):
+    """out = la ya + lb yb + lc yc (the quadratic predictor of a BDF2 step; same arithmetic as
+    the numpy expression, without its temporaries)."""
+    for k in range(out.size):
+        out[k] = la * ya[k] + lb * yb[k] + lc * yc[k]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step_history(a1, yn, a2, ym, hist):
+    """hist = a1 y_n + a2 y_{n-1} on the v and x_Br unknowns (hist[2i], hist[2i+1]); a2 = 0
+    ignores ym.  Same arithmetic as the numpy slices."""
+    for i in range(hist.size // 2):
+        hist[2 * i] = a1 * yn[3 * i]
+        hist[2 * i + 1] = a1 * yn[3 * i + 1]
+        if a2 != 0.0:
+            hist[2 * i] += a2 * ym[3 * i]
+            hist[2 * i + 1] += a2 * ym[3 * i + 1]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def step_error(ynew, ypred, c_err, atol_v, atol_b, rtol):
+    """The BDF2 local error norm: the largest of c_err |y - y_pred| / (atol + rtol |y|) over the
+    v and x_Br unknowns (the Poisson unknowns are algebraic and not controlled)."""
+    err = 0.0
+    for k in range(0, ynew.size, 3):
+        v = ynew[k]
+        ev = c_err * abs(v - ypred[k]) / (atol_v + rtol * abs(v))
+        b = ynew[k + 1]
+        eb = c_err * abs(b - ypred[k + 1]) / (atol_b + rtol * abs(b))
+        if ev > err:
+            err = ev
+        if eb > err:
+            err = eb
+    return err
+
+
+@numba.njit(cache=True, error_model="numpy")
 def equilibrate_rows(ab, res, kl, ku):
     """Scale every row of the band matrix (LAPACK dgbtrf layout, diagonal in row kl + ku) and of
     res by 1 / (largest |entry| of the row): the vacancy rows span many orders of magnitude where
@@ -400,8 +442,10 @@ def block_factor(ab, dg, low, dinv, up):
     """Block-tridiagonal LU (3x3 blocks, one block row per node) of the band matrix ab (LAPACK
     layout, diagonal in row dg).  Fills low[i] = A_i D_{i-1}, dinv[i] = (B_i - low[i] C_{i-1})^-1
     and up[i] = C_i (float64[n, 3, 3] each).  Returns False if a pivot block is singular.
-    The rows are equilibrated beforehand (equilibrate_rows), so no pivoting between blocks is
-    needed; it is an order of magnitude faster than LAPACK's general band solver here."""
+    No pivoting between blocks (a singular pivot block falls back to LAPACK with pivoting);
+    within a block the inverse is the adjugate over the determinant.  A scaling S of the rows of
+    a block row changes the factors to S L S^-1 and S U and nothing else, so the rows need no
+    equilibration here.  An order of magnitude faster than LAPACK's general band solver."""
     n = low.shape[0]
     blk = np.empty((3, 3))
     for i in range(n):
@@ -455,10 +499,15 @@ def block_solve(low, dinv, up, rhs, x):
 @numba.njit(cache=True, error_model="numpy")
 def dbernoulli(x):
     """dB/dx for real x (B(x) = x / (e^x - 1))."""
+    return dbernoulli_of(x, bernoulli(x))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def dbernoulli_of(x, b):
+    """dB/dx for real x, given b = bernoulli(x) (no second exponential)."""
     if abs(x) < 0.1:
         x2 = x * x
         return -0.5 + x * (1.0 / 6.0 - x2 * (1.0 / 180.0 - x2 * (1.0 / 5040.0 - x2 / 151200.0)))
-    b = bernoulli(x)
     return b * (1.0 - b) / x - b
 
 
@@ -484,12 +533,12 @@ def face_flux_grad(pi, pj, bi, bj, dpsi, h, xref, d0, out_v, out_b):
     if delta >= 0.0:
         bp = bernoulli(delta)
         bm = bp + delta
-        dbp = dbernoulli(delta)
+        dbp = dbernoulli_of(delta, bp)
         dbm = dbp + 1.0
     else:
         bm = bernoulli(-delta)
         bp = bm - delta
-        dbm = -dbernoulli(-delta)
+        dbm = -dbernoulli_of(-delta, bm)
         dbp = dbm - 1.0
     jv = c * (bp * vi - bm * vj)
     jx = -xref * jv
@@ -521,8 +570,9 @@ def face_flux_grad(pi, pj, bi, bj, dpsi, h, xref, d0, out_v, out_b):
     if dint > 1e-280 * abs(a_up) and dint > 0.0:
         p = 2.0 * a_up / dint
         ap = abs(p)
-        phi = bernoulli(ap) + 0.5 * ap
-        dphi = (dbernoulli(ap) + 0.5) * (1.0 if p >= 0.0 else -1.0)
+        bap = bernoulli(ap)
+        phi = bap + 0.5 * ap
+        dphi = (dbernoulli_of(ap, bap) + 0.5) * (1.0 if p >= 0.0 else -1.0)
         k = dint * phi
         dk_da = 2.0 * dphi
         dk_dd = phi - p * dphi
@@ -658,7 +708,7 @@ def node_props_grad(v, b, xref, tab, out, dv, db):
 
 @numba.njit(cache=True, error_model="numpy")
 def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-                 ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, spatial, low, dinv, up, rowscale,
+                 ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, spatial, low, dinv, up,
                  dy, y_start, jac_valid, max_iter, tol, refresh_ratio, counts):
     """The simplified Newton iteration of one implicit step (continuum.model._newton) in one
     compiled call, with the block-tridiagonal solver.  Same arithmetic, same decisions.
@@ -692,13 +742,14 @@ def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d,
             for k in range(0, n3, 3):
                 ab[dg, k] += vol[k // 3] * a0 / dt
                 ab[dg, k + 1] += vol[k // 3] * a0 / dt
-            rowscale[:] = 1.0
-            equilibrate_rows(ab, rowscale, KL, KU)
+            # no row equilibration: block elimination is invariant under a scaling of the rows
+            # of a block row (L -> S L S^-1, U -> S U), so it would only add rounding; the LAPACK
+            # fallback, which pivots, equilibrates (model._newton)
             if not block_factor(ab, dg, low, dinv, up):
                 return -1, jac_valid
             have_lu = True
         for k in range(n3):
-            res[k] = -res[k] * rowscale[k]
+            res[k] = -res[k]
         block_solve(low, dinv, up, res, dy)
         du = 0.0
         db = 0.0
@@ -731,6 +782,8 @@ def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d,
         size = max(du, db * 1e3, dp)
         if du < tol and db < 1e-3 * tol and dp < tol:
             return 1, jac_valid
+        if it > 0 and size < NEWTON_RATE_TEST * prev and size * size / (prev - size) < tol:
+            return 1, jac_valid  # what a contraction at this rate has left to correct is below tol
         if it > 0 and size > refresh_ratio * prev:
             jac_valid = False  # slow contraction: refresh the Jacobian at this iterate
         prev = size
