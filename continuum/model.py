@@ -283,7 +283,7 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
     """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s).
 
     integrator: "bdf2" (the variable-step BDF2 below, Newton to round-off) or "ida" (SUNDIALS
-    IDA through scikit-sundae, continuum.ida: about 1.7x less CPU on the Fig. 1e sweep; Newton to
+    IDA through scikit-sundae, continuum.ida; docs/benchmarks.md compares the two; Newton to
     IDA's tolerance, not to round-off, so x_Br undershoots behind a fast front, -1e-3 at +4 V/um
     and rtol 1e-3).
     """
