@@ -497,14 +497,8 @@ def block_solve(low, dinv, up, rhs, x):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def dbernoulli(x):
-    """dB/dx for real x (B(x) = x / (e^x - 1))."""
-    return dbernoulli_of(x, bernoulli(x))
-
-
-@numba.njit(cache=True, error_model="numpy")
 def dbernoulli_of(x, b):
-    """dB/dx for real x, given b = bernoulli(x) (no second exponential)."""
+    """dB/dx for real x, given b = bernoulli(x) (B(x) = x / (e^x - 1); no second exponential)."""
     if abs(x) < 0.1:
         x2 = x * x
         return -0.5 + x * (1.0 / 6.0 - x2 * (1.0 / 180.0 - x2 * (1.0 / 5040.0 - x2 / 151200.0)))

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ionwire.structures.parameters import DEFAULT_HALIDES, Material, _renamed, halide_table, require
+from ionwire.structures.parameters import DEFAULT_HALIDES, Material, _renamed, one_halide_entry, require
 from ionwire.structures.statistics import mean_and_error
 from ionwire.structures.units import ANGSTROM_M, CM_M, Z_ANION
 from ionwire.structures.lattice import AnionLattice
@@ -161,14 +161,8 @@ class BulkSettings:
         halides = halides or DEFAULT_HALIDES
         _renamed(data, where, [(r"x_cl", lambda m: f"composition = {{{halides[1]} = ...}}")])
         out = dict(data)
-        if "composition" in out:
-            v = out.pop("composition")
-            if isinstance(v, dict) and set(v) == {halides[0]}:
-                from ionwire.structures.errors import ParameterError
-
-                raise ParameterError(f"{where}.composition is the fraction of the second halide of material.halides: "
-                                     f"write {{{halides[1]} = ...}}, not {{{halides[0]} = ...}}")
-            (out["x_cl"],) = halide_table(v, halides, f"{where}.composition", (halides[1],))
+        one_halide_entry(out, "composition", "x_cl", halides, 1, where,
+                         "the fraction of the second halide of material.halides")
         return out, halides
 
     def to_toml_keys(self, out: dict, halides=None) -> dict:

@@ -320,6 +320,20 @@ def halide_table(value: Any, halides: tuple[str, str], where: str, keys: tuple[s
     return tuple(value[k] for k in keys)
 
 
+def one_halide_entry(out: dict, key: str, field: str, halides: tuple[str, str], which: int, where: str,
+                     meaning: str) -> None:
+    """In place: a TOML table ``key = {<halides[which]> = x}`` that names one halide of the pair
+    becomes ``out[field] = x``.  A table naming only the other halide is refused with what the
+    key is (``meaning``); other mistakes as in :func:`halide_table`.  Nothing if ``key`` is absent."""
+    if key not in out:
+        return
+    value = out.pop(key)
+    right, other = halides[which], halides[1 - which]
+    if isinstance(value, Mapping) and set(value) == {other}:
+        raise ParameterError(f"{where}.{key} is {meaning}: write {{{right} = ...}}, not {{{other} = ...}}")
+    (out[field],) = halide_table(value, halides, f"{where}.{key}", (right,))
+
+
 def _renamed(data: Mapping, where: str, rules) -> None:
     """One ParameterError for the first key of ``data`` that an older format used: ``rules`` is a
     list of (regex, function(match) -> the new key's spelling)."""
@@ -592,12 +606,8 @@ class Vacancies:
         require("reference_fraction" not in data,
                 f"unknown key {where}.reference_fraction (write equilibrium_fraction = {{{halides[0]} = ...}})")
         out = dict(data)
-        if "equilibrium_fraction" in out:
-            v = out.pop("equilibrium_fraction")
-            if isinstance(v, Mapping) and set(v) == {halides[1]}:
-                raise ParameterError(f"{where}.equilibrium_fraction is given for the pure first halide of "
-                                     f"material.halides: write {{{halides[0]} = ...}}, not {{{halides[1]} = ...}}")
-            (out["reference_fraction"],) = halide_table(v, halides, f"{where}.equilibrium_fraction", (halides[0],))
+        one_halide_entry(out, "equilibrium_fraction", "reference_fraction", halides, 0, where,
+                         "given for the pure first halide of material.halides")
         return out, halides
 
     def to_toml_keys(self, out: dict, halides=None) -> dict:
