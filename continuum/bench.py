@@ -4,7 +4,7 @@ Times, for runs/fig1e.toml (17 fields, 4 h each, 1000 nodes): the calibration fi
 with the fitted alphas, as wall time and as CPU time (this process plus the CPU time of every
 run done in another process, measured there), with the machine's load average before and
 after, since the 2-core machine is shared.  The runs go through the caller's mapper; its
-workers load the numba kernels of the config's integrator before the clock starts.
+workers load the numba kernels before the clock starts.
 """
 from __future__ import annotations
 
@@ -35,19 +35,11 @@ class _CPUCountingMapper:
             yield result
 
 
-def _warm_up(integrator: str, _=None) -> None:
-    """Load the numba kernels of the BDF2 path and of ``integrator`` in this process (the first
-    IDA run of a process otherwise loads its kernels inside the timing)."""
-    import numpy as np
-
+def _warm_up(_=None) -> None:
+    """Load the numba kernels of the continuum model in this process."""
     from .experiment import warm_up
-    from .model import Numerics, integrate, wire_problem
-    from ionwire.structures.parameters import DeviceParameters
 
     warm_up()
-    if integrator != "bdf2":
-        integrate(wire_problem(DeviceParameters(), 1.0, Numerics(n_nodes=40)), np.array([0.0, 1e-6]),
-                  integrator=integrator)
 
 
 def benchmark_sweep(config="runs/fig1e.toml", mapper=map, workers: int = 1, calibrate: bool = True) -> dict:
@@ -57,13 +49,11 @@ def benchmark_sweep(config="runs/fig1e.toml", mapper=map, workers: int = 1, cali
     from .experiment import bind, calibrate as fit, load_config_file, map_fields
 
     cfg = load_config_file(config)
-    warm = functools.partial(_warm_up, cfg.numerics.integrator)
-    warm()  # numba kernels loaded from the cache (compilation is not timed) ...
-    list(mapper(warm, range(workers)))  # ... here and in the mapper's workers
+    _warm_up()  # numba kernels loaded from the cache (compilation is not timed) ...
+    list(mapper(_warm_up, range(workers)))  # ... here and in the mapper's workers
     load0 = os.getloadavg()[0]
     out = {"config": str(config), "workers": workers, "n_fields": len(cfg.sweep.field_V_per_um),
-           "n_nodes": cfg.numerics.n_nodes, "duration_s": cfg.duration_s,
-           "integrator": cfg.numerics.integrator}
+           "n_nodes": cfg.numerics.n_nodes, "duration_s": cfg.duration_s}
     if calibrate and cfg.calibration.enabled:
         counting = _CPUCountingMapper(mapper)
         c0, t0 = time.process_time(), time.perf_counter()

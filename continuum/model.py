@@ -56,7 +56,7 @@ class Numerics:
     lines and the junction (continuum.mesh); rtol: local error tolerance of the time step
     (relative and absolute, on v = x_V/x_V^eq(Br) and on x_Br); first_output_s,
     n_outputs: log-spaced output times between first_output_s and the end (plus t = 0);
-    initial_step_s: first time step; integrator: "bdf2" (default) or "ida" (see integrate).
+    initial_step_s: first time step; max_steps: the most accepted steps of one integration.
     """
 
     n_nodes: int = 1000
@@ -67,7 +67,6 @@ class Numerics:
     n_outputs: int = 41
     initial_step_s: float = 1e-8
     max_steps: int = 50000
-    integrator: str = "bdf2"
 
     def __post_init__(self):
         require(isinstance(self.n_nodes, int) and self.n_nodes >= 20, f"n_nodes must be an integer >= 20, got {self.n_nodes!r}")
@@ -75,8 +74,6 @@ class Numerics:
         _positive(self, "layer_width_um", "rtol", "first_output_s", "initial_step_s")
         require(self.refinement >= 0, f"refinement must be >= 0, got {self.refinement!r}")
         require(self.rtol < 0.1, f"rtol must be < 0.1, got {self.rtol!r}")
-        require(self.integrator in INTEGRATORS,
-                f"integrator must be one of {', '.join(map(repr, INTEGRATORS))}, got {self.integrator!r}")
 
 
 @dataclass
@@ -275,27 +272,8 @@ COMPILED_NEWTON = True
 NEWTON_TOL = 1e-9
 
 
-INTEGRATORS = ("ida", "bdf2")
-
-
 def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8,
-              max_steps: int = 50000, integrator: str = "bdf2") -> Solution:
-    """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s).
-
-    integrator: "bdf2" (the variable-step BDF2 below, Newton to round-off) or "ida" (SUNDIALS
-    IDA through scikit-sundae, continuum.ida; docs/benchmarks.md compares the two; Newton to
-    IDA's tolerance, not to round-off, so x_Br undershoots behind a fast front, -1e-3 at +4 V/um
-    and rtol 1e-3).
-    """
-    if integrator == "ida":
-        from .ida import integrate as integrate_ida
-
-        return integrate_ida(prob, t_out, rtol, initial_step_s, max_steps)
-    return _integrate_bdf2(prob, t_out, rtol, initial_step_s, max_steps)
-
-
-def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8,
-                    max_steps: int = 50000) -> Solution:
+              max_steps: int = 50000) -> Solution:
     """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s).
 
     Variable-step BDF2 (first step backward Euler) with the algebraic Poisson equation; every
@@ -303,6 +281,8 @@ def _integrate_bdf2(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: fl
     conserved to round-off); local error estimated from the difference to a quadratic predictor,
     controlled on v = x_V/x_ref and x_Br (absolute and relative tolerance rtol).
     Output times are hit exactly.  t_out[0] may be 0 (the initial state is stored as given).
+    docs/benchmarks.md compares this stepper with SUNDIALS IDA on the same residual and Jacobian
+    (IDA needed more CPU on the Fig. 1e sweep and let x_Br undershoot to -1e-3 behind the front).
     """
     t0_wall = time.perf_counter()
     t_out = np.asarray(t_out, dtype=float)
@@ -544,7 +524,7 @@ def simulate_wire(params: DeviceParameters, field_V_per_um: float, duration_s: f
     """Run the wire at one field for duration_s seconds; returns profiles at output_times()."""
     prob = wire_problem(params, field_V_per_um, numerics, onsager, f0)
     sol = integrate(prob, output_times(duration_s, numerics), numerics.rtol, numerics.initial_step_s,
-                    numerics.max_steps, numerics.integrator)
+                    numerics.max_steps)
     meta = {"field_V_per_um": float(field_V_per_um), "duration_s": float(duration_s),
             "junction_um": params.geometry.junction_um, "n_nodes": prob.n}
     return solution_to_result(prob, sol, meta)

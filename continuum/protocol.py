@@ -8,7 +8,7 @@ Inside an interval with a constant field the problem is continuum.model.wire_pro
 field; inside a ramp, time enters the assembly: before every implicit step to t the imposed
 potentials psi_d (+-U(t)/2), the electrode field factors r_c ~ |E(t)| and the electrode roles
 (the positive electrode is the left contact for E > 0) are set from E(t)
-(continuum.model.bias_arrays; ramps need the "bdf2" integrator).
+(continuum.model.bias_arrays).
 
 Observables (ContinuumResult time series, continuum.io.TIME_SERIES): front position and
 migration length against time; the ionic charge current density of each halide at each
@@ -146,12 +146,10 @@ def simulate_protocol(params, protocol: BiasProtocol, numerics, onsager=None, f0
         prob = wire_problem(params, e_mid, numerics, onsager, f0, mesh=base.mesh)
         prob.y0 = y
         if not constant:
-            if numerics.integrator != "bdf2":
-                raise ParameterError("a bias ramp needs [numerics] integrator = 'bdf2' (time enters the assembly)")
             prob.at_time = RampBias(params, protocol, t0)
             prob.at_time(prob, 0.0)
         local = np.concatenate(([0.0], t_out - t0))
-        sol = integrate(prob, local, numerics.rtol, numerics.initial_step_s, numerics.max_steps, numerics.integrator)
+        sol = integrate(prob, local, numerics.rtol, numerics.initial_step_s, numerics.max_steps)
         for k in ("steps", "rejected", "newton_iterations", "jacobian_evaluations"):
             stats[k] += int(sol.stats.get(k, 0))
         ys.extend(sol.y[1:])

@@ -143,11 +143,6 @@ def test_triangle_restarts_at_zero_crossings_and_iv_follows_the_voltage(tmp_path
     plt.close("all")
 
 
-def test_ramp_needs_bdf2():
-    with pytest.raises(ParameterError, match="bdf2"):
-        simulate_protocol(P, BiasProtocol.ramp(0.0, 1.0, 1e-2), Numerics(n_nodes=40, integrator="ida"))
-
-
 # --------------------------------------------------------------------------------------------
 # configs and the command line
 # --------------------------------------------------------------------------------------------
