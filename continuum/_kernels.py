@@ -196,6 +196,35 @@ def source(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def source_grad(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
+    """source (real) and its derivatives: (S_V/x_ref, S_Br, dS_V/x_ref / dv, dS_V/x_ref / dx_Br,
+    dS_Br / dv, dS_Br / dx_Br).  The rate law depends on the composition y alone, so one
+    complex-step evaluation at y + i h gives r_c, r_d and their y-derivatives; the chain through
+    y = x_Cl / (1 - x_V) and the rest of source() is written out by hand (checked against the
+    complex step of source() in tests/test_continuum_numerics.py)."""
+    xv = xref * v
+    s = 1.0 - xv
+    cl = 1.0 - b - xv
+    y = cl / s
+    rcc, rdc = rate_law(complex(y, CS_STEP), fac, ln_a_br, ln_a_cl, linear_alpha, rd_on, xref, dEf_kT)
+    rc = rcc.real
+    rd = rdc.real
+    drc = rcc.imag / CS_STEP
+    drd = rdc.imag / CS_STEP
+    dy_dv = -xref * b / (s * s)
+    dy_db = -1.0 / s
+    den = b + cl
+    sv = (rc * s - rd * xv) / xref
+    sbr = -rc * b + rd * xv * b / den
+    dsv_dv = (drc * dy_dv * s - rc * xref - drd * dy_dv * xv - rd * xref) / xref
+    dsv_db = (drc * dy_db * s - drd * dy_db * xv) / xref
+    # den = b + x_Cl = 1 - x_V: d den / dv = -x_ref, d den / dx_Br = 0
+    dsbr_dv = -drc * dy_dv * b + (drd * dy_dv * xv + rd * xref) * b / den + rd * xv * b * xref / (den * den)
+    dsbr_db = -drc * dy_db * b - rc + (drd * dy_db * xv * b + rd * xv) / den
+    return sv, sbr, dsv_dv, dsv_db, dsbr_dv, dsbr_db
+
+
+@numba.njit(cache=True, error_model="numpy")
 def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
              ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, with_jac, KU):
     """Residual res float64[3n] and (if with_jac) band Jacobian ab float64[11, 3n] of the step
@@ -211,9 +240,8 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
     """
     n = vol.shape[0]
     res[:] = 0.0
-    if with_jac:
-        ab[:, :] = 0.0
-    cs = CS_STEP
+    if with_jac:  # the band rows of the matrix (rows above KU - KL are LAPACK's workspace)
+        ab[max(0, KU - KL):KU + KL + 1, :] = 0.0
     # time derivative, Poisson charge, sources
     for i in range(n):
         v = y[3 * i]
@@ -234,13 +262,12 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
             res[3 * i] -= w * sv
             res[3 * i + 1] -= w * sbr
             if with_jac:
-                for k in range(2):
-                    uc = complex(v, cs if k == 0 else 0.0)
-                    bc = complex(b, cs if k == 1 else 0.0)
-                    s1, s3 = source(uc, bc, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on[i], src_fac[i])
-                    col = 3 * i + k
-                    ab[KU + 3 * i - col, col] -= w * s1.imag / cs
-                    ab[KU + 3 * i + 1 - col, col] -= w * s3.imag / cs
+                _, _, dvv, dvb, dbv, dbb = source_grad(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT,
+                                                       rd_on[i], src_fac[i])
+                ab[KU, 3 * i] -= w * dvv
+                ab[KU - 1, 3 * i + 1] -= w * dvb
+                ab[KU + 1, 3 * i] -= w * dbv
+                ab[KU, 3 * i + 1] -= w * dbb
     # node properties (and their complex-step perturbations for the Jacobian)
     props = np.empty((n, NPROP))
     for i in range(n):
@@ -438,9 +465,10 @@ def _inv3(m, out):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def block_factor(ab, dg, low, dinv, up):
+def block_factor(ab, dg, low, dinv, up, vol, bdf_a0, dt):
     """Block-tridiagonal LU (3x3 blocks, one block row per node) of the band matrix ab (LAPACK
-    layout, diagonal in row dg).  Fills low[i] = A_i D_{i-1}, dinv[i] = (B_i - low[i] C_{i-1})^-1
+    layout, diagonal in row dg) plus the time-derivative diagonal vol bdf_a0 / dt on the v and
+    x_Br rows (bdf_a0 = 0 adds nothing; ab is not changed).  Fills low[i] = A_i D_{i-1}, dinv[i] = (B_i - low[i] C_{i-1})^-1
     and up[i] = C_i (float64[n, 3, 3] each).  Returns False if a pivot block is singular.
     No pivoting between blocks (a singular pivot block falls back to LAPACK with pivoting);
     within a block the inverse is the adjugate over the determinant.  A scaling S of the rows of
@@ -454,6 +482,9 @@ def block_factor(ab, dg, low, dinv, up):
             for q in range(3):
                 blk[r, q] = ab[dg + row - (3 * i + q), 3 * i + q]
                 up[i, r, q] = ab[dg + row - (3 * i + 3 + q), 3 * i + 3 + q] if i < n - 1 else 0.0
+        if bdf_a0 != 0.0:
+            blk[0, 0] += vol[i] * bdf_a0 / dt
+            blk[1, 1] += vol[i] * bdf_a0 / dt
         if i > 0:
             # low = A_i D_{i-1}
             for r in range(3):
@@ -732,14 +763,11 @@ def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d,
             assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
                      ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, False, dg)
         if not have_lu:
-            ab[:, :] = spatial
-            for k in range(0, n3, 3):
-                ab[dg, k] += vol[k // 3] * a0 / dt
-                ab[dg, k + 1] += vol[k // 3] * a0 / dt
-            # no row equilibration: block elimination is invariant under a scaling of the rows
+            # the matrix: the spatial Jacobian plus the time-derivative diagonal, added in the
+            # factorisation; no row equilibration: block elimination is invariant under a scaling of the rows
             # of a block row (L -> S L S^-1, U -> S U), so it would only add rounding; the LAPACK
             # fallback, which pivots, equilibrates (model._newton)
-            if not block_factor(ab, dg, low, dinv, up):
+            if not block_factor(spatial, dg, low, dinv, up, vol, a0, dt):
                 return -1, jac_valid
             have_lu = True
         for k in range(n3):

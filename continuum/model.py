@@ -216,7 +216,7 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
             rowscale = np.ones(res.size)
             # block elimination without pivoting needs no row scaling (it is invariant under it);
             # the pivoting LAPACK fallback gets equilibrated rows
-            if USE_BLOCK_SOLVER and K.block_factor(ab, dg, jac.low, jac.dinv, jac.up):
+            if USE_BLOCK_SOLVER and K.block_factor(ab, dg, jac.low, jac.dinv, jac.up, vol, 0.0, dt):
                 lu = "block"
             else:
                 K.equilibrate_rows(ab, rowscale, K.KL, K.KU)

@@ -300,6 +300,33 @@ def test_hand_derivatives_match_complex_step():
                 assert abs(got[m] - ref_d[m][o]) < 1e-12 * scale, (trial, o, m)
 
 
+@pytest.mark.parametrize("linear", [False, True])
+@pytest.mark.parametrize("rd_on", [1.0, 0.0, -1.0], ids=["detailed_balance", "one_way", "equal_rates"])
+def test_source_derivatives_match_complex_step(linear, rd_on):
+    """source_grad (the electrode source and its derivatives in the Jacobian) against the
+    complex-step derivative of source, for every electrode law, to round-off."""
+    xref, cs = 3.3e-8, 1e-30
+    args = (np.log(1.3e-5), np.log(3.8e-7), linear, 4.6, rd_on)
+    rng = np.random.default_rng(1)
+    for trial in range(40):
+        v = rng.uniform(0.01, 1e3)
+        b = rng.uniform(0, 1) * (1 - xref * v)
+        fac = rng.uniform(0.1, 8.0)
+        la, lb, lin, de, ron = args
+        got = K.source_grad(v, b, xref, la, lb, lin, de, ron, fac)
+        ref = K.source(v, b, xref, la, lb, lin, de, ron, fac)
+        assert got[0] == pytest.approx(ref[0], rel=1e-14, abs=1e-300)
+        assert got[1] == pytest.approx(ref[1], rel=1e-14, abs=1e-300)
+        dv = K.source(complex(v, cs), complex(b, 0.0), xref, la, lb, lin, de, ron, fac)
+        db = K.source(complex(v, 0.0), complex(b, cs), xref, la, lb, lin, de, ron, fac)
+        want = (dv[0].imag / cs, db[0].imag / cs, dv[1].imag / cs, db[1].imag / cs)
+        scale_v = max(abs(want[0]), abs(want[1])) + 1e-300
+        scale_b = max(abs(want[2]), abs(want[3])) + 1e-300
+        for k in range(4):
+            scale = scale_v if k < 2 else scale_b
+            assert abs(got[2 + k] - want[k]) <= 1e-12 * scale, (trial, k, got[2 + k], want[k])
+
+
 def test_graded_mesh_reuse_returns_independent_equal_meshes():
     """A repeated graded_mesh call gives the same nodes as a fresh equidistribution, in arrays
     of its own (changing one mesh does not change the next)."""
