@@ -25,7 +25,8 @@ section 6, l_ab = reduced table (a, b, d) of y = x_Cl / (x_Br + x_Cl); D0 = z s^
 Electrode sources (docs/model.md section 7) on the contact cells, weighted by the cell length inside the
 contact.  The Jacobian is the exact derivative of this discrete residual (no truncation error):
 hand-written derivatives of the face fluxes (face_flux_grad, reverse mode) chained with those of
-the node properties (node_props_grad), complex-step derivatives of the sources; all checked
+the node properties (node_props_grad), the sources' from one complex-step evaluation of the
+rate law chained by hand (source_grad); all checked
 against the complex step / finite differences in the tests; assembled in LAPACK band
 storage (kl = ku = 5).
 """
