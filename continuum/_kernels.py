@@ -369,10 +369,13 @@ def face_currents(y, h, xref, d0, tab):
     """float64[n-1, 2]: (J_V, J_Br) on every face, site fractions * um / s."""
     n = y.shape[0] // 3
     out = np.empty((n - 1, 2))
+    props = np.empty((n, NPROP))
+    for i in range(n):
+        node_props(y[3 * i], y[3 * i + 1], xref, tab, props[i])
     for i in range(n - 1):
         j = i + 1
-        jv, jbr = face_flux_direct(y[3 * i], y[3 * j], y[3 * i + 1], y[3 * j + 1], y[3 * i + 2],
-                                         y[3 * j + 2], h[i], xref, d0, tab)
+        jv, jbr = face_flux(props[i], props[j], y[3 * i + 1], y[3 * j + 1], y[3 * i + 2], y[3 * j + 2], h[i],
+                            xref, d0)
         out[i, 0] = jv * xref
         out[i, 1] = jbr
     return out
