@@ -35,22 +35,15 @@ class _CPUCountingMapper:
             yield result
 
 
-def _warm_up(_=None) -> None:
-    """Load the numba kernels of the continuum model in this process."""
-    from .experiment import warm_up
-
-    warm_up()
-
-
 def benchmark_sweep(config="runs/fig1e.toml", mapper=map, workers: int = 1, calibrate: bool = True) -> dict:
     """Time the calibration and the sweep of ``config`` with ``mapper`` (``map`` semantics;
     ``workers``: how many processes it uses, for the record); returns a JSON-able dict with
     calibration_wall_s, calibration_cpu_s, sweep_wall_s, sweep_cpu_s, ..."""
-    from .experiment import bind, calibrate as fit, load_config_file, map_fields
+    from .experiment import bind, calibrate as fit, load_config_file, map_fields, warm_up
 
     cfg = load_config_file(config)
-    _warm_up()  # numba kernels loaded from the cache (compilation is not timed) ...
-    list(mapper(_warm_up, range(workers)))  # ... here and in the mapper's workers
+    warm_up()  # numba kernels loaded from the cache (compilation is not timed) ...
+    list(mapper(warm_up, range(workers)))  # ... here and in the mapper's workers
     load0 = os.getloadavg()[0]
     out = {"config": str(config), "workers": workers, "n_fields": len(cfg.sweep.field_V_per_um),
            "n_nodes": cfg.numerics.n_nodes, "duration_s": cfg.duration_s}
