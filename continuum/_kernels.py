@@ -241,7 +241,7 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
     """
     n = vol.shape[0]
     res[:] = 0.0
-    if with_jac:  # the band rows of the matrix (rows above KU - KL are LAPACK's workspace)
+    if with_jac:  # the band rows of the matrix (the KU - KL rows above them are LAPACK's workspace)
         ab[max(0, KU - KL):KU + KL + 1, :] = 0.0
     # time derivative, Poisson charge, sources
     for i in range(n):
@@ -472,9 +472,9 @@ def _inv3(m, out):
 def block_factor(ab, dg, low, dinv, up, vol, bdf_a0, dt):
     """Block-tridiagonal LU (3x3 blocks, one block row per node) of the band matrix ab (LAPACK
     layout, diagonal in row dg) plus the time-derivative diagonal vol bdf_a0 / dt on the v and
-    x_Br rows (bdf_a0 = 0 adds nothing; ab is not changed).  Fills low[i] = A_i D_{i-1}, dinv[i] = (B_i - low[i] C_{i-1})^-1
-    and up[i] = C_i (float64[n, 3, 3] each).  Returns False if a pivot block is singular.
-    No pivoting between blocks (a singular pivot block falls back to LAPACK with pivoting);
+    x_Br rows (bdf_a0 = 0 adds nothing; ab is not changed).  Fills low[i] = A_i D_{i-1},
+    dinv[i] = (B_i - low[i] C_{i-1})^-1 and up[i] = C_i (float64[n, 3, 3] each).  Returns False
+    if a pivot block is singular.  No pivoting between blocks (a singular pivot block falls back to LAPACK with pivoting);
     within a block the inverse is the adjugate over the determinant.  A scaling S of the rows of
     a block row changes the factors to S L S^-1 and S U and nothing else, so the rows need no
     equilibration here.  An order of magnitude faster than LAPACK's general band solver."""
@@ -768,9 +768,9 @@ def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d,
                      ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, False, dg)
         if not have_lu:
             # the matrix: the spatial Jacobian plus the time-derivative diagonal, added in the
-            # factorisation; no row equilibration: block elimination is invariant under a scaling of the rows
-            # of a block row (L -> S L S^-1, U -> S U), so it would only add rounding; the LAPACK
-            # fallback, which pivots, equilibrates (model._newton)
+            # factorisation; no row equilibration: block elimination is invariant under a scaling
+            # of the rows of a block row (L -> S L S^-1, U -> S U), so it would only add rounding;
+            # the LAPACK fallback, which pivots, equilibrates (model._newton)
             if not block_factor(spatial, dg, low, dinv, up, vol, a0, dt):
                 return -1, jac_valid
             have_lu = True

@@ -306,13 +306,12 @@ def test_source_derivatives_match_complex_step(linear, rd_on):
     """source_grad (the electrode source and its derivatives in the Jacobian) against the
     complex-step derivative of source, for every electrode law, to round-off."""
     xref, cs = 3.3e-8, 1e-30
-    args = (np.log(1.3e-5), np.log(3.8e-7), linear, 4.6, rd_on)
+    la, lb, lin, de, ron = np.log(1.3e-5), np.log(3.8e-7), linear, 4.6, rd_on
     rng = np.random.default_rng(1)
     for trial in range(40):
         v = rng.uniform(0.01, 1e3)
         b = rng.uniform(0, 1) * (1 - xref * v)
         fac = rng.uniform(0.1, 8.0)
-        la, lb, lin, de, ron = args
         got = K.source_grad(v, b, xref, la, lb, lin, de, ron, fac)
         ref = K.source(v, b, xref, la, lb, lin, de, ron, fac)
         assert got[0] == pytest.approx(ref[0], rel=1e-14, abs=1e-300)
