@@ -474,10 +474,11 @@ def block_factor(ab, dg, low, dinv, up, vol, bdf_a0, dt):
     layout, diagonal in row dg) plus the time-derivative diagonal vol bdf_a0 / dt on the v and
     x_Br rows (bdf_a0 = 0 adds nothing; ab is not changed).  Fills low[i] = A_i D_{i-1},
     dinv[i] = (B_i - low[i] C_{i-1})^-1 and up[i] = C_i (float64[n, 3, 3] each).  Returns False
-    if a pivot block is singular.  No pivoting between blocks (a singular pivot block falls back to LAPACK with pivoting);
-    within a block the inverse is the adjugate over the determinant.  A scaling S of the rows of
-    a block row changes the factors to S L S^-1 and S U and nothing else, so the rows need no
-    equilibration here.  An order of magnitude faster than LAPACK's general band solver."""
+    if a pivot block is singular.  No pivoting between blocks (a singular pivot block falls back
+    to LAPACK with pivoting); within a block the inverse is the adjugate over the determinant.  A
+    scaling S of the rows of a block row changes the factors to S L S^-1 and S U and nothing
+    else, so the rows need no equilibration here.  An order of magnitude faster than LAPACK's
+    general band solver."""
     n = low.shape[0]
     blk = np.empty((3, 3))
     for i in range(n):
