@@ -481,6 +481,11 @@ class LocalPool:
         # folders are removed and the runs redone on --resume.  _processes is private but has
         # been there since Python 3.2; without it shutdown() would wait for the running runs.
         procs = list((getattr(self.pool, "_processes", None) or {}).values())
+        # the pool's manager thread (also private, since Python 3.9) is finished here too, as at a
+        # normal interpreter exit before multiprocessing's finalizers run: a caller that leaves by
+        # os._exit runs those finalizers itself, and they close the queues the thread still reads
+        # ("Exception in thread" on stderr when the thread is slow to notice the stopped workers)
+        manager = getattr(self.pool, "_executor_manager_thread", None)
         for p in procs:
             with contextlib.suppress(Exception):
                 p.terminate()
@@ -488,6 +493,8 @@ class LocalPool:
         for p in procs:
             with contextlib.suppress(Exception):
                 p.join(timeout=5)
+        if manager is not None:
+            manager.join(timeout=5)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
