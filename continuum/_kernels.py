@@ -815,3 +815,159 @@ def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d,
             jac_valid = False  # slow contraction: refresh the Jacobian at this iterate
         prev = size
     return 0, False
+
+
+# --------------------------------------------------------------------------------------------
+# the variable-step BDF2 step control (continuum.model.integrate drives it)
+# --------------------------------------------------------------------------------------------
+#: integer state of the stepper (int64 array ist): the next output, accepted steps, rejected
+#: attempts, history points stored (the newest in slot (NACC - 1) % 3), whether the attempt
+#: lands on the output
+IS_KOUT, IS_STEPS, IS_REJECTED, IS_NACC, IS_LAND = range(5)
+#: float state (float64 array fst): time, step size, the attempt's step and end time, its BDF
+#: coefficients
+FS_T, FS_DT, FS_DT_TRY, FS_TN, FS_A0, FS_A1, FS_A2 = range(7)
+#: what bdf2_advance returns
+ADV_DONE, ADV_PAUSED, ADV_FALLBACK, ADV_MAX_STEPS, ADV_UNDERFLOW = range(5)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bdf2_begin(ist, fst, th, yh, t_out, ypred, ynew, hist, max_steps):
+    """Set up the next attempt: its step (landing exactly on the next output time when within
+    5 %), the BDF2 coefficients (backward Euler for the first step), the quadratic predictor
+    ypred through the last three accepted points (linear, constant with fewer), hist = a1 y_n +
+    a2 y_{n-1} and ynew = ypred.  Returns ADV_MAX_STEPS / ADV_UNDERFLOW if the integration
+    cannot go on, else 0."""
+    t = fst[FS_T]
+    dt = fst[FS_DT]
+    if ist[IS_STEPS] > max_steps:
+        return ADV_MAX_STEPS
+    if dt < 1e-14 * max(1.0, t):
+        return ADV_UNDERFLOW
+    t_target = t_out[ist[IS_KOUT]]
+    if t + dt >= t_target * (1 - 1e-12) or t + 1.05 * dt > t_target:
+        dt_try = t_target - t
+        ist[IS_LAND] = 1
+    else:
+        dt_try = dt
+        ist[IS_LAND] = 0
+    nacc = ist[IS_NACC]
+    sn = (nacc - 1) % 3  # newest accepted point
+    sp = (nacc - 2) % 3  # the one before
+    so = (nacc - 3) % 3  # and the one before that
+    if nacc < 2:
+        a0, a1, a2 = 1.0, -1.0, 0.0
+    else:
+        w = dt_try / (th[sn] - th[sp])
+        a0, a1, a2 = (1 + 2 * w) / (1 + w), -(1 + w), w * w / (1 + w)
+    tn = t + dt_try
+    if nacc >= 3:
+        ta, tb, tc = th[so], th[sp], th[sn]
+        la = (tn - tb) * (tn - tc) / ((ta - tb) * (ta - tc))
+        lb = (tn - ta) * (tn - tc) / ((tb - ta) * (tb - tc))
+        lc = (tn - ta) * (tn - tb) / ((tc - ta) * (tc - tb))
+        step_predictor(la, yh[so], lb, yh[sp], lc, yh[sn], ypred)
+    elif nacc == 2:
+        tb, tc = th[sp], th[sn]
+        for k in range(ypred.size):
+            ypred[k] = yh[sn, k] + (yh[sn, k] - yh[sp, k]) * (tn - tc) / (tc - tb)
+    else:
+        ypred[:] = yh[sn]
+    step_history(a1, yh[sn], a2, yh[sp] if a2 != 0.0 else yh[sn], hist)
+    ynew[:] = ypred
+    fst[FS_DT_TRY] = dt_try
+    fst[FS_TN] = tn
+    fst[FS_A0] = a0
+    fst[FS_A1] = a1
+    fst[FS_A2] = a2
+    return 0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bdf2_end(converged, ist, fst, th, yh, qh, ypred, ynew, ys_out, qv_out, qb_out, rtol, atol_v, atol_b,
+             src_w, src_fac, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on):
+    """Finish an attempt whose Newton iteration ended (converged or not): reject it (a quarter
+    of the step after a Newton failure; 0.9 err^(-1/3), at least 0.2, after a failed error
+    test) or accept it: store it in the history, integrate the source totals with the same BDF
+    formula (qh), write the output if it landed, and choose the next step (at most 2x)."""
+    dt = fst[FS_DT]
+    dt_try = fst[FS_DT_TRY]
+    if not converged:
+        ist[IS_REJECTED] += 1
+        fst[FS_DT] = 0.25 * dt_try
+        return
+    nacc = ist[IS_NACC]
+    if nacc >= 2:
+        c_err = 2.0 / 11.0 if nacc >= 3 else 0.5
+        err = step_error(ynew, ypred, c_err, atol_v, atol_b, rtol)
+    else:
+        err = 0.0
+    if err > 1.0:
+        ist[IS_REJECTED] += 1
+        fst[FS_DT] = dt_try * max(0.2, 0.9 * err ** (-1.0 / 3.0))
+        return
+    ist[IS_STEPS] += 1
+    a0 = fst[FS_A0]
+    a1 = fst[FS_A1]
+    a2 = fst[FS_A2]
+    sv, sb = source_totals(ynew, src_w, src_fac, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on)
+    sn = (nacc - 1) % 3
+    sp = (nacc - 2) % 3
+    if a2 != 0.0:
+        qv = (dt_try * sv - a1 * qh[sn, 0] - a2 * qh[sp, 0]) / a0
+        qb = (dt_try * sb - a1 * qh[sn, 1] - a2 * qh[sp, 1]) / a0
+    else:
+        qv = (dt_try * sv - a1 * qh[sn, 0]) / a0
+        qb = (dt_try * sb - a1 * qh[sn, 1]) / a0
+    slot = nacc % 3
+    th[slot] = fst[FS_TN]
+    yh[slot, :] = ynew
+    qh[slot, 0] = qv
+    qh[slot, 1] = qb
+    ist[IS_NACC] = nacc + 1
+    fst[FS_T] = fst[FS_TN]
+    fac = 2.0 if err == 0.0 else min(2.0, max(0.2, 0.9 * err ** (-1.0 / 3.0)))
+    if ist[IS_LAND]:
+        k = ist[IS_KOUT]
+        ys_out[k, :] = ynew
+        qv_out[k] = qv
+        qb_out[k] = qb
+        ist[IS_KOUT] = k + 1
+        fst[FS_DT] = max(dt, dt_try * fac) if dt_try < dt else dt_try * fac
+    else:
+        fst[FS_DT] = dt_try * fac
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bdf2_advance(resume, pause, max_steps, ist, fst, th, yh, qh, t_out, ypred, ynew, hist, ys_out, qv_out,
+                 qb_out, rtol, atol_v, atol_b, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0,
+                 tab, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, spatial, low, dinv, up, dy,
+                 y_start, max_iter, tol, refresh_ratio, counts):
+    """Integrate until every output time is reached (ADV_DONE), in one compiled call.
+
+    Every attempt: bdf2_begin, newton_block on a fresh spatial Jacobian, bdf2_end.  resume: the
+    attempt was begun by an earlier call (start at its Newton iteration).  pause: return
+    ADV_PAUSED after every bdf2_begin, before the Newton iteration, so that the caller can set a
+    time-dependent bias for the attempt's end time fst[FS_TN] (then call again with resume).
+    ADV_FALLBACK: a pivot block was singular; ynew is back at the predictor and the caller
+    solves this attempt with pivoting, ends it with bdf2_end and calls again.  ADV_MAX_STEPS,
+    ADV_UNDERFLOW: from bdf2_begin.  counts int64[2] accumulates Newton iterations and
+    Jacobian evaluations."""
+    while ist[IS_KOUT] < t_out.size:
+        if not resume:
+            code = bdf2_begin(ist, fst, th, yh, t_out, ypred, ynew, hist, max_steps)
+            if code != 0:
+                return code
+            if pause:
+                return ADV_PAUSED
+        resume = False
+        status, _ = newton_block(ynew, hist, fst[FS_A0], fst[FS_DT_TRY], vol, h, src_w, src_fac, vbg, dirichlet,
+                                 psi_d, kappa, xref, d0, tab, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res,
+                                 ab, spatial, low, dinv, up, dy, y_start, False, max_iter, tol, refresh_ratio,
+                                 counts)
+        if status == -1:
+            ynew[:] = y_start
+            return ADV_FALLBACK
+        bdf2_end(status == 1, ist, fst, th, yh, qh, ypred, ynew, ys_out, qv_out, qb_out, rtol, atol_v, atol_b,
+                 src_w, src_fac, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on)
+    return ADV_DONE

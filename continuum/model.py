@@ -141,8 +141,19 @@ class SolverError(RuntimeError):
     """The time integration failed (step size underflow or too many steps)."""
 
 
+#: a Newton contraction ratio above this triggers a fresh Jacobian
+REFRESH_RATIO = 0.2
+#: absolute tolerance on v = x_V/x_ref in units of rtol
+ATOL_V_FACTOR = 1.0
+#: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
+#: psi; 1e-3 of it on x_Br), or when the corrections still to come at the present contraction
+#: rate sum to less (K.NEWTON_RATE_TEST)
+NEWTON_TOL = 1e-9
+NEWTON_MAX_ITER = 12
+
+
 class _Jacobian:
-    """The spatial Jacobian (band storage), kept across steps until Newton contracts slowly."""
+    """The spatial Jacobian (band storage) and the scratch of the Newton iteration of a step."""
 
     def __init__(self, n3):
         self.spatial = np.zeros((2 * K.KL + K.KU + 1, n3))
@@ -157,38 +168,12 @@ class _Jacobian:
         self.counts = np.zeros(2, dtype=np.int64)
 
 
-def _newton_compiled(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12):
-    """:func:`_newton` in one compiled call (K.newton_block, block solver); the same iterates.
-    Falls back to :func:`_newton` (LAPACK) from the start of the step if a pivot block is singular."""
-    c = jac.counts
-    c[:] = 0
-    try:
-        status, jac.valid = K.newton_block(
-            y, hist, a0, dt, prob.mesh.volume_um, prob.mesh.h_um, prob.src_w, prob.src_fac, prob.vbg,
-            prob.dirichlet, prob.psi_d, prob.kappa, prob.xref, prob.d0, prob.tab, prob.ln_a_br, prob.ln_a_cl,
-            prob.linear_alpha, prob.dEf_kT, prob.rd_on, res, ab, jac.spatial, jac.low, jac.dinv, jac.up,
-            jac.dy, jac.y_start, jac.valid, max_iter, NEWTON_TOL, REFRESH_RATIO, c)
-    except ZeroDivisionError:  # a diverging iterate (complex arithmetic raises in numba)
-        jac.evaluations += int(c[1])
-        jac.valid = False  # the spatial Jacobian may be half written
-        return False, int(c[0])
-    jac.evaluations += int(c[1])
-    if status == -1:
-        y[:] = jac.y_start
-        jac.valid = False
-        ok, its = _newton(prob, y, hist, a0, dt, res, ab, jac, max_iter)
-        return ok, int(c[0]) + its
-    return status == 1, int(c[0])
-
-
-def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12):
-    """Simplified Newton for one implicit step, to round-off.
-
-    Matrix = spatial Jacobian (exact, complex step; reused from earlier steps while it works)
-    + the exact time-derivative diagonal at the predictor; factorised once (LAPACK dgbtrf).
-    If the iteration contracts slowly the spatial Jacobian is re-evaluated at the current iterate.
-    Returns (converged, iterations).
-    """
+def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=NEWTON_MAX_ITER):
+    """The Newton iteration of one implicit step with a pivoting band solver (LAPACK dgbtrf /
+    dgbtrs on equilibrated rows): the fallback of the compiled iteration (K.newton_block) when
+    a pivot block of its block elimination is singular.  Same decisions as K.newton_block:
+    matrix = spatial Jacobian (exact) + the time-derivative diagonal, evaluated at the
+    predictor and again if the iteration contracts slowly.  Returns (converged, iterations)."""
     lu = piv = None
     prev = np.inf
     y_start = y.copy()
@@ -214,23 +199,12 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
             ab[dg, 0::3] += vol * a0 / dt
             ab[dg, 1::3] += vol * a0 / dt
             rowscale = np.ones(res.size)
-            # block elimination without pivoting needs no row scaling (it is invariant under it);
-            # the pivoting LAPACK fallback gets equilibrated rows
-            if USE_BLOCK_SOLVER and K.block_factor(ab, dg, jac.low, jac.dinv, jac.up, vol, 0.0, dt):
-                lu = "block"
-            else:
-                K.equilibrate_rows(ab, rowscale, K.KL, K.KU)
-                lu, piv, info = dgbtrf(ab, K.KL, K.KU, overwrite_ab=True)
-                if info != 0:
-                    return False, it + 1
-        if isinstance(lu, str):
-            dy = np.empty(res.size)
-            K.block_solve(jac.low, jac.dinv, jac.up, -res * rowscale, dy)
-        else:
-            dy, info = dgbtrs(lu, K.KL, K.KU, -res * rowscale, piv)
+            K.equilibrate_rows(ab, rowscale, K.KL, K.KU)
+            lu, piv, info = dgbtrf(ab, K.KL, K.KU, overwrite_ab=True)
             if info != 0:
                 return False, it + 1
-        if not np.all(np.isfinite(dy)):
+        dy, info = dgbtrs(lu, K.KL, K.KU, -res * rowscale, piv)
+        if info != 0 or not np.all(np.isfinite(dy)):
             return False, it + 1
         du = np.max(np.abs(dy[0::3]) / np.maximum(1.0, np.abs(y[0::3])))
         db = np.max(np.abs(dy[1::3]))
@@ -257,30 +231,18 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=12
     return False, max_iter
 
 
-FRESH_JACOBIAN_EVERY_STEP = True
-#: a Newton contraction ratio above this triggers a fresh Jacobian
-REFRESH_RATIO = 0.2
-#: absolute tolerance on v = x_V/x_ref in units of rtol
-ATOL_V_FACTOR = 1.0
-#: block-tridiagonal elimination (numba) instead of LAPACK dgbtrf/dgbtrs (fallback if singular)
-USE_BLOCK_SOLVER = True
-#: the Newton iteration of a step in one compiled call (K.newton_block; same iterates as _newton)
-COMPILED_NEWTON = True
-#: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
-#: psi; 1e-3 of it on x_Br), or when the corrections still to come at the present contraction
-#: rate sum to less (K.NEWTON_RATE_TEST)
-NEWTON_TOL = 1e-9
-
-
 def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 1e-8,
               max_steps: int = 50000) -> Solution:
     """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s).
 
     Variable-step BDF2 (first step backward Euler) with the algebraic Poisson equation; every
-    step is solved by Newton on the exact banded Jacobian to round-off (so each species is
-    conserved to round-off); local error estimated from the difference to a quadratic predictor,
-    controlled on v = x_V/x_ref and x_Br (absolute and relative tolerance rtol).
-    Output times are hit exactly.  t_out[0] may be 0 (the initial state is stored as given).
+    step is solved by Newton on the exact banded Jacobian, evaluated afresh at the predictor, to
+    round-off (so each species is conserved to round-off); local error estimated from the
+    difference to a quadratic predictor, controlled on v = x_V/x_ref and x_Br (absolute and
+    relative tolerance rtol).  Output times are hit exactly.  t_out[0] may be 0 (the initial
+    state is stored as given).  The step control and the Newton iteration run compiled
+    (K.bdf2_advance), in one call for a constant bias; with prob.at_time the call pauses before
+    every attempt's Newton iteration to set the bias at the attempt's end time.
     docs/benchmarks.md compares this stepper with SUNDIALS IDA on the same residual and Jacobian
     (IDA needed more CPU on the Fig. 1e sweep and let x_Br undershoot to -1e-3 behind the front).
     """
@@ -294,111 +256,66 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
     ys = np.empty((t_out.size, n3))
     qv_out = np.zeros(t_out.size)
     qb_out = np.zeros(t_out.size)
-    k_out = 0
-    t = 0.0
-    y = prob.y0.copy()
-    while k_out < t_out.size and t_out[k_out] <= 0.0:
-        ys[k_out] = y
-        k_out += 1
-    # history of accepted (t, y, q_v, q_br)
-    hist_t = [0.0]
-    hist_y = [y.copy()]
-    hist_q = [(0.0, 0.0)]
-    dt = initial_step_s
-    steps = rejected = newton_its = 0
-    atol_b = 0.1 * rtol
-    while k_out < t_out.size:
-        if steps > max_steps:
-            raise SolverError(f"more than {max_steps} steps (t = {t:.3e} s of {t_out[-1]:.3e} s, last step {dt:.2e} s)")
-        if dt < 1e-14 * max(1.0, t):
-            yl = hist_y[-1]
-            xv_max = float(np.max(yl[0::3])) * prob.xref
-            hint = ""
-            if xv_max > 0.1:
-                hint = (f"; x_V reached {xv_max:.2g} at z = {prob.mesh.z_um[int(np.argmax(yl[0::3]))]:.3g} um: "
-                        "vacancies pile up without a sink (electrodes.negative_electrode = 'inert' or "
-                        "r_d_form = 'zero'?) and the dilute-vacancy model breaks down")
-            raise SolverError(f"step size underflow at t = {t:.3e} s{hint}")
-        t_target = t_out[k_out]
-        land = False
-        if t + dt >= t_target * (1 - 1e-12) or t + 1.05 * dt > t_target:
-            dt_try = t_target - t
-            land = True
-        else:
-            dt_try = dt
-        # BDF coefficients
-        if len(hist_t) < 2:
-            a0, a1, a2 = 1.0, -1.0, 0.0
-        else:
-            w = dt_try / (hist_t[-1] - hist_t[-2])
-            a0, a1, a2 = (1 + 2 * w) / (1 + w), -(1 + w), w * w / (1 + w)
-        # predictor (quadratic extrapolation through the last accepted points)
-        tn = t + dt_try
-        if len(hist_t) >= 3:
-            ta, tb_, tc = hist_t[-3], hist_t[-2], hist_t[-1]
-            la = (tn - tb_) * (tn - tc) / ((ta - tb_) * (ta - tc))
-            lb = (tn - ta) * (tn - tc) / ((tb_ - ta) * (tb_ - tc))
-            lc = (tn - ta) * (tn - tb_) / ((tc - ta) * (tc - tb_))
-            ypred = np.empty(n3)
-            K.step_predictor(la, hist_y[-3], lb, hist_y[-2], lc, hist_y[-1], ypred)
-        elif len(hist_t) == 2:
-            tb_, tc = hist_t[-2], hist_t[-1]
-            ypred = hist_y[-1] + (hist_y[-1] - hist_y[-2]) * (tn - tc) / (tc - tb_)
-        else:
-            ypred = hist_y[-1].copy()
-        K.step_history(a1, hist_y[-1], a2, hist_y[-2] if a2 != 0.0 else hist_y[-1], hist)
-        ynew = ypred.copy()
-        if prob.at_time is not None:
-            prob.at_time(prob, tn)
-        if FRESH_JACOBIAN_EVERY_STEP:
-            jac.valid = False
-        ok, its = (_newton_compiled if USE_BLOCK_SOLVER and COMPILED_NEWTON else _newton)(
-            prob, ynew, hist, a0, dt_try, res, ab, jac)
-        newton_its += its
-        if not ok:
-            rejected += 1
-            dt = 0.25 * dt_try
+    # stepper state (K.IS_*, K.FS_*): the history of accepted (t, y, q_v, q_br) in three slots
+    ist = np.zeros(5, dtype=np.int64)
+    fst = np.zeros(7)
+    th = np.zeros(3)
+    yh = np.empty((3, n3))
+    qh = np.zeros((3, 2))
+    yh[0] = prob.y0
+    ist[K.IS_NACC] = 1
+    fst[K.FS_DT] = initial_step_s
+    while ist[K.IS_KOUT] < t_out.size and t_out[ist[K.IS_KOUT]] <= 0.0:
+        ys[ist[K.IS_KOUT]] = prob.y0
+        ist[K.IS_KOUT] += 1
+    ypred = np.empty(n3)
+    ynew = np.empty(n3)
+    counts = jac.counts
+    vol = prob.mesh.volume_um
+    resume = False
+    while True:
+        try:
+            code = K.bdf2_advance(
+                resume, prob.at_time is not None, max_steps, ist, fst, th, yh, qh, t_out, ypred, ynew, hist, ys,
+                qv_out, qb_out, rtol, ATOL_V_FACTOR * rtol, 0.1 * rtol, vol, prob.mesh.h_um, prob.src_w,
+                prob.src_fac, prob.vbg, prob.dirichlet, prob.psi_d, prob.kappa, prob.xref, prob.d0, prob.tab,
+                prob.ln_a_br, prob.ln_a_cl, prob.linear_alpha, prob.dEf_kT, prob.rd_on, res, ab, jac.spatial,
+                jac.low, jac.dinv, jac.up, jac.dy, jac.y_start, NEWTON_MAX_ITER, NEWTON_TOL, REFRESH_RATIO,
+                counts)
+        except ZeroDivisionError:  # a diverging iterate (complex arithmetic raises in numba)
+            code = None
+        resume = False
+        if code == K.ADV_DONE:
+            break
+        if code == K.ADV_PAUSED:
+            prob.at_time(prob, fst[K.FS_TN])
+            resume = True
             continue
-        # error estimate
-        if len(hist_t) >= 2:
-            c_err = 2.0 / 11.0 if len(hist_t) >= 3 else 0.5
-            err = K.step_error(ynew, ypred, c_err, ATOL_V_FACTOR * rtol, atol_b, rtol)
-        else:
-            err = 0.0
-        if err > 1.0:
-            rejected += 1
-            dt = dt_try * max(0.2, 0.9 * err ** (-1.0 / 3.0))
+        if code is None or code == K.ADV_FALLBACK:
+            converged = False
+            if code == K.ADV_FALLBACK:  # a singular pivot block: LAPACK with pivoting
+                jac.valid = False
+                converged, its = _newton(prob, ynew, hist, fst[K.FS_A0], fst[K.FS_DT_TRY], res, ab, jac)
+                counts[0] += its
+            K.bdf2_end(converged, ist, fst, th, yh, qh, ypred, ynew, ys, qv_out, qb_out, rtol,
+                       ATOL_V_FACTOR * rtol, 0.1 * rtol, prob.src_w, prob.src_fac, prob.xref, prob.ln_a_br,
+                       prob.ln_a_cl, prob.linear_alpha, prob.dEf_kT, prob.rd_on)
             continue
-        # accept
-        steps += 1
-        sv, sb = prob.sources(ynew)
-        qn = hist_q[-1]
-        if a2 != 0.0:
-            qm = hist_q[-2]
-            qv = (dt_try * sv - a1 * qn[0] - a2 * qm[0]) / a0
-            qb = (dt_try * sb - a1 * qn[1] - a2 * qm[1]) / a0
-        else:
-            qv = (dt_try * sv - a1 * qn[0]) / a0
-            qb = (dt_try * sb - a1 * qn[1]) / a0
-        t = tn
-        hist_t.append(t)
-        hist_y.append(ynew)
-        hist_q.append((qv, qb))
-        if len(hist_t) > 3:
-            hist_t.pop(0)
-            hist_y.pop(0)
-            hist_q.pop(0)
-        fac = 2.0 if err == 0.0 else min(2.0, max(0.2, 0.9 * err ** (-1.0 / 3.0)))
-        if land:
-            ys[k_out] = ynew
-            qv_out[k_out] = qv
-            qb_out[k_out] = qb
-            k_out += 1
-            dt = max(dt, dt_try * fac) if dt_try < dt else dt_try * fac
-        else:
-            dt = dt_try * fac
-    stats = {"steps": steps, "rejected": rejected, "newton_iterations": newton_its,
-             "residual_evaluations": newton_its, "jacobian_evaluations": jac.evaluations, "integrator": "bdf2",
+        t = fst[K.FS_T]
+        if code == K.ADV_MAX_STEPS:
+            raise SolverError(f"more than {max_steps} steps (t = {t:.3e} s of {t_out[-1]:.3e} s, "
+                              f"last step {fst[K.FS_DT]:.2e} s)")
+        yl = yh[(ist[K.IS_NACC] - 1) % 3]
+        xv_max = float(np.max(yl[0::3])) * prob.xref
+        hint = ""
+        if xv_max > 0.1:
+            hint = (f"; x_V reached {xv_max:.2g} at z = {prob.mesh.z_um[int(np.argmax(yl[0::3]))]:.3g} um: "
+                    "vacancies pile up without a sink (electrodes.negative_electrode = 'inert' or "
+                    "r_d_form = 'zero'?) and the dilute-vacancy model breaks down")
+        raise SolverError(f"step size underflow at t = {t:.3e} s{hint}")
+    stats = {"steps": int(ist[K.IS_STEPS]), "rejected": int(ist[K.IS_REJECTED]),
+             "newton_iterations": int(counts[0]), "residual_evaluations": int(counts[0]),
+             "jacobian_evaluations": int(counts[1]) + jac.evaluations, "integrator": "bdf2",
              "wall_s": time.perf_counter() - t0_wall}
     return Solution(t_out.copy(), ys, qv_out, qb_out, stats)
 
