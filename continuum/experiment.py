@@ -252,7 +252,7 @@ def run_field(cfg: ContinuumConfig, field_V_per_um: float, onsager=None) -> tupl
         uptake_key(cfg.params.halides) + "_window": cl_uptake_window(res.z_um, res.x_cl[-1], zj),
         "front_width_um": front_width_um(res.z_um, res.x_br[-1], front[-1]),
         "front_width_um_t": [None if not np.isfinite(w) else float(w) for w in
-                             (front_width_um(res.z_um, row, f) for row, f in zip(res.x_br, front))],
+                             front_width_um(res.z_um, res.x_br, front)],
         "times_s": res.times_s.tolist(),
         "migration_length_um_t": [None if not np.isfinite(v) else float(v) for v in lengths],
         "vacancy_current_gap": float(res.j_v[-1, ic]),

@@ -148,7 +148,7 @@ ATOL_V_FACTOR = 1.0
 #: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
 #: psi; 1e-3 of it on x_Br), or when the corrections still to come at the present contraction
 #: rate sum to less (K.NEWTON_RATE_TEST)
-NEWTON_TOL = 1e-9
+NEWTON_TOL = 1e-7
 NEWTON_MAX_ITER = 12
 
 

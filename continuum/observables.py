@@ -35,10 +35,12 @@ def front_positions_um(z_um, x_br_t, near_um: float, level: float = FRONT_LEVEL)
     return front_near(z_um, x_br_t, near_um, level)
 
 
-def front_width_um(z_um, x_br, near_um: float, upper: float = 0.9, lower: float = 0.1) -> float:
+def front_width_um(z_um, x_br, near_um, upper: float = 0.9, lower: float = 0.1):
     """|z(x_Br = lower) - z(x_Br = upper)| (um), each crossing the one nearest to near_um; nan
-    if either level is not crossed."""
-    return abs(front_position_um(z_um, x_br, near_um, lower) - front_position_um(z_um, x_br, near_um, upper))
+    if either level is not crossed.  x_br float64[nz] (a float) or float64[nt, nz] with near_um
+    float64[nt] (float64[nt], one width per profile)."""
+    w = np.abs(front_near(z_um, x_br, near_um, lower) - front_near(z_um, x_br, near_um, upper))
+    return float(w) if w.ndim == 0 else w
 
 
 def migration_lengths_um(z_um, x_br_t, near_um: float) -> np.ndarray:

@@ -36,14 +36,23 @@ def crossings(z, x_br, level: float = FRONT_LEVEL) -> np.ndarray:
 def front_near(z, x_br, near, level: float = FRONT_LEVEL, no_crossing: float = float("nan")) -> np.ndarray:
     """The crossing nearest ``near`` of each profile x_br (float[..., n]); ``near`` a float or
     float[...] (one per profile); ``no_crossing`` where a profile does not cross.  Returns
-    float[...] (a 0-d array for one profile)."""
+    float[...] (a 0-d array for one profile).  The crossings are those of :func:`crossings`
+    (found for all profiles at once); of two equally near, the one at smaller z."""
+    z = np.asarray(z, dtype=float)
     xb = np.asarray(x_br, dtype=float)
-    flat = xb.reshape(-1, xb.shape[-1])
+    d = xb.reshape(-1, xb.shape[-1]) - level
     ref = np.broadcast_to(np.asarray(near, dtype=float), xb.shape[:-1]).reshape(-1)
-    out = np.empty(flat.shape[0])
-    for r in range(flat.shape[0]):
-        zs = crossings(z, flat[r], level)
-        out[r] = zs[np.argmin(np.abs(zs - ref[r]))] if zs.size else no_crossing
+    lo, hi = d <= 0, d >= 0  # both False for nan
+    r, k = np.nonzero((lo[:, :-1] & hi[:, 1:]) | (hi[:, :-1] & lo[:, 1:]))  # by row, then by z
+    d0, d1 = d[r, k], d[r, k + 1]
+    keep = ~((d0 == 0) & (d1 == 0))
+    r, k, d0, d1 = r[keep], k[keep], d0[keep], d1[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zc = np.where(d0 != d1, z[k] + (z[k + 1] - z[k]) * d0 / (d0 - d1), z[k])
+    order = np.lexsort((k, np.abs(zc - ref[r]), r))  # per row: nearest first, then smaller z
+    first = order[np.r_[True, r[order][1:] != r[order][:-1]]] if r.size else order
+    out = np.full(d.shape[0], no_crossing, dtype=float)
+    out[r[first]] = zc[first]
     return out.reshape(xb.shape[:-1])
 
 
