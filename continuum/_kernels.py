@@ -202,6 +202,13 @@ def face_flux(pi, pj, bi, bj, psi_i, psi_j, h, xref, d0):
     return jv, jbr
 
 
+#: columns of the re-used derivatives of assemble: jnode (d props / dv, d props / dx_Br, and the
+#: v, x_Br they were taken at), jface (d(J_V/x_ref) and d J_Br with respect to v_i, x_Br,i, v_j,
+#: x_Br,j, psi_j - psi_i, and the Delta they were taken at)
+JN_V, JN_B = 2 * 10, 2 * 10 + 1
+JN_COLS = 2 * 10 + 2
+JF_DELTA = 10
+JF_COLS = 11
 #: rows of the face work array of face_fluxes (float64[FW_ROWS, n - 1])
 FW_DELTA, FW_C, FW_E, FW_BP, FW_BM, FW_JV, FW_DINT, FW_AUP, FW_BAP, FW_K, FW_JBR = range(11)
 FW_ROWS = 11
@@ -293,7 +300,7 @@ def source_grad(v, b, xref, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, fac):
 
 @numba.njit(cache=True, error_model="numpy")
 def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-             ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, with_jac, KU):
+             ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, with_jac, KU, reuse_tol, jnode, jface, jstats):
     """Residual res float64[3n] and (if with_jac) band Jacobian ab float64[11, 3n] of the step
 
         vol (a0 y + hist) / dt + div J - src = 0   (rows of v = x_V/x_ref and x_Br; unknown u = ln v)
@@ -304,6 +311,14 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
     The Jacobian written to ab EXCLUDES the time-derivative terms (the caller adds the diagonal
     of d[vol (a0 y + hist)/dt]/dy, so one spatial Jacobian can serve several steps).
     hist float64[2n]: (a1 y_n + a2 y_{n-1}) for v and x_Br; dt in s; a0 the BDF leading coefficient.
+
+    Re-use between Jacobian passes: jnode float64[n, JN_COLS] keeps each node's property
+    derivatives and the (v, x_Br) they were taken at, jface float64[n - 1, JF_COLS] each face's
+    flux derivatives and the Delta they were taken at, jstats int64[2] (whether they are valid,
+    face derivatives computed).  With reuse_tol > 0 a node's derivatives are recomputed only if
+    its v (relative to max(1, v)) or x_Br moved by more than reuse_tol since they were taken,
+    and a face's only if one of its nodes was or its Delta moved by more; reuse_tol <= 0
+    recomputes everything (the exact Jacobian).  The residual is always computed afresh.
     """
     n = vol.shape[0]
     res[:] = 0.0
@@ -337,16 +352,24 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
                 ab[KU, 3 * i + 1] -= w * dbb
     # node properties (and their complex-step perturbations for the Jacobian)
     props = np.empty((n, NPROP))
-    dpv = np.empty((n, NPROP))
-    dpb = np.empty((n, NPROP))
     gv = np.empty(23)
     gb = np.empty(23)
-    if with_jac:  # the properties with their derivatives
-        for i in range(n):
-            node_props_grad(y[3 * i], y[3 * i + 1], xref, tab, props[i], dpv[i], dpb[i])
-    else:
-        for i in range(n):
-            node_props(y[3 * i], y[3 * i + 1], xref, tab, props[i])
+    full = reuse_tol <= 0.0 or jstats[0] == 0
+    moved = np.ones(n, dtype=np.bool_)
+    for i in range(n):
+        v = y[3 * i]
+        b = y[3 * i + 1]
+        if with_jac and (full or abs(v - jnode[i, JN_V]) > reuse_tol * max(1.0, abs(v))
+                         or abs(b - jnode[i, JN_B]) > reuse_tol):
+            # the properties with their derivatives
+            node_props_grad(v, b, xref, tab, props[i], jnode[i, 0:NPROP], jnode[i, NPROP:2 * NPROP])
+            jnode[i, JN_V] = v
+            jnode[i, JN_B] = b
+        else:
+            node_props(v, b, xref, tab, props[i])
+            moved[i] = False
+    dpv = jnode[:, 0:NPROP]
+    dpb = jnode[:, NPROP:2 * NPROP]
     # faces: the fluxes of all faces first (face_fluxes), then the divergence and the derivatives
     w = np.empty((FW_ROWS, n - 1))
     face_fluxes(y, props, h, xref, d0, w)
@@ -372,49 +395,46 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
             if not dirichlet[j]:
                 ab[KU, 3 * j + 2] += -1.0 / hf
                 ab[KU + (3 * j + 2) - (3 * i + 2), 3 * i + 2] += 1.0 / hf
-            # exact derivatives: hand-written reverse mode through the face (_face_grad, gv and gb)
-            # and forward mode through the node properties (node_props_grad)
-            _face_grad(props[i], props[j], y[3 * i + 1], y[3 * j + 1], w[FW_DELTA, i], w[FW_C, i], w[FW_BP, i],
-                       w[FW_BM, i], jv, w[FW_DINT, i], w[FW_AUP, i], w[FW_BAP, i], w[FW_K, i], hf, xref, d0, gv, gb)
-            for m in range(5):
-                if m == 0:
-                    col = 3 * i
-                elif m == 1:
-                    col = 3 * i + 1
-                elif m == 2:
-                    col = 3 * j
-                elif m == 3:
-                    col = 3 * j + 1
-                else:
-                    col = 3 * j + 2
-                dgi = 0.0
-                dgb = 0.0
-                if m == 4:
-                    dgi = gv[22]
-                    dgb = gb[22]
-                else:
+            if full or moved[i] or moved[j] or abs(w[FW_DELTA, i] - jface[i, JF_DELTA]) > reuse_tol:
+                # exact derivatives: hand-written reverse mode through the face (_face_grad, gv
+                # and gb) chained with forward mode through the node properties (node_props_grad)
+                _face_grad(props[i], props[j], y[3 * i + 1], y[3 * j + 1], w[FW_DELTA, i], w[FW_C, i], w[FW_BP, i],
+                           w[FW_BM, i], jv, w[FW_DINT, i], w[FW_AUP, i], w[FW_BAP, i], w[FW_K, i], hf, xref, d0, gv,
+                           gb)
+                for m in range(4):
                     node = i if m < 2 else j
                     off = 0 if m < 2 else 10
-                    dp = dpv if (m == 0 or m == 2) else dpb
+                    dgi = 0.0
+                    dgb = 0.0
                     for q in range(NPROP):
-                        dgi += gv[off + q] * dp[node, q]
-                        dgb += gb[off + q] * dp[node, q]
+                        dp = dpv[node, q] if (m == 0 or m == 2) else dpb[node, q]
+                        dgi += gv[off + q] * dp
+                        dgb += gb[off + q] * dp
                     if m == 1:
                         dgi += gv[20]
                         dgb += gb[20]
                     elif m == 3:
                         dgi += gv[21]
                         dgb += gb[21]
+                    jface[i, m] = dgi
+                    jface[i, 5 + m] = dgb
+                jface[i, 4] = gv[22]
+                jface[i, 9] = gb[22]
+                jface[i, JF_DELTA] = w[FW_DELTA, i]
+                jstats[1] += 1
+            # the face's derivatives in the band: columns v_i, x_Br,i, v_j, x_Br,j, psi_j (and
+            # psi_i, with the opposite sign: the fluxes depend on psi_j - psi_i only)
+            for m in range(6):
+                col = (3 * i, 3 * i + 1, 3 * j, 3 * j + 1, 3 * j + 2, 3 * i + 2)[m]
+                sg = -1.0 if m == 5 else 1.0
+                dgi = sg * jface[i, min(m, 4)]
+                dgb = sg * jface[i, 5 + min(m, 4)]
                 ab[KU + 3 * i - col, col] += dgi
                 ab[KU + 3 * j - col, col] -= dgi
                 ab[KU + 3 * i + 1 - col, col] += dgb
                 ab[KU + 3 * j + 1 - col, col] -= dgb
-                if m == 4:  # the fluxes depend on psi_j - psi_i only
-                    col = 3 * i + 2
-                    ab[KU + 3 * i - col, col] -= dgi
-                    ab[KU + 3 * j - col, col] += dgi
-                    ab[KU + 3 * i + 1 - col, col] -= dgb
-                    ab[KU + 3 * j + 1 - col, col] += dgb
+    if with_jac:
+        jstats[0] = 1
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -815,13 +835,15 @@ def node_props_grad(v, b, xref, tab, out, dv, db):
 @numba.njit(cache=True, error_model="numpy")
 def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
                  ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, spatial, low, dinv, up,
-                 dy, y_start, jac_valid, max_iter, tol, refresh_ratio, counts):
+                 dy, y_start, jac_valid, max_iter, tol, refresh_ratio, counts, reuse_tol, jnode, jface, jstats):
     """The simplified Newton iteration of one implicit step (continuum.model._newton) in one
     compiled call, with the block-tridiagonal solver.  Same arithmetic, same decisions.
 
     ``spatial`` holds the spatial band Jacobian (valid on entry if ``jac_valid``); counts
     int64[2] (iterations, Jacobian evaluations) is incremented as the iteration goes, so it is
-    right even when the residual raises (a diverging complex-step iterate).  Returns
+    right even when the residual raises (a diverging complex-step iterate).  The first Jacobian
+    of the call re-uses node and face derivatives that moved by less than reuse_tol (assemble);
+    one evaluated again because the iteration contracts slowly or restarts is exact.  Returns
     (status, jac_valid): status 1 converged, 0 failed, -1 a singular pivot block (the caller
     falls back to the LAPACK band solver from the start of the step).
     """
@@ -832,17 +854,19 @@ def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d,
         y_start[k] = y[k]
     refreshed_from_start = not jac_valid
     have_lu = False
+    counts_at_start = counts[1]
     for it in range(max_iter):
         counts[0] += 1
         if not jac_valid:
             assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, spatial, True, dg)
+                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, spatial, True, dg,
+                     reuse_tol if counts_at_start == counts[1] else 0.0, jnode, jface, jstats)
             jac_valid = True
             counts[1] += 1
             have_lu = False
         else:
             assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, False, dg)
+                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, False, dg, 0.0, jnode, jface, jstats)
         if not have_lu:
             # the matrix: the spatial Jacobian plus the time-derivative diagonal, added in the
             # factorisation; no row equilibration: block elimination is invariant under a scaling
@@ -1018,7 +1042,7 @@ def bdf2_end(converged, ist, fst, th, yh, qh, ypred, ynew, ys_out, qv_out, qb_ou
 def bdf2_advance(resume, pause, max_steps, ist, fst, th, yh, qh, t_out, ypred, ynew, hist, ys_out, qv_out,
                  qb_out, rtol, atol_v, atol_b, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0,
                  tab, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, spatial, low, dinv, up, dy,
-                 y_start, max_iter, tol, refresh_ratio, counts):
+                 y_start, max_iter, tol, refresh_ratio, counts, reuse_tol, jnode, jface, jstats):
     """Integrate until every output time is reached (ADV_DONE), in one compiled call.
 
     Every attempt: bdf2_begin, newton_block on a fresh spatial Jacobian, bdf2_end.  resume: the
@@ -1040,7 +1064,7 @@ def bdf2_advance(resume, pause, max_steps, ist, fst, th, yh, qh, t_out, ypred, y
         status, _ = newton_block(ynew, hist, fst[FS_A0], fst[FS_DT_TRY], vol, h, src_w, src_fac, vbg, dirichlet,
                                  psi_d, kappa, xref, d0, tab, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res,
                                  ab, spatial, low, dinv, up, dy, y_start, False, max_iter, tol, refresh_ratio,
-                                 counts)
+                                 counts, reuse_tol, jnode, jface, jstats)
         if status == -1:
             ynew[:] = y_start
             return ADV_FALLBACK

@@ -115,9 +115,12 @@ class Problem:
                                self.linear_alpha, self.dEf_kT, self.rd_on)
 
     def assemble(self, y, hist, a0, dt, res, ab, with_jac=True, diag_row=K.KU):
+        """Residual and (with_jac) the exact spatial band Jacobian at y (K.assemble)."""
+        n = self.n
         K.assemble(y, hist, a0, dt, self.mesh.volume_um, self.mesh.h_um, self.src_w, self.src_fac, self.vbg,
                    self.dirichlet, self.psi_d, self.kappa, self.xref, self.d0, self.tab, self.ln_a_br,
-                   self.ln_a_cl, self.linear_alpha, self.dEf_kT, self.rd_on, res, ab, with_jac, diag_row)
+                   self.ln_a_cl, self.linear_alpha, self.dEf_kT, self.rd_on, res, ab, with_jac, diag_row, 0.0,
+                   np.empty((n, K.JN_COLS)), np.empty((n - 1, K.JF_COLS)), np.zeros(2, dtype=np.int64))
 
     def currents(self, y) -> np.ndarray:
         """float64[n-1, 2] face currents (J_V, J_Br), site fractions * um / s."""
@@ -150,6 +153,9 @@ ATOL_V_FACTOR = 1.0
 #: rate sum to less (K.NEWTON_RATE_TEST)
 NEWTON_TOL = 1e-7
 NEWTON_MAX_ITER = 12
+#: the first Jacobian of a step re-uses the derivatives of nodes and faces whose arguments moved
+#: by less than this since they were computed (K.assemble); 0: always the exact Jacobian
+JACOBIAN_REUSE = 1e-3
 
 
 class _Jacobian:
@@ -166,6 +172,10 @@ class _Jacobian:
         self.dy = np.empty(n3)
         self.y_start = np.empty(n3)
         self.counts = np.zeros(2, dtype=np.int64)
+        # derivatives re-used between Jacobian passes (K.assemble)
+        self.jnode = np.empty((n3 // 3, K.JN_COLS))
+        self.jface = np.empty((n3 // 3 - 1, K.JF_COLS))
+        self.jstats = np.zeros(2, dtype=np.int64)
 
 
 def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=NEWTON_MAX_ITER):
@@ -281,7 +291,7 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
                 prob.src_fac, prob.vbg, prob.dirichlet, prob.psi_d, prob.kappa, prob.xref, prob.d0, prob.tab,
                 prob.ln_a_br, prob.ln_a_cl, prob.linear_alpha, prob.dEf_kT, prob.rd_on, res, ab, jac.spatial,
                 jac.low, jac.dinv, jac.up, jac.dy, jac.y_start, NEWTON_MAX_ITER, NEWTON_TOL, REFRESH_RATIO,
-                counts)
+                counts, JACOBIAN_REUSE, jac.jnode, jac.jface, jac.jstats)
         except ZeroDivisionError:  # a diverging iterate (complex arithmetic raises in numba)
             code = None
         resume = False
@@ -315,7 +325,8 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
         raise SolverError(f"step size underflow at t = {t:.3e} s{hint}")
     stats = {"steps": int(ist[K.IS_STEPS]), "rejected": int(ist[K.IS_REJECTED]),
              "newton_iterations": int(counts[0]), "residual_evaluations": int(counts[0]),
-             "jacobian_evaluations": int(counts[1]) + jac.evaluations, "integrator": "bdf2",
+             "jacobian_evaluations": int(counts[1]) + jac.evaluations,
+             "jacobian_faces_recomputed": int(jac.jstats[1]), "integrator": "bdf2",
              "wall_s": time.perf_counter() - t0_wall}
     return Solution(t_out.copy(), ys, qv_out, qb_out, stats)
 
