@@ -30,7 +30,9 @@ rate law chained by hand (source_grad); all checked against the complex step / f
 differences in the tests; assembled in LAPACK band storage (kl = ku = 5).  A face flux is
 computed in three stages (_face_delta, _face_drift, _face_exchange), face by face in the
 Jacobian pass and stage by stage over all faces in the residual pass (face_fluxes), with the
-same arithmetic.  The BDF2 step control (bdf2_begin, bdf2_end, bdf2_advance) is at the end.
+same arithmetic.  A Jacobian pass may keep the derivatives of nodes and faces whose arguments
+have hardly moved since an earlier pass (assemble, reuse_tol).  The BDF2 step control
+(bdf2_begin, bdf2_end, bdf2_advance) is at the end.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ Equations (docs/model.md sections 3, 5-8), unknowns x_Br(z, t), x_V(z, t), phi(z
 Stages (PyBaMM style): parameters (structures.parameters) -> mesh (continuum.mesh) ->
 discretisation (continuum._kernels: conservative finite volumes, Scharfetter-Gummel vacancy flux,
 exponentially fitted exchange form of the halide split) -> time integration (here: variable-step
-BDF2 with Newton on the banded exact Jacobian, Poisson algebraic) -> observables
+BDF2 with Newton on the banded Jacobian, Poisson algebraic) -> observables
 (continuum.observables).  Internally: lengths in um, time in s, psi = e phi / kT,
 v = x_V / x_V^eq(Br); at the interface everything is SI-labelled.
 """
@@ -246,8 +246,9 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
     """Integrate from t = 0 (state prob.y0) through the increasing output times t_out (s).
 
     Variable-step BDF2 (first step backward Euler) with the algebraic Poisson equation; every
-    step is solved by Newton on the exact banded Jacobian, evaluated afresh at the predictor, to
-    round-off (so each species is conserved to round-off); local error estimated from the
+    step is solved by Newton (NEWTON_TOL) on the banded Jacobian at the predictor (exact but for
+    the node and face derivatives kept while their arguments move by less than JACOBIAN_REUSE;
+    the halides are conserved to round-off, the vacancies to ~1e-10); local error estimated from the
     difference to a quadratic predictor, controlled on v = x_V/x_ref and x_Br (absolute and
     relative tolerance rtol).  Output times are hit exactly.  t_out[0] may be 0 (the initial
     state is stored as given).  The step control and the Newton iteration run compiled
