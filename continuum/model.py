@@ -151,7 +151,7 @@ ATOL_V_FACTOR = 1.0
 #: Newton stops when the last correction is below this (v = x_V/x_ref relative to max(1, v), and
 #: psi; 1e-3 of it on x_Br), or when the corrections still to come at the present contraction
 #: rate sum to less (K.NEWTON_RATE_TEST)
-NEWTON_TOL = 1e-7
+NEWTON_TOL = 1e-6
 NEWTON_MAX_ITER = 12
 #: the first Jacobian of a step re-uses the derivatives of nodes and faces whose arguments moved
 #: by less than this since they were computed (K.assemble); 0: always the exact Jacobian
