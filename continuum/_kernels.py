@@ -834,91 +834,6 @@ def node_props_grad(v, b, xref, tab, out, dv, db):
     _node_props_derivatives(b, cl, sv, xref, n, sa, sb, sd, a, bb, d, gbr, gcl, m, f, dv, db)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def newton_block(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-                 ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, spatial, low, dinv, up,
-                 dy, y_start, jac_valid, max_iter, tol, refresh_ratio, counts, reuse_tol, jnode, jface, jstats):
-    """The simplified Newton iteration of one implicit step (continuum.model._newton) in one
-    compiled call, with the block-tridiagonal solver.  Same arithmetic, same decisions.
-
-    ``spatial`` holds the spatial band Jacobian (valid on entry if ``jac_valid``); counts
-    int64[2] (iterations, Jacobian evaluations) is incremented as the iteration goes, so it is
-    right even when the residual raises (a diverging complex-step iterate).  The first Jacobian
-    of the call re-uses node and face derivatives that moved by less than reuse_tol (assemble);
-    one evaluated again because the iteration contracts slowly or restarts is exact.  Returns
-    (status, jac_valid): status 1 converged, 0 failed, -1 a singular pivot block (the caller
-    falls back to the LAPACK band solver from the start of the step).
-    """
-    n3 = y.size
-    dg = KL + KU
-    prev = np.inf
-    for k in range(n3):
-        y_start[k] = y[k]
-    refreshed_from_start = not jac_valid
-    have_lu = False
-    counts_at_start = counts[1]
-    for it in range(max_iter):
-        counts[0] += 1
-        if not jac_valid:
-            assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, spatial, True, dg,
-                     reuse_tol if counts_at_start == counts[1] else 0.0, jnode, jface, jstats)
-            jac_valid = True
-            counts[1] += 1
-            have_lu = False
-        else:
-            assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
-                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, ab, False, dg, 0.0, jnode, jface, jstats)
-        if not have_lu:
-            # the matrix: the spatial Jacobian plus the time-derivative diagonal, added in the
-            # factorisation; no row equilibration: block elimination is invariant under a scaling
-            # of the rows of a block row (L -> S L S^-1, U -> S U), so it would only add rounding;
-            # the LAPACK fallback, which pivots, equilibrates (model._newton)
-            if not block_factor(spatial, dg, low, dinv, up, vol, a0, dt):
-                return -1, jac_valid
-            have_lu = True
-        for k in range(n3):
-            res[k] = -res[k]
-        block_solve(low, dinv, up, res, dy)
-        du = 0.0
-        db = 0.0
-        dp = 0.0
-        for k in range(n3):
-            if not np.isfinite(dy[k]):
-                return 0, jac_valid
-        for k in range(0, n3, 3):
-            du = max(du, abs(dy[k]) / max(1.0, abs(y[k])))
-            db = max(db, abs(dy[k + 1]))
-            dp = max(dp, abs(dy[k + 2]))
-        big_b = 0.0
-        big_v = 0.0
-        for k in range(0, n3, 3):
-            y[k] += dy[k]
-            y[k + 1] += dy[k + 1]
-            y[k + 2] += dy[k + 2]
-            big_v = max(big_v, abs(y[k]))
-            big_b = max(big_b, abs(y[k + 1]))
-        if big_b > 2.0 or big_v * xref > 0.5:
-            if not refreshed_from_start:  # stale matrix: restart once from the predictor
-                for k in range(n3):
-                    y[k] = y_start[k]
-                jac_valid = False
-                refreshed_from_start = True
-                have_lu = False
-                prev = np.inf
-                continue
-            return 0, jac_valid  # diverging
-        size = max(du, db * 1e3, dp)
-        if du < tol and db < 1e-3 * tol and dp < tol:
-            return 1, jac_valid
-        if it > 0 and size < NEWTON_RATE_TEST * prev and size * size / (prev - size) < tol:
-            return 1, jac_valid  # what a contraction at this rate has left to correct is below tol
-        if it > 0 and size > refresh_ratio * prev:
-            jac_valid = False  # slow contraction: refresh the Jacobian at this iterate
-        prev = size
-    return 0, False
-
-
 # --------------------------------------------------------------------------------------------
 # the variable-step BDF2 step control (continuum.model.integrate drives it)
 # --------------------------------------------------------------------------------------------
@@ -1047,14 +962,26 @@ def bdf2_advance(resume, pause, max_steps, ist, fst, th, yh, qh, t_out, ypred, y
                  y_start, max_iter, tol, refresh_ratio, counts, reuse_tol, jnode, jface, jstats):
     """Integrate until every output time is reached (ADV_DONE), in one compiled call.
 
-    Every attempt: bdf2_begin, newton_block on a fresh spatial Jacobian, bdf2_end.  resume: the
-    attempt was begun by an earlier call (start at its Newton iteration).  pause: return
-    ADV_PAUSED after every bdf2_begin, before the Newton iteration, so that the caller can set a
-    time-dependent bias for the attempt's end time fst[FS_TN] (then call again with resume).
-    ADV_FALLBACK: a pivot block was singular; ynew is back at the predictor and the caller
-    solves this attempt with pivoting, ends it with bdf2_end and calls again.  ADV_MAX_STEPS,
-    ADV_UNDERFLOW: from bdf2_begin.  counts int64[2] accumulates Newton iterations and
-    Jacobian evaluations."""
+    Every attempt: bdf2_begin, the Newton iteration below, bdf2_end.  resume: the attempt was
+    begun by an earlier call (start at its Newton iteration).  pause: return ADV_PAUSED after
+    every bdf2_begin, before the Newton iteration, so that the caller can set a time-dependent
+    bias for the attempt's end time fst[FS_TN] (then call again with resume).  ADV_FALLBACK: a
+    pivot block was singular; ynew is back at the predictor and the caller solves this attempt
+    with pivoting (continuum.model._newton, the same decisions), ends it with bdf2_end and calls
+    again.  ADV_MAX_STEPS, ADV_UNDERFLOW: from bdf2_begin.  counts int64[2] accumulates Newton
+    iterations and Jacobian evaluations as the iteration goes, so it is right even when the
+    residual raises (a diverging complex-step iterate).
+
+    The Newton iteration of an attempt: simplified Newton from the predictor on the spatial band
+    Jacobian evaluated there (re-using node and face derivatives that moved by less than
+    reuse_tol, assemble) plus the time-derivative diagonal, factorised by block elimination;
+    evaluated again, exactly, where the corrections contract by less than refresh_ratio.  It
+    stops when the last correction is below tol (v relative to max(1, v), and psi; 1e-3 tol on
+    x_Br), or when the corrections still to come at the present contraction rate sum to less
+    (NEWTON_RATE_TEST); it fails on a non-finite correction, x_Br beyond 2 or x_V beyond 1/2,
+    or after max_iter iterations."""
+    n3 = ynew.size
+    dg = KL + KU
     while ist[IS_KOUT] < t_out.size:
         if not resume:
             code = bdf2_begin(ist, fst, th, yh, t_out, ypred, ynew, hist, max_steps)
@@ -1063,10 +990,73 @@ def bdf2_advance(resume, pause, max_steps, ist, fst, th, yh, qh, t_out, ypred, y
             if pause:
                 return ADV_PAUSED
         resume = False
-        status, _ = newton_block(ynew, hist, fst[FS_A0], fst[FS_DT_TRY], vol, h, src_w, src_fac, vbg, dirichlet,
-                                 psi_d, kappa, xref, d0, tab, ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res,
-                                 ab, spatial, low, dinv, up, dy, y_start, False, max_iter, tol, refresh_ratio,
-                                 counts, reuse_tol, jnode, jface, jstats)
+        a0 = fst[FS_A0]
+        dt = fst[FS_DT_TRY]
+        for k in range(n3):
+            y_start[k] = ynew[k]
+        prev = np.inf
+        jac_valid = False
+        have_lu = False
+        counts_at_start = counts[1]
+        status = 0  # unless it converges within max_iter
+        for it in range(max_iter):
+            counts[0] += 1
+            # one call site of assemble (compiled into this function once): with the Jacobian
+            # into spatial (re-using derivatives on the attempt's first evaluation), or the
+            # residual alone
+            with_jac = not jac_valid
+            assemble(ynew, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kappa, xref, d0, tab,
+                     ln_a_br, ln_a_cl, linear_alpha, dEf_kT, rd_on, res, spatial if with_jac else ab, with_jac, dg,
+                     reuse_tol if counts_at_start == counts[1] else 0.0, jnode, jface, jstats)
+            if with_jac:
+                jac_valid = True
+                counts[1] += 1
+                have_lu = False
+            if not have_lu:
+                # the matrix: the spatial Jacobian plus the time-derivative diagonal, added in the
+                # factorisation; no row equilibration: block elimination is invariant under a
+                # scaling of the rows of a block row (L -> S L S^-1, U -> S U), so it would only
+                # add rounding; the LAPACK fallback, which pivots, equilibrates (model._newton)
+                if not block_factor(spatial, dg, low, dinv, up, vol, a0, dt):
+                    status = -1
+                    break
+                have_lu = True
+            for k in range(n3):
+                res[k] = -res[k]
+            block_solve(low, dinv, up, res, dy)
+            finite = True
+            for k in range(n3):
+                if not np.isfinite(dy[k]):
+                    finite = False
+            if not finite:
+                break
+            du = 0.0
+            db = 0.0
+            dp = 0.0
+            for k in range(0, n3, 3):
+                du = max(du, abs(dy[k]) / max(1.0, abs(ynew[k])))
+                db = max(db, abs(dy[k + 1]))
+                dp = max(dp, abs(dy[k + 2]))
+            big_b = 0.0
+            big_v = 0.0
+            for k in range(0, n3, 3):
+                ynew[k] += dy[k]
+                ynew[k + 1] += dy[k + 1]
+                ynew[k + 2] += dy[k + 2]
+                big_v = max(big_v, abs(ynew[k]))
+                big_b = max(big_b, abs(ynew[k + 1]))
+            if big_b > 2.0 or big_v * xref > 0.5:
+                break  # diverging
+            size = max(du, db * 1e3, dp)
+            if du < tol and db < 1e-3 * tol and dp < tol:
+                status = 1
+                break
+            if it > 0 and size < NEWTON_RATE_TEST * prev and size * size / (prev - size) < tol:
+                status = 1  # what a contraction at this rate has left to correct is below tol
+                break
+            if it > 0 and size > refresh_ratio * prev:
+                jac_valid = False  # slow contraction: evaluate the Jacobian again, here
+            prev = size
         if status == -1:
             ynew[:] = y_start
             return ADV_FALLBACK

@@ -168,7 +168,7 @@ class _Jacobian:
         self.up = np.zeros((n3 // 3, 3, 3))
         self.valid = False
         self.evaluations = 0
-        # scratch of the compiled iteration (K.newton_block)
+        # scratch of the compiled Newton iteration (K.bdf2_advance)
         self.dy = np.empty(n3)
         self.y_start = np.empty(n3)
         self.counts = np.zeros(2, dtype=np.int64)
@@ -180,8 +180,8 @@ class _Jacobian:
 
 def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=NEWTON_MAX_ITER):
     """The Newton iteration of one implicit step with a pivoting band solver (LAPACK dgbtrf /
-    dgbtrs on equilibrated rows): the fallback of the compiled iteration (K.newton_block) when
-    a pivot block of its block elimination is singular.  Same decisions as K.newton_block:
+    dgbtrs on equilibrated rows): the fallback of the compiled iteration (K.bdf2_advance) when
+    a pivot block of its block elimination is singular.  Same decisions as the compiled one:
     matrix = spatial Jacobian (exact) + the time-derivative diagonal, evaluated at the
     predictor and again if the iteration contracts slowly.  Returns (converged, iterations)."""
     lu = piv = None
