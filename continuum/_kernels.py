@@ -975,7 +975,7 @@ def bdf2_advance(resume, pause, max_steps, ist, fst, th, yh, qh, t_out, ypred, y
     The Newton iteration of an attempt: simplified Newton from the predictor on the spatial band
     Jacobian evaluated there (re-using node and face derivatives that moved by less than
     reuse_tol, assemble) plus the time-derivative diagonal, factorised by block elimination;
-    evaluated again, exactly, where the corrections contract by less than refresh_ratio.  It
+    evaluated again, exactly, when a correction is more than refresh_ratio of the one before.  It
     stops when the last correction is below tol (v relative to max(1, v), and psi; 1e-3 tol on
     x_Br), or when the corrections still to come at the present contraction rate sum to less
     (NEWTON_RATE_TEST); it fails on a non-finite correction, x_Br beyond 2 or x_V beyond 1/2,
