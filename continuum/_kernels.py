@@ -57,16 +57,27 @@ NEWTON_RATE_TEST = 0.5
 
 
 @numba.njit(cache=True, error_model="numpy")
-def bernoulli(x):
-    """B(x) = x / (exp(x) - 1) for real or complex x (stable for all real parts)."""
-    xr = x.real
-    if abs(xr) < 0.1:
+def _nonneg(x):
+    """x or -x, whichever has a non-negative real part (real or complex)."""
+    return x if x.real >= 0.0 else -x
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _bernoulli_nonneg(x, e):
+    """bernoulli(x) for Re x > -0.1 given e = exp(-x) (used only where Re x >= 0.1): the series
+    below |Re x| = 0.1, x e / (1 - e) above."""
+    if x.real < 0.1:
         x2 = x * x
         return 1.0 - 0.5 * x + x2 * (1.0 / 12.0 - x2 * (1.0 / 720.0 - x2 * (1.0 / 30240.0 - x2 / 1209600.0)))
-    if xr > 0.0:
-        e = np.exp(-x)
-        return x * e / (1.0 - e)
-    return x / (np.exp(x) - 1.0)
+    return x * e / (1.0 - e)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def bernoulli(x):
+    """B(x) = x / (exp(x) - 1) for real or complex x (stable for all real parts)."""
+    if x.real <= -0.1:
+        return x / (np.exp(x) - 1.0)
+    return _bernoulli_nonneg(x, np.exp(-x) if x.real >= 0.1 else 0.0 * x)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -108,21 +119,6 @@ def node_props(v, b, xref, tab, out):
     out[7] = gbr / m
     out[8] = gcl / m
     out[9] = 1.0 - xv
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _nonneg(x):
-    """x or -x, whichever has a non-negative real part (real or complex)."""
-    return x if x.real >= 0.0 else -x
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _bernoulli_nonneg(x, e):
-    """bernoulli(x) for Re x >= 0 given e = exp(-x) (not used below 0.1): the same arithmetic."""
-    if x.real < 0.1:
-        x2 = x * x
-        return 1.0 - 0.5 * x + x2 * (1.0 / 12.0 - x2 * (1.0 / 720.0 - x2 * (1.0 / 30240.0 - x2 / 1209600.0)))
-    return x * e / (1.0 - e)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -352,7 +348,7 @@ def assemble(y, hist, a0, dt, vol, h, src_w, src_fac, vbg, dirichlet, psi_d, kap
                 ab[KU - 1, 3 * i + 1] -= w * dvb
                 ab[KU + 1, 3 * i] -= w * dbv
                 ab[KU, 3 * i + 1] -= w * dbb
-    # node properties (and their complex-step perturbations for the Jacobian)
+    # node properties (with their derivatives for the Jacobian, where they moved)
     props = np.empty((n, NPROP))
     gv = np.empty(23)
     gb = np.empty(23)

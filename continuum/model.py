@@ -166,7 +166,6 @@ class _Jacobian:
         self.low = np.zeros((n3 // 3, 3, 3))
         self.dinv = np.zeros((n3 // 3, 3, 3))
         self.up = np.zeros((n3 // 3, 3, 3))
-        self.valid = False
         self.evaluations = 0
         # scratch of the compiled Newton iteration (K.bdf2_advance)
         self.dy = np.empty(n3)
@@ -186,17 +185,16 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=NE
     predictor and again if the iteration contracts slowly.  Returns (converged, iterations)."""
     lu = piv = None
     prev = np.inf
-    y_start = y.copy()
-    refreshed_from_start = not jac.valid
+    valid = False  # the Jacobian, evaluated afresh at the predictor
     vol = prob.mesh.volume_um
     dg = K.KL + K.KU
     for it in range(max_iter):
-        if not jac.valid:
+        if not valid:
             try:
                 prob.assemble(y, hist, a0, dt, res, jac.spatial, True, dg)
             except ZeroDivisionError:  # a diverging iterate (complex arithmetic raises in numba)
                 return False, it + 1
-            jac.valid = True
+            valid = True
             jac.evaluations += 1
             lu = None
         else:
@@ -221,13 +219,6 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=NE
         dp = np.max(np.abs(dy[2::3]))
         y += dy
         if np.max(np.abs(y[1::3])) > 2.0 or np.max(np.abs(y[0::3])) * prob.xref > 0.5:
-            if not refreshed_from_start:  # stale matrix: restart once from the predictor
-                y[:] = y_start
-                jac.valid = False
-                refreshed_from_start = True
-                lu = None
-                prev = np.inf
-                continue
             return False, it + 1  # diverging
         size = max(du, db * 1e3, dp)
         if du < NEWTON_TOL and db < 1e-3 * NEWTON_TOL and dp < NEWTON_TOL:
@@ -235,9 +226,8 @@ def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=NE
         if it > 0 and size < K.NEWTON_RATE_TEST * prev and size * size / (prev - size) < NEWTON_TOL:
             return True, it + 1  # what a contraction at this rate has left to correct is below tol
         if it > 0 and size > REFRESH_RATIO * prev:
-            jac.valid = False  # slow contraction: refresh the Jacobian at this iterate
+            valid = False  # slow contraction: refresh the Jacobian at this iterate
         prev = size
-    jac.valid = False
     return False, max_iter
 
 
@@ -283,12 +273,13 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
     ynew = np.empty(n3)
     counts = jac.counts
     vol = prob.mesh.volume_um
+    atol_v, atol_b = ATOL_V_FACTOR * rtol, 0.1 * rtol  # absolute tolerances on v and x_Br
     resume = False
     while True:
         try:
             code = K.bdf2_advance(
                 resume, prob.at_time is not None, max_steps, ist, fst, th, yh, qh, t_out, ypred, ynew, hist, ys,
-                qv_out, qb_out, rtol, ATOL_V_FACTOR * rtol, 0.1 * rtol, vol, prob.mesh.h_um, prob.src_w,
+                qv_out, qb_out, rtol, atol_v, atol_b, vol, prob.mesh.h_um, prob.src_w,
                 prob.src_fac, prob.vbg, prob.dirichlet, prob.psi_d, prob.kappa, prob.xref, prob.d0, prob.tab,
                 prob.ln_a_br, prob.ln_a_cl, prob.linear_alpha, prob.dEf_kT, prob.rd_on, res, ab, jac.spatial,
                 jac.low, jac.dinv, jac.up, jac.dy, jac.y_start, NEWTON_MAX_ITER, NEWTON_TOL, REFRESH_RATIO,
@@ -305,11 +296,10 @@ def integrate(prob: Problem, t_out, rtol: float = 1e-3, initial_step_s: float = 
         if code is None or code == K.ADV_FALLBACK:
             converged = False
             if code == K.ADV_FALLBACK:  # a singular pivot block: LAPACK with pivoting
-                jac.valid = False
                 converged, its = _newton(prob, ynew, hist, fst[K.FS_A0], fst[K.FS_DT_TRY], res, ab, jac)
                 counts[0] += its
-            K.bdf2_end(converged, ist, fst, th, yh, qh, ypred, ynew, ys, qv_out, qb_out, rtol,
-                       ATOL_V_FACTOR * rtol, 0.1 * rtol, prob.src_w, prob.src_fac, prob.xref, prob.ln_a_br,
+            K.bdf2_end(converged, ist, fst, th, yh, qh, ypred, ynew, ys, qv_out, qb_out, rtol, atol_v, atol_b,
+                       prob.src_w, prob.src_fac, prob.xref, prob.ln_a_br,
                        prob.ln_a_cl, prob.linear_alpha, prob.dEf_kT, prob.rd_on)
             continue
         t = fst[K.FS_T]

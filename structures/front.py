@@ -21,16 +21,24 @@ import numpy as np
 FRONT_LEVEL = 0.55
 
 
+def _crossing_points(z, d):
+    """Every crossing of zero by the piecewise-linear rows of d (float[m, n] at z float[n]):
+    (row, z of the crossing), by row and then in increasing z; a point at zero is a crossing of
+    both intervals it ends, nan never crosses."""
+    lo, hi = d <= 0, d >= 0  # both False for nan
+    r, k = np.nonzero((lo[:, :-1] & hi[:, 1:]) | (hi[:, :-1] & lo[:, 1:]))
+    d0, d1 = d[r, k], d[r, k + 1]
+    keep = ~((d0 == 0) & (d1 == 0))
+    r, k, d0, d1 = r[keep], k[keep], d0[keep], d1[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return r, np.where(d0 != d1, z[k] + (z[k + 1] - z[k]) * d0 / (d0 - d1), z[k])
+
+
 def crossings(z, x_br, level: float = FRONT_LEVEL) -> np.ndarray:
     """float64[k]: every z where the piecewise-linear profile x_br (float[n] at z float[n]) crosses
     ``level``, in increasing z (a point at the level may appear twice, once per interval)."""
-    z = np.asarray(z, dtype=float)
-    d = np.asarray(x_br, dtype=float) - level
-    idx = np.nonzero(np.sign(d[:-1]) * np.sign(d[1:]) <= 0)[0]
-    idx = idx[~((d[idx] == 0) & (d[idx + 1] == 0))]
-    d0, d1 = d[idx], d[idx + 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(d0 != d1, z[idx] + (z[idx + 1] - z[idx]) * d0 / (d0 - d1), z[idx])
+    d = np.asarray(x_br, dtype=float).reshape(1, -1) - level
+    return _crossing_points(np.asarray(z, dtype=float), d)[1]
 
 
 def front_near(z, x_br, near, level: float = FRONT_LEVEL, no_crossing: float = float("nan")) -> np.ndarray:
@@ -38,18 +46,11 @@ def front_near(z, x_br, near, level: float = FRONT_LEVEL, no_crossing: float = f
     float[...] (one per profile); ``no_crossing`` where a profile does not cross.  Returns
     float[...] (a 0-d array for one profile).  The crossings are those of :func:`crossings`
     (found for all profiles at once); of two equally near, the one at smaller z."""
-    z = np.asarray(z, dtype=float)
     xb = np.asarray(x_br, dtype=float)
     d = xb.reshape(-1, xb.shape[-1]) - level
     ref = np.broadcast_to(np.asarray(near, dtype=float), xb.shape[:-1]).reshape(-1)
-    lo, hi = d <= 0, d >= 0  # both False for nan
-    r, k = np.nonzero((lo[:, :-1] & hi[:, 1:]) | (hi[:, :-1] & lo[:, 1:]))  # by row, then by z
-    d0, d1 = d[r, k], d[r, k + 1]
-    keep = ~((d0 == 0) & (d1 == 0))
-    r, k, d0, d1 = r[keep], k[keep], d0[keep], d1[keep]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        zc = np.where(d0 != d1, z[k] + (z[k + 1] - z[k]) * d0 / (d0 - d1), z[k])
-    order = np.lexsort((k, np.abs(zc - ref[r]), r))  # per row: nearest first, then smaller z
+    r, zc = _crossing_points(np.asarray(z, dtype=float), d)
+    order = np.lexsort((np.arange(r.size), np.abs(zc - ref[r]), r))  # per row: nearest, then smaller z
     first = order[np.r_[True, r[order][1:] != r[order][:-1]]] if r.size else order
     out = np.full(d.shape[0], no_crossing, dtype=float)
     out[r[first]] = zc[first]
