@@ -395,11 +395,11 @@ def test_bulk_stops_at_once_on_an_interrupt(tmp_path, sig):
 @pytest.mark.validate
 def test_continuum_sigterm_releases_its_output(tmp_path):
     cfg = tmp_path / "c.toml"
-    # 30 forward fields, several seconds of sweep: the signal comes while it runs (six fields can
-    # all be done within the half second before it)
+    # 30 forward fields on 4000 nodes, tens of seconds of sweep: the signal comes while it runs
+    # (six fields on the default mesh can all be done before it)
     fields = ", ".join(f"{4.0 - 0.1 * k:.1f}" for k in range(30))
     cfg.write_text('run = "continuum"\nduration_s = 14400.0\nworkers = 1\n[calibration]\nenabled = false\n'
-                   f'[sweep]\nfield_V_per_um = [{fields}]\n')
+                   f'[numerics]\nn_nodes = 4000\n[sweep]\nfield_V_per_um = [{fields}]\n')
     env = _env(tmp_path)
     out = tmp_path / "c.h5"
     proc = _start(["continuum", cfg, "-o", out], env, tmp_path)
