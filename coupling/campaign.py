@@ -475,8 +475,6 @@ class LocalPool:
         self.broken = False
 
     def abort(self, futures: list) -> None:
-        for f in futures:
-            f.cancel()
         # running runs are stopped now rather than waited for (they may take hours); their temp
         # folders are removed and the runs redone on --resume.  _processes is private but has
         # been there since Python 3.2; without it shutdown() would wait for the running runs.
@@ -484,12 +482,16 @@ class LocalPool:
         # the pool's manager thread (also private, since Python 3.9) is finished here too, as at a
         # normal interpreter exit before multiprocessing's finalizers run: a caller that leaves by
         # os._exit runs those finalizers itself, and they close the queues the thread still reads
-        # ("Exception in thread" on stderr when the thread is slow to notice the stopped workers)
         manager = getattr(self.pool, "_executor_manager_thread", None)
+        # the queued runs are cancelled by shutdown(), which lets the manager thread cancel them and
+        # drop them from its table itself; only then are the workers stopped.  (Cancelling the
+        # futures here first, then stopping the workers, left cancelled futures in that table
+        # when the thread noticed the stopped workers before shutdown(): it then failed with
+        # InvalidStateError, "Exception in thread" on stderr.)  ``futures`` needs nothing more.
+        self.pool.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             with contextlib.suppress(Exception):
                 p.terminate()
-        self.pool.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             with contextlib.suppress(Exception):
                 p.join(timeout=5)

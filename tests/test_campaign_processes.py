@@ -211,3 +211,33 @@ def test_campaign_on_a_dask_local_cluster(tmp_path):
     assert rep["n_new"] == 8 and "LocalCluster" in rep["executor"]
     assert json.loads((tmp_path / "out" / "index.json").read_text())["n_done"] == 8
     assert wait_gone(proc.pid) == []
+
+
+def test_stopping_a_local_pool_with_queued_runs_raises_nothing_in_its_manager_thread(monkeypatch):
+    """``LocalPool.abort`` with runs running and queued: the pool's manager thread must end
+    without an exception even when it notices the stopped workers before the main thread gets
+    on (a slow shutdown() call stands in for a loaded machine)."""
+    import threading
+
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_type))
+    pool = cp.LocalPool(2)
+    futures = [pool.submit(time.sleep, 30) for _ in range(6)]
+    deadline = time.monotonic() + 60
+    while sum(f.running() for f in futures) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sum(f.running() for f in futures) >= 2
+    manager = pool.pool._executor_manager_thread
+    shutdown = pool.pool.shutdown
+
+    def slow_shutdown(*args, **kwargs):
+        time.sleep(0.5)
+        return shutdown(*args, **kwargs)
+
+    monkeypatch.setattr(pool.pool, "shutdown", slow_shutdown)
+    procs = list(pool.pool._processes.values())
+    pool.abort(futures)
+    assert not manager.is_alive()
+    assert not any(p.is_alive() for p in procs)
+    assert errors == []
+    assert all(f.done() for f in futures)
