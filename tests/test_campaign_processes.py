@@ -213,21 +213,10 @@ def test_campaign_on_a_dask_local_cluster(tmp_path):
     assert wait_gone(proc.pid) == []
 
 
-def test_stopping_a_local_pool_with_queued_runs_raises_nothing_in_its_manager_thread(monkeypatch):
-    """``LocalPool.abort`` with runs running and queued: the pool's manager thread must end
-    without an exception even when it notices the stopped workers before the main thread gets
-    on (a slow shutdown() call stands in for a loaded machine)."""
-    import threading
 
-    errors = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_type))
-    pool = cp.LocalPool(2)
-    futures = [pool.submit(time.sleep, 30) for _ in range(6)]
-    deadline = time.monotonic() + 60
-    while sum(f.running() for f in futures) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert sum(f.running() for f in futures) >= 2
-    manager = pool.pool._executor_manager_thread
+def _slow_shutdown(monkeypatch, pool):
+    """Make the pool's shutdown() start 0.5 s late, as on a loaded machine, so that the manager
+    thread has time to notice stopped workers first if they were stopped before it."""
     shutdown = pool.pool.shutdown
 
     def slow_shutdown(*args, **kwargs):
@@ -235,9 +224,58 @@ def test_stopping_a_local_pool_with_queued_runs_raises_nothing_in_its_manager_th
         return shutdown(*args, **kwargs)
 
     monkeypatch.setattr(pool.pool, "shutdown", slow_shutdown)
+
+
+def _thread_errors(monkeypatch) -> list:
+    import threading
+
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_type))
+    return errors
+
+
+def test_stopping_a_local_pool_with_queued_runs_raises_nothing_in_its_manager_thread(monkeypatch):
+    """``LocalPool.abort`` with runs running and queued: the pool's manager thread must end
+    without an exception even when it would notice the stopped workers before shutdown()."""
+    errors = _thread_errors(monkeypatch)
+    pool = cp.LocalPool(2)
+    futures = [pool.submit(time.sleep, 30) for _ in range(6)]
+    deadline = time.monotonic() + 60
+    while sum(f.running() for f in futures) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sum(f.running() for f in futures) >= 2
+    manager = pool.pool._executor_manager_thread
     procs = list(pool.pool._processes.values())
+    _slow_shutdown(monkeypatch, pool)
     pool.abort(futures)
     assert not manager.is_alive()
     assert not any(p.is_alive() for p in procs)
     assert errors == []
     assert all(f.done() for f in futures)
+
+
+def test_an_error_while_consuming_a_local_mapper_stops_its_pool_cleanly(monkeypatch):
+    """An exception in the loop over ``local_mapper``'s map (e.g. a failed write of a result):
+    leaving the loop cancels the queued calls, then the pool is stopped; its manager thread must
+    end without an exception."""
+    errors = _thread_errors(monkeypatch)
+    made = []
+    original = cp.LocalPool.__init__
+
+    def init(self, workers):
+        original(self, workers)
+        made.append(self)
+
+    monkeypatch.setattr(cp.LocalPool, "__init__", init)
+    with pytest.raises(RuntimeError, match="write failed"):
+        with cp.local_mapper(2) as mapper:
+            pool = made[0]
+            _slow_shutdown(monkeypatch, pool)
+            for _ in mapper(time.sleep, [0.0] + [30.0] * 6):
+                # the first call has returned: the workers and the manager thread run
+                manager = pool.pool._executor_manager_thread
+                procs = list(pool.pool._processes.values())
+                raise RuntimeError("write failed")
+    assert not manager.is_alive()
+    assert procs and not any(p.is_alive() for p in procs)
+    assert errors == []
