@@ -39,7 +39,7 @@ TOY = 'run = "campaign_toy:Toy"\nsamples = 500\nseed = 7\n[sweep]\ndimension = [
 
 # runs the steps inside the namespace; prints one JSON list of step results
 DRIVER = textwrap.dedent(r'''
-    import json, os, subprocess, sys, time
+    import json, os, signal, subprocess, sys, time
     spec = json.loads(sys.argv[1])
     os.chdir(spec["dir"])
     CLI = [sys.executable, "-m", "ionwire.coupling.cli"]
@@ -76,13 +76,32 @@ DRIVER = textwrap.dedent(r'''
             out.append({})
         elif kind in ("cli", "race"):
             mark = f"IONWIRE_FAULT_MARK=step{i}-{os.getpid()}"
-            env = dict(os.environ, IONWIRE_FAULT_MARK=mark.partition("=")[2], IONWIRE_QUIET_COMPILE="1")
-            p = subprocess.run((CLI if kind == "cli" else RACE) + step[1], capture_output=True, text=True,
-                               env=env, timeout=spec["timeout"])
+            # PYTHONFAULTHANDLER: a command that does not return in time is sent SIGABRT, and every
+            # process of it writes the stacks of all its threads to stderr before it dies
+            env = dict(os.environ, IONWIRE_FAULT_MARK=mark.partition("=")[2], IONWIRE_QUIET_COMPILE="1",
+                       PYTHONFAULTHANDLER="1")
+            p = subprocess.Popen((CLI if kind == "cli" else RACE) + step[1], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
+            try:
+                stdout, stderr = p.communicate(timeout=spec["timeout"])
+                rc = p.returncode
+            except subprocess.TimeoutExpired:
+                for pid in marked(mark):
+                    try:
+                        os.kill(pid, signal.SIGABRT)
+                    except OSError:
+                        pass
+                try:
+                    stdout, stderr = p.communicate(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    stdout, stderr = p.communicate()
+                rc = "timeout"
+                stderr = f"no exit after {spec['timeout']} s; the stacks of its processes:\n{stderr}"
             t0 = time.monotonic()
             while marked(mark) and time.monotonic() - t0 < 10:
                 time.sleep(0.1)
-            out.append({"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr,
+            out.append({"rc": rc, "stdout": stdout, "stderr": stderr,
                         "orphans": len(marked(mark)), "orphan_wait_s": time.monotonic() - t0,
                         "files": sorted(os.listdir("."))})
         elif kind == "py":
@@ -134,6 +153,8 @@ def _lines(text: str) -> list[str]:
 
 def _one_line_exit_2(step: dict, command: str, *needles: str) -> str:
     lines = _lines(step["stderr"])
+    # a command that hung shows where: its processes' stacks (see DRIVER)
+    assert step["rc"] != "timeout", "\n".join(lines[-80:])
     assert step["rc"] == 2, (step["rc"], lines[-5:])  # not 139 (SIGSEGV), not 1 (a traceback)
     assert len(lines) == 1, lines[:8]
     assert lines[0].startswith(f"ionwire {command}: error: "), lines
@@ -219,7 +240,7 @@ def test_continuum_on_a_full_disk_then_again_once_there_is_room(full_disk, input
     _one_line_exit_2(r[1], "continuum", "c.h5", "No space left on device", "--overwrite")
     # the file holds only complete fields (fewer than the two asked for), or none
     assert r[2]["rc"] == 0 and (r[2]["stdout"].startswith("unreadable") or int(r[2]["stdout"]) < 2), r[2]
-    assert r[4]["rc"] == 0, r[4]["stderr"][-800:]
+    assert r[4]["rc"] == 0, r[4]["stderr"][-6000:]
     assert r[5]["rc"] == 0 and r[5]["stdout"].strip() == "2", r[5]
 
 
