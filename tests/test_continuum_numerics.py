@@ -446,3 +446,35 @@ def test_graded_mesh_reuse_returns_independent_equal_meshes():
     b = M.graded_mesh(keys, 300)
     assert np.array_equal(b.z_um, fresh) and b.z_um[-1] == 10.0
     assert b.z_um is not a.z_um and b.z_um.flags.writeable
+
+
+def test_the_pivoting_fallback_solves_every_step_as_the_compiled_newton_does(monkeypatch):
+    """Every attempt of a +4 V/um run (150 nodes, 1 h) handed to the LAPACK Newton iteration
+    (continuum.model._newton, the fallback for a singular pivot block of the compiled block
+    elimination), as if each had failed there: the same steps, and L(t) and the profiles within
+    the Newton tolerance of the compiled run."""
+    p = DeviceParameters()
+    t_out = np.linspace(0.0, 3600.0, 7)
+    ref = integrate(wire_problem(p, 4.0, Numerics(n_nodes=150)), t_out)
+    compiled = K.bdf2_advance
+    handed = []
+
+    def every_attempt_to_the_fallback(*args):
+        code = compiled(*args)
+        if code == K.ADV_PAUSED:  # an attempt begun, its Newton iteration not yet: the fallback's state
+            handed.append(code)
+            return K.ADV_FALLBACK
+        return code
+
+    monkeypatch.setattr(K, "bdf2_advance", every_attempt_to_the_fallback)
+    prob = wire_problem(p, 4.0, Numerics(n_nodes=150))
+    prob.at_time = lambda problem, t: None  # a constant bias that pauses before every attempt
+    sol = integrate(prob, t_out)
+    assert len(handed) == sol.stats["steps"] + sol.stats["rejected"] > 50
+    assert sol.stats["steps"] == ref.stats["steps"]
+    z, junction = prob.mesh.z_um, p.geometry.junction_um
+    l_ref = migration_lengths_um(z, ref.y[:, 1::3], junction)
+    l_fallback = migration_lengths_um(z, sol.y[:, 1::3], junction)
+    assert l_ref[-1] > 0.2
+    np.testing.assert_allclose(l_fallback, l_ref, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(sol.y[:, 1::3], ref.y[:, 1::3], rtol=0, atol=1e-7)
