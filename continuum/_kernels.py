@@ -207,6 +207,13 @@ JN_V, JN_B = 2 * 10, 2 * 10 + 1
 JN_COLS = 2 * 10 + 2
 JF_DELTA = 10
 JF_COLS = 11
+
+
+def reuse_arrays(n: int):
+    """The re-use arrays of assemble for n nodes, holding nothing yet: (jnode, jface, jstats)."""
+    return np.empty((n, JN_COLS)), np.empty((n - 1, JF_COLS)), np.zeros(2, dtype=np.int64)
+
+
 #: rows of the face work array of face_fluxes (float64[FW_ROWS, n - 1])
 FW_DELTA, FW_C, FW_E, FW_BP, FW_BM, FW_JV, FW_DINT, FW_AUP, FW_BAP, FW_K, FW_JBR = range(11)
 FW_ROWS = 11

@@ -116,11 +116,10 @@ class Problem:
 
     def assemble(self, y, hist, a0, dt, res, ab, with_jac=True, diag_row=K.KU):
         """Residual and (with_jac) the exact spatial band Jacobian at y (K.assemble)."""
-        n = self.n
         K.assemble(y, hist, a0, dt, self.mesh.volume_um, self.mesh.h_um, self.src_w, self.src_fac, self.vbg,
                    self.dirichlet, self.psi_d, self.kappa, self.xref, self.d0, self.tab, self.ln_a_br,
                    self.ln_a_cl, self.linear_alpha, self.dEf_kT, self.rd_on, res, ab, with_jac, diag_row, 0.0,
-                   np.empty((n, K.JN_COLS)), np.empty((n - 1, K.JF_COLS)), np.zeros(2, dtype=np.int64))
+                   *K.reuse_arrays(self.n))
 
     def currents(self, y) -> np.ndarray:
         """float64[n-1, 2] face currents (J_V, J_Br), site fractions * um / s."""
@@ -172,9 +171,7 @@ class _Jacobian:
         self.y_start = np.empty(n3)
         self.counts = np.zeros(2, dtype=np.int64)
         # derivatives re-used between Jacobian passes (K.assemble)
-        self.jnode = np.empty((n3 // 3, K.JN_COLS))
-        self.jface = np.empty((n3 // 3 - 1, K.JF_COLS))
-        self.jstats = np.zeros(2, dtype=np.int64)
+        self.jnode, self.jface, self.jstats = K.reuse_arrays(n3 // 3)
 
 
 def _newton(prob: Problem, y, hist, a0, dt, res, ab, jac: _Jacobian, max_iter=NEWTON_MAX_ITER):

@@ -213,7 +213,6 @@ def test_campaign_on_a_dask_local_cluster(tmp_path):
     assert wait_gone(proc.pid) == []
 
 
-
 def _slow_shutdown(monkeypatch, pool):
     """Make the pool's shutdown() start 0.5 s late, as on a loaded machine, so that the manager
     thread has time to notice stopped workers first if they were stopped before it."""

@@ -121,9 +121,8 @@ def test_jacobian_reuse_recomputes_exactly_the_faces_that_moved():
     y0 = integrate(prob, np.array([0.0, 1e-3, 300.0])).y[-1].copy()
     n = prob.n
     tol = 1e-3
-    store = (np.empty((n, K.JN_COLS)), np.empty((n - 1, K.JF_COLS)), np.zeros(2, dtype=np.int64))
-    exact = lambda y: _assemble_reusing(prob, y, 0.0, (np.empty((n, K.JN_COLS)), np.empty((n - 1, K.JF_COLS)),
-                                                        np.zeros(2, dtype=np.int64)))
+    store = K.reuse_arrays(n)
+    exact = lambda y: _assemble_reusing(prob, y, 0.0, K.reuse_arrays(n))
     r0, j0 = _assemble_reusing(prob, y0, tol, store)  # the first pass computes everything
     assert store[2][1] == n - 1 and np.array_equal(j0, exact(y0)[1])
     # every argument moved by less than tol: nothing recomputed, the old Jacobian, a new residual
